@@ -1,0 +1,170 @@
+//! Optional tuning of a cluster: `settings.json` beside `dinx.json`.
+//!
+//! Every field has a default, so the file may be absent or hold only what
+//! differs. Durations are whole milliseconds. Unknown keys are an error (a
+//! typo never silently falls back to a default).
+//!
+//! ```json
+//! {
+//!   "max_frame_len": 65536,
+//!   "max_sessions": 100000,
+//!   "idle_timeout_ms": 60000,
+//!   "balance": { "im": "round_robin" },
+//!   "secret": "change me"
+//! }
+//! ```
+
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+
+/// Environment variable that overrides [`Settings::secret`].
+pub const SECRET_ENV: &str = "ZINX_CLUSTER_SECRET";
+/// Environment variable that overrides [`Settings::redis_url`].
+pub const REDIS_URL_ENV: &str = "ZINX_REDIS_URL";
+/// The secret used when none is configured; startup warns loudly about it.
+pub const DEFAULT_SECRET: &str = "zinx-cluster-insecure-default-secret";
+
+/// How a group's node is chosen for a message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum Balance {
+    /// Hash of the session id over the live nodes: one session, one node
+    /// (while that node lives).
+    #[default]
+    Sticky,
+    /// Each message to the next live node.
+    RoundRobin,
+    /// A uniformly random live node.
+    Random,
+}
+
+/// What a client is told when its message fails (unknown msg_id, bad
+/// payload, handler error, no live node).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorReply {
+    /// A frame on [`Settings::error_msg_id`] whose data is JSON:
+    /// `{"msg_id":N,"code":"unknown_msg_id","error":"..."}`.
+    #[default]
+    Frame,
+    /// Nothing (the failure is still logged and counted).
+    None,
+}
+
+/// Tuning knobs; see the module docs for the file format.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Settings {
+    /// Largest data length of a client frame; a header announcing more
+    /// closes the connection. Default 65536.
+    pub max_frame_len: usize,
+    /// Sessions one gate holds at most; beyond it a new connection is
+    /// accepted and closed at once (logged, counted). Default 100000.
+    pub max_sessions: usize,
+    /// A client silent this long is closed; 0 disables. Default 60000.
+    pub idle_timeout_ms: u64,
+    /// Frames queued towards one client at most; a client that lets its
+    /// queue fill is closed (logged, counted). Default 1024.
+    pub session_queue: usize,
+    /// Envelopes queued on one node-to-node link at most; when full the
+    /// message fails with an error answer (logged, counted). Default 65536.
+    pub link_queue: usize,
+    /// Messages queued for one session on a backend at most; beyond it the
+    /// message fails with an error answer. Default 1024.
+    pub node_session_queue: usize,
+    /// A link sends a heartbeat when it has been quiet this long.
+    /// Default 500.
+    pub heartbeat_interval_ms: u64,
+    /// A link silent this long is declared dead. Default 2000 (so a dead
+    /// peer is known within the 3 s bound).
+    pub heartbeat_timeout_ms: u64,
+    /// First reconnect delay of a link; doubles up to the maximum.
+    /// Default 100.
+    pub reconnect_min_ms: u64,
+    /// Cap of the reconnect delay. Default 2000.
+    pub reconnect_max_ms: u64,
+    /// Default timeout of `Ctx::call`. Default 5000.
+    pub call_timeout_ms: u64,
+    /// On shutdown, in-flight handlers get this long to finish.
+    /// Default 5000.
+    pub shutdown_grace_ms: u64,
+    /// Shared secret proving a node belongs to the cluster (HMAC of a
+    /// challenge). `ZINX_CLUSTER_SECRET` overrides it; without either a
+    /// well-known default is used and startup warns loudly.
+    pub secret: Option<String>,
+    /// Balancing of groups not named in [`Settings::balance`].
+    /// Default `sticky`.
+    pub default_balance: Balance,
+    /// Balancing per group name.
+    pub balance: BTreeMap<String, Balance>,
+    /// How failures are answered. Default `frame`.
+    pub error_reply: ErrorReply,
+    /// msg_id of error frames. Default 0 (never a route: validation refuses a
+    /// route on it while `error_reply` is `frame`).
+    pub error_msg_id: u32,
+    /// Redis URL of the shared user directory (several gates);
+    /// `ZINX_REDIS_URL` overrides it. Default none: in-memory directory.
+    pub redis_url: Option<String>,
+    /// Lifetime of a directory binding that its gate stops refreshing.
+    /// Default 30000.
+    pub directory_ttl_ms: u64,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            max_frame_len: crate::frame::DEFAULT_MAX_FRAME_LEN,
+            max_sessions: 100_000,
+            idle_timeout_ms: 60_000,
+            session_queue: 1024,
+            link_queue: 65_536,
+            node_session_queue: 1024,
+            heartbeat_interval_ms: 500,
+            heartbeat_timeout_ms: 2_000,
+            reconnect_min_ms: 100,
+            reconnect_max_ms: 2_000,
+            call_timeout_ms: 5_000,
+            shutdown_grace_ms: 5_000,
+            secret: None,
+            default_balance: Balance::Sticky,
+            balance: BTreeMap::new(),
+            error_reply: ErrorReply::Frame,
+            error_msg_id: 0,
+            redis_url: None,
+            directory_ttl_ms: 30_000,
+        }
+    }
+}
+
+impl Settings {
+    /// The balancing policy of a group.
+    pub fn balance_of(&self, group: &str) -> Balance {
+        self.balance
+            .get(group)
+            .copied()
+            .unwrap_or(self.default_balance)
+    }
+
+    /// The cluster secret: `ZINX_CLUSTER_SECRET`, else the setting, else the
+    /// insecure default (`true` in the second field).
+    pub fn effective_secret(&self) -> (String, bool) {
+        if let Ok(s) = std::env::var(SECRET_ENV) {
+            if !s.is_empty() {
+                return (s, false);
+            }
+        }
+        match &self.secret {
+            Some(s) if !s.is_empty() => (s.clone(), false),
+            _ => (DEFAULT_SECRET.to_string(), true),
+        }
+    }
+
+    /// The Redis URL: `ZINX_REDIS_URL`, else the setting.
+    pub fn effective_redis_url(&self) -> Option<String> {
+        match std::env::var(REDIS_URL_ENV) {
+            Ok(s) if !s.is_empty() => Some(s),
+            _ => self.redis_url.clone(),
+        }
+    }
+}
