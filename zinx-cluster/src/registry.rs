@@ -52,3 +52,71 @@ inventory::collect!(Route);
 pub fn registered() -> impl Iterator<Item = &'static Route> {
     inventory::iter::<Route>.into_iter()
 }
+
+// TEMPORARY until the macros branch lands: minimal table and validation.
+use crate::config::RouteConfig;
+
+/// msg_id → handler, built once at start.
+#[derive(Debug, Default)]
+pub struct HandlerTable {
+    routes: Vec<&'static Route>,
+}
+
+impl HandlerTable {
+    /// The handler of a msg_id.
+    pub fn get(&self, msg_id: u32) -> Option<&'static Route> {
+        self.routes
+            .binary_search_by_key(&msg_id, |r| r.msg_id)
+            .ok()
+            .map(|i| self.routes[i])
+    }
+    /// Number of handlers.
+    pub fn len(&self) -> usize {
+        self.routes.len()
+    }
+    /// Every handler, by msg_id.
+    pub fn iter(&self) -> impl Iterator<Item = &'static Route> + '_ {
+        self.routes.iter().copied()
+    }
+    /// True when empty.
+    pub fn is_empty(&self) -> bool {
+        self.routes.is_empty()
+    }
+}
+
+/// Problems found comparing handlers and routes.
+#[derive(Debug, Clone)]
+pub struct RegistryErrors(pub Vec<String>);
+
+impl std::fmt::Display for RegistryErrors {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        for e in &self.0 {
+            writeln!(f, "  - {e}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for RegistryErrors {}
+
+/// Validates handlers of the served groups against the routes.
+pub fn validate(
+    routes: &[&'static Route],
+    config_routes: &[RouteConfig],
+    served_groups: &[&str],
+) -> Result<HandlerTable, RegistryErrors> {
+    let mut errors = Vec::new();
+    let mut table: Vec<&'static Route> = Vec::new();
+    for r in config_routes.iter().filter(|r| served_groups.contains(&r.group.as_str())) {
+        match routes.iter().find(|h| h.msg_id == r.msg_id) {
+            Some(h) => table.push(h),
+            None => errors.push(format!("route {} has no handler", r.msg_id)),
+        }
+    }
+    table.sort_by_key(|r| r.msg_id);
+    if errors.is_empty() {
+        Ok(HandlerTable { routes: table })
+    } else {
+        Err(RegistryErrors(errors))
+    }
+}

@@ -1,0 +1,315 @@
+//! The client side of a gate: accepting zinx clients, reading their
+//! frames, running or forwarding each message, and writing to them.
+//!
+//! Each client has a reader task (which also runs the gate's own handlers,
+//! so one session's messages run in order) and a writer task draining the
+//! session's bounded queue. An idle session holds no read buffer: the reader
+//! waits for readability before it allocates one.
+
+use std::io;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use bytes::BytesMut;
+use tokio::io::AsyncWriteExt;
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::mpsc;
+use tokio_util::codec::{Decoder, Encoder};
+use tokio_util::sync::CancellationToken;
+use tracing::{Instrument, debug, info, info_span, warn};
+
+use crate::envelope::{Envelope, Kind};
+use crate::frame::{Frame, FrameCodec, FrameError, ZINX_HEARTBEAT_MSG_ID};
+use crate::node::{Dest, Node};
+use crate::peer::LinkError;
+use crate::session::{CloseReason, Session};
+
+/// Read buffer of an active session.
+const READ_CHUNK: usize = 4 * 1024;
+/// A session writer gathers up to this many bytes into one write.
+const WRITE_BATCH: usize = 64 * 1024;
+/// On close, queued frames get this long to reach the client.
+const CLOSE_FLUSH: Duration = Duration::from_secs(1);
+
+/// Accepts clients until the gate stops.
+pub(crate) async fn accept_clients(node: Arc<Node>, listener: TcpListener) {
+    loop {
+        let accepted = tokio::select! {
+            _ = node.stopping.cancelled() => break,
+            a = listener.accept() => a,
+        };
+        let (stream, addr) = match accepted {
+            Ok(a) => a,
+            Err(e) => {
+                // EMFILE and friends: back off instead of spinning.
+                warn!(error = %e, "accepting a client failed");
+                tokio::time::sleep(Duration::from_millis(20)).await;
+                continue;
+            }
+        };
+        let Some(sessions) = node.sessions.as_ref() else {
+            return;
+        };
+        if sessions.len() >= node.settings.max_sessions {
+            node.metrics.sessions_refused.fetch_add(1, Ordering::Relaxed);
+            warn!(%addr, max_sessions = node.settings.max_sessions, "gate full: connection refused");
+            refuse(&node, stream);
+            continue;
+        }
+        let _ = stream.set_nodelay(true);
+        let (session, rx) = sessions.open(node.settings.session_queue);
+        node.metrics.sessions_accepted.fetch_add(1, Ordering::Relaxed);
+        node.metrics.sessions_open.fetch_add(1, Ordering::Relaxed);
+        let span = info_span!("conn", session = %session.id, %addr);
+        debug!(parent: &span, "session opened");
+        let (rd, wr) = stream.into_split();
+        tokio::spawn(write_client(wr, rx, session.clone()).instrument(span.clone()));
+        tokio::spawn(read_client(node.clone(), rd, session).instrument(span));
+    }
+}
+
+/// Tells a refused client why (when the error policy sends frames) and
+/// closes it at once: never leave it hanging like zinx at `MaxConn`.
+fn refuse(node: &Node, stream: TcpStream) {
+    if let Some(frame) = node.error_frame(0, "server_full", "the gate holds its maximum of sessions") {
+        if let Ok(wire) = frame.to_bytes() {
+            let _ = stream.try_write(&wire);
+        }
+    }
+    drop(stream);
+}
+
+async fn read_client(node: Arc<Node>, rd: OwnedReadHalf, session: Arc<Session>) {
+    let reason = read_loop(&node, &rd, &session).await;
+    session.close_with(reason);
+    let reason = session.close_reason().unwrap_or(reason);
+    let counter = match reason {
+        CloseReason::Idle => Some(&node.metrics.idle_closes),
+        CloseReason::Oversize => Some(&node.metrics.oversize_closes),
+        _ => None,
+    };
+    if let Some(c) = counter {
+        c.fetch_add(1, Ordering::Relaxed);
+    }
+    match reason {
+        CloseReason::ClientClosed | CloseReason::Shutdown => debug!(?reason, "session closed"),
+        _ => info!(?reason, "session closed"),
+    }
+    session_ended(&node, &session).await;
+}
+
+/// Reads and dispatches frames until the session must close; returns why.
+async fn read_loop(node: &Arc<Node>, rd: &OwnedReadHalf, session: &Arc<Session>) -> CloseReason {
+    let mut codec = FrameCodec::new(node.settings.max_frame_len);
+    let mut buf = BytesMut::new();
+    let idle = match node.settings.idle_timeout_ms {
+        0 => None,
+        ms => Some(Duration::from_millis(ms)),
+    };
+    loop {
+        // Wait for bytes (or the idle timeout, or a close) without holding
+        // a buffer.
+        let ready = async {
+            match idle {
+                Some(d) => tokio::time::timeout(d, rd.readable()).await.ok(),
+                None => Some(rd.readable().await),
+            }
+        };
+        let ready = tokio::select! {
+            _ = session.close.cancelled() => return session.close_reason().unwrap_or(CloseReason::Kicked),
+            _ = node.stopping.cancelled() => {
+                // Shutting down: read nothing new, but keep the session (and
+                // its writer) until in-flight answers have been delivered.
+                tokio::select! {
+                    _ = node.closed.cancelled() => {}
+                    _ = session.close.cancelled() => {}
+                }
+                return CloseReason::Shutdown;
+            }
+            r = ready => r,
+        };
+        match ready {
+            None => return CloseReason::Idle,
+            Some(Err(_)) => return CloseReason::IoError,
+            Some(Ok(())) => {}
+        }
+        if buf.capacity() - buf.len() < 512 {
+            buf.reserve(READ_CHUNK);
+        }
+        match rd.try_read_buf(&mut buf) {
+            Ok(0) => return CloseReason::ClientClosed,
+            Ok(_) => {}
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+            Err(_) => return CloseReason::IoError,
+        }
+        loop {
+            match codec.decode(&mut buf) {
+                Ok(Some(frame)) => handle_frame(node, session, frame).await,
+                Ok(None) => break,
+                Err(FrameError::TooLarge { msg_id, len, max }) => {
+                    warn!(msg_id, len, max, "frame over the size limit: closing the connection");
+                    return CloseReason::Oversize;
+                }
+                Err(FrameError::Io(_)) => return CloseReason::IoError,
+            }
+        }
+        if buf.is_empty() && buf.capacity() > 4 * READ_CHUNK {
+            // A large frame passed: give its memory back.
+            buf = BytesMut::new();
+        }
+    }
+}
+
+/// Runs one client frame: in place, forwarded, or answered as an error.
+async fn handle_frame(node: &Arc<Node>, session: &Arc<Session>, frame: Frame) {
+    node.metrics.frames_in.fetch_add(1, Ordering::Relaxed);
+    let msg_id = frame.msg_id;
+    if msg_id == ZINX_HEARTBEAT_MSG_ID {
+        node.metrics.heartbeats_in.fetch_add(1, Ordering::Relaxed);
+        return;
+    }
+    match node.dest(msg_id) {
+        Some(Dest::Local(route)) => {
+            let _inflight = node.tasks.token();
+            node.run_client_message(route, session.id, session.uid(), frame.data)
+                .await;
+        }
+        Some(Dest::Group(g)) => forward(node, session, g, frame),
+        Some(Dest::OtherGate(g)) => {
+            let why = format!(
+                "msg_id {msg_id} belongs to gate group {:?}, not served by this gate",
+                node.groups[g].name
+            );
+            node.metrics.unknown_msg_id.fetch_add(1, Ordering::Relaxed);
+            warn!(msg_id, "{why}");
+            node.answer_error(session.id, msg_id, "wrong_gate", &why);
+        }
+        None => {
+            node.metrics.unknown_msg_id.fetch_add(1, Ordering::Relaxed);
+            warn!(msg_id, "api msgID = {msg_id} is not FOUND: no route in route.json");
+            node.answer_error(session.id, msg_id, "unknown_msg_id", &format!("no route for msg_id {msg_id}"));
+        }
+    }
+}
+
+fn forward(node: &Arc<Node>, session: &Arc<Session>, g: usize, frame: Frame) {
+    let group = &node.groups[g];
+    let msg_id = frame.msg_id;
+    let Some(target) = node.choose(group, session.id.0) else {
+        node.metrics.no_live_node.fetch_add(1, Ordering::Relaxed);
+        let why = format!("no live node in group {:?}", group.name);
+        warn!(msg_id, "{why}");
+        node.answer_error(session.id, msg_id, "no_live_node", &why);
+        return;
+    };
+    let Some(peer) = node.peers.get(&target) else {
+        return;
+    };
+    if session.mark_served(target) {
+        debug!(node = target, "session now served by node");
+    }
+    let mut env = Envelope::new(Kind::Forward);
+    env.msg_id = msg_id;
+    env.node = node.id;
+    env.session = session.id.0;
+    if let Some(uid) = session.uid() {
+        env.uid = bytes::Bytes::copy_from_slice(uid.as_bytes());
+    }
+    env.payload = frame.data;
+    match peer.send(env) {
+        Ok(()) => {
+            node.metrics.forwards.fetch_add(1, Ordering::Relaxed);
+        }
+        Err(LinkError::Down) => {
+            node.metrics.no_live_node.fetch_add(1, Ordering::Relaxed);
+            let why = format!("node {} of group {:?} is unreachable", peer.name, group.name);
+            node.answer_error(session.id, msg_id, "no_live_node", &why);
+        }
+        Err(LinkError::Full) => {
+            node.metrics.link_queue_full.fetch_add(1, Ordering::Relaxed);
+            let why = format!("link to node {} is congested", peer.name);
+            warn!(msg_id, "{why}");
+            node.answer_error(session.id, msg_id, "overloaded", &why);
+        }
+    }
+}
+
+/// Writes queued frames to the client, many per write.
+async fn write_client(mut wr: OwnedWriteHalf, mut rx: mpsc::Receiver<Frame>, session: Arc<Session>) {
+    let mut codec = FrameCodec::new(usize::MAX);
+    let mut buf = BytesMut::new();
+    let close: CancellationToken = session.close.clone();
+    loop {
+        let next = tokio::select! {
+            biased;
+            f = rx.recv() => f,
+            _ = close.cancelled() => break,
+        };
+        let Some(frame) = next else { break };
+        let _ = codec.encode(frame, &mut buf);
+        while buf.len() < WRITE_BATCH {
+            match rx.try_recv() {
+                Ok(f) => {
+                    let _ = codec.encode(f, &mut buf);
+                }
+                Err(_) => break,
+            }
+        }
+        let written = tokio::select! {
+            w = wr.write_all(&buf) => w,
+            _ = close.cancelled() => break,
+        };
+        if written.is_err() {
+            session.close_with(CloseReason::IoError);
+            return;
+        }
+        buf.clear();
+        if buf.capacity() > 2 * WRITE_BATCH {
+            buf = BytesMut::new();
+        }
+    }
+    // Closing. A kicked or shut-down client still gets what was queued for
+    // it (e.g. the message saying why); one that stopped reading does not.
+    if session.close_reason() != Some(CloseReason::QueueFull) {
+        while let Ok(f) = rx.try_recv() {
+            let _ = codec.encode(f, &mut buf);
+        }
+        if !buf.is_empty() {
+            let _ = tokio::time::timeout(CLOSE_FLUSH, wr.write_all(&buf)).await;
+        }
+        let _ = tokio::time::timeout(CLOSE_FLUSH, wr.shutdown()).await;
+    }
+}
+
+/// Cleans up after a session: directory, the nodes that served it, hooks.
+async fn session_ended(node: &Arc<Node>, session: &Arc<Session>) {
+    let Some(sessions) = node.sessions.as_ref() else {
+        return;
+    };
+    if sessions.remove(session.id).is_none() {
+        return;
+    }
+    node.metrics.sessions_open.fetch_sub(1, Ordering::Relaxed);
+    let uid = session.uid();
+    if let Some(uid) = &uid {
+        if let Err(e) = node.directory.unbind(uid, session.id).await {
+            warn!(%uid, error = %e, "directory unbind failed; the binding expires with its TTL");
+        }
+    }
+    for served in session.served() {
+        if let Some(peer) = node.peers.get(&served) {
+            let mut env = Envelope::new(Kind::SessionClosed);
+            env.node = node.id;
+            env.session = session.id.0;
+            if let Some(uid) = &uid {
+                env.uid = bytes::Bytes::copy_from_slice(uid.as_bytes());
+            }
+            if let Err(e) = peer.send(env) {
+                debug!(node = served, ?e, "session close not announced; the node drops it with the link");
+            }
+        }
+    }
+    node.run_hooks(session.id, uid);
+}

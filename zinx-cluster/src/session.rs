@@ -1,0 +1,301 @@
+//! Client sessions on a gate: ids, uid bindings, the outbound queue.
+
+use std::fmt;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+
+use crate::frame::Frame;
+use dashmap::DashMap;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+/// A session id, unique across the cluster: the gate's node id in the high
+/// 16 bits, a per-gate sequence number in the low 48.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct SessionId(pub u64);
+
+impl SessionId {
+    /// The id of session `seq` on gate `gate`.
+    pub fn new(gate: u16, seq: u64) -> Self {
+        SessionId((u64::from(gate) << 48) | (seq & 0xFFFF_FFFF_FFFF))
+    }
+
+    /// The gate that holds the session.
+    pub fn gate(self) -> u16 {
+        (self.0 >> 48) as u16
+    }
+
+    /// The per-gate sequence number.
+    pub fn seq(self) -> u64 {
+        self.0 & 0xFFFF_FFFF_FFFF
+    }
+}
+
+impl fmt::Display for SessionId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}", self.gate(), self.seq())
+    }
+}
+
+impl fmt::Debug for SessionId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "SessionId({self})")
+    }
+}
+
+/// Why a session was closed (for the log and the counters).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum CloseReason {
+    /// The client closed the connection.
+    ClientClosed,
+    /// Silent past the idle timeout.
+    Idle,
+    /// A frame over the size limit.
+    Oversize,
+    /// The outbound queue filled (a client that does not read).
+    QueueFull,
+    /// `kick`, or a newer login of the same uid.
+    Kicked,
+    /// The gate is shutting down.
+    Shutdown,
+    /// The socket failed.
+    IoError,
+}
+
+/// One client connection on a gate.
+#[derive(Debug)]
+pub(crate) struct Session {
+    /// Cluster-wide id.
+    pub(crate) id: SessionId,
+    /// Frames towards the client; bounded by `session_queue`.
+    tx: mpsc::Sender<Frame>,
+    /// The uid bound by `bind`, if any.
+    uid: Mutex<Option<Arc<str>>>,
+    /// Nodes this session's messages were forwarded to: told when it closes.
+    served: Mutex<Vec<u16>>,
+    /// Cancelled to close the session (kick, queue full, shutdown).
+    pub(crate) close: CancellationToken,
+    /// The first reason given for closing.
+    reason: Mutex<Option<CloseReason>>,
+}
+
+/// What happened to a frame offered to a session.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Offer {
+    /// Queued.
+    Queued,
+    /// The queue was full: the session is being closed.
+    Full,
+    /// The session is already closed.
+    Closed,
+}
+
+impl Session {
+    pub(crate) fn new(id: SessionId, queue: usize) -> (Arc<Session>, mpsc::Receiver<Frame>) {
+        let (tx, rx) = mpsc::channel(queue.max(1));
+        let s = Session {
+            id,
+            tx,
+            uid: Mutex::new(None),
+            served: Mutex::new(Vec::new()),
+            close: CancellationToken::new(),
+            reason: Mutex::new(None),
+        };
+        (Arc::new(s), rx)
+    }
+
+    /// Queues a frame for the client. A full queue closes the session: a
+    /// client that does not read must not grow the gate's memory.
+    pub(crate) fn offer(&self, frame: Frame) -> Offer {
+        match self.tx.try_send(frame) {
+            Ok(()) => Offer::Queued,
+            Err(mpsc::error::TrySendError::Full(_)) => {
+                self.close_with(CloseReason::QueueFull);
+                Offer::Full
+            }
+            Err(mpsc::error::TrySendError::Closed(_)) => Offer::Closed,
+        }
+    }
+
+    /// Closes the session, remembering the first reason given.
+    pub(crate) fn close_with(&self, reason: CloseReason) {
+        if let Ok(mut r) = self.reason.lock() {
+            r.get_or_insert(reason);
+        }
+        self.close.cancel();
+    }
+
+    pub(crate) fn close_reason(&self) -> Option<CloseReason> {
+        self.reason.lock().ok().and_then(|r| *r)
+    }
+
+    pub(crate) fn uid(&self) -> Option<Arc<str>> {
+        self.uid.lock().ok().and_then(|u| u.clone())
+    }
+
+    pub(crate) fn set_uid(&self, uid: Option<Arc<str>>) -> Option<Arc<str>> {
+        match self.uid.lock() {
+            Ok(mut u) => std::mem::replace(&mut *u, uid),
+            Err(_) => None,
+        }
+    }
+
+    /// Records that `node` served this session; true the first time.
+    pub(crate) fn mark_served(&self, node: u16) -> bool {
+        match self.served.lock() {
+            Ok(mut s) if !s.contains(&node) => {
+                s.push(node);
+                true
+            }
+            _ => false,
+        }
+    }
+
+    pub(crate) fn served(&self) -> Vec<u16> {
+        self.served.lock().map(|s| s.clone()).unwrap_or_default()
+    }
+}
+
+/// The sessions of one gate, by id and by uid.
+#[derive(Debug)]
+pub(crate) struct Sessions {
+    /// This gate's node id (high bits of every session id).
+    gate: u16,
+    /// Next sequence number.
+    next: AtomicU64,
+    /// Open sessions.
+    by_id: DashMap<SessionId, Arc<Session>>,
+    /// uid → session, for sessions of this gate.
+    by_uid: DashMap<Arc<str>, SessionId>,
+    /// `by_id.len()` without walking the shards.
+    count: AtomicUsize,
+}
+
+impl Sessions {
+    pub(crate) fn new(gate: u16) -> Self {
+        Sessions {
+            gate,
+            next: AtomicU64::new(1),
+            by_id: DashMap::new(),
+            by_uid: DashMap::new(),
+            count: AtomicUsize::new(0),
+        }
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.count.load(Ordering::Relaxed)
+    }
+
+    /// Registers a new session (at connect, before its first message).
+    pub(crate) fn open(&self, queue: usize) -> (Arc<Session>, mpsc::Receiver<Frame>) {
+        let seq = self.next.fetch_add(1, Ordering::Relaxed);
+        let (s, rx) = Session::new(SessionId::new(self.gate, seq), queue);
+        self.by_id.insert(s.id, s.clone());
+        self.count.fetch_add(1, Ordering::Relaxed);
+        (s, rx)
+    }
+
+    /// Removes a closed session and its uid binding (if still its own).
+    pub(crate) fn remove(&self, id: SessionId) -> Option<Arc<Session>> {
+        let (_, s) = self.by_id.remove(&id)?;
+        self.count.fetch_sub(1, Ordering::Relaxed);
+        if let Some(uid) = s.uid() {
+            self.by_uid.remove_if(&uid, |_, sid| *sid == id);
+        }
+        Some(s)
+    }
+
+    pub(crate) fn get(&self, id: SessionId) -> Option<Arc<Session>> {
+        self.by_id.get(&id).map(|s| s.clone())
+    }
+
+    pub(crate) fn by_uid(&self, uid: &str) -> Option<Arc<Session>> {
+        let id = *self.by_uid.get(uid)?;
+        self.get(id)
+    }
+
+    /// Binds `uid` to `id` here; returns the session of this gate that held
+    /// it before (to be kicked), if any other.
+    pub(crate) fn bind_local(&self, uid: Arc<str>, id: SessionId) -> Option<SessionId> {
+        self.by_uid.insert(uid, id).filter(|prev| *prev != id)
+    }
+
+    /// Removes the local binding of `uid` if it still names `id`.
+    pub(crate) fn unbind_local(&self, uid: &str, id: SessionId) {
+        self.by_uid.remove_if(uid, |_, sid| *sid == id);
+    }
+
+    /// Every open session (a snapshot).
+    pub(crate) fn all(&self) -> Vec<Arc<Session>> {
+        self.by_id.iter().map(|e| e.value().clone()).collect()
+    }
+
+    /// Offers the same frame (its payload shared, not copied) to every
+    /// session; returns how many queued it.
+    pub(crate) fn offer_all(&self, frame: &Frame) -> usize {
+        let mut n = 0;
+        for e in self.by_id.iter() {
+            if e.value().offer(frame.clone()) == Offer::Queued {
+                n += 1;
+            }
+        }
+        n
+    }
+
+    /// The uids bound on this gate with their sessions (for directory
+    /// refresh).
+    pub(crate) fn bindings(&self) -> Vec<(Arc<str>, SessionId)> {
+        self.by_uid
+            .iter()
+            .map(|e| (e.key().clone(), *e.value()))
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bytes::Bytes;
+
+    fn f(b: &'static [u8]) -> Frame {
+        Frame::new(1, Bytes::from_static(b))
+    }
+
+    #[test]
+    fn session_ids_carry_the_gate() {
+        let id = SessionId::new(7, 42);
+        assert_eq!(id.gate(), 7);
+        assert_eq!(id.seq(), 42);
+        assert_ne!(SessionId::new(1, 5), SessionId::new(2, 5));
+        assert_eq!(id.to_string(), "7:42");
+    }
+
+    #[tokio::test]
+    async fn full_queue_closes_the_session() {
+        let sessions = Sessions::new(1);
+        let (s, _rx) = sessions.open(2);
+        assert_eq!(s.offer(f(b"a")), Offer::Queued);
+        assert_eq!(s.offer(f(b"b")), Offer::Queued);
+        assert_eq!(s.offer(f(b"c")), Offer::Full);
+        assert!(s.close.is_cancelled());
+        assert_eq!(s.close_reason(), Some(CloseReason::QueueFull));
+    }
+
+    #[tokio::test]
+    async fn uid_binding_is_removed_only_by_its_own_session() {
+        let sessions = Sessions::new(1);
+        let (a, _ra) = sessions.open(4);
+        let (b, _rb) = sessions.open(4);
+        let uid: Arc<str> = Arc::from("alice");
+        a.set_uid(Some(uid.clone()));
+        assert_eq!(sessions.bind_local(uid.clone(), a.id), None);
+        b.set_uid(Some(uid.clone()));
+        assert_eq!(sessions.bind_local(uid.clone(), b.id), Some(a.id));
+        // The older session closing must not remove the newer binding.
+        sessions.remove(a.id);
+        assert_eq!(sessions.by_uid("alice").map(|s| s.id), Some(b.id));
+        sessions.remove(b.id);
+        assert!(sessions.by_uid("alice").is_none());
+        assert_eq!(sessions.len(), 0);
+    }
+}

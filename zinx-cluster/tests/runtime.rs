@@ -1,0 +1,625 @@
+//! In-process clusters on loopback, driven by a real zinx-format client.
+//!
+//! Nodes: gate-1 (1, group "gate"), im-1 (2) and im-2 (3) (group "im"),
+//! calc-1 (4, group "calc"), and ghost-1 (5, group "ghost", never started).
+//! Each node runs as its own `RunningCluster` so a test can stop and restart
+//! one.
+
+use std::sync::Mutex;
+use std::time::Duration;
+
+use bytes::Bytes;
+use serde::Deserialize;
+use zinx_cluster::prelude::*;
+use zinx_cluster::{
+    Client, Cluster, ClusterConfig, Frame, RunningCluster, Select,
+};
+
+const T: Duration = Duration::from_secs(5);
+
+// ----------------------------------------------------------------------
+// Handlers
+// ----------------------------------------------------------------------
+
+#[derive(Deserialize)]
+struct Login {
+    name: String,
+}
+
+#[handler(msg_id = 1, group = "gate")]
+async fn login(ctx: &mut Ctx, Json(l): Json<Login>) -> Result<String, HandlerError> {
+    let kicked = ctx.bind(&l.name).await?;
+    Ok(format!("ok {} kicked={}", l.name, kicked.is_some()))
+}
+
+#[handler(msg_id = 2, group = "gate")]
+async fn logout(ctx: &mut Ctx) -> Result<&'static str, HandlerError> {
+    ctx.unbind().await?;
+    Ok("bye")
+}
+
+#[handler(msg_id = 5, group = "gate")]
+async fn gate_echo(_ctx: &mut Ctx, data: Bytes) -> Bytes {
+    data
+}
+
+/// Gate-side push to a uid: payload is the uid.
+#[handler(msg_id = 8, group = "gate")]
+async fn gate_push(ctx: &mut Ctx, uid: String) -> Result<(), HandlerError> {
+    ctx.push_to_uid(&uid, 8, format!("from gate to {uid}")).await?;
+    Ok(())
+}
+
+/// Gate-side broadcast.
+#[handler(msg_id = 16, group = "gate")]
+async fn gate_broadcast(ctx: &mut Ctx, text: String) -> Result<(), HandlerError> {
+    ctx.broadcast(16, text)?;
+    Ok(())
+}
+
+#[handler(msg_id = 6, group = "im")]
+async fn im_echo(_ctx: &mut Ctx, data: Bytes) -> Bytes {
+    data
+}
+
+/// Who am I: node name and uid as the backend sees them.
+#[handler(msg_id = 9, group = "im")]
+async fn whoami(ctx: &mut Ctx) -> String {
+    format!("{} {}", ctx.node_name(), ctx.uid().unwrap_or("-"))
+}
+
+#[derive(Deserialize)]
+struct Send {
+    to: String,
+    text: String,
+}
+
+#[handler(msg_id = 3, group = "im")]
+async fn send(ctx: &mut Ctx, Json(m): Json<Send>) -> Result<String, HandlerError> {
+    let from = ctx.uid().ok_or("not logged in")?.to_string();
+    match ctx.push_to_uid(&m.to, 3, format!("{from}: {}", m.text)).await {
+        Ok(()) => Ok("sent".into()),
+        Err(SendError::NotOnline(_)) => Ok(format!("{} is not online", m.to)),
+        Err(e) => Err(e.into()),
+    }
+}
+
+#[handler(msg_id = 4, group = "im")]
+async fn im_broadcast(ctx: &mut Ctx, text: String) -> Result<(), HandlerError> {
+    ctx.broadcast(4, text)?;
+    Ok(())
+}
+
+static SEEN: Mutex<Vec<u32>> = Mutex::new(Vec::new());
+
+/// Ordering: records the number, replies after the last one with whether
+/// they arrived in order.
+#[handler(msg_id = 10, group = "im")]
+async fn numbered(_ctx: &mut Ctx, n: String) -> Result<Option<String>, HandlerError> {
+    let n: u32 = n.parse().map_err(|_| "not a number")?;
+    if n % 7 == 0 {
+        // Yield so that a racing next message would overtake us.
+        tokio::task::yield_now().await;
+    }
+    let mut seen = SEEN.lock().map_err(|_| "poisoned")?;
+    seen.push(n);
+    if n == 999 {
+        let ordered = seen.windows(2).all(|w| w[0] + 1 == w[1]) && seen.len() == 1000;
+        return Ok(Some(format!("ordered={ordered} count={}", seen.len())));
+    }
+    Ok(None)
+}
+
+#[handler(msg_id = 11, group = "im")]
+async fn call_calc(ctx: &mut Ctx, n: String) -> Result<Bytes, HandlerError> {
+    Ok(ctx.call("calc", 20, n).await?)
+}
+
+#[handler(msg_id = 12, group = "im")]
+async fn cast_calc(ctx: &mut Ctx, n: String) -> Result<&'static str, HandlerError> {
+    ctx.cast("calc", 21, n)?;
+    Ok("cast sent")
+}
+
+#[handler(msg_id = 13, group = "im")]
+async fn call_ghost(ctx: &mut Ctx) -> String {
+    match ctx.call("ghost", 30, "x").await {
+        Ok(_) => "unexpected answer".into(),
+        Err(e) => format!("call failed: {e}"),
+    }
+}
+
+/// Kick a uid from a backend.
+#[handler(msg_id = 14, group = "im")]
+async fn kick_uid(ctx: &mut Ctx, uid: String) -> Result<&'static str, HandlerError> {
+    ctx.kick(uid).await?;
+    Ok("kicked")
+}
+
+/// Flood this session with pushes: payload is "count size".
+#[handler(msg_id = 15, group = "im")]
+async fn flood(ctx: &mut Ctx, spec: String) -> Result<(), HandlerError> {
+    let mut it = spec.split(' ');
+    let count: usize = it.next().and_then(|s| s.parse().ok()).ok_or("count")?;
+    let size: usize = it.next().and_then(|s| s.parse().ok()).ok_or("size")?;
+    let session = ctx.session().ok_or("no session")?;
+    let data = Bytes::from(vec![b'x'; size]);
+    for _ in 0..count {
+        if ctx.push(session, 15, data.clone()).is_err() {
+            break;
+        }
+    }
+    Ok(())
+}
+
+/// Bind from a backend.
+#[handler(msg_id = 17, group = "im")]
+async fn im_bind(ctx: &mut Ctx, uid: String) -> Result<String, HandlerError> {
+    ctx.bind(&uid).await?;
+    Ok(format!("bound {}", ctx.uid().unwrap_or("-")))
+}
+
+#[handler(msg_id = 20, group = "calc")]
+async fn double(ctx: &mut Ctx, n: String) -> Result<String, HandlerError> {
+    let n: i64 = n.parse().map_err(|_| "not a number")?;
+    Ok(format!("{} by {}", n * 2, ctx.node_name()))
+}
+
+/// A cast: pushes to the session that caused it, to prove it ran.
+#[handler(msg_id = 21, group = "calc")]
+async fn record(ctx: &mut Ctx, n: String) -> Result<(), HandlerError> {
+    let session = ctx.session().ok_or("cast without session")?;
+    ctx.push(session, 21, format!("cast {n} ran on {}", ctx.node_name()))?;
+    Ok(())
+}
+
+// ----------------------------------------------------------------------
+// Harness
+// ----------------------------------------------------------------------
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+fn config(settings: &str) -> ClusterConfig {
+    let p: Vec<u16> = (0..5).map(|_| free_port()).collect();
+    let dinx = format!(
+        r#"{{
+        "gate": [{{"ID": 1, "Name": "gate-1", "Type": 1, "IP": "127.0.0.1", "Port": {}}}],
+        "im": [{{"ID": 2, "Name": "im-1", "Type": 2, "IP": "127.0.0.1", "Port": {}}},
+               {{"ID": 3, "Name": "im-2", "Type": 2, "IP": "127.0.0.1", "Port": {}}}],
+        "calc": [{{"ID": 4, "Name": "calc-1", "Type": 2, "IP": "127.0.0.1", "Port": {}}}],
+        "ghost": [{{"ID": 5, "Name": "ghost-1", "Type": 2, "IP": "127.0.0.1", "Port": {}}}]
+    }}"#,
+        p[0], p[1], p[2], p[3], p[4]
+    );
+    let route = r#"{
+        "gate": [{"MsgID": 1, "Name": "login"}, {"MsgID": 2, "Name": "logout"},
+                 {"MsgID": 5, "Name": "echo"}, {"MsgID": 8, "Name": "push"},
+                 {"MsgID": 16, "Name": "broadcast"}],
+        "im": [{"MsgID": 3, "Name": "send"}, {"MsgID": 4, "Name": "broadcast"},
+               {"MsgID": 6, "Name": "echo"}, {"MsgID": 9, "Name": "whoami"},
+               {"MsgID": 10, "Name": "numbered"}, {"MsgID": 11, "Name": "call"},
+               {"MsgID": 12, "Name": "cast"}, {"MsgID": 13, "Name": "ghost"},
+               {"MsgID": 14, "Name": "kick"}, {"MsgID": 15, "Name": "flood"},
+               {"MsgID": 17, "Name": "bind"}],
+        "calc": [{"MsgID": 20, "Name": "double"}, {"MsgID": 21, "Name": "record"}],
+        "ghost": [{"MsgID": 30, "Name": "boo"}]
+    }"#;
+    ClusterConfig::from_strs("test-conf", &dinx, route, Some(settings)).expect("valid test config")
+}
+
+const FAST: &str = r#"{"heartbeat_interval_ms": 100, "heartbeat_timeout_ms": 600,
+    "reconnect_min_ms": 20, "reconnect_max_ms": 200, "call_timeout_ms": 1000,
+    "shutdown_grace_ms": 1000, "secret": "test-secret"}"#;
+
+struct TestCluster {
+    config: ClusterConfig,
+    nodes: Vec<(u16, RunningCluster)>,
+}
+
+impl TestCluster {
+    async fn start(settings: &str, ids: &[u16]) -> TestCluster {
+        let config = config(settings);
+        let mut nodes = Vec::new();
+        for &id in ids {
+            let running = Cluster::new(config.clone())
+                .start(Select::Id(id))
+                .await
+                .expect("node starts");
+            nodes.push((id, running));
+        }
+        let tc = TestCluster { config, nodes };
+        tc.wait_link(1, 2).await;
+        tc
+    }
+
+    fn addr(&self, id: u16) -> String {
+        self.config.node(id).expect("node").addr()
+    }
+
+    async fn client(&self) -> Client {
+        Client::connect(self.addr(1)).await.expect("connect to the gate")
+    }
+
+    fn running(&self, id: u16) -> &RunningCluster {
+        &self.nodes.iter().find(|(i, _)| *i == id).expect("running").1
+    }
+
+    async fn wait_link(&self, from: u16, to: u16) {
+        let r = self.running(from);
+        for _ in 0..500 {
+            if r.link_up(from, to) {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        panic!("link {from} -> {to} did not come up");
+    }
+
+    async fn stop(&mut self, id: u16) {
+        let i = self.nodes.iter().position(|(x, _)| *x == id).expect("running");
+        let (_, r) = self.nodes.remove(i);
+        r.shutdown().await;
+    }
+
+    async fn restart(&mut self, id: u16) {
+        let r = Cluster::new(self.config.clone())
+            .start(Select::Id(id))
+            .await
+            .expect("node restarts");
+        self.nodes.push((id, r));
+    }
+
+    async fn shutdown(self) {
+        for (_, r) in self.nodes {
+            r.shutdown().await;
+        }
+    }
+}
+
+async fn expect(c: &mut Client, msg_id: u32, data: &str) {
+    let f = c.recv_timeout(T).await.expect("a frame");
+    assert_eq!(
+        (f.msg_id, String::from_utf8_lossy(&f.data).into_owned()),
+        (msg_id, data.to_string())
+    );
+}
+
+async fn req(c: &mut Client, msg_id: u32, data: &str) -> Frame {
+    c.request(msg_id, data.to_string(), T).await.expect("an answer")
+}
+
+fn s(f: &Frame) -> String {
+    String::from_utf8_lossy(&f.data).into_owned()
+}
+
+async fn login(tc: &TestCluster, name: &str) -> Client {
+    let mut c = tc.client().await;
+    let f = req(&mut c, 1, &format!(r#"{{"name":"{name}"}}"#)).await;
+    assert_eq!(s(&f), format!("ok {name} kicked=false"));
+    c
+}
+
+// ----------------------------------------------------------------------
+// Tests
+// ----------------------------------------------------------------------
+
+#[tokio::test]
+async fn local_and_forwarded_echo_and_errors() {
+    let tc = TestCluster::start(FAST, &[1, 2, 3, 4]).await;
+    let mut c = tc.client().await;
+    for payload in ["", "hi", &"x".repeat(60 * 1024)] {
+        let f = req(&mut c, 5, payload).await;
+        assert_eq!((f.msg_id, s(&f)), (5, payload.to_string()));
+        let f = req(&mut c, 6, payload).await;
+        assert_eq!((f.msg_id, s(&f)), (6, payload.to_string()));
+    }
+    // Heartbeats are accepted and never answered: the echo after it is the
+    // next frame.
+    c.send(99999, "ping").await.unwrap();
+    let f = req(&mut c, 5, "after heartbeat").await;
+    assert_eq!(s(&f), "after heartbeat");
+    // Unknown msg_id: an error frame on msg_id 0, connection kept.
+    let f = req(&mut c, 4242, "?").await;
+    assert_eq!(f.msg_id, 0);
+    let v: serde_json::Value = serde_json::from_slice(&f.data).unwrap();
+    assert_eq!(v["code"], "unknown_msg_id");
+    assert_eq!(v["msg_id"], 4242);
+    // Bad payload: the handler is not called, the error says why.
+    let f = req(&mut c, 1, "not json").await;
+    let v: serde_json::Value = serde_json::from_slice(&f.data).unwrap();
+    assert_eq!(v["code"], "bad_payload");
+    assert!(v["error"].as_str().unwrap().contains("JSON Login"), "{v}");
+    let f = req(&mut c, 5, "still here").await;
+    assert_eq!(s(&f), "still here");
+    let m = tc.running(1).metrics(1).unwrap();
+    assert_eq!(m.unknown_msg_id, 1);
+    assert_eq!(m.bad_payload, 1);
+    assert_eq!(m.heartbeats_in, 1);
+    tc.shutdown().await;
+}
+
+#[tokio::test]
+async fn push_send_broadcast_across_the_cluster() {
+    let tc = TestCluster::start(FAST, &[1, 2, 3, 4]).await;
+    tc.wait_link(1, 3).await;
+    let mut alice = login(&tc, "alice").await;
+    let mut bob = login(&tc, "bob").await;
+    // The backend sees the uid bound on the gate.
+    let f = req(&mut alice, 9, "").await;
+    assert!(s(&f).ends_with(" alice"), "{}", s(&f));
+    // send, forwarded to an im node, pushed to bob through the gate.
+    let f = req(&mut alice, 3, r#"{"to":"bob","text":"hi"}"#).await;
+    assert_eq!(s(&f), "sent");
+    expect(&mut bob, 3, "alice: hi").await;
+    let f = req(&mut bob, 3, r#"{"to":"alice","text":"yo"}"#).await;
+    assert_eq!(s(&f), "sent");
+    expect(&mut alice, 3, "bob: yo").await;
+    let f = req(&mut alice, 3, r#"{"to":"carol","text":"?"}"#).await;
+    assert_eq!(s(&f), "carol is not online");
+    // Gate-side push_to_uid.
+    alice.send(8, "bob").await.unwrap();
+    expect(&mut bob, 8, "from gate to bob").await;
+    // Broadcast from a backend and from the gate: every session once.
+    let mut anon = tc.client().await;
+    alice.send(4, "hello all").await.unwrap();
+    for c in [&mut alice, &mut bob, &mut anon] {
+        expect(c, 4, "hello all").await;
+    }
+    bob.send(16, "gate says").await.unwrap();
+    for c in [&mut alice, &mut bob, &mut anon] {
+        expect(c, 16, "gate says").await;
+    }
+    // Exactly once: nothing else is pending.
+    for c in [&mut alice, &mut bob, &mut anon] {
+        assert!(c.recv_timeout(Duration::from_millis(200)).await.is_err());
+    }
+    // Bind from a backend, then kick by uid from a backend.
+    let f = req(&mut anon, 17, "carol").await;
+    assert_eq!(s(&f), "bound carol");
+    let f = req(&mut anon, 9, "").await;
+    assert!(s(&f).ends_with(" carol"), "{}", s(&f));
+    let f = req(&mut alice, 14, "carol").await;
+    assert_eq!(s(&f), "kicked");
+    assert!(matches!(
+        anon.recv_timeout(T).await,
+        Err(zinx_cluster::ClientError::Closed) | Err(zinx_cluster::ClientError::Frame(_))
+    ));
+    // Duplicate login kicks the older session.
+    let mut alice2 = tc.client().await;
+    let f = req(&mut alice2, 1, r#"{"name":"alice"}"#).await;
+    assert_eq!(s(&f), "ok alice kicked=true");
+    assert!(alice.recv_timeout(T).await.is_err(), "old alice is closed");
+    let f = req(&mut bob, 3, r#"{"to":"alice","text":"new?"}"#).await;
+    assert_eq!(s(&f), "sent");
+    expect(&mut alice2, 3, "bob: new?").await;
+    // Logout unbinds.
+    let f = req(&mut alice2, 2, "").await;
+    assert_eq!(s(&f), "bye");
+    let f = req(&mut bob, 3, r#"{"to":"alice","text":"gone?"}"#).await;
+    assert_eq!(s(&f), "alice is not online");
+    tc.shutdown().await;
+}
+
+#[tokio::test]
+async fn calls_and_casts_between_backends() {
+    let tc = TestCluster::start(FAST, &[1, 2, 3, 4]).await;
+    tc.wait_link(2, 4).await;
+    tc.wait_link(3, 4).await;
+    let mut c = tc.client().await;
+    let f = req(&mut c, 11, "21").await;
+    assert_eq!(s(&f), "42 by calc-1");
+    // A failing callee: the error travels back as the caller's error.
+    let f = req(&mut c, 11, "not a number").await;
+    let v: serde_json::Value = serde_json::from_slice(&f.data).unwrap();
+    assert_eq!(v["code"], "handler_error");
+    assert!(v["error"].as_str().unwrap().contains("not a number"), "{v}");
+    // A cast runs on calc and pushes back to our session.
+    let f = req(&mut c, 12, "7").await;
+    assert_eq!(s(&f), "cast sent");
+    expect(&mut c, 21, "cast 7 ran on calc-1").await;
+    // A call to a group with no live node fails at once, within the timeout.
+    let started = std::time::Instant::now();
+    let f = req(&mut c, 13, "").await;
+    assert_eq!(s(&f), "call failed: no live node in group \"ghost\"");
+    assert!(started.elapsed() < Duration::from_secs(1));
+    tc.shutdown().await;
+}
+
+#[tokio::test]
+async fn one_session_is_handled_in_order() {
+    let tc = TestCluster::start(FAST, &[1, 2, 3, 4]).await;
+    let mut c = tc.client().await;
+    for n in 0..1000 {
+        c.feed(10, n.to_string()).await.unwrap();
+    }
+    c.flush().await.unwrap();
+    expect(&mut c, 10, "ordered=true count=1000").await;
+    tc.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_stopped_node_is_failed_over_and_comes_back() {
+    let mut tc = TestCluster::start(FAST, &[1, 2, 3]).await;
+    tc.wait_link(1, 3).await;
+    // Many sessions so that both im nodes serve some.
+    let mut clients = Vec::new();
+    for _ in 0..16 {
+        clients.push(tc.client().await);
+    }
+    let mut served_by_3 = 0;
+    for c in clients.iter_mut() {
+        let f = req(c, 9, "").await;
+        if s(&f).starts_with("im-2") {
+            served_by_3 += 1;
+        }
+    }
+    assert!(served_by_3 > 0 && served_by_3 < 16, "sticky spread: {served_by_3}/16 on im-2");
+    tc.stop(3).await;
+    // Within the heartbeat bound every session is served by im-1.
+    let deadline = std::time::Instant::now() + Duration::from_secs(3);
+    loop {
+        let mut all_im1 = true;
+        for c in clients.iter_mut() {
+            let f = req(c, 9, "").await;
+            let text = s(&f);
+            if !text.starts_with("im-1") {
+                all_im1 = false;
+                // While the gate still believes im-2 alive, the answer is an
+                // error frame, never silence.
+                assert_eq!(f.msg_id, 0, "unexpected answer {text}");
+            }
+        }
+        if all_im1 {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "failover took too long");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // im-2 comes back: links re-form and its sessions return to it.
+    tc.restart(3).await;
+    tc.wait_link(1, 3).await;
+    let mut back = 0;
+    for c in clients.iter_mut() {
+        let f = req(c, 9, "").await;
+        if s(&f).starts_with("im-2") {
+            back += 1;
+        }
+    }
+    assert_eq!(back, served_by_3, "sticky sessions return to the restarted node");
+    tc.shutdown().await;
+}
+
+#[tokio::test]
+async fn no_live_node_gets_the_error_answer_at_once() {
+    let tc = TestCluster::start(FAST, &[1, 2]).await;
+    let mut c = tc.client().await;
+    let f = req(&mut c, 20, "1").await;
+    let v: serde_json::Value = serde_json::from_slice(&f.data).unwrap();
+    assert_eq!(v["code"], "no_live_node");
+    assert_eq!(v["msg_id"], 20);
+    tc.shutdown().await;
+}
+
+#[tokio::test]
+async fn links_without_the_secret_are_refused() {
+    let tc = TestCluster::start(FAST, &[1, 2, 3]).await;
+    // A node with another secret cannot join: start calc-1 with a wrong one.
+    let mut wrong = tc.config.clone();
+    wrong.settings.secret = Some("wrong".into());
+    let imposter = Cluster::new(wrong).start(Select::Id(4)).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(!imposter.link_up(4, 2), "a node with the wrong secret linked");
+    assert!(tc.running(2).metrics(2).unwrap().link_auth_failures >= 1);
+    imposter.shutdown().await;
+    // A raw TCP client speaking envelopes to a backend port gets nothing run.
+    let mut raw = Client::connect(tc.addr(2)).await.unwrap();
+    let challenge = raw.recv_timeout(T).await.unwrap();
+    assert_eq!(challenge.data[0], 1, "the acceptor speaks first with a challenge");
+    let mut forged = bytes::BytesMut::new();
+    let mut env = zinx_cluster::Envelope::new(zinx_cluster::Kind::Forward);
+    env.msg_id = 6;
+    env.node = 1;
+    env.session = 1 << 48 | 1;
+    env.payload = Bytes::from_static(b"forged");
+    env.encode_into(&mut forged).unwrap();
+    use tokio::io::AsyncWriteExt;
+    raw.get_mut().write_all(&forged).await.unwrap();
+    assert!(raw.recv_timeout(T).await.is_err(), "the forger is dropped");
+    assert_eq!(tc.running(2).metrics(2).unwrap().handled, 0);
+    tc.shutdown().await;
+}
+
+#[tokio::test]
+async fn envelope_bytes_sent_to_a_gate_are_client_data() {
+    let tc = TestCluster::start(FAST, &[1, 2, 3]).await;
+    let mut bob = login(&tc, "bob").await;
+    let mut mallory = tc.client().await;
+    // A ToUid envelope addressed to bob, sent as a client frame.
+    let mut env = zinx_cluster::Envelope::new(zinx_cluster::Kind::ToUid);
+    env.msg_id = 3;
+    env.uid = Bytes::from_static(b"bob");
+    env.payload = Bytes::from_static(b"forged push");
+    let mut wire = bytes::BytesMut::new();
+    env.encode_into(&mut wire).unwrap();
+    use tokio::io::AsyncWriteExt;
+    mallory.get_mut().write_all(&wire).await.unwrap();
+    // msg_id 3 is "send": its payload is not JSON, so mallory gets an error
+    // answer and bob gets nothing.
+    let f = mallory.recv_timeout(T).await.unwrap();
+    assert_eq!(f.msg_id, 0);
+    assert!(bob.recv_timeout(Duration::from_millis(300)).await.is_err());
+    tc.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_client_that_never_reads_is_closed_at_its_queue_bound() {
+    let settings = r#"{"heartbeat_interval_ms": 100, "heartbeat_timeout_ms": 600,
+        "session_queue": 64, "secret": "test-secret"}"#;
+    let tc = TestCluster::start(settings, &[1, 2, 3]).await;
+    let mut lazy = tc.client().await;
+    // 2,000 pushes of 16 KiB: far beyond the socket buffers and the queue.
+    lazy.send(15, "2000 16384").await.unwrap();
+    let mut ok = tc.client().await;
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while tc.running(1).metrics(1).unwrap().queue_full_closes == 0 {
+        assert!(std::time::Instant::now() < deadline, "the lazy client was not closed");
+        // Others keep being served meanwhile.
+        let f = req(&mut ok, 5, "alive").await;
+        assert_eq!(s(&f), "alive");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let f = req(&mut ok, 6, "still alive").await;
+    assert_eq!(s(&f), "still alive");
+    tc.shutdown().await;
+}
+
+#[tokio::test]
+async fn sessions_beyond_the_limit_are_refused_at_once() {
+    let settings = r#"{"max_sessions": 2, "secret": "test-secret"}"#;
+    let tc = TestCluster::start(settings, &[1, 2]).await;
+    let mut a = tc.client().await;
+    let _b = tc.client().await;
+    assert_eq!(s(&req(&mut a, 5, "a").await), "a");
+    let mut c = tc.client().await;
+    let f = c.recv_timeout(T).await.expect("a refusal frame");
+    let v: serde_json::Value = serde_json::from_slice(&f.data).unwrap();
+    assert_eq!(v["code"], "server_full");
+    assert!(c.recv_timeout(T).await.is_err(), "then closed");
+    assert_eq!(tc.running(1).metrics(1).unwrap().sessions_refused, 1);
+    tc.shutdown().await;
+}
+
+#[tokio::test]
+async fn oversize_frames_and_idle_clients_are_closed() {
+    let settings = r#"{"max_frame_len": 1024, "idle_timeout_ms": 300, "secret": "test-secret"}"#;
+    let tc = TestCluster::start(settings, &[1, 2]).await;
+    let mut big = tc.client().await;
+    use tokio::io::AsyncWriteExt;
+    big.get_mut()
+        .write_all(&[0, 0, 0, 5, 0xff, 0xff, 0xff, 0xff])
+        .await
+        .unwrap();
+    assert!(big.recv_timeout(T).await.is_err());
+    let mut idle = tc.client().await;
+    idle.get_mut().write_all(&[0, 0, 0, 5, 0, 0]).await.unwrap(); // half a header
+    let started = std::time::Instant::now();
+    assert!(idle.recv_timeout(T).await.is_err());
+    assert!(started.elapsed() < Duration::from_secs(2));
+    let m = tc.running(1).metrics(1).unwrap();
+    assert_eq!(m.oversize_closes, 1);
+    assert_eq!(m.idle_closes, 1);
+    tc.shutdown().await;
+}
+
+#[tokio::test]
+async fn session_ids_are_unique_and_carry_the_gate() {
+    let a = zinx_cluster::SessionId::new(1, 1);
+    let b = zinx_cluster::SessionId::new(2, 1);
+    assert_ne!(a, b);
+    assert_eq!(b.gate(), 2);
+}
