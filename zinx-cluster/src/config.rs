@@ -1,17 +1,62 @@
 //! Loading and validating `dinx.json`, `route.json` and the optional
 //! `settings.json` of a cluster.
 //!
-//! The files are accepted exactly as the Go original wrote them: keys `ID`,
-//! `Name`, `Type` (1 gate, 2 backend), `IP`, `Port`, matched
-//! case-insensitively like Go's `encoding/json`; `IsPass` accepted and
-//! ignored; route entries `{"MsgID": 3, "Name": "..."}`. Every problem is
-//! reported at once, each naming its file and entry.
+//! The three files live in one directory (`conf/` by convention):
+//!
+//! - **`dinx.json`**: the nodes. An object mapping a group name to the list
+//!   of its nodes; each node has `ID` (1..=65535, unique in the cluster),
+//!   `Name` (not empty), `Type` (1 gate: accepts zinx clients; 2 backend),
+//!   `IP` and `Port` (the address the node binds and its peers dial; no two
+//!   nodes share one). `IP` must be an IP address such as `127.0.0.1` or
+//!   `::1`: hostnames are not supported. A group is either all gates or all
+//!   backends, and the cluster needs at least one gate.
+//!
+//!   ```json
+//!   {
+//!     "gate": [{"ID": 1, "Name": "gate-1", "Type": 1, "IP": "127.0.0.1", "Port": 10000}],
+//!     "im": [{"ID": 2, "Name": "im-1", "Type": 2, "IP": "127.0.0.1", "Port": 20000}]
+//!   }
+//!   ```
+//!
+//! - **`route.json`**: which group serves each message. An object mapping a
+//!   group name (one of `dinx.json`'s) to the list of its routes, each
+//!   `{"MsgID": 3, "Name": "send"}`: `MsgID` (a u32, unique across all
+//!   groups) and `Name` (a label for logs, may be empty). 99999 (the zinx
+//!   client heartbeat) is never a route, nor is `error_msg_id` while
+//!   `error_reply` is `frame`.
+//!
+//!   ```json
+//!   { "gate": [{"MsgID": 1, "Name": "login"}], "im": [{"MsgID": 3, "Name": "send"}] }
+//!   ```
+//!
+//! - **`settings.json`** (optional): tuning knobs; see
+//!   [`Settings`](crate::Settings). Its keys are exact (snake_case) and an
+//!   unknown key is an error.
+//!
+//! The files are accepted exactly as the Go original wrote them: the keys of
+//! nodes and routes are matched case-insensitively like Go's
+//! `encoding/json` (`"ID"`, `"id"` and `"Id"` are the same key; if several
+//! spellings appear, the last wins), `IsPass` is accepted and ignored, as is
+//! any other unknown key in an entry. Numbers must be integers (`1`, not
+//! `1.0` or `"1"`). `//` line comments, as the original's articles write
+//! them, are allowed in all three files. Nodes and routes keep file order.
+//!
+//! Every problem is reported at once ([`ConfigErrors`]), each naming its
+//! file and entry, e.g.
+//!
+//! ```text
+//! conf/dinx.json: group "im", node ID 3 ("im-2"): duplicate node ID 3 (also group "gate", node ID 3 ("gate-1"))
+//! conf/route.json: line 4, column 7: JSON syntax error: expected `,` or `]`
+//! ```
 
 use std::collections::BTreeMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
 
 use crate::settings::Settings;
+
+mod jsonc;
+mod validate;
 
 /// File name of the node list.
 pub const DINX_FILE: &str = "dinx.json";
@@ -89,7 +134,12 @@ pub struct ClusterConfig {
 pub struct ConfigError {
     /// The file, e.g. `conf/dinx.json`.
     pub file: String,
-    /// The entry, e.g. `group "im" node ID 2`, when the problem has one.
+    /// Where in the file, when the problem has a place: the entry, e.g.
+    /// `group "im", node ID 2 ("im-1")`, `group "im", route MsgID 3
+    /// ("send")`, `group "im"`, a settings key such as `max_frame_len`; or,
+    /// for a JSON error, `line 3, column 14` (column in characters).
+    /// Entries whose `ID` / `MsgID` is unusable are named by position in
+    /// their group: `node #2`, `route #2`.
     pub entry: Option<String>,
     /// What is wrong.
     pub message: String,
@@ -110,7 +160,11 @@ pub struct ConfigErrors(pub Vec<ConfigError>);
 
 impl fmt::Display for ConfigErrors {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        writeln!(f, "invalid cluster configuration ({} problem(s)):", self.0.len())?;
+        writeln!(
+            f,
+            "invalid cluster configuration ({} problem(s)):",
+            self.0.len()
+        )?;
         for e in &self.0 {
             writeln!(f, "  - {e}")?;
         }
@@ -123,20 +177,66 @@ impl std::error::Error for ConfigErrors {}
 impl ClusterConfig {
     /// Loads and validates `dinx.json`, `route.json` and, when present,
     /// `settings.json` from `dir`.
+    ///
+    /// On failure every problem found is returned, not only the first: a
+    /// missing or unreadable file does not stop the others being checked.
     pub fn load(dir: impl AsRef<Path>) -> Result<Self, ConfigErrors> {
-        let _ = dir;
-        todo!("config loader")
+        let dir = dir.as_ref();
+        let not_dir = match std::fs::metadata(dir) {
+            Ok(meta) if meta.is_dir() => None,
+            Ok(_) => Some(format!(
+                "not a directory (expected a directory holding {DINX_FILE} and {ROUTE_FILE})"
+            )),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Some(format!(
+                "configuration directory not found (expected {DINX_FILE} and {ROUTE_FILE} in it)"
+            )),
+            Err(e) => Some(format!("cannot read the configuration directory: {e}")),
+        };
+        if let Some(message) = not_dir {
+            return Err(ConfigErrors(vec![ConfigError {
+                file: dir.display().to_string(),
+                entry: None,
+                message,
+            }]));
+        }
+
+        let dinx = read_file(dir, DINX_FILE, "it lists the cluster's nodes");
+        let route = read_file(dir, ROUTE_FILE, "it maps each MsgID to a group");
+        let settings = match read_file(dir, SETTINGS_FILE, "") {
+            Ok(text) => Ok(Some(text)),
+            Err(ReadError::NotFound(_)) => Ok(None),
+            Err(e) => Err(e),
+        };
+        validate::check(
+            dir,
+            validate::Inputs {
+                dinx: dinx.as_deref().map_err(ReadError::to_config_error),
+                route: route.as_deref().map_err(ReadError::to_config_error),
+                settings: settings
+                    .as_ref()
+                    .map(Option::as_deref)
+                    .map_err(ReadError::to_config_error),
+            },
+        )
     }
 
     /// Parses and validates the files' contents; `dir` is used in messages.
+    ///
+    /// `settings` is `None` when there is no `settings.json` (defaults).
     pub fn from_strs(
         dir: impl AsRef<Path>,
         dinx: &str,
         route: &str,
         settings: Option<&str>,
     ) -> Result<Self, ConfigErrors> {
-        let _ = (dir, dinx, route, settings);
-        todo!("config parser")
+        validate::check(
+            dir.as_ref(),
+            validate::Inputs {
+                dinx: Ok(dinx),
+                route: Ok(route),
+                settings: Ok(settings),
+            },
+        )
     }
 
     /// The node with this id.
@@ -161,6 +261,55 @@ impl ClusterConfig {
 
     /// msg_id → group, for every route.
     pub fn route_table(&self) -> BTreeMap<u32, &str> {
-        self.routes.iter().map(|r| (r.msg_id, r.group.as_str())).collect()
+        self.routes
+            .iter()
+            .map(|r| (r.msg_id, r.group.as_str()))
+            .collect()
+    }
+}
+
+/// Why a file could not be read.
+enum ReadError {
+    /// Absent (an error for the two required files).
+    NotFound(ConfigError),
+    /// Unreadable or not UTF-8.
+    Other(ConfigError),
+}
+
+impl ReadError {
+    fn to_config_error(&self) -> ConfigError {
+        match self {
+            ReadError::NotFound(e) | ReadError::Other(e) => e.clone(),
+        }
+    }
+}
+
+/// Reads `dir/name` as UTF-8; `why` says what the file is for when missing.
+fn read_file(dir: &Path, name: &str, why: &str) -> Result<String, ReadError> {
+    let path = dir.join(name);
+    let file = path.display().to_string();
+    let fail = |entry: Option<String>, message: String| ConfigError {
+        file: file.clone(),
+        entry,
+        message,
+    };
+    match std::fs::read(&path) {
+        Ok(bytes) => String::from_utf8(bytes).map_err(|e| {
+            let valid = &e.as_bytes()[..e.utf8_error().valid_up_to()];
+            let line = 1 + valid.iter().filter(|&&b| b == b'\n').count();
+            let line_start = valid.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
+            let column = 1 + String::from_utf8_lossy(&valid[line_start..])
+                .chars()
+                .count();
+            ReadError::Other(fail(
+                Some(format!("line {line}, column {column}")),
+                "not valid UTF-8 (save the file as UTF-8)".to_string(),
+            ))
+        }),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(ReadError::NotFound(fail(
+            None,
+            format!("file not found ({why})"),
+        ))),
+        Err(e) => Err(ReadError::Other(fail(None, format!("cannot read: {e}")))),
     }
 }
