@@ -249,7 +249,10 @@ async fn hello_as_dialer(
     }
     proof(&node.secret, b"zinx-ack", &my_nonce, peer.id, node.id)
         .verify_slice(&ack.payload)
-        .map_err(|_| format!("node {} failed to prove the cluster secret", peer.id))?;
+        .map_err(|_| {
+            node.metrics.link_auth_failures.fetch_add(1, Ordering::Relaxed);
+            format!("node {} failed to prove the cluster secret", peer.id)
+        })?;
     Ok(framed)
 }
 

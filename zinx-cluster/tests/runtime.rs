@@ -297,7 +297,7 @@ fn s(f: &Frame) -> String {
     String::from_utf8_lossy(&f.data).into_owned()
 }
 
-async fn login(tc: &TestCluster, name: &str) -> Client {
+async fn logged_in(tc: &TestCluster, name: &str) -> Client {
     let mut c = tc.client().await;
     let f = req(&mut c, 1, &format!(r#"{{"name":"{name}"}}"#)).await;
     assert_eq!(s(&f), format!("ok {name} kicked=false"));
@@ -347,8 +347,8 @@ async fn local_and_forwarded_echo_and_errors() {
 async fn push_send_broadcast_across_the_cluster() {
     let tc = TestCluster::start(FAST, &[1, 2, 3, 4]).await;
     tc.wait_link(1, 3).await;
-    let mut alice = login(&tc, "alice").await;
-    let mut bob = login(&tc, "bob").await;
+    let mut alice = logged_in(&tc, "alice").await;
+    let mut bob = logged_in(&tc, "bob").await;
     // The backend sees the uid bound on the gate.
     let f = req(&mut alice, 9, "").await;
     assert!(s(&f).ends_with(" alice"), "{}", s(&f));
@@ -513,8 +513,10 @@ async fn links_without_the_secret_are_refused() {
     wrong.settings.secret = Some("wrong".into());
     let imposter = Cluster::new(wrong).start(Select::Id(4)).await.unwrap();
     tokio::time::sleep(Duration::from_millis(500)).await;
+    // im-1 (lower id) dials calc-1; the hello fails both ways.
     assert!(!imposter.link_up(4, 2), "a node with the wrong secret linked");
-    assert!(tc.running(2).metrics(2).unwrap().link_auth_failures >= 1);
+    assert!(!tc.running(2).link_up(2, 4), "a node with the wrong secret linked");
+    assert!(imposter.metrics(4).unwrap().link_auth_failures >= 1);
     imposter.shutdown().await;
     // A raw TCP client speaking envelopes to a backend port gets nothing run.
     let mut raw = Client::connect(tc.addr(2)).await.unwrap();
@@ -537,7 +539,7 @@ async fn links_without_the_secret_are_refused() {
 #[tokio::test]
 async fn envelope_bytes_sent_to_a_gate_are_client_data() {
     let tc = TestCluster::start(FAST, &[1, 2, 3]).await;
-    let mut bob = login(&tc, "bob").await;
+    let mut bob = logged_in(&tc, "bob").await;
     let mut mallory = tc.client().await;
     // A ToUid envelope addressed to bob, sent as a client frame.
     let mut env = zinx_cluster::Envelope::new(zinx_cluster::Kind::ToUid);
