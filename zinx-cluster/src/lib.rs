@@ -2,13 +2,16 @@
 #![warn(missing_docs, unreachable_pub, rust_2018_idioms)]
 #![forbid(unsafe_code)]
 
-// Lets the `#[handler]` expansion name `::zinx_cluster` inside this crate too.
+// Lets the `#[handler]` expansion name `::zinx_cluster` inside this crate too
+// (the registry's tests define handlers); unused in a normal build.
+#[allow(unused_extern_crates)]
 extern crate self as zinx_cluster;
 
 mod config;
 mod ctx;
 mod frame;
 mod handler;
+mod macro_support;
 mod registry;
 mod settings;
 
@@ -23,7 +26,10 @@ pub use frame::{
 pub use handler::{
     BoxFuture, FromPayload, HandlerError, HandlerFailure, HandlerFn, IntoReply, Json, PayloadError,
 };
-pub use registry::{Route, registered};
+pub use registry::{
+    HandlerTable, RegistryError, RegistryErrors, Route, check_handlers, registered,
+    validate_handlers,
+};
 pub use settings::{Balance, DEFAULT_SECRET, ErrorReply, REDIS_URL_ENV, SECRET_ENV, Settings};
 pub use zinx_cluster_macros::handler;
 
@@ -36,6 +42,7 @@ pub mod prelude {
 /// Re-exports used by the `#[handler]` expansion. Not a public API.
 #[doc(hidden)]
 pub mod __private {
+    pub use crate::macro_support::{CtxArg, EntryFuture, boxed, into_reply};
     pub use bytes::Bytes;
     pub use inventory;
 }
