@@ -204,6 +204,7 @@ fn generate(args: &Args, func: &ItemFn, handler: &Handler<'_>) -> TokenStream {
     let ctx = format_ident!("__zinx_ctx", span = Span::mixed_site());
     let payload = format_ident!("__zinx_payload", span = Span::mixed_site());
     let reply = format_ident!("__zinx_reply", span = Span::mixed_site());
+    let error = format_ident!("__zinx_error", span = Span::mixed_site());
     let entry = format_ident!("__zinx_entry");
 
     // Each conversion is spanned to the user's type, so that a type without
@@ -221,9 +222,9 @@ fn generate(args: &Args, func: &ItemFn, handler: &Handler<'_>) -> TokenStream {
             let decode = quote! {
                 let #payload = match #from_payload {
                     ::core::result::Result::Ok(#payload) => #payload,
-                    ::core::result::Result::Err(e) => {
+                    ::core::result::Result::Err(#error) => {
                         return ::core::result::Result::Err(
-                            ::zinx_cluster::HandlerFailure::Payload(e),
+                            ::zinx_cluster::HandlerFailure::Payload(#error),
                         );
                     }
                 };
@@ -277,17 +278,16 @@ fn generate(args: &Args, func: &ItemFn, handler: &Handler<'_>) -> TokenStream {
                 })
             }
 
-            ::zinx_cluster::__private::inventory::submit! {
-                ::zinx_cluster::Route {
-                    msg_id: #msg_id,
-                    group: #group,
-                    name: #name,
-                    module: ::core::module_path!(),
-                    file: ::core::file!(),
-                    line: ::core::line!(),
-                    entry: #entry,
-                }
-            }
+            const ROUTE: ::zinx_cluster::Route = ::zinx_cluster::Route {
+                msg_id: #msg_id,
+                group: #group,
+                name: #name,
+                module: ::core::module_path!(),
+                file: ::core::file!(),
+                line: ::core::line!(),
+                entry: #entry,
+            };
+            ::zinx_cluster::__private::inventory::submit!(ROUTE);
 
             #claim
         };
