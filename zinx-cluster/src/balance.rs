@@ -24,19 +24,19 @@ pub(crate) fn pick(
             .copied()
             .filter(|n| is_live(*n))
             .max_by_key(|n| mix(key ^ (u64::from(*n) << 32 | u64::from(*n)))),
-        Balance::RoundRobin => {
-            let start = rr.fetch_add(1, Ordering::Relaxed);
-            first_live_from(nodes, start, is_live)
-        }
-        Balance::Random => first_live_from(nodes, rand::random::<u32>() as usize, is_live),
+        Balance::RoundRobin => nth_live(nodes, rr.fetch_add(1, Ordering::Relaxed), is_live),
+        Balance::Random => nth_live(nodes, rand::random::<u32>() as usize, is_live),
     }
 }
 
-fn first_live_from(nodes: &[u16], start: usize, is_live: impl Fn(u16) -> bool) -> Option<u16> {
-    let n = nodes.len();
-    (0..n)
-        .map(|i| nodes[(start.wrapping_add(i)) % n])
-        .find(|id| is_live(*id))
+/// The `i`-th (modulo their number) live node: an even spread over the
+/// live nodes only.
+fn nth_live(nodes: &[u16], i: usize, is_live: impl Fn(u16) -> bool) -> Option<u16> {
+    let live = nodes.iter().filter(|n| is_live(**n)).count();
+    if live == 0 {
+        return None;
+    }
+    nodes.iter().copied().filter(|n| is_live(*n)).nth(i % live)
 }
 
 /// A 64-bit finaliser (splitmix64): spreads nearby session ids evenly.

@@ -134,8 +134,11 @@ impl Cluster {
         let mut served: Vec<&str> = selected.iter().map(|n| n.group.as_str()).collect();
         served.sort_unstable();
         served.dedup();
-        let registered: Vec<&'static registry::Route> = registry::registered().collect();
-        let table = Arc::new(registry::validate(&registered, &config.routes, &served)?);
+        let table = Arc::new(registry::validate_handlers(
+            registry::registered(),
+            &config.routes,
+            &served,
+        )?);
 
         let gates: Vec<u16> = config.gates().map(|g| g.id).collect();
         let directory_for = |_: &NodeConfig| -> Result<Directory, StartError> {

@@ -2,7 +2,9 @@
 #![warn(missing_docs, unreachable_pub, rust_2018_idioms)]
 #![forbid(unsafe_code)]
 
-// Lets the `#[handler]` expansion name `::zinx_cluster` inside this crate too.
+// Lets the `#[handler]` expansion name `::zinx_cluster` inside this crate too
+// (the registry's tests define handlers); unused in a normal build.
+#[allow(unused_extern_crates)]
 extern crate self as zinx_cluster;
 
 mod balance;
@@ -16,6 +18,7 @@ mod error;
 mod frame;
 mod gate;
 mod handler;
+mod macro_support;
 mod metrics;
 mod node;
 mod peer;
@@ -41,7 +44,10 @@ pub use frame::{
 pub use handler::{
     BoxFuture, FromPayload, HandlerError, HandlerFailure, HandlerFn, IntoReply, Json, PayloadError,
 };
-pub use registry::{HandlerTable, RegistryErrors, Route, registered, validate};
+pub use registry::{
+    HandlerTable, RegistryError, RegistryErrors, Route, check_handlers, registered,
+    validate_handlers,
+};
 pub use settings::{Balance, DEFAULT_SECRET, ErrorReply, REDIS_URL_ENV, SECRET_ENV, Settings};
 pub use zinx_cluster_macros::handler;
 
@@ -54,6 +60,7 @@ pub mod prelude {
 /// Re-exports used by the `#[handler]` expansion. Not a public API.
 #[doc(hidden)]
 pub mod __private {
+    pub use crate::macro_support::{CtxArg, EntryFuture, boxed, into_reply};
     pub use bytes::Bytes;
     pub use inventory;
 }

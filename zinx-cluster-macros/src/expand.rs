@@ -1,0 +1,295 @@
+//! Checks the handler's signature and generates its entry point and
+//! registration.
+//!
+//! The output is the user's function, unchanged, followed by one anonymous
+//! `const _: () = { .. };` block holding everything generated: the
+//! type-erased entry point, the `inventory` registration and, for a literal
+//! msg_id, a link symbol named after the msg_id. Nothing is added to the
+//! user's namespace.
+
+use proc_macro2::{Span, TokenStream};
+use quote::{format_ident, quote, quote_spanned};
+use syn::ext::IdentExt;
+use syn::spanned::Spanned;
+use syn::{FnArg, ItemFn, ReturnType, Signature, Type};
+
+use crate::Errors;
+use crate::args::{self, Args, MsgId};
+
+/// The accepted signature forms, for messages.
+const FORMS: &str = "`async fn name(ctx: &mut Ctx)` or `async fn name(ctx: &mut Ctx, payload: P)` \
+                     where `P` is `Bytes`, `String`, `Vec<u8>`, `Json<T>` or another `FromPayload` type";
+
+/// Prefix of the per-msg_id link symbol. Two handlers of one msg_id define
+/// the same symbol: in one crate rustc refuses it ("symbol
+/// `zinx_cluster_handler_for_msg_id_3` is already defined"), across crates
+/// the linker does ("duplicate symbol").
+pub(crate) const CLAIM_SYMBOL_PREFIX: &str = "zinx_cluster_handler_for_msg_id_";
+
+/// The types of a valid handler signature.
+struct Handler<'a> {
+    /// The first argument's type (the context; the compiler checks it).
+    ctx: &'a Type,
+    /// The payload extractor's type, when the handler takes a payload.
+    payload: Option<&'a Type>,
+    /// The return type, `None` for `()`.
+    ret: Option<&'a Type>,
+}
+
+/// `#[handler(args)] item` → the item plus its entry point and registration;
+/// on any error, the item unchanged plus `compile_error!`s, so the rest of
+/// the file still type-checks and the IDE keeps working.
+pub(crate) fn handler(args: TokenStream, item: TokenStream) -> TokenStream {
+    let mut errors = Errors::default();
+    let args = match args::parse(args) {
+        Ok(args) => Some(args),
+        Err(e) => {
+            errors.push(e);
+            None
+        }
+    };
+    let func = match syn::parse2::<ItemFn>(item.clone()) {
+        Ok(func) => Some(func),
+        Err(_) => {
+            errors.push(syn::Error::new(
+                Span::call_site(),
+                format!("`#[handler]` goes on a free `async fn`: {FORMS}"),
+            ));
+            None
+        }
+    };
+    let handler = func.as_ref().and_then(|f| match check_signature(&f.sig) {
+        Ok(h) => Some(h),
+        Err(e) => {
+            errors.push(e);
+            None
+        }
+    });
+    match (errors.finish(), args, &func, handler) {
+        (Ok(()), Some(args), Some(func), Some(handler)) => {
+            let generated = generate(&args, func, &handler);
+            quote! {
+                #item
+                #generated
+            }
+        }
+        (result, ..) => {
+            let errors = result.err().map(|e| e.to_compile_error());
+            quote! {
+                #item
+                #errors
+            }
+        }
+    }
+}
+
+/// Checks everything about the signature that can be checked without types,
+/// reporting every problem at once. Argument and return types are left to
+/// the compiler, which checks them against `CtxArg`, `FromPayload` and
+/// `IntoReply` at the user's spans.
+fn check_signature(sig: &Signature) -> Result<Handler<'_>, syn::Error> {
+    let mut errors = Errors::default();
+    if let Some(constness) = &sig.constness {
+        errors.push(syn::Error::new_spanned(
+            constness,
+            "a handler cannot be a `const fn`",
+        ));
+    }
+    if sig.asyncness.is_none() {
+        errors.push(syn::Error::new_spanned(
+            sig.fn_token,
+            format!("a handler must be an `async fn`: {FORMS}"),
+        ));
+    }
+    if let Some(unsafety) = &sig.unsafety {
+        errors.push(syn::Error::new_spanned(
+            unsafety,
+            "a handler cannot be `unsafe`: the runtime calls it with no safety contract",
+        ));
+    }
+    if let Some(abi) = &sig.abi {
+        errors.push(syn::Error::new_spanned(
+            abi,
+            "a handler cannot have an `extern` ABI",
+        ));
+    }
+    if !sig.generics.params.is_empty() {
+        errors.push(syn::Error::new_spanned(
+            &sig.generics,
+            "a handler cannot have generic parameters (types, consts or lifetimes): \
+             the runtime calls one concrete function per msg_id",
+        ));
+    }
+    if let Some(where_clause) = &sig.generics.where_clause {
+        errors.push(syn::Error::new_spanned(
+            where_clause,
+            "a handler cannot have a `where` clause: it cannot be generic",
+        ));
+    }
+    if let Some(variadic) = &sig.variadic {
+        errors.push(syn::Error::new_spanned(
+            variadic,
+            "a handler cannot be variadic",
+        ));
+    }
+
+    let mut typed = Vec::with_capacity(2);
+    for arg in &sig.inputs {
+        match arg {
+            FnArg::Receiver(receiver) => errors.push(syn::Error::new_spanned(
+                receiver,
+                format!("a handler is a free function, not a method: remove `self`; {FORMS}"),
+            )),
+            FnArg::Typed(pat_type) => {
+                if let Type::ImplTrait(_) = &*pat_type.ty {
+                    errors.push(syn::Error::new_spanned(
+                        &pat_type.ty,
+                        "a handler argument cannot be `impl Trait` (that makes the handler \
+                         generic): name the type",
+                    ));
+                }
+                typed.push(&*pat_type.ty);
+            }
+        }
+    }
+    if sig.inputs.is_empty() {
+        errors.push(syn::Error::new(
+            sig.paren_token.span.join(),
+            format!("a handler takes the context as its first argument: {FORMS}"),
+        ));
+    }
+    if sig.inputs.len() > 2 {
+        let extra: Vec<&FnArg> = sig.inputs.iter().skip(2).collect();
+        errors.push(syn::Error::new_spanned(
+            quote!(#(#extra),*),
+            "a handler takes at most two arguments, the context and one payload: \
+             decode several values with one `Json<T>` of a struct",
+        ));
+    }
+    errors.finish()?;
+
+    let ret = match &sig.output {
+        ReturnType::Default => None,
+        ReturnType::Type(_, ty) => match &**ty {
+            Type::Tuple(t) if t.elems.is_empty() => None,
+            ty => Some(ty),
+        },
+    };
+    match typed.as_slice() {
+        [ctx] => Ok(Handler {
+            ctx,
+            payload: None,
+            ret,
+        }),
+        [ctx, payload] => Ok(Handler {
+            ctx,
+            payload: Some(payload),
+            ret,
+        }),
+        // Unreachable: other counts were reported above.
+        _ => Err(syn::Error::new_spanned(
+            &sig.inputs,
+            format!("unexpected arguments: {FORMS}"),
+        )),
+    }
+}
+
+/// The `const _: () = { .. };` block beside the user's function.
+fn generate(args: &Args, func: &ItemFn, handler: &Handler<'_>) -> TokenStream {
+    let ident = &func.sig.ident;
+    let name = ident.unraw().to_string();
+    let group = &args.group;
+    // Generated locals are hygienic and oddly named, so that they can clash
+    // neither with the user's names nor with a const the user has in scope.
+    let ctx = format_ident!("__zinx_ctx", span = Span::mixed_site());
+    let payload = format_ident!("__zinx_payload", span = Span::mixed_site());
+    let reply = format_ident!("__zinx_reply", span = Span::mixed_site());
+    let error = format_ident!("__zinx_error", span = Span::mixed_site());
+    let entry = format_ident!("__zinx_entry");
+
+    // Each conversion is spanned to the user's type, so that a type without
+    // the trait is reported there, with the trait's `on_unimplemented` note.
+    let ctx_ty = handler.ctx;
+    let ctx_arg = quote_spanned! {ctx_ty.span()=>
+        <#ctx_ty as ::zinx_cluster::__private::CtxArg<'_>>::from_ctx(#ctx)
+    };
+    let (payload_param, decode, call) = match handler.payload {
+        None => (quote!(_), quote!(), quote!(#ident(#ctx_arg))),
+        Some(ty) => {
+            let from_payload = quote_spanned! {ty.span()=>
+                <#ty as ::zinx_cluster::FromPayload>::from_payload(#payload)
+            };
+            let decode = quote! {
+                let #payload = match #from_payload {
+                    ::core::result::Result::Ok(#payload) => #payload,
+                    ::core::result::Result::Err(#error) => {
+                        return ::core::result::Result::Err(
+                            ::zinx_cluster::HandlerFailure::Payload(#error),
+                        );
+                    }
+                };
+            };
+            (quote!(#payload), decode, quote!(#ident(#ctx_arg, #payload)))
+        }
+    };
+    let run = match handler.ret {
+        None => quote! {
+            #call.await;
+            ::core::result::Result::Ok(::core::option::Option::None)
+        },
+        Some(ty) => {
+            let convert = quote_spanned! {ty.span()=>
+                ::zinx_cluster::__private::into_reply(#reply)
+            };
+            quote! {
+                let #reply = #call.await;
+                #convert
+            }
+        }
+    };
+    // A handler future that is not `Send` is reported at the handler's name.
+    let boxed = quote_spanned! {ident.span()=> ::zinx_cluster::__private::boxed };
+
+    let (msg_id, claim) = match &args.msg_id {
+        MsgId::Literal { value, lit } => {
+            let symbol = format!("{CLAIM_SYMBOL_PREFIX}{value}");
+            // The static is spanned to the literal, so that rustc's "symbol
+            // .. is already defined" points at the second handler's msg_id.
+            let item = quote_spanned! {lit.span()=> static __ZINX_MSG_ID_CLAIM: u8 = 0; };
+            let claim = quote! {
+                #[unsafe(export_name = #symbol)]
+                #[used]
+                #item
+            };
+            (quote!(#lit), claim)
+        }
+        MsgId::Const(expr) => (quote!(#expr), quote!()),
+    };
+
+    quote! {
+        const _: () = {
+            fn #entry(
+                #ctx: &mut ::zinx_cluster::Ctx,
+                #payload_param: ::zinx_cluster::__private::Bytes,
+            ) -> ::zinx_cluster::__private::EntryFuture<'_> {
+                #boxed(async move {
+                    #decode
+                    #run
+                })
+            }
+
+            const ROUTE: ::zinx_cluster::Route = ::zinx_cluster::Route {
+                msg_id: #msg_id,
+                group: #group,
+                name: #name,
+                module: ::core::module_path!(),
+                file: ::core::file!(),
+                line: ::core::line!(),
+                entry: #entry,
+            };
+            ::zinx_cluster::__private::inventory::submit!(ROUTE);
+
+            #claim
+        };
+    }
+}
