@@ -97,7 +97,10 @@ mod tests {
     fn random_only_picks_live_nodes() {
         let rr = AtomicUsize::new(0);
         for _ in 0..100 {
-            assert_eq!(pick(Balance::Random, &[2, 3, 4], 0, &rr, |n| n == 3), Some(3));
+            assert_eq!(
+                pick(Balance::Random, &[2, 3, 4], 0, &rr, |n| n == 3),
+                Some(3)
+            );
         }
     }
 }

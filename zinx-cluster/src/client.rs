@@ -38,7 +38,10 @@ impl Client {
     }
 
     /// Connects with a given codec (frame limit).
-    pub async fn connect_with(addr: impl ToSocketAddrs, codec: FrameCodec) -> std::io::Result<Client> {
+    pub async fn connect_with(
+        addr: impl ToSocketAddrs,
+        codec: FrameCodec,
+    ) -> std::io::Result<Client> {
         let stream = TcpStream::connect(addr).await?;
         stream.set_nodelay(true)?;
         Ok(Client {

@@ -129,7 +129,12 @@ impl Cluster {
         let config = self.config;
         let selected: Vec<NodeConfig> = match select {
             Select::All => config.nodes.clone(),
-            Select::Id(id) => vec![config.node(id).cloned().ok_or(StartError::UnknownNode(id))?],
+            Select::Id(id) => vec![
+                config
+                    .node(id)
+                    .cloned()
+                    .ok_or(StartError::UnknownNode(id))?,
+            ],
         };
         let mut served: Vec<&str> = selected.iter().map(|n| n.group.as_str()).collect();
         served.sort_unstable();
@@ -163,12 +168,14 @@ impl Cluster {
         // start cleanly.
         let mut listeners = Vec::new();
         for n in &selected {
-            let l = TcpListener::bind(n.addr()).await.map_err(|source| StartError::Bind {
-                id: n.id,
-                name: n.name.clone(),
-                addr: n.addr(),
-                source,
-            })?;
+            let l = TcpListener::bind(n.addr())
+                .await
+                .map_err(|source| StartError::Bind {
+                    id: n.id,
+                    name: n.name.clone(),
+                    addr: n.addr(),
+                    source,
+                })?;
             listeners.push(l);
         }
 

@@ -209,9 +209,7 @@ impl Ctx {
         msg_id: u32,
         data: impl Into<Bytes>,
     ) -> Result<(), SendError> {
-        self.node
-            .push_to_uid(uid, Frame::new(msg_id, data))
-            .await
+        self.node.push_to_uid(uid, Frame::new(msg_id, data)).await
     }
 
     /// Sends a frame to every session on every gate, exactly once each. On
@@ -283,8 +281,17 @@ impl Ctx {
 
     /// Runs the handler of `msg_id` on a node of `group` without waiting for
     /// anything: fails only when no node of the group is reachable now.
-    pub fn cast(&self, group: &str, msg_id: u32, payload: impl Into<Bytes>) -> Result<(), CallError> {
-        self.node
-            .cast(group, msg_id, payload.into(), (self.session, self.uid.clone()))
+    pub fn cast(
+        &self,
+        group: &str,
+        msg_id: u32,
+        payload: impl Into<Bytes>,
+    ) -> Result<(), CallError> {
+        self.node.cast(
+            group,
+            msg_id,
+            payload.into(),
+            (self.session, self.uid.clone()),
+        )
     }
 }

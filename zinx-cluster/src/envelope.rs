@@ -25,6 +25,9 @@ pub const ENVELOPE_HEADER_LEN: usize = 18;
 /// Total per-message overhead on a link: TLV header plus envelope header.
 pub const ENVELOPE_OVERHEAD: usize = HEADER_LEN + ENVELOPE_HEADER_LEN;
 
+// The PROTOCOL.md budget: at most 32 bytes of overhead per message.
+const _: () = assert!(ENVELOPE_OVERHEAD <= 32);
+
 /// Version of the link protocol, stated in the hello.
 pub const LINK_PROTOCOL_VERSION: u16 = 1;
 
@@ -255,7 +258,6 @@ mod tests {
 
     #[test]
     fn header_layout_is_fixed_and_within_budget() {
-        assert!(ENVELOPE_OVERHEAD <= 32);
         let env = Envelope {
             kind: Kind::Forward,
             flags: 0xAB,

@@ -328,7 +328,10 @@ mod tests {
     }
 
     fn arb_frame() -> impl Strategy<Value = Frame> {
-        (any::<u32>(), proptest::collection::vec(any::<u8>(), 0..2048))
+        (
+            any::<u32>(),
+            proptest::collection::vec(any::<u8>(), 0..2048),
+        )
             .prop_map(|(id, data)| Frame::new(id, data))
     }
 

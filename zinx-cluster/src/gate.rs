@@ -53,14 +53,18 @@ pub(crate) async fn accept_clients(node: Arc<Node>, listener: TcpListener) {
             return;
         };
         if sessions.len() >= node.settings.max_sessions {
-            node.metrics.sessions_refused.fetch_add(1, Ordering::Relaxed);
+            node.metrics
+                .sessions_refused
+                .fetch_add(1, Ordering::Relaxed);
             warn!(%addr, max_sessions = node.settings.max_sessions, "gate full: connection refused");
             refuse(&node, stream);
             continue;
         }
         let _ = stream.set_nodelay(true);
         let (session, rx) = sessions.open(node.settings.session_queue);
-        node.metrics.sessions_accepted.fetch_add(1, Ordering::Relaxed);
+        node.metrics
+            .sessions_accepted
+            .fetch_add(1, Ordering::Relaxed);
         node.metrics.sessions_open.fetch_add(1, Ordering::Relaxed);
         let span = info_span!("conn", session = %session.id, %addr);
         debug!(parent: &span, "session opened");
@@ -73,7 +77,9 @@ pub(crate) async fn accept_clients(node: Arc<Node>, listener: TcpListener) {
 /// Tells a refused client why (when the error policy sends frames) and
 /// closes it at once: never leave it hanging like zinx at `MaxConn`.
 fn refuse(node: &Node, stream: TcpStream) {
-    if let Some(frame) = node.error_frame(0, "server_full", "the gate holds its maximum of sessions") {
+    if let Some(frame) =
+        node.error_frame(0, "server_full", "the gate holds its maximum of sessions")
+    {
         if let Ok(wire) = frame.to_bytes() {
             let _ = stream.try_write(&wire);
         }
@@ -149,7 +155,10 @@ async fn read_loop(node: &Arc<Node>, rd: &OwnedReadHalf, session: &Arc<Session>)
                 Ok(Some(frame)) => handle_frame(node, session, frame).await,
                 Ok(None) => break,
                 Err(FrameError::TooLarge { msg_id, len, max }) => {
-                    warn!(msg_id, len, max, "frame over the size limit: closing the connection");
+                    warn!(
+                        msg_id,
+                        len, max, "frame over the size limit: closing the connection"
+                    );
                     return CloseReason::Oversize;
                 }
                 Err(FrameError::Io(_)) => return CloseReason::IoError,
@@ -188,8 +197,16 @@ async fn handle_frame(node: &Arc<Node>, session: &Arc<Session>, frame: Frame) {
         }
         None => {
             node.metrics.unknown_msg_id.fetch_add(1, Ordering::Relaxed);
-            warn!(msg_id, "api msgID = {msg_id} is not FOUND: no route in route.json");
-            node.answer_error(session.id, msg_id, "unknown_msg_id", &format!("no route for msg_id {msg_id}"));
+            warn!(
+                msg_id,
+                "api msgID = {msg_id} is not FOUND: no route in route.json"
+            );
+            node.answer_error(
+                session.id,
+                msg_id,
+                "unknown_msg_id",
+                &format!("no route for msg_id {msg_id}"),
+            );
         }
     }
 }
@@ -224,7 +241,10 @@ fn forward(node: &Arc<Node>, session: &Arc<Session>, g: usize, frame: Frame) {
         }
         Err(LinkError::Down) => {
             node.metrics.no_live_node.fetch_add(1, Ordering::Relaxed);
-            let why = format!("node {} of group {:?} is unreachable", peer.name, group.name);
+            let why = format!(
+                "node {} of group {:?} is unreachable",
+                peer.name, group.name
+            );
             node.answer_error(session.id, msg_id, "no_live_node", &why);
         }
         Err(LinkError::Full) => {
@@ -237,7 +257,11 @@ fn forward(node: &Arc<Node>, session: &Arc<Session>, g: usize, frame: Frame) {
 }
 
 /// Writes queued frames to the client, many per write.
-async fn write_client(mut wr: OwnedWriteHalf, mut rx: mpsc::Receiver<Frame>, session: Arc<Session>) {
+async fn write_client(
+    mut wr: OwnedWriteHalf,
+    mut rx: mpsc::Receiver<Frame>,
+    session: Arc<Session>,
+) {
     let mut codec = FrameCodec::new(usize::MAX);
     let mut buf = BytesMut::new();
     let close: CancellationToken = session.close.clone();
@@ -307,7 +331,11 @@ async fn session_ended(node: &Arc<Node>, session: &Arc<Session>) {
                 env.uid = bytes::Bytes::copy_from_slice(uid.as_bytes());
             }
             if let Err(e) = peer.send(env) {
-                debug!(node = served, ?e, "session close not announced; the node drops it with the link");
+                debug!(
+                    node = served,
+                    ?e,
+                    "session close not announced; the node drops it with the link"
+                );
             }
         }
     }

@@ -26,28 +26,31 @@ mod registry;
 mod session;
 mod settings;
 
+pub use client::{Client, ClientError};
+pub use cluster::{Cluster, RunningCluster, Select, StartError};
 pub use config::{
     ClusterConfig, ConfigError, ConfigErrors, DINX_FILE, NodeConfig, NodeId, NodeType, ROUTE_FILE,
     RouteConfig, SETTINGS_FILE,
 };
-pub use client::{Client, ClientError};
-pub use cluster::{Cluster, RunningCluster, Select, StartError};
 pub use ctx::{Ctx, KickTarget};
-pub use envelope::{ENVELOPE_HEADER_LEN, ENVELOPE_OVERHEAD, Envelope, EnvelopeError, Kind, Status};
+pub use envelope::{
+    ENVELOPE_HEADER_LEN, ENVELOPE_OVERHEAD, Envelope, EnvelopeError, Kind, LINK_PROTOCOL_VERSION,
+    Status,
+};
 pub use error::{CallError, SendError};
-pub use metrics::MetricsSnapshot;
-pub use node::{SessionClosed, SessionHook};
-pub use session::SessionId;
 pub use frame::{
     DEFAULT_MAX_FRAME_LEN, Frame, FrameCodec, FrameError, HEADER_LEN, ZINX_HEARTBEAT_MSG_ID,
 };
 pub use handler::{
     BoxFuture, FromPayload, HandlerError, HandlerFailure, HandlerFn, IntoReply, Json, PayloadError,
 };
+pub use metrics::MetricsSnapshot;
+pub use node::{SessionClosed, SessionHook};
 pub use registry::{
     HandlerTable, RegistryError, RegistryErrors, Route, check_handlers, registered,
     validate_handlers,
 };
+pub use session::SessionId;
 pub use settings::{Balance, DEFAULT_SECRET, ErrorReply, REDIS_URL_ENV, SECRET_ENV, Settings};
 pub use zinx_cluster_macros::handler;
 

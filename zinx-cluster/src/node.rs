@@ -3,11 +3,11 @@
 //! envelopes from other nodes.
 
 use std::collections::{HashMap, VecDeque};
-use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
 use std::time::Duration;
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use dashmap::DashMap;
 use tokio::sync::oneshot;
 use tokio_util::sync::CancellationToken;
@@ -97,7 +97,6 @@ pub(crate) struct Node {
     pub(crate) name: String,
     pub(crate) group: String,
     pub(crate) node_type: NodeType,
-    pub(crate) addr: String,
     pub(crate) settings: Arc<Settings>,
     /// Handlers of this node's group, by msg_id.
     handlers: Arc<HandlerTable>,
@@ -213,7 +212,6 @@ impl Node {
             name: me.name.clone(),
             group: me.group.clone(),
             node_type: me.node_type,
-            addr: me.addr(),
             settings,
             handlers,
             dests,
@@ -243,10 +241,6 @@ impl Node {
 
     pub(crate) fn handler(&self, msg_id: u32) -> Option<&'static Route> {
         self.handlers.get(msg_id)
-    }
-
-    pub(crate) fn handler_count(&self) -> usize {
-        self.handlers.len()
     }
 
     fn group(&self, name: &str) -> Option<&Group> {
@@ -289,7 +283,13 @@ impl Node {
     }
 
     /// Tells a session its message failed (if the policy says so).
-    pub(crate) fn answer_error(self: &Arc<Self>, session: SessionId, msg_id: u32, code: &str, error: &str) {
+    pub(crate) fn answer_error(
+        self: &Arc<Self>,
+        session: SessionId,
+        msg_id: u32,
+        code: &str,
+        error: &str,
+    ) {
         if let Some(frame) = self.error_frame(msg_id, code, error) {
             self.metrics.error_answers.fetch_add(1, Ordering::Relaxed);
             if let Err(e) = self.deliver(session, frame) {
@@ -301,7 +301,11 @@ impl Node {
     /// Delivers a frame to a session wherever it is: in place on its own
     /// gate, over the link to its gate from a backend, or through the
     /// directory from another gate.
-    pub(crate) fn deliver(self: &Arc<Self>, session: SessionId, frame: Frame) -> Result<(), SendError> {
+    pub(crate) fn deliver(
+        self: &Arc<Self>,
+        session: SessionId,
+        frame: Frame,
+    ) -> Result<(), SendError> {
         let gate = session.gate();
         if gate == self.id {
             return self.deliver_local(session, frame);
@@ -332,7 +336,10 @@ impl Node {
     }
 
     fn deliver_local(&self, session: SessionId, frame: Frame) -> Result<(), SendError> {
-        let sessions = self.sessions.as_ref().ok_or(SendError::SessionGone(session))?;
+        let sessions = self
+            .sessions
+            .as_ref()
+            .ok_or(SendError::SessionGone(session))?;
         let s = sessions.get(session).ok_or_else(|| {
             self.metrics.to_gone_session.fetch_add(1, Ordering::Relaxed);
             SendError::SessionGone(session)
@@ -343,7 +350,9 @@ impl Node {
                 Ok(())
             }
             crate::session::Offer::Full => {
-                self.metrics.queue_full_closes.fetch_add(1, Ordering::Relaxed);
+                self.metrics
+                    .queue_full_closes
+                    .fetch_add(1, Ordering::Relaxed);
                 warn!(%session, "client does not read: outbound queue full, closing");
                 Err(SendError::SessionGone(session))
             }
@@ -543,7 +552,12 @@ impl Node {
                     self.run_hooks(session, uid_of(&env.uid));
                 }
             }
-            Kind::ToSession | Kind::ToUid | Kind::Broadcast | Kind::Bind | Kind::Unbind | Kind::Kick
+            Kind::ToSession
+            | Kind::ToUid
+            | Kind::Broadcast
+            | Kind::Bind
+            | Kind::Unbind
+            | Kind::Kick
                 if self.sessions.is_some() =>
             {
                 self.on_gate_envelope(from, env)
@@ -584,9 +598,16 @@ impl Node {
     fn on_call(self: &Arc<Self>, from: u16, env: Envelope) {
         let respond = env.kind == Kind::Call;
         let Some(route) = self.handler(env.msg_id) else {
-            warn!(from, msg_id = env.msg_id, "call for a msg_id with no handler here");
+            warn!(
+                from,
+                msg_id = env.msg_id,
+                "call for a msg_id with no handler here"
+            );
             if respond {
-                let why = format!("node {} has no handler for msg_id {}", self.name, env.msg_id);
+                let why = format!(
+                    "node {} has no handler for msg_id {}",
+                    self.name, env.msg_id
+                );
                 self.respond(from, env.request, Status::Failed, Bytes::from(why));
             }
             return;
@@ -640,10 +661,12 @@ impl Node {
             Kind::ToUid => {
                 let uid = text(&env.uid);
                 let status = match sessions.by_uid(&uid) {
-                    Some(s) => match self.deliver_local(s.id, Frame::new(env.msg_id, env.payload)) {
-                        Ok(()) => Status::Ok,
-                        Err(_) => Status::NotFound,
-                    },
+                    Some(s) => {
+                        match self.deliver_local(s.id, Frame::new(env.msg_id, env.payload)) {
+                            Ok(()) => Status::Ok,
+                            Err(_) => Status::NotFound,
+                        }
+                    }
                     None => Status::NotFound,
                 };
                 self.respond(from, env.request, status, Bytes::new());
@@ -653,20 +676,23 @@ impl Node {
                 let node = self.clone();
                 tokio::spawn(async move {
                     let result = match env.kind {
-                        Kind::Bind => node
-                            .bind_session(session, &text(&env.uid))
-                            .await
-                            .map(|kicked| {
-                                kicked
-                                    .map(|k| Bytes::copy_from_slice(&k.0.to_be_bytes()))
-                                    .unwrap_or_default()
-                            }),
+                        Kind::Bind => {
+                            node.bind_session(session, &text(&env.uid))
+                                .await
+                                .map(|kicked| {
+                                    kicked
+                                        .map(|k| Bytes::copy_from_slice(&k.0.to_be_bytes()))
+                                        .unwrap_or_default()
+                                })
+                        }
                         Kind::Unbind => node.unbind_session(session).await.map(|_| Bytes::new()),
                         _ => {
                             let target = if env.uid.is_empty() {
                                 node.sessions.as_ref().and_then(|s| s.get(session))
                             } else {
-                                node.sessions.as_ref().and_then(|s| s.by_uid(&text(&env.uid)))
+                                node.sessions
+                                    .as_ref()
+                                    .and_then(|s| s.by_uid(&text(&env.uid)))
                             };
                             match target {
                                 Some(s) => node.kick_local(s.id).map(|_| Bytes::new()),
@@ -738,7 +764,10 @@ impl Node {
         mut env: Envelope,
         timeout: Duration,
     ) -> Result<(Status, Bytes), RequestError> {
-        let peer = self.peers.get(&to).ok_or(RequestError::Link(LinkError::Down))?;
+        let peer = self
+            .peers
+            .get(&to)
+            .ok_or(RequestError::Link(LinkError::Down))?;
         let request = self.next_request();
         env.request = request;
         let (tx, rx) = oneshot::channel();
@@ -798,8 +827,13 @@ impl Node {
                 .map(|b| SessionId(u64::from_be_bytes(b)));
             return Ok(kicked);
         }
-        let sessions = self.sessions.as_ref().ok_or(SendError::SessionGone(session))?;
-        let s = sessions.get(session).ok_or(SendError::SessionGone(session))?;
+        let sessions = self
+            .sessions
+            .as_ref()
+            .ok_or(SendError::SessionGone(session))?;
+        let s = sessions
+            .get(session)
+            .ok_or(SendError::SessionGone(session))?;
         let uid: Arc<str> = Arc::from(uid);
         if let Some(old) = s.uid() {
             if old == uid {
@@ -834,17 +868,29 @@ impl Node {
     }
 
     /// Removes a session's uid binding.
-    pub(crate) async fn unbind_session(self: &Arc<Self>, session: SessionId) -> Result<(), SendError> {
+    pub(crate) async fn unbind_session(
+        self: &Arc<Self>,
+        session: SessionId,
+    ) -> Result<(), SendError> {
         let gate = session.gate();
         if gate != self.id {
             let env = envelope_to(Kind::Unbind, self.id, 0, session.0, Bytes::new());
-            return self.ask_gate(gate, env).await.map(|_| ()).map_err(|e| match e {
-                SendError::NotOnline(_) => SendError::SessionGone(session),
-                e => e,
-            });
+            return self
+                .ask_gate(gate, env)
+                .await
+                .map(|_| ())
+                .map_err(|e| match e {
+                    SendError::NotOnline(_) => SendError::SessionGone(session),
+                    e => e,
+                });
         }
-        let sessions = self.sessions.as_ref().ok_or(SendError::SessionGone(session))?;
-        let s = sessions.get(session).ok_or(SendError::SessionGone(session))?;
+        let sessions = self
+            .sessions
+            .as_ref()
+            .ok_or(SendError::SessionGone(session))?;
+        let s = sessions
+            .get(session)
+            .ok_or(SendError::SessionGone(session))?;
         if let Some(old) = s.set_uid(None) {
             sessions.unbind_local(&old, session);
             self.directory.unbind(&old, session).await?;
@@ -865,17 +911,24 @@ impl Node {
     }
 
     /// Closes a session wherever it is.
-    pub(crate) async fn kick_session(self: &Arc<Self>, session: SessionId) -> Result<(), SendError> {
+    pub(crate) async fn kick_session(
+        self: &Arc<Self>,
+        session: SessionId,
+    ) -> Result<(), SendError> {
         let gate = session.gate();
         if gate == self.id {
             return self.kick_local(session);
         }
         let env = envelope_to(Kind::Kick, self.id, 0, session.0, Bytes::new());
         if self.peers.contains_key(&gate) {
-            return self.ask_gate(gate, env).await.map(|_| ()).map_err(|e| match e {
-                SendError::NotOnline(_) => SendError::SessionGone(session),
-                e => e,
-            });
+            return self
+                .ask_gate(gate, env)
+                .await
+                .map(|_| ())
+                .map_err(|e| match e {
+                    SendError::NotOnline(_) => SendError::SessionGone(session),
+                    e => e,
+                });
         }
         self.directory.publish(gate, env).await
     }
@@ -896,7 +949,11 @@ impl Node {
     }
 
     /// Pushes a frame to the session bound to `uid`, wherever it is.
-    pub(crate) async fn push_to_uid(self: &Arc<Self>, uid: &str, frame: Frame) -> Result<(), SendError> {
+    pub(crate) async fn push_to_uid(
+        self: &Arc<Self>,
+        uid: &str,
+        frame: Frame,
+    ) -> Result<(), SendError> {
         if let Some(s) = self.sessions.as_ref().and_then(|s| s.by_uid(uid)) {
             return self.deliver_local(s.id, frame);
         }
@@ -921,10 +978,14 @@ impl Node {
             return Err(SendError::NotOnline(uid.to_string()));
         }
         if self.peers.contains_key(&gate) {
-            return self.ask_gate(gate, env).await.map(|_| ()).map_err(|e| match e {
-                SendError::NotOnline(_) => SendError::NotOnline(uid.to_string()),
-                e => e,
-            });
+            return self
+                .ask_gate(gate, env)
+                .await
+                .map(|_| ())
+                .map_err(|e| match e {
+                    SendError::NotOnline(_) => SendError::NotOnline(uid.to_string()),
+                    e => e,
+                });
         }
         self.directory.publish(gate, env).await
     }
@@ -934,7 +995,9 @@ impl Node {
         if let Some(sessions) = &self.sessions {
             let n = sessions.offer_all(frame);
             self.metrics.broadcasts.fetch_add(1, Ordering::Relaxed);
-            self.metrics.frames_out.fetch_add(n as u64, Ordering::Relaxed);
+            self.metrics
+                .frames_out
+                .fetch_add(n as u64, Ordering::Relaxed);
         }
     }
 
@@ -944,7 +1007,13 @@ impl Node {
         if self.node_type == NodeType::Gate {
             self.broadcast_local(&frame);
             for &gate in &self.gates {
-                let env = envelope_to(Kind::Broadcast, self.id, frame.msg_id, 0, frame.data.clone());
+                let env = envelope_to(
+                    Kind::Broadcast,
+                    self.id,
+                    frame.msg_id,
+                    0,
+                    frame.data.clone(),
+                );
                 let node = self.clone();
                 tokio::spawn(async move {
                     if let Err(e) = node.directory.publish(gate, env).await {
@@ -953,8 +1022,18 @@ impl Node {
                 });
             }
         } else {
-            for peer in self.peers.values().filter(|p| p.node_type == NodeType::Gate) {
-                let env = envelope_to(Kind::Broadcast, self.id, frame.msg_id, 0, frame.data.clone());
+            for peer in self
+                .peers
+                .values()
+                .filter(|p| p.node_type == NodeType::Gate)
+            {
+                let env = envelope_to(
+                    Kind::Broadcast,
+                    self.id,
+                    frame.msg_id,
+                    0,
+                    frame.data.clone(),
+                );
                 if peer.send(env).is_err() {
                     unreached.push(peer.id);
                 }
@@ -989,14 +1068,29 @@ impl Node {
             let route = self
                 .handler(msg_id)
                 .ok_or_else(|| CallError::Remote(format!("no handler for msg_id {msg_id}")))?;
-            let fut = self.invoke(route, Mode::Call { from: self.id }, origin.0, origin.1, payload);
+            let fut = self.invoke(
+                route,
+                Mode::Call { from: self.id },
+                origin.0,
+                origin.1,
+                payload,
+            );
             tokio::time::timeout(timeout, fut).await.map_err(|_| {
                 self.metrics.call_timeouts.fetch_add(1, Ordering::Relaxed);
                 timed_out()
             })?
         } else {
-            let mut env = envelope_to(Kind::Call, self.id, msg_id, origin.0.map_or(0, |s| s.0), payload);
-            env.uid = origin.1.map(|u| Bytes::copy_from_slice(u.as_bytes())).unwrap_or_default();
+            let mut env = envelope_to(
+                Kind::Call,
+                self.id,
+                msg_id,
+                origin.0.map_or(0, |s| s.0),
+                payload,
+            );
+            env.uid = origin
+                .1
+                .map(|u| Bytes::copy_from_slice(u.as_bytes()))
+                .unwrap_or_default();
             match self.request(target, env, timeout).await {
                 Ok(a) => a,
                 Err(RequestError::Timeout) => {
@@ -1006,7 +1100,9 @@ impl Node {
                 Err(RequestError::Lost) | Err(RequestError::Link(LinkError::Down)) => {
                     return Err(CallError::LinkLost(target));
                 }
-                Err(RequestError::Link(LinkError::Full)) => return Err(CallError::Congested(target)),
+                Err(RequestError::Link(LinkError::Full)) => {
+                    return Err(CallError::Congested(target));
+                }
             }
         };
         match status {
@@ -1031,13 +1127,28 @@ impl Node {
                 .ok_or_else(|| CallError::Remote(format!("no handler for msg_id {msg_id}")))?;
             let node = self.clone();
             self.tasks.spawn(async move {
-                node.invoke(route, Mode::Cast { from: node.id }, origin.0, origin.1, payload)
-                    .await;
+                node.invoke(
+                    route,
+                    Mode::Cast { from: node.id },
+                    origin.0,
+                    origin.1,
+                    payload,
+                )
+                .await;
             });
             return Ok(());
         }
-        let mut env = envelope_to(Kind::Cast, self.id, msg_id, origin.0.map_or(0, |s| s.0), payload);
-        env.uid = origin.1.map(|u| Bytes::copy_from_slice(u.as_bytes())).unwrap_or_default();
+        let mut env = envelope_to(
+            Kind::Cast,
+            self.id,
+            msg_id,
+            origin.0.map_or(0, |s| s.0),
+            payload,
+        );
+        env.uid = origin
+            .1
+            .map(|u| Bytes::copy_from_slice(u.as_bytes()))
+            .unwrap_or_default();
         let peer = self.peers.get(&target).ok_or(CallError::LinkLost(target))?;
         peer.send(env).map_err(|e| match e {
             LinkError::Down => CallError::LinkLost(target),
@@ -1067,12 +1178,4 @@ enum RequestError {
     Link(LinkError),
     Lost,
     Timeout,
-}
-
-/// Encodes a frame for a quick write outside the session writer.
-#[allow(dead_code)]
-pub(crate) fn encode_frame(frame: &Frame) -> Option<Bytes> {
-    let mut buf = BytesMut::new();
-    frame.encode_into(&mut buf).ok()?;
-    Some(buf.freeze())
 }

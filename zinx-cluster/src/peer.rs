@@ -152,22 +152,15 @@ impl Peer {
 }
 
 fn proof(secret: &[u8], label: &[u8], nonce: &[u8], a: u16, b: u16) -> HmacSha256 {
-    // HMAC accepts keys of any length; new_from_slice cannot fail for it.
-    let mut mac = match HmacSha256::new_from_slice(secret) {
-        Ok(m) => m,
-        Err(_) => unreachable_hmac(),
-    };
+    // HMAC takes keys of any length (long ones are hashed first), so this
+    // never fails; `KeyInit::new_from_slice` just has a fallible signature.
+    let mut mac = <HmacSha256 as hmac::digest::KeyInit>::new_from_slice(secret)
+        .unwrap_or_else(|_| <HmacSha256 as hmac::digest::KeyInit>::new(&Default::default()));
     mac.update(label);
     mac.update(nonce);
     mac.update(&a.to_be_bytes());
     mac.update(&b.to_be_bytes());
     mac
-}
-
-#[cold]
-fn unreachable_hmac() -> ! {
-    // HMAC-SHA256 takes keys of every length.
-    panic!("HMAC-SHA256 rejected a key")
 }
 
 fn nonce() -> [u8; NONCE_LEN] {
@@ -250,7 +243,9 @@ async fn hello_as_dialer(
     proof(&node.secret, b"zinx-ack", &my_nonce, peer.id, node.id)
         .verify_slice(&ack.payload)
         .map_err(|_| {
-            node.metrics.link_auth_failures.fetch_add(1, Ordering::Relaxed);
+            node.metrics
+                .link_auth_failures
+                .fetch_add(1, Ordering::Relaxed);
             format!("node {} failed to prove the cluster secret", peer.id)
         })?;
     Ok(framed)
@@ -299,7 +294,12 @@ async fn hello_as_acceptor(
         .get(&hello.node)
         .filter(|p| !p.we_dial)
         .cloned()
-        .ok_or_else(|| format!("node {} is not expected to dial node {}", hello.node, node.id))?;
+        .ok_or_else(|| {
+            format!(
+                "node {} is not expected to dial node {}",
+                hello.node, node.id
+            )
+        })?;
     let ack_mac = proof(&node.secret, b"zinx-ack", &their_nonce, node.id, peer.id)
         .finalize()
         .into_bytes();
@@ -328,8 +328,7 @@ pub(crate) async fn accept_links(node: Arc<Node>, listener: TcpListener) {
         let _ = stream.set_nodelay(true);
         let node = node.clone();
         tokio::spawn(async move {
-            match tokio::time::timeout(HANDSHAKE_TIMEOUT, hello_as_acceptor(&node, stream)).await
-            {
+            match tokio::time::timeout(HANDSHAKE_TIMEOUT, hello_as_acceptor(&node, stream)).await {
                 Ok(Ok((peer, framed))) => run_link(node, peer, framed).await,
                 Ok(Err(reason)) => {
                     node.metrics
@@ -400,7 +399,7 @@ pub(crate) async fn dial_loop(node: Arc<Node>, peer: Arc<Peer>) {
 /// heartbeat timeout, is replaced, or the node closes.
 async fn run_link(node: Arc<Node>, peer: Arc<Peer>, framed: Framed<TcpStream, FrameCodec>) {
     let generation = peer.generations.fetch_add(1, Ordering::Relaxed);
-    let span = info_span!("peer", peer = %peer.name, id = peer.id);
+    let span = info_span!("peer", peer = %peer.name, id = peer.id, group = %peer.group);
     let parts = framed.into_parts();
     let (rd, wr) = parts.io.into_split();
     let mut reader = FramedRead::new(rd, parts.codec);
@@ -510,12 +509,34 @@ mod tests {
     #[test]
     fn proofs_depend_on_secret_nonce_and_ids() {
         let n = [7u8; NONCE_LEN];
-        let a = proof(b"s1", b"zinx-hello", &n, 1, 2).finalize().into_bytes();
-        assert!(proof(b"s1", b"zinx-hello", &n, 1, 2).verify_slice(&a).is_ok());
-        assert!(proof(b"s2", b"zinx-hello", &n, 1, 2).verify_slice(&a).is_err());
-        assert!(proof(b"s1", b"zinx-hello", &n, 2, 1).verify_slice(&a).is_err());
-        assert!(proof(b"s1", b"zinx-ack", &n, 1, 2).verify_slice(&a).is_err());
+        let a = proof(b"s1", b"zinx-hello", &n, 1, 2)
+            .finalize()
+            .into_bytes();
+        assert!(
+            proof(b"s1", b"zinx-hello", &n, 1, 2)
+                .verify_slice(&a)
+                .is_ok()
+        );
+        assert!(
+            proof(b"s2", b"zinx-hello", &n, 1, 2)
+                .verify_slice(&a)
+                .is_err()
+        );
+        assert!(
+            proof(b"s1", b"zinx-hello", &n, 2, 1)
+                .verify_slice(&a)
+                .is_err()
+        );
+        assert!(
+            proof(b"s1", b"zinx-ack", &n, 1, 2)
+                .verify_slice(&a)
+                .is_err()
+        );
         let m = [8u8; NONCE_LEN];
-        assert!(proof(b"s1", b"zinx-hello", &m, 1, 2).verify_slice(&a).is_err());
+        assert!(
+            proof(b"s1", b"zinx-hello", &m, 1, 2)
+                .verify_slice(&a)
+                .is_err()
+        );
     }
 }

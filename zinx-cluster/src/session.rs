@@ -225,11 +225,6 @@ impl Sessions {
         self.by_uid.remove_if(uid, |_, sid| *sid == id);
     }
 
-    /// Every open session (a snapshot).
-    pub(crate) fn all(&self) -> Vec<Arc<Session>> {
-        self.by_id.iter().map(|e| e.value().clone()).collect()
-    }
-
     /// Offers the same frame (its payload shared, not copied) to every
     /// session; returns how many queued it.
     pub(crate) fn offer_all(&self, frame: &Frame) -> usize {
@@ -244,6 +239,7 @@ impl Sessions {
 
     /// The uids bound on this gate with their sessions (for directory
     /// refresh).
+    #[allow(dead_code)] // used by the Redis directory's TTL refresh
     pub(crate) fn bindings(&self) -> Vec<(Arc<str>, SessionId)> {
         self.by_uid
             .iter()

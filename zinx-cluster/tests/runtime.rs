@@ -11,9 +11,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use serde::Deserialize;
 use zinx_cluster::prelude::*;
-use zinx_cluster::{
-    Client, Cluster, ClusterConfig, Frame, RunningCluster, Select,
-};
+use zinx_cluster::{Client, Cluster, ClusterConfig, Frame, RunningCluster, Select};
 
 const T: Duration = Duration::from_secs(5);
 
@@ -46,7 +44,8 @@ async fn gate_echo(_ctx: &mut Ctx, data: Bytes) -> Bytes {
 /// Gate-side push to a uid: payload is the uid.
 #[handler(msg_id = 8, group = "gate")]
 async fn gate_push(ctx: &mut Ctx, uid: String) -> Result<(), HandlerError> {
-    ctx.push_to_uid(&uid, 8, format!("from gate to {uid}")).await?;
+    ctx.push_to_uid(&uid, 8, format!("from gate to {uid}"))
+        .await?;
     Ok(())
 }
 
@@ -77,7 +76,10 @@ struct Send {
 #[handler(msg_id = 3, group = "im")]
 async fn send(ctx: &mut Ctx, Json(m): Json<Send>) -> Result<String, HandlerError> {
     let from = ctx.uid().ok_or("not logged in")?.to_string();
-    match ctx.push_to_uid(&m.to, 3, format!("{from}: {}", m.text)).await {
+    match ctx
+        .push_to_uid(&m.to, 3, format!("{from}: {}", m.text))
+        .await
+    {
         Ok(()) => Ok("sent".into()),
         Err(SendError::NotOnline(_)) => Ok(format!("{} is not online", m.to)),
         Err(e) => Err(e.into()),
@@ -242,11 +244,18 @@ impl TestCluster {
     }
 
     async fn client(&self) -> Client {
-        Client::connect(self.addr(1)).await.expect("connect to the gate")
+        Client::connect(self.addr(1))
+            .await
+            .expect("connect to the gate")
     }
 
     fn running(&self, id: u16) -> &RunningCluster {
-        &self.nodes.iter().find(|(i, _)| *i == id).expect("running").1
+        &self
+            .nodes
+            .iter()
+            .find(|(i, _)| *i == id)
+            .expect("running")
+            .1
     }
 
     async fn wait_link(&self, from: u16, to: u16) {
@@ -261,7 +270,11 @@ impl TestCluster {
     }
 
     async fn stop(&mut self, id: u16) {
-        let i = self.nodes.iter().position(|(x, _)| *x == id).expect("running");
+        let i = self
+            .nodes
+            .iter()
+            .position(|(x, _)| *x == id)
+            .expect("running");
         let (_, r) = self.nodes.remove(i);
         r.shutdown().await;
     }
@@ -290,7 +303,9 @@ async fn expect(c: &mut Client, msg_id: u32, data: &str) {
 }
 
 async fn req(c: &mut Client, msg_id: u32, data: &str) -> Frame {
-    c.request(msg_id, data.to_string(), T).await.expect("an answer")
+    c.request(msg_id, data.to_string(), T)
+        .await
+        .expect("an answer")
 }
 
 fn s(f: &Frame) -> String {
@@ -458,7 +473,10 @@ async fn a_stopped_node_is_failed_over_and_comes_back() {
             served_by_3 += 1;
         }
     }
-    assert!(served_by_3 > 0 && served_by_3 < 16, "sticky spread: {served_by_3}/16 on im-2");
+    assert!(
+        served_by_3 > 0 && served_by_3 < 16,
+        "sticky spread: {served_by_3}/16 on im-2"
+    );
     tc.stop(3).await;
     // Within the heartbeat bound every session is served by im-1.
     let deadline = std::time::Instant::now() + Duration::from_secs(3);
@@ -477,7 +495,10 @@ async fn a_stopped_node_is_failed_over_and_comes_back() {
         if all_im1 {
             break;
         }
-        assert!(std::time::Instant::now() < deadline, "failover took too long");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "failover took too long"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     // im-2 comes back: links re-form and its sessions return to it.
@@ -490,7 +511,10 @@ async fn a_stopped_node_is_failed_over_and_comes_back() {
             back += 1;
         }
     }
-    assert_eq!(back, served_by_3, "sticky sessions return to the restarted node");
+    assert_eq!(
+        back, served_by_3,
+        "sticky sessions return to the restarted node"
+    );
     tc.shutdown().await;
 }
 
@@ -514,14 +538,23 @@ async fn links_without_the_secret_are_refused() {
     let imposter = Cluster::new(wrong).start(Select::Id(4)).await.unwrap();
     tokio::time::sleep(Duration::from_millis(500)).await;
     // im-1 (lower id) dials calc-1; the hello fails both ways.
-    assert!(!imposter.link_up(4, 2), "a node with the wrong secret linked");
-    assert!(!tc.running(2).link_up(2, 4), "a node with the wrong secret linked");
+    assert!(
+        !imposter.link_up(4, 2),
+        "a node with the wrong secret linked"
+    );
+    assert!(
+        !tc.running(2).link_up(2, 4),
+        "a node with the wrong secret linked"
+    );
     assert!(imposter.metrics(4).unwrap().link_auth_failures >= 1);
     imposter.shutdown().await;
     // A raw TCP client speaking envelopes to a backend port gets nothing run.
     let mut raw = Client::connect(tc.addr(2)).await.unwrap();
     let challenge = raw.recv_timeout(T).await.unwrap();
-    assert_eq!(challenge.data[0], 1, "the acceptor speaks first with a challenge");
+    assert_eq!(
+        challenge.data[0], 1,
+        "the acceptor speaks first with a challenge"
+    );
     let mut forged = bytes::BytesMut::new();
     let mut env = zinx_cluster::Envelope::new(zinx_cluster::Kind::Forward);
     env.msg_id = 6;
@@ -569,7 +602,10 @@ async fn a_client_that_never_reads_is_closed_at_its_queue_bound() {
     let mut ok = tc.client().await;
     let deadline = std::time::Instant::now() + Duration::from_secs(5);
     while tc.running(1).metrics(1).unwrap().queue_full_closes == 0 {
-        assert!(std::time::Instant::now() < deadline, "the lazy client was not closed");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the lazy client was not closed"
+        );
         // Others keep being served meanwhile.
         let f = req(&mut ok, 5, "alive").await;
         assert_eq!(s(&f), "alive");
