@@ -661,3 +661,109 @@ async fn session_ids_are_unique_and_carry_the_gate() {
     assert_ne!(a, b);
     assert_eq!(b.gate(), 2);
 }
+
+fn rss_kib() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmRSS:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|v| v.parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+#[tokio::test]
+async fn huge_length_headers_are_refused_promptly_without_allocating() {
+    let tc = TestCluster::start(FAST, &[1, 2]).await;
+    let before = rss_kib();
+    use tokio::io::AsyncWriteExt;
+    for _ in 0..50 {
+        let mut c = tc.client().await;
+        c.get_mut()
+            .write_all(&[0, 0, 0, 6, 0xff, 0xff, 0xff, 0xff, 1, 2, 3])
+            .await
+            .unwrap();
+        let started = std::time::Instant::now();
+        assert!(c.recv_timeout(T).await.is_err(), "closed");
+        assert!(
+            started.elapsed() < Duration::from_secs(1),
+            "closed promptly"
+        );
+    }
+    let after = rss_kib();
+    // 50 x 4 GiB announced; growth stays within noise (a few MiB).
+    assert!(
+        after < before + 16 * 1024,
+        "RSS grew from {before} KiB to {after} KiB"
+    );
+    assert_eq!(tc.running(1).metrics(1).unwrap().oversize_closes, 50);
+    tc.shutdown().await;
+}
+
+#[tokio::test]
+async fn garbage_connections_are_closed_while_clients_are_served() {
+    let settings = r#"{"idle_timeout_ms": 500, "secret": "test-secret"}"#;
+    let tc = TestCluster::start(settings, &[1, 2]).await;
+    let addr = tc.addr(1);
+    // A legitimate client keeps talking throughout, every 50 ms.
+    let mut legit = tc.client().await;
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let stop2 = stop.clone();
+    let legit_task = tokio::spawn(async move {
+        let mut served = 0u32;
+        while !stop2.load(std::sync::atomic::Ordering::Relaxed) {
+            let f = req(&mut legit, 6, &format!("legit {served}")).await;
+            assert_eq!(s(&f), format!("legit {served}"));
+            served += 1;
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        served
+    });
+    let mut seed = 0x2545_F491_4F6C_DD1Du64;
+    // 5,000 garbage connections, 250 at a time (the test process holds both
+    // ends of each socket).
+    for _batch in 0..20 {
+        let mut tasks = Vec::new();
+        for _ in 0..250 {
+            let mut garbage = vec![0u8; 64];
+            for b in garbage.iter_mut() {
+                seed ^= seed << 13;
+                seed ^= seed >> 7;
+                seed ^= seed << 17;
+                *b = seed as u8;
+            }
+            let addr = addr.clone();
+            tasks.push(tokio::spawn(async move {
+                use tokio::io::{AsyncReadExt, AsyncWriteExt};
+                let mut s = tokio::net::TcpStream::connect(addr).await.expect("connect");
+                let _ = s.write_all(&garbage).await;
+                // Read until the gate closes us (error frames may come first).
+                let mut sink = [0u8; 4096];
+                let closed = tokio::time::timeout(Duration::from_secs(5), async {
+                    loop {
+                        match s.read(&mut sink).await {
+                            Ok(0) | Err(_) => return,
+                            Ok(_) => {}
+                        }
+                    }
+                })
+                .await;
+                closed.is_ok()
+            }));
+        }
+        for t in tasks {
+            assert!(t.await.unwrap(), "a garbage connection was not closed");
+        }
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let served = legit_task
+        .await
+        .expect("the legitimate client was served throughout");
+    assert!(served >= 10, "only {served} legitimate requests");
+    let m = tc.running(1).metrics(1).unwrap();
+    assert_eq!(m.sessions_accepted, 5001);
+    assert_eq!(m.sessions_open, 1, "only the legitimate session remains");
+    tc.shutdown().await;
+}
