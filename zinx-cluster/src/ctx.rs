@@ -56,16 +56,33 @@ impl From<String> for KickTarget {
 /// A handler receives `&mut Ctx` and uses it to answer its client, reach
 /// other users, and talk to other nodes:
 ///
-/// ```rust,ignore
+/// ```rust,no_run
+/// use serde::{Deserialize, Serialize};
 /// use zinx_cluster::prelude::*;
+///
+/// #[derive(Deserialize)]
+/// struct Chat { to: String, text: String }
+///
+/// #[derive(Serialize)]
+/// struct Said { from: String, text: String }
 ///
 /// #[handler(msg_id = 3, group = "im")]
 /// async fn send(ctx: &mut Ctx, Json(msg): Json<Chat>) -> Result<(), HandlerError> {
+///     // The uid was bound at login, on the gate; every node sees it.
 ///     let from = ctx.uid().ok_or("not logged in")?.to_string();
-///     ctx.push_to_uid(&msg.to, 3, serde_json::to_vec(&Delivered { from, text: msg.text })?)
-///         .await?;
-///     ctx.reply(r#"{"ok":true}"#)?;
+///     let said = serde_json::to_vec(&Said { from, text: msg.text })?;
+///     match ctx.push_to_uid(&msg.to, 3, said).await {
+///         Ok(()) => ctx.reply(r#"{"ok":true}"#)?,
+///         Err(SendError::NotOnline(_)) => ctx.reply(r#"{"ok":false}"#)?,
+///         Err(e) => return Err(e.into()),
+///     }
 ///     Ok(())
+/// }
+///
+/// #[handler(msg_id = 7, group = "im")]
+/// async fn score(ctx: &mut Ctx) -> Result<Bytes, HandlerError> {
+///     // Ask a node of group "rank" and answer the client with its reply.
+///     Ok(ctx.call("rank", 20, "top10").await?)
 /// }
 /// ```
 ///
