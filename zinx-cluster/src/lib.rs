@@ -19,6 +19,7 @@ mod handler;
 mod metrics;
 mod node;
 mod peer;
+mod redis_directory;
 mod registry;
 mod session;
 mod settings;
