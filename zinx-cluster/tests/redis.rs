@@ -534,8 +534,7 @@ async fn users_on_two_gates_reach_each_other() {
     let mut alice = tc.login(1, "alice").await;
     let mut bob = tc.login(2, "bob").await;
 
-    // Session ids carry their gate: the first session of each gate has the
-    // same sequence number, yet the ids differ.
+    // Session ids carry their gate, so they never collide between gates.
     let id_of = |f: &Frame| -> SessionId {
         SessionId(
             s(f).rsplit(' ')
@@ -547,8 +546,8 @@ async fn users_on_two_gates_reach_each_other() {
     let a = id_of(&req(&mut alice, 7, "").await);
     let b = id_of(&req(&mut bob, 7, "").await);
     assert_eq!((a.gate(), b.gate()), (1, 2));
-    assert_eq!(a.seq(), b.seq());
     assert_ne!(a, b);
+    assert_ne!(SessionId::new(1, b.seq()), b);
     assert_eq!(redis.binding("alice").await, Some(a.0));
     assert_eq!(redis.binding("bob").await, Some(b.0));
 
@@ -734,10 +733,57 @@ async fn child_gate() {
 /// A gate process, killed on drop.
 struct ChildGate(Child);
 
-impl Drop for ChildGate {
-    fn drop(&mut self) {
+impl ChildGate {
+    /// Runs gate `id` of the cluster in a child process (this test binary,
+    /// running only `child_gate`) and waits until its links are up.
+    async fn start(tc: &TestCluster, id: u16) -> ChildGate {
+        let mut child = Command::new(std::env::current_exe().expect("the test binary"))
+            .args([
+                "child_gate",
+                "--exact",
+                "--nocapture",
+                "--test-threads",
+                "1",
+            ])
+            .env(CHILD_GATE, id.to_string())
+            .env(CHILD_DINX, &tc.files.0)
+            .env(CHILD_SETTINGS, &tc.files.1)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("the child gate starts");
+        let stdout = child.stdout.take().expect("piped stdout");
+        let child = ChildGate(child);
+        // Read its output to the end (a closed pipe would fail its writes),
+        // telling us when it is ready.
+        let (ready_tx, ready) = tokio::sync::oneshot::channel();
+        std::thread::spawn(move || {
+            let mut ready_tx = Some(ready_tx);
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if line.contains(CHILD_READY) {
+                    if let Some(tx) = ready_tx.take() {
+                        let _ = tx.send(());
+                    }
+                }
+            }
+        });
+        assert!(
+            matches!(tokio::time::timeout(T, ready).await, Ok(Ok(()))),
+            "the child gate did not become ready"
+        );
+        child
+    }
+
+    /// SIGKILL: no cleanup at all.
+    fn kill(&mut self) {
         let _ = self.0.kill();
         let _ = self.0.wait();
+    }
+}
+
+impl Drop for ChildGate {
+    fn drop(&mut self) {
+        self.kill();
     }
 }
 
@@ -746,40 +792,7 @@ async fn a_killed_gate_leaves_nothing_older_than_the_ttl() {
     let redis = require_redis!();
     let tc = TestCluster::start(&redis.url(), &[3, 4, 1]).await;
     // gate-2 in its own process, to be killed without any cleanup.
-    let mut child = Command::new(std::env::current_exe().expect("the test binary"))
-        .args([
-            "child_gate",
-            "--exact",
-            "--nocapture",
-            "--test-threads",
-            "1",
-        ])
-        .env(CHILD_GATE, "2")
-        .env(CHILD_DINX, &tc.files.0)
-        .env(CHILD_SETTINGS, &tc.files.1)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("the child gate starts");
-    let stdout = child.stdout.take().expect("piped stdout");
-    let mut child = ChildGate(child);
-    // Read its output to the end (a closed pipe would fail its writes),
-    // telling us when it is ready.
-    let (ready_tx, ready) = tokio::sync::oneshot::channel();
-    std::thread::spawn(move || {
-        let mut ready_tx = Some(ready_tx);
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            if line.contains(CHILD_READY) {
-                if let Some(tx) = ready_tx.take() {
-                    let _ = tx.send(());
-                }
-            }
-        }
-    });
-    assert!(
-        matches!(tokio::time::timeout(T, ready).await, Ok(Ok(()))),
-        "the child gate did not become ready"
-    );
+    let mut child = ChildGate::start(&tc, 2).await;
     tc.wait_ready(&redis).await;
     while redis.subscribers(2).await < 1 {
         tokio::time::sleep(Duration::from_millis(10)).await;
@@ -796,8 +809,7 @@ async fn a_killed_gate_leaves_nothing_older_than_the_ttl() {
     );
 
     // kill -9.
-    let _ = child.0.kill();
-    let _ = child.0.wait();
+    child.kill();
     let killed = Instant::now();
     let mut c = redis.conn().await;
     let pttl: i64 = redis::cmd("PTTL")
@@ -837,6 +849,47 @@ async fn a_killed_gate_leaves_nothing_older_than_the_ttl() {
     // The rest of the cluster is fine.
     assert_eq!(s(&req(&mut alice, 5, "echo").await), "echo");
     assert_eq!(s(&req(&mut alice, 6, "echo").await), "echo");
+    tc.shutdown().await;
+    assert_no_panics();
+}
+
+#[tokio::test]
+async fn a_restarted_gate_never_reuses_the_session_ids_of_its_dead_run() {
+    let redis = require_redis!();
+    let mut tc = TestCluster::start(&redis.url(), &[3, 4, 1]).await;
+    let mut child = ChildGate::start(&tc, 2).await;
+    tc.wait_ready(&redis).await;
+    while redis.subscribers(2).await < 1 {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let _bob = tc.login(2, "bob").await;
+    let stale = redis.binding("bob").await.expect("bob is bound");
+    // gate-2 dies and comes straight back, well within the TTL: bob's
+    // binding still names a session of the dead run.
+    child.kill();
+    tc.restart(2).await;
+    tc.wait_ready(&redis).await;
+    assert_eq!(redis.binding("bob").await, Some(stale));
+    let mut carol = tc.client(2).await;
+    let f = req(&mut carol, 7, "").await;
+    let carol_id: u64 = s(&f)
+        .rsplit(' ')
+        .next()
+        .and_then(|n| n.parse().ok())
+        .expect("an id");
+    assert_ne!(
+        carol_id, stale,
+        "a new session got the id of a dead run's session"
+    );
+    // bob logs in again elsewhere: the stale holder is "kicked", which must
+    // not close carol.
+    let mut bob = tc.client(1).await;
+    assert_eq!(
+        s(&req(&mut bob, 1, r#"{"name":"bob"}"#).await),
+        "ok bob kicked=true"
+    );
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(s(&req(&mut carol, 5, "still here").await), "still here");
     tc.shutdown().await;
     assert_no_panics();
 }
