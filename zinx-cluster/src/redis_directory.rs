@@ -410,11 +410,12 @@ impl RedisDirectory {
         Ok(())
     }
 
-    async fn ping(&self) -> Result<String, SendError> {
+    /// `INFO server`: proves Redis answers, and tells its version.
+    async fn server_info(&self) -> Result<String, SendError> {
         let mut cmd = redis::cmd("INFO");
         cmd.arg("server");
         let cmd = &cmd;
-        self.op("ping", true, |mut c| async move {
+        self.op("check", true, |mut c| async move {
             cmd.query_async(&mut c).await
         })
         .await
@@ -462,21 +463,26 @@ impl RedisDirectory {
     async fn check(self: Arc<Self>, closed: CancellationToken) {
         let mut delay = Duration::from_millis(200);
         loop {
-            if let Ok(info) = self.ping().await {
-                let version = info
-                    .lines()
-                    .find_map(|l| l.strip_prefix("redis_version:"))
-                    .unwrap_or("?")
-                    .trim()
-                    .to_string();
-                let mut parts = version.split('.').map(|p| p.parse::<u32>().unwrap_or(0));
-                let (major, minor) = (parts.next().unwrap_or(0), parts.next().unwrap_or(0));
-                if (major, minor) < (6, 2) {
-                    error!(url = %self.url, %version, "!!! user directory: Redis {version} is too old: bind needs SET ... GET (Redis 6.2 or newer) !!!");
-                } else {
-                    info!(url = %self.url, %version, "user directory: Redis reachable");
+            match self.server_info().await {
+                Ok(info) => {
+                    let version = info
+                        .lines()
+                        .find_map(|l| l.strip_prefix("redis_version:"))
+                        .unwrap_or("?")
+                        .trim()
+                        .to_string();
+                    let mut parts = version.split('.').map(|p| p.parse::<u32>().unwrap_or(0));
+                    let (major, minor) = (parts.next().unwrap_or(0), parts.next().unwrap_or(0));
+                    if (major, minor) < (6, 2) {
+                        error!(url = %self.url, %version, "!!! user directory: Redis {version} is too old: bind needs SET ... GET (Redis 6.2 or newer) !!!");
+                    } else {
+                        info!(url = %self.url, %version, "user directory: Redis reachable");
+                    }
+                    return;
                 }
-                return;
+                // Redis answered, refusing INFO (an ACL): reachable.
+                Err(_) if self.managed().down_since.is_none() => return,
+                Err(_) => {}
             }
             tokio::select! {
                 _ = closed.cancelled() => return,

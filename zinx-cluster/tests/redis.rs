@@ -10,7 +10,7 @@
 //! `ZINX_REQUIRE_REDIS=1` a missing server fails them. `ZINX_REDIS_URL`
 //! must not be set (it would point the nodes at another Redis).
 
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead, BufReader, Write};
 use std::process::{Child, Command, Stdio};
 use std::sync::Once;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -204,12 +204,15 @@ impl RedisServer {
             if std::env::var("ZINX_REQUIRE_REDIS").is_ok_and(|v| v == "1") {
                 panic!("ZINX_REQUIRE_REDIS=1 but redis-server is not on PATH");
             }
-            eprintln!(
+            // Straight to stderr: `eprintln!` would be captured by the test
+            // harness and never shown for a passing test.
+            let _ = writeln!(
+                std::io::stderr(),
                 "\n=====================================================================\n\
                  SKIPPED: redis-server is not installed, so the several-gates tests\n\
                  did not run. Install it (e.g. apt-get install redis-server) or set\n\
                  ZINX_REQUIRE_REDIS=1 to make this a failure.\n\
-                 =====================================================================\n"
+                 ====================================================================="
             );
             return None;
         }
