@@ -272,6 +272,18 @@ impl RedisServer {
         }
     }
 
+    /// Freezes it (SIGSTOP) or thaws it (SIGCONT): a Redis that accepts
+    /// connections and never answers.
+    fn freeze(&self, frozen: bool) {
+        let pid = self.child.as_ref().expect("running").id().to_string();
+        let signal = if frozen { "-STOP" } else { "-CONT" };
+        let ok = Command::new("kill")
+            .args([signal, &pid])
+            .status()
+            .is_ok_and(|s| s.success());
+        assert!(ok, "kill {signal} {pid} failed");
+    }
+
     /// Starts it again on the same port, empty.
     async fn restart(&mut self) {
         self.stop();
@@ -991,6 +1003,56 @@ async fn redis_down_fails_directory_operations_clearly_then_recovers() {
     for c in [&mut alice, &mut bob, &mut carol] {
         expect(c, 16, "all gates again").await;
     }
+    tc.shutdown().await;
+    assert_no_panics();
+}
+
+#[tokio::test]
+async fn a_hung_redis_fails_directory_operations_within_the_timeout() {
+    let redis = require_redis!();
+    let tc = TestCluster::start(&redis.url(), &[3, 4, 1, 2]).await;
+    tc.wait_ready(&redis).await;
+    let mut alice = tc.login(1, "alice").await;
+    let mut bob = tc.login(2, "bob").await;
+
+    redis.freeze(true);
+    let mut carol = tc.client(1).await;
+    let started = Instant::now();
+    let f = req(&mut carol, 1, r#"{"name":"carol"}"#).await;
+    let took = started.elapsed();
+    let text = error_of(&f)["error"].as_str().unwrap().to_string();
+    assert!(
+        text.contains("user directory") && text.contains("no answer"),
+        "{text}"
+    );
+    assert!(
+        took < Duration::from_millis(1500),
+        "a hung Redis held the login {took:?}"
+    );
+    let f = req(&mut alice, 3, &chat("bob", "hi")).await;
+    assert!(
+        error_of(&f)["error"]
+            .as_str()
+            .unwrap()
+            .contains("user directory")
+    );
+    // Other sessions, and the same session's next messages, are served.
+    assert_eq!(s(&req(&mut bob, 6, "im echo").await), "im echo");
+    assert_eq!(s(&req(&mut carol, 5, "gate echo").await), "gate echo");
+    eprintln!("timing: with Redis hung, a login failed in {took:?}");
+
+    redis.freeze(false);
+    let back = Instant::now();
+    loop {
+        let f = req(&mut alice, 3, &chat("bob", "back")).await;
+        if s(&f) == "sent" {
+            break;
+        }
+        error_of(&f);
+        assert!(back.elapsed() < T, "the directory did not recover");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    expect(&mut bob, 3, "alice: back").await;
     tc.shutdown().await;
     assert_no_panics();
 }
