@@ -16,6 +16,7 @@ use crate::config::{ClusterConfig, ConfigErrors, NodeConfig, NodeId, NodeType};
 use crate::directory::Directory;
 use crate::metrics::MetricsSnapshot;
 use crate::node::{Node, SessionClosed, SessionHook};
+use crate::redis_directory::RedisDirectory;
 use crate::registry::{self, RegistryErrors};
 
 /// Which nodes of `dinx.json` this process runs.
@@ -146,13 +147,14 @@ impl Cluster {
         )?);
 
         let gates: Vec<u16> = config.gates().map(|g| g.id).collect();
+        let redis_url = config.settings.effective_redis_url();
         let directory_for = |_: &NodeConfig| -> Result<Directory, StartError> {
-            match (gates.as_slice(), config.settings.effective_redis_url()) {
+            match (gates.as_slice(), redis_url.as_deref()) {
+                (_, Some(url)) => RedisDirectory::open(url, &config.settings)
+                    .map(|d| Directory::Redis(Arc::new(d)))
+                    .map_err(StartError::Directory),
                 ([only], None) => Ok(Directory::Memory { gate: *only }),
                 (many, None) => Err(StartError::ManyGatesWithoutRedis(many.len())),
-                (_, Some(url)) => Err(StartError::Directory(format!(
-                    "redis directory ({url}) is not available in this build"
-                ))),
             }
         };
 
@@ -219,6 +221,7 @@ impl Cluster {
                     tokio::spawn(crate::peer::accept_links(node.clone(), listener));
                 }
             }
+            Directory::start(&node);
             for peer in node.peers.values().filter(|p| p.we_dial) {
                 tokio::spawn(crate::peer::dial_loop(node.clone(), peer.clone()));
             }
@@ -364,6 +367,10 @@ impl RunningCluster {
             for p in n.peers.values() {
                 p.close();
             }
+        }
+        // A gate's last removal of the directory bindings it still holds.
+        for n in &self.nodes {
+            n.directory.close().await;
         }
         // Let writers flush what was queued.
         tokio::time::sleep(Duration::from_millis(50)).await;

@@ -4,14 +4,19 @@
 //! directory answers "which gate holds uid U" for everyone else:
 //! - in memory (default): there is one gate, so the answer is that gate, and
 //!   the gate itself says whether U is online;
-//! - in Redis (several gates): bindings `uid → session id` with a TTL that
-//!   the owning gate refreshes, so a crashed gate leaves nothing stale.
+//! - in Redis (several gates, see `redis_directory`): bindings
+//!   `uid → session id` with a TTL that the owning gate refreshes, so a
+//!   crashed gate leaves nothing stale.
 //!
 //! The directory also carries messages between gates (which have no
 //! internal port): encoded envelopes published to the target gate.
 
+use std::sync::Arc;
+
 use crate::envelope::Envelope;
 use crate::error::SendError;
+use crate::node::Node;
+use crate::redis_directory::RedisDirectory;
 use crate::session::SessionId;
 
 /// The directory a node uses.
@@ -22,6 +27,8 @@ pub(crate) enum Directory {
         /// The only gate node.
         gate: u16,
     },
+    /// Bindings and gate-to-gate messages in Redis.
+    Redis(Arc<RedisDirectory>),
 }
 
 impl Directory {
@@ -29,34 +36,57 @@ impl Directory {
     /// before, anywhere in the cluster, when the directory knows it.
     pub(crate) async fn bind(
         &self,
-        _uid: &str,
-        _session: SessionId,
+        uid: &str,
+        session: SessionId,
     ) -> Result<Option<SessionId>, SendError> {
         match self {
             // The gate's own table is the whole truth.
             Directory::Memory { .. } => Ok(None),
+            Directory::Redis(r) => r.bind(uid, session).await,
         }
     }
 
     /// Removes `uid → session` if it still names that session.
-    pub(crate) async fn unbind(&self, _uid: &str, _session: SessionId) -> Result<(), SendError> {
+    pub(crate) async fn unbind(&self, uid: &str, session: SessionId) -> Result<(), SendError> {
         match self {
             Directory::Memory { .. } => Ok(()),
+            Directory::Redis(r) => r.unbind(uid, session).await,
         }
     }
 
     /// The gate to ask about `uid`; `None` when the uid is known to be
     /// offline.
-    pub(crate) async fn locate(&self, _uid: &str) -> Result<Option<u16>, SendError> {
+    pub(crate) async fn locate(&self, uid: &str) -> Result<Option<u16>, SendError> {
         match self {
             Directory::Memory { gate } => Ok(Some(*gate)),
+            Directory::Redis(r) => r.locate(uid).await,
         }
     }
 
     /// Sends an envelope to another gate.
-    pub(crate) async fn publish(&self, gate: u16, _env: Envelope) -> Result<(), SendError> {
+    pub(crate) async fn publish(&self, gate: u16, env: Envelope) -> Result<(), SendError> {
         match self {
             Directory::Memory { .. } => Err(SendError::Unreachable { node: gate }),
+            Directory::Redis(r) => r.publish(gate, env).await,
+        }
+    }
+
+    /// Starts what the directory runs beside a started node (Redis: a
+    /// reachability check; on a gate, its channel's subscriber and the
+    /// keep-alive of its bindings). They stop when the node is closed.
+    pub(crate) fn start(node: &Arc<Node>) {
+        match &node.directory {
+            Directory::Memory { .. } => {}
+            Directory::Redis(r) => r.start(node),
+        }
+    }
+
+    /// After the node is closed: waits (bounded) for the directory's last
+    /// work, a gate's removal of the bindings it still holds.
+    pub(crate) async fn close(&self) {
+        match self {
+            Directory::Memory { .. } => {}
+            Directory::Redis(r) => r.close().await,
         }
     }
 }

@@ -22,6 +22,7 @@ mod macro_support;
 mod metrics;
 mod node;
 mod peer;
+mod redis_directory;
 mod registry;
 mod session;
 mod settings;

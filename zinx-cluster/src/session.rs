@@ -10,7 +10,9 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 /// A session id, unique across the cluster: the gate's node id in the high
-/// 16 bits, a per-gate sequence number in the low 48.
+/// 16 bits, a per-gate sequence number in the low 48. The sequence of a gate
+/// process starts from the clock (see `first_seq`), so a restarted gate
+/// does not hand out the ids of its previous run either.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct SessionId(pub u64);
 
@@ -156,12 +158,35 @@ impl Session {
     }
 }
 
+/// 2025-01-01T00:00:00Z in Unix milliseconds.
+const SEQ_EPOCH_MS: u64 = 1_735_689_600_000;
+
+/// Session numbers a gate process may hand out per millisecond of its
+/// uptime, on average, before its ids could meet those of its next run.
+const SEQ_PER_MS: u64 = 64;
+
+/// The first sequence number of a gate process: 64 per millisecond since
+/// 2025 (48 bits last about 139 years). A gate that crashes and restarts at
+/// once must not give a new client the id of a session of its previous
+/// run: a directory binding that run left (alive until its TTL) or an id an
+/// application stored would then reach, or kick, the wrong client.
+fn first_seq() -> u64 {
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+    (now_ms
+        .saturating_sub(SEQ_EPOCH_MS)
+        .saturating_mul(SEQ_PER_MS)
+        & 0xFFFF_FFFF_FFFF)
+        .max(1)
+}
+
 /// The sessions of one gate, by id and by uid.
 #[derive(Debug)]
 pub(crate) struct Sessions {
     /// This gate's node id (high bits of every session id).
     gate: u16,
-    /// Next sequence number.
+    /// Next sequence number (starting at [`first_seq`]).
     next: AtomicU64,
     /// Open sessions.
     by_id: DashMap<SessionId, Arc<Session>>,
@@ -175,7 +200,7 @@ impl Sessions {
     pub(crate) fn new(gate: u16) -> Self {
         Sessions {
             gate,
-            next: AtomicU64::new(1),
+            next: AtomicU64::new(first_seq()),
             by_id: DashMap::new(),
             by_uid: DashMap::new(),
             count: AtomicUsize::new(0),
@@ -264,6 +289,20 @@ mod tests {
         assert_eq!(id.seq(), 42);
         assert_ne!(SessionId::new(1, 5), SessionId::new(2, 5));
         assert_eq!(id.to_string(), "7:42");
+    }
+
+    #[test]
+    fn a_restarted_gate_does_not_reuse_session_ids() {
+        let first_run = Sessions::new(3);
+        let (a, _ra) = first_run.open(1);
+        let (b, _rb) = first_run.open(1);
+        assert_eq!(b.id.seq(), a.id.seq() + 1);
+        std::thread::sleep(std::time::Duration::from_millis(2));
+        // The same gate, started again: its first id is past the old run's.
+        let next_run = Sessions::new(3);
+        let (c, _rc) = next_run.open(1);
+        assert_eq!(c.id.gate(), 3);
+        assert!(c.id.seq() > b.id.seq() + SEQ_PER_MS, "{} vs {}", c.id, b.id);
     }
 
     #[tokio::test]

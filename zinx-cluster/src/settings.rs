@@ -10,7 +10,8 @@
 //!   "max_sessions": 100000,
 //!   "idle_timeout_ms": 60000,
 //!   "balance": { "im": "round_robin" },
-//!   "secret": "change me"
+//!   "secret": "change me",
+//!   "redis_url": "redis://127.0.0.1:6379/0"
 //! }
 //! ```
 
@@ -109,6 +110,10 @@ pub struct Settings {
     /// Lifetime of a directory binding that its gate stops refreshing.
     /// Default 30000.
     pub directory_ttl_ms: u64,
+    /// First part of every Redis key and channel of the directory
+    /// (`<prefix>:uid:<uid>`, `<prefix>:gate:<id>`), so several clusters can
+    /// share one Redis. Default `"zinx"`.
+    pub directory_prefix: String,
 }
 
 impl Default for Settings {
@@ -133,6 +138,7 @@ impl Default for Settings {
             error_msg_id: 0,
             redis_url: None,
             directory_ttl_ms: 30_000,
+            directory_prefix: "zinx".to_string(),
         }
     }
 }

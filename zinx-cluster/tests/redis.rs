@@ -1,0 +1,1123 @@
+//! Several gates sharing a user directory in a real Redis.
+//!
+//! Nodes: gate-1 (1) and gate-2 (2), both in group "gate"; im-1 (3) and
+//! im-2 (4) in group "im". Each node runs as its own `RunningCluster` in
+//! this process (one test runs gate-2 in a child process, to kill it with
+//! SIGKILL). Every test starts its own `redis-server` (from PATH) on a free
+//! port without persistence, and kills it afterwards.
+//!
+//! Without `redis-server` the tests print a loud notice and pass; with
+//! `ZINX_REQUIRE_REDIS=1` a missing server fails them. `ZINX_REDIS_URL`
+//! must not be set (it would point the nodes at another Redis).
+
+use std::io::{BufRead, BufReader, Write};
+use std::process::{Child, Command, Stdio};
+use std::sync::Once;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use serde::Deserialize;
+use zinx_cluster::prelude::*;
+use zinx_cluster::{
+    BoxFuture, Client, ClientError, Cluster, ClusterConfig, Frame, HandlerFailure, RunningCluster,
+    Select, StartError,
+};
+
+const T: Duration = Duration::from_secs(5);
+/// `directory_ttl_ms` of these tests (the smallest the config accepts).
+const TTL: Duration = Duration::from_millis(3000);
+
+// ----------------------------------------------------------------------
+// Handlers
+// ----------------------------------------------------------------------
+
+/// Registers a handler the way `#[handler(msg_id = N, group = "g")]` does:
+/// a type-erased entry point submitted to the route inventory.
+///
+/// TEMPORARY: the `#[handler]` macro is a no-op in this branch until the
+/// macros branch is merged; then each `handler! { N, "g", async fn f(ctx,
+/// data) { .. } }` becomes a plain `#[handler(msg_id = N, group = "g")]`
+/// fn and this macro goes away.
+macro_rules! handler {
+    ($(#[$doc:meta])* $msg_id:literal, $group:literal, async fn $name:ident($ctx:ident, $data:ident) $body:block) => {
+        $(#[$doc])*
+        mod $name {
+            use super::*;
+
+            async fn run($ctx: &mut Ctx, $data: Bytes) -> Result<Option<Bytes>, HandlerError> {
+                $body
+            }
+
+            pub(super) fn entry<'a>(
+                ctx: &'a mut Ctx,
+                data: Bytes,
+            ) -> BoxFuture<'a, Result<Option<Bytes>, HandlerFailure>> {
+                Box::pin(async move { run(ctx, data).await.map_err(HandlerFailure::Handler) })
+            }
+
+            inventory::submit! {
+                zinx_cluster::Route {
+                    msg_id: $msg_id,
+                    group: $group,
+                    name: stringify!($name),
+                    module: module_path!(),
+                    file: file!(),
+                    line: line!(),
+                    entry,
+                }
+            }
+        }
+    };
+}
+
+fn reply(s: impl Into<String>) -> Result<Option<Bytes>, HandlerError> {
+    Ok(Some(Bytes::from(s.into())))
+}
+
+fn utf8(data: &Bytes) -> Result<String, HandlerError> {
+    String::from_utf8(data.to_vec()).map_err(|_| HandlerError::new("payload is not UTF-8"))
+}
+
+#[derive(Deserialize)]
+struct Login {
+    name: String,
+}
+
+#[derive(Deserialize)]
+struct Chat {
+    to: String,
+    text: String,
+}
+
+handler! { 1, "gate", async fn login(ctx, data) {
+    let l: Login = serde_json::from_slice(&data).map_err(|e| HandlerError::new(e.to_string()))?;
+    let kicked = ctx.bind(&l.name).await?;
+    reply(format!("ok {} kicked={}", l.name, kicked.is_some()))
+}}
+
+handler! { 2, "gate", async fn logout(ctx, _data) {
+    ctx.unbind().await?;
+    reply("bye")
+}}
+
+handler! { 5, "gate", async fn gate_echo(_ctx, data) {
+    Ok(Some(data))
+}}
+
+handler! {
+    /// The session id as a number, with the gate's name.
+    7, "gate", async fn gate_whoami(ctx, _data) {
+    let session = ctx.session().ok_or("no session")?;
+    reply(format!("{} {}", ctx.node_name(), session.0))
+}}
+
+handler! {
+    /// Gate-side push to a uid (the payload), wherever it is.
+    8, "gate", async fn gate_push(ctx, data) {
+    let uid = utf8(&data)?;
+    let text = format!("from {} to {uid}", ctx.node_name());
+    match ctx.push_to_uid(&uid, 8, text).await {
+        Ok(()) => reply("pushed"),
+        Err(SendError::NotOnline(_)) => reply(format!("{uid} is not online")),
+        Err(e) => Err(e.into()),
+    }
+}}
+
+handler! { 16, "gate", async fn gate_broadcast(ctx, data) {
+    ctx.broadcast(16, data)?;
+    Ok(None)
+}}
+
+handler! {
+    /// Gate-side kick of a uid (the payload), wherever it is.
+    18, "gate", async fn gate_kick(ctx, data) {
+    ctx.kick(utf8(&data)?).await?;
+    reply("kicked")
+}}
+
+handler! { 3, "im", async fn send(ctx, data) {
+    let m: Chat = serde_json::from_slice(&data).map_err(|e| HandlerError::new(e.to_string()))?;
+    let from = ctx.uid().ok_or("not logged in")?.to_string();
+    match ctx.push_to_uid(&m.to, 3, format!("{from}: {}", m.text)).await {
+        Ok(()) => reply("sent"),
+        Err(SendError::NotOnline(_)) => reply(format!("{} is not online", m.to)),
+        Err(e) => Err(e.into()),
+    }
+}}
+
+handler! { 4, "im", async fn im_broadcast(ctx, data) {
+    ctx.broadcast(4, data)?;
+    Ok(None)
+}}
+
+handler! { 6, "im", async fn im_echo(_ctx, data) {
+    Ok(Some(data))
+}}
+
+handler! { 9, "im", async fn whoami(ctx, _data) {
+    reply(format!("{} {}", ctx.node_name(), ctx.uid().unwrap_or("-")))
+}}
+
+handler! {
+    /// Backend kick of a uid (the payload), wherever it is.
+    14, "im", async fn kick_uid(ctx, data) {
+    ctx.kick(utf8(&data)?).await?;
+    reply("kicked")
+}}
+
+const ROUTE: &str = r#"{
+    "gate": [{"MsgID": 1, "Name": "login"}, {"MsgID": 2, "Name": "logout"},
+             {"MsgID": 5, "Name": "echo"}, {"MsgID": 7, "Name": "whoami"},
+             {"MsgID": 8, "Name": "push"}, {"MsgID": 16, "Name": "broadcast"},
+             {"MsgID": 18, "Name": "kick"}],
+    "im": [{"MsgID": 3, "Name": "send"}, {"MsgID": 4, "Name": "broadcast"},
+           {"MsgID": 6, "Name": "echo"}, {"MsgID": 9, "Name": "whoami"},
+           {"MsgID": 14, "Name": "kick"}]
+}"#;
+
+// ----------------------------------------------------------------------
+// A redis-server of our own
+// ----------------------------------------------------------------------
+
+/// A `redis-server` child on 127.0.0.1, without persistence; killed on
+/// drop.
+struct RedisServer {
+    port: u16,
+    child: Option<Child>,
+    /// Its working directory (nothing is written there; just not ours).
+    dir: tempfile::TempDir,
+}
+
+impl RedisServer {
+    /// Starts one, or returns `None` (after a loud notice) when
+    /// `redis-server` is not installed and `ZINX_REQUIRE_REDIS` is not 1.
+    async fn start() -> Option<RedisServer> {
+        check_environment();
+        let installed = Command::new("redis-server")
+            .arg("--version")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+        if !installed {
+            if std::env::var("ZINX_REQUIRE_REDIS").is_ok_and(|v| v == "1") {
+                panic!("ZINX_REQUIRE_REDIS=1 but redis-server is not on PATH");
+            }
+            // Straight to stderr: `eprintln!` would be captured by the test
+            // harness and never shown for a passing test.
+            let _ = writeln!(
+                std::io::stderr(),
+                "\n=====================================================================\n\
+                 SKIPPED: redis-server is not installed, so the several-gates tests\n\
+                 did not run. Install it (e.g. apt-get install redis-server) or set\n\
+                 ZINX_REQUIRE_REDIS=1 to make this a failure.\n\
+                 ====================================================================="
+            );
+            return None;
+        }
+        let mut server = RedisServer {
+            port: free_port(),
+            child: None,
+            dir: tempfile::tempdir().expect("a temporary directory"),
+        };
+        server.spawn().await;
+        Some(server)
+    }
+
+    async fn spawn(&mut self) {
+        let child = Command::new("redis-server")
+            .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
+            .args(["--save", "", "--appendonly", "no"])
+            .arg("--dir")
+            .arg(self.dir.path())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("redis-server starts");
+        self.child = Some(child);
+        let deadline = Instant::now() + T;
+        loop {
+            if let Ok(mut c) = redis::Client::open(self.url())
+                .expect("a valid URL")
+                .get_multiplexed_async_connection()
+                .await
+            {
+                if redis::cmd("PING")
+                    .query_async::<String>(&mut c)
+                    .await
+                    .is_ok()
+                {
+                    return;
+                }
+            }
+            assert!(
+                Instant::now() < deadline,
+                "redis-server did not come up on port {}",
+                self.port
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}/0", self.port)
+    }
+
+    /// Kills it (SIGKILL: no goodbye to the clients).
+    fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Freezes it (SIGSTOP) or thaws it (SIGCONT): a Redis that accepts
+    /// connections and never answers.
+    fn freeze(&self, frozen: bool) {
+        let pid = self.child.as_ref().expect("running").id().to_string();
+        let signal = if frozen { "-STOP" } else { "-CONT" };
+        let ok = Command::new("kill")
+            .args([signal, &pid])
+            .status()
+            .is_ok_and(|s| s.success());
+        assert!(ok, "kill {signal} {pid} failed");
+    }
+
+    /// Starts it again on the same port, empty.
+    async fn restart(&mut self) {
+        self.stop();
+        self.spawn().await;
+    }
+
+    async fn conn(&self) -> redis::aio::MultiplexedConnection {
+        redis::Client::open(self.url())
+            .expect("a valid URL")
+            .get_multiplexed_async_connection()
+            .await
+            .expect("a connection to the test Redis")
+    }
+
+    /// The session id bound to `uid`, if any.
+    async fn binding(&self, uid: &str) -> Option<u64> {
+        let mut c = self.conn().await;
+        redis::cmd("GET")
+            .arg(format!("zinx:uid:{uid}"))
+            .query_async::<Option<u64>>(&mut c)
+            .await
+            .expect("GET")
+    }
+
+    /// Subscribers of a gate's channel.
+    async fn subscribers(&self, gate: u16) -> i64 {
+        let mut c = self.conn().await;
+        let v: Vec<(String, i64)> = redis::cmd("PUBSUB")
+            .arg("NUMSUB")
+            .arg(format!("zinx:gate:{gate}"))
+            .query_async(&mut c)
+            .await
+            .expect("PUBSUB NUMSUB");
+        v.first().map_or(0, |(_, n)| *n)
+    }
+}
+
+impl Drop for RedisServer {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// The Redis of a test, or return (passing) when there is none.
+macro_rules! require_redis {
+    () => {
+        match RedisServer::start().await {
+            Some(r) => r,
+            None => return,
+        }
+    };
+}
+
+static PANICS: AtomicUsize = AtomicUsize::new(0);
+
+/// Counts panics anywhere in the process (spawned tasks included) so a test
+/// can assert that none happened; refuses to run against a Redis named by
+/// `ZINX_REDIS_URL`.
+fn check_environment() {
+    static HOOK: Once = Once::new();
+    HOOK.call_once(|| {
+        let default = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            PANICS.fetch_add(1, Ordering::SeqCst);
+            default(info);
+        }));
+    });
+    assert!(
+        std::env::var_os(zinx_cluster::REDIS_URL_ENV).is_none(),
+        "unset {} to run these tests: it overrides the Redis each test starts",
+        zinx_cluster::REDIS_URL_ENV
+    );
+}
+
+fn assert_no_panics() {
+    assert_eq!(
+        PANICS.load(Ordering::SeqCst),
+        0,
+        "something panicked (see the output)"
+    );
+}
+
+// ----------------------------------------------------------------------
+// Clusters
+// ----------------------------------------------------------------------
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+fn dinx() -> String {
+    let p: Vec<u16> = (0..4).map(|_| free_port()).collect();
+    format!(
+        r#"{{
+        "gate": [{{"ID": 1, "Name": "gate-1", "Type": 1, "IP": "127.0.0.1", "Port": {}}},
+                 {{"ID": 2, "Name": "gate-2", "Type": 1, "IP": "127.0.0.1", "Port": {}}}],
+        "im": [{{"ID": 3, "Name": "im-1", "Type": 2, "IP": "127.0.0.1", "Port": {}}},
+               {{"ID": 4, "Name": "im-2", "Type": 2, "IP": "127.0.0.1", "Port": {}}}]
+    }}"#,
+        p[0], p[1], p[2], p[3]
+    )
+}
+
+fn settings(redis_url: Option<&str>) -> String {
+    let redis = redis_url
+        .map(|u| format!(r#", "redis_url": "{u}""#))
+        .unwrap_or_default();
+    format!(
+        r#"{{"heartbeat_interval_ms": 100, "heartbeat_timeout_ms": 600,
+        "reconnect_min_ms": 20, "reconnect_max_ms": 200, "call_timeout_ms": 1000,
+        "shutdown_grace_ms": 1000, "secret": "test-secret",
+        "directory_ttl_ms": {}{redis}}}"#,
+        TTL.as_millis()
+    )
+}
+
+const GATES: [u16; 2] = [1, 2];
+const BACKENDS: [u16; 2] = [3, 4];
+
+struct TestCluster {
+    config: ClusterConfig,
+    /// The texts the config was made of (for a child process).
+    files: (String, String),
+    nodes: Vec<(u16, RunningCluster)>,
+}
+
+impl TestCluster {
+    /// Starts the nodes `ids` of a fresh two-gate cluster on `redis_url`.
+    async fn start(redis_url: &str, ids: &[u16]) -> TestCluster {
+        let (dinx, settings) = (dinx(), settings(Some(redis_url)));
+        let config = ClusterConfig::from_strs("test-conf", &dinx, ROUTE, Some(&settings))
+            .expect("valid test config");
+        let mut tc = TestCluster {
+            config,
+            files: (dinx, settings),
+            nodes: Vec::new(),
+        };
+        for &id in ids {
+            tc.restart(id).await;
+        }
+        tc
+    }
+
+    fn addr(&self, id: u16) -> String {
+        self.config.node(id).expect("node").addr()
+    }
+
+    async fn client(&self, gate: u16) -> Client {
+        Client::connect(self.addr(gate))
+            .await
+            .expect("connect to the gate")
+    }
+
+    async fn login(&self, gate: u16, name: &str) -> Client {
+        let mut c = self.client(gate).await;
+        let f = req(&mut c, 1, &format!(r#"{{"name":"{name}"}}"#)).await;
+        assert_eq!(s(&f), format!("ok {name} kicked=false"));
+        c
+    }
+
+    /// Waits until every running gate links to every backend and listens
+    /// on its Redis channel.
+    async fn wait_ready(&self, redis: &RedisServer) {
+        let deadline = Instant::now() + T;
+        for (id, r) in &self.nodes {
+            if !GATES.contains(id) {
+                continue;
+            }
+            for b in BACKENDS {
+                while !r.link_up(*id, b) {
+                    assert!(
+                        Instant::now() < deadline,
+                        "link {id} -> {b} did not come up"
+                    );
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                }
+            }
+            while redis.subscribers(*id).await < 1 {
+                assert!(Instant::now() < deadline, "gate {id} did not subscribe");
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        }
+    }
+
+    async fn stop(&mut self, id: u16) {
+        let i = self
+            .nodes
+            .iter()
+            .position(|(x, _)| *x == id)
+            .expect("running");
+        let (_, r) = self.nodes.remove(i);
+        r.shutdown().await;
+    }
+
+    async fn restart(&mut self, id: u16) {
+        let r = Cluster::new(self.config.clone())
+            .start(Select::Id(id))
+            .await
+            .expect("node starts");
+        self.nodes.push((id, r));
+    }
+
+    async fn shutdown(self) {
+        for (_, r) in self.nodes {
+            r.shutdown().await;
+        }
+    }
+}
+
+async fn expect(c: &mut Client, msg_id: u32, data: &str) {
+    let f = c.recv_timeout(T).await.expect("a frame");
+    assert_eq!((f.msg_id, s(&f)), (msg_id, data.to_string()));
+}
+
+async fn req(c: &mut Client, msg_id: u32, data: &str) -> Frame {
+    c.request(msg_id, data.to_string(), T)
+        .await
+        .expect("an answer")
+}
+
+fn s(f: &Frame) -> String {
+    String::from_utf8_lossy(&f.data).into_owned()
+}
+
+/// The error answer of a frame on msg_id 0.
+fn error_of(f: &Frame) -> serde_json::Value {
+    assert_eq!(f.msg_id, 0, "expected an error answer, got {:?}", s(f));
+    serde_json::from_slice(&f.data).expect("JSON error answer")
+}
+
+async fn assert_closed(c: &mut Client, who: &str) {
+    assert!(
+        matches!(
+            c.recv_timeout(T).await,
+            Err(ClientError::Closed) | Err(ClientError::Frame(_))
+        ),
+        "{who} should have been closed"
+    );
+}
+
+async fn assert_quiet(c: &mut Client) {
+    if let Ok(f) = c.recv_timeout(Duration::from_millis(300)).await {
+        panic!("unexpected frame {} {:?}", f.msg_id, s(&f));
+    }
+}
+
+fn chat(to: &str, text: &str) -> String {
+    format!(r#"{{"to":"{to}","text":"{text}"}}"#)
+}
+
+// ----------------------------------------------------------------------
+// Tests
+// ----------------------------------------------------------------------
+
+#[tokio::test]
+async fn users_on_two_gates_reach_each_other() {
+    let redis = require_redis!();
+    let tc = TestCluster::start(&redis.url(), &[3, 4, 1, 2]).await;
+    tc.wait_ready(&redis).await;
+    let mut alice = tc.login(1, "alice").await;
+    let mut bob = tc.login(2, "bob").await;
+
+    // Session ids carry their gate, so they never collide between gates.
+    let id_of = |f: &Frame| -> SessionId {
+        SessionId(
+            s(f).rsplit(' ')
+                .next()
+                .and_then(|n| n.parse().ok())
+                .expect("an id"),
+        )
+    };
+    let a = id_of(&req(&mut alice, 7, "").await);
+    let b = id_of(&req(&mut bob, 7, "").await);
+    assert_eq!((a.gate(), b.gate()), (1, 2));
+    assert_ne!(a, b);
+    assert_ne!(SessionId::new(1, b.seq()), b);
+    assert_eq!(redis.binding("alice").await, Some(a.0));
+    assert_eq!(redis.binding("bob").await, Some(b.0));
+
+    // The backends see the uids bound on either gate.
+    assert!(s(&req(&mut bob, 9, "").await).ends_with(" bob"));
+
+    // Send both ways through a backend.
+    assert_eq!(s(&req(&mut alice, 3, &chat("bob", "hi")).await), "sent");
+    expect(&mut bob, 3, "alice: hi").await;
+    assert_eq!(s(&req(&mut bob, 3, &chat("alice", "yo")).await), "sent");
+    expect(&mut alice, 3, "bob: yo").await;
+    assert_eq!(
+        s(&req(&mut alice, 3, &chat("carol", "?")).await),
+        "carol is not online"
+    );
+
+    // Gate-side push to a user on the other gate, both ways.
+    assert_eq!(s(&req(&mut alice, 8, "bob").await), "pushed");
+    expect(&mut bob, 8, "from gate-1 to bob").await;
+    assert_eq!(s(&req(&mut bob, 8, "alice").await), "pushed");
+    expect(&mut alice, 8, "from gate-2 to alice").await;
+    assert_eq!(s(&req(&mut bob, 8, "carol").await), "carol is not online");
+
+    // Broadcast from a backend and from a gate: every session on every gate
+    // exactly once, logged in or not.
+    let mut anon = tc.client(2).await;
+    alice.send(4, "from a backend").await.unwrap();
+    for c in [&mut alice, &mut bob, &mut anon] {
+        expect(c, 4, "from a backend").await;
+    }
+    bob.send(16, "from gate-2").await.unwrap();
+    for c in [&mut alice, &mut bob, &mut anon] {
+        expect(c, 16, "from gate-2").await;
+    }
+    alice.send(16, "from gate-1").await.unwrap();
+    for c in [&mut alice, &mut bob, &mut anon] {
+        expect(c, 16, "from gate-1").await;
+    }
+    for c in [&mut alice, &mut bob, &mut anon] {
+        assert_quiet(c).await;
+    }
+
+    // kick(uid) across gates: from a backend, and from the other gate.
+    let mut carol = tc.login(2, "carol").await;
+    assert_eq!(s(&req(&mut alice, 14, "carol").await), "kicked");
+    assert_closed(&mut carol, "carol (kicked by a backend)").await;
+    let mut dave = tc.login(1, "dave").await;
+    assert_eq!(s(&req(&mut bob, 18, "dave").await), "kicked");
+    assert_closed(&mut dave, "dave (kicked by gate-2)").await;
+    // Their bindings went with their sessions.
+    let deadline = Instant::now() + T;
+    while redis.binding("carol").await.is_some() || redis.binding("dave").await.is_some() {
+        assert!(
+            Instant::now() < deadline,
+            "bindings of kicked sessions remain"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+
+    // A duplicate login on the other gate kicks the older session.
+    let mut alice2 = tc.client(2).await;
+    assert_eq!(
+        s(&req(&mut alice2, 1, r#"{"name":"alice"}"#).await),
+        "ok alice kicked=true"
+    );
+    assert_closed(&mut alice, "the older alice on gate-1").await;
+    let a2 = id_of(&req(&mut alice2, 7, "").await);
+    assert_eq!(a2.gate(), 2);
+    assert_eq!(s(&req(&mut bob, 3, &chat("alice", "new?")).await), "sent");
+    expect(&mut alice2, 3, "bob: new?").await;
+    // The older session closing did not remove the newer binding.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(redis.binding("alice").await, Some(a2.0));
+
+    // Logout unbinds everywhere.
+    assert_eq!(s(&req(&mut alice2, 2, "").await), "bye");
+    assert_eq!(redis.binding("alice").await, None);
+    assert_eq!(
+        s(&req(&mut bob, 3, &chat("alice", "gone?")).await),
+        "alice is not online"
+    );
+    assert_eq!(s(&req(&mut bob, 8, "alice").await), "alice is not online");
+
+    tc.shutdown().await;
+    assert_no_panics();
+}
+
+#[tokio::test]
+async fn a_gate_that_stops_takes_its_bindings_with_it() {
+    let redis = require_redis!();
+    let mut tc = TestCluster::start(&redis.url(), &[3, 4, 1, 2]).await;
+    tc.wait_ready(&redis).await;
+    let mut alice = tc.login(1, "alice").await;
+    let _bob = tc.login(2, "bob").await;
+
+    // Live gates keep their bindings well past the TTL.
+    tokio::time::sleep(TTL + TTL / 2).await;
+    assert!(
+        redis.binding("bob").await.is_some(),
+        "a live gate's binding expired"
+    );
+    let mut c = redis.conn().await;
+    let pttl: i64 = redis::cmd("PTTL")
+        .arg("zinx:uid:bob")
+        .query_async(&mut c)
+        .await
+        .unwrap();
+    assert!(pttl > 0 && pttl <= TTL.as_millis() as i64, "PTTL {pttl}");
+
+    // A graceful stop removes the gate's bindings at once.
+    tc.stop(2).await;
+    assert_eq!(redis.binding("bob").await, None);
+    assert!(redis.binding("alice").await.is_some());
+    assert_eq!(
+        s(&req(&mut alice, 3, &chat("bob", "there?")).await),
+        "bob is not online"
+    );
+    assert_eq!(s(&req(&mut alice, 8, "bob").await), "bob is not online");
+    let f = req(&mut alice, 14, "bob").await;
+    assert!(
+        error_of(&f)["error"]
+            .as_str()
+            .unwrap()
+            .contains("bob is not online")
+    );
+
+    // A binding nobody refreshes (what a gate killed with -9 leaves)
+    // expires within the TTL.
+    let fake = (7u64 << 48) | 1;
+    let _: () = redis::cmd("SET")
+        .arg("zinx:uid:ghost")
+        .arg(fake)
+        .arg("PX")
+        .arg(TTL.as_millis() as u64)
+        .query_async(&mut c)
+        .await
+        .unwrap();
+    let written = Instant::now();
+    while redis.binding("ghost").await.is_some() {
+        assert!(
+            written.elapsed() < TTL + Duration::from_millis(500),
+            "stale binding outlived its TTL"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    tc.shutdown().await;
+    assert_no_panics();
+}
+
+/// Environment of the child process that runs one gate (see
+/// `child_gate`).
+const CHILD_GATE: &str = "ZINX_TEST_CHILD_GATE";
+const CHILD_DINX: &str = "ZINX_TEST_CHILD_DINX";
+const CHILD_SETTINGS: &str = "ZINX_TEST_CHILD_SETTINGS";
+const CHILD_READY: &str = "ZINX-TEST-CHILD-GATE-READY";
+
+/// Not a test of its own: when started by `a_killed_gate_leaves_nothing_older_than_the_ttl`
+/// (with `ZINX_TEST_CHILD_GATE` set), runs that gate of the given cluster
+/// until killed. Otherwise it returns at once.
+#[tokio::test]
+async fn child_gate() {
+    let Ok(id) = std::env::var(CHILD_GATE) else {
+        return;
+    };
+    let id: u16 = id.parse().expect("a node id");
+    let dinx = std::env::var(CHILD_DINX).expect("dinx");
+    let settings = std::env::var(CHILD_SETTINGS).expect("settings");
+    let config = ClusterConfig::from_strs("child-conf", &dinx, ROUTE, Some(&settings))
+        .expect("valid config");
+    let running = Cluster::new(config)
+        .start(Select::Id(id))
+        .await
+        .expect("gate starts");
+    assert!(
+        running.wait_links(T).await,
+        "the child gate's links did not come up"
+    );
+    println!("{CHILD_READY}");
+    std::future::pending::<()>().await;
+}
+
+/// A gate process, killed on drop.
+struct ChildGate(Child);
+
+impl ChildGate {
+    /// Runs gate `id` of the cluster in a child process (this test binary,
+    /// running only `child_gate`) and waits until its links are up.
+    async fn start(tc: &TestCluster, id: u16) -> ChildGate {
+        let mut child = Command::new(std::env::current_exe().expect("the test binary"))
+            .args([
+                "child_gate",
+                "--exact",
+                "--nocapture",
+                "--test-threads",
+                "1",
+            ])
+            .env(CHILD_GATE, id.to_string())
+            .env(CHILD_DINX, &tc.files.0)
+            .env(CHILD_SETTINGS, &tc.files.1)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("the child gate starts");
+        let stdout = child.stdout.take().expect("piped stdout");
+        let child = ChildGate(child);
+        // Read its output to the end (a closed pipe would fail its writes),
+        // telling us when it is ready.
+        let (ready_tx, ready) = tokio::sync::oneshot::channel();
+        std::thread::spawn(move || {
+            let mut ready_tx = Some(ready_tx);
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if line.contains(CHILD_READY) {
+                    if let Some(tx) = ready_tx.take() {
+                        let _ = tx.send(());
+                    }
+                }
+            }
+        });
+        assert!(
+            matches!(tokio::time::timeout(T, ready).await, Ok(Ok(()))),
+            "the child gate did not become ready"
+        );
+        child
+    }
+
+    /// SIGKILL: no cleanup at all.
+    fn kill(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+impl Drop for ChildGate {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+#[tokio::test]
+async fn a_killed_gate_leaves_nothing_older_than_the_ttl() {
+    let redis = require_redis!();
+    let tc = TestCluster::start(&redis.url(), &[3, 4, 1]).await;
+    // gate-2 in its own process, to be killed without any cleanup.
+    let mut child = ChildGate::start(&tc, 2).await;
+    tc.wait_ready(&redis).await;
+    while redis.subscribers(2).await < 1 {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let mut alice = tc.login(1, "alice").await;
+    let mut bob = tc.login(2, "bob").await;
+    assert_eq!(s(&req(&mut alice, 3, &chat("bob", "hi")).await), "sent");
+    expect(&mut bob, 3, "alice: hi").await;
+    // Kept alive past the TTL by the child's refreshes.
+    tokio::time::sleep(TTL + TTL / 3).await;
+    assert!(
+        redis.binding("bob").await.is_some(),
+        "the live child's binding expired"
+    );
+
+    // kill -9.
+    child.kill();
+    let killed = Instant::now();
+    let mut c = redis.conn().await;
+    let pttl: i64 = redis::cmd("PTTL")
+        .arg("zinx:uid:bob")
+        .query_async(&mut c)
+        .await
+        .unwrap();
+    assert!(
+        pttl > 0,
+        "bob's binding is still there right after the kill"
+    );
+    while redis.binding("bob").await.is_some() {
+        assert!(
+            killed.elapsed() < TTL + Duration::from_millis(500),
+            "a dead gate's binding outlived the TTL"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let expired_after = killed.elapsed();
+    // Once expired, backends say bob is offline (before, that his gate is
+    // unreachable: an error answer, never silence).
+    loop {
+        let f = req(&mut alice, 3, &chat("bob", "still there?")).await;
+        if s(&f) == "bob is not online" {
+            break;
+        }
+        error_of(&f);
+        assert!(
+            killed.elapsed() < TTL + Duration::from_secs(2),
+            "bob still looks online"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    eprintln!(
+        "timing: binding of the killed gate expired {expired_after:?} after the kill (PTTL then {pttl} ms, TTL {TTL:?})"
+    );
+    // The rest of the cluster is fine.
+    assert_eq!(s(&req(&mut alice, 5, "echo").await), "echo");
+    assert_eq!(s(&req(&mut alice, 6, "echo").await), "echo");
+    tc.shutdown().await;
+    assert_no_panics();
+}
+
+#[tokio::test]
+async fn a_restarted_gate_never_reuses_the_session_ids_of_its_dead_run() {
+    let redis = require_redis!();
+    let mut tc = TestCluster::start(&redis.url(), &[3, 4, 1]).await;
+    let mut child = ChildGate::start(&tc, 2).await;
+    tc.wait_ready(&redis).await;
+    while redis.subscribers(2).await < 1 {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let _bob = tc.login(2, "bob").await;
+    let stale = redis.binding("bob").await.expect("bob is bound");
+    // gate-2 dies and comes straight back, well within the TTL: bob's
+    // binding still names a session of the dead run.
+    child.kill();
+    tc.restart(2).await;
+    tc.wait_ready(&redis).await;
+    assert_eq!(redis.binding("bob").await, Some(stale));
+    let mut carol = tc.client(2).await;
+    let f = req(&mut carol, 7, "").await;
+    let carol_id: u64 = s(&f)
+        .rsplit(' ')
+        .next()
+        .and_then(|n| n.parse().ok())
+        .expect("an id");
+    assert_ne!(
+        carol_id, stale,
+        "a new session got the id of a dead run's session"
+    );
+    // bob logs in again elsewhere: the stale holder is "kicked", which must
+    // not close carol.
+    let mut bob = tc.client(1).await;
+    assert_eq!(
+        s(&req(&mut bob, 1, r#"{"name":"bob"}"#).await),
+        "ok bob kicked=true"
+    );
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(s(&req(&mut carol, 5, "still here").await), "still here");
+    tc.shutdown().await;
+    assert_no_panics();
+}
+
+#[tokio::test]
+async fn redis_down_fails_directory_operations_clearly_then_recovers() {
+    let mut redis = require_redis!();
+    let tc = TestCluster::start(&redis.url(), &[3, 4, 1, 2]).await;
+    tc.wait_ready(&redis).await;
+    let mut alice = tc.login(1, "alice").await;
+    let mut bob = tc.login(2, "bob").await;
+
+    redis.stop();
+
+    // What needs no directory keeps working.
+    assert_eq!(s(&req(&mut alice, 5, "gate echo").await), "gate echo");
+    assert_eq!(s(&req(&mut bob, 6, "im echo").await), "im echo");
+    alice.send(4, "backend broadcast").await.unwrap();
+    for c in [&mut alice, &mut bob] {
+        expect(c, 4, "backend broadcast").await;
+    }
+    // Same-gate pushes need no directory either.
+    let mut alice_friend = tc.client(1).await;
+    assert_eq!(s(&req(&mut alice_friend, 8, "alice").await), "pushed");
+    expect(&mut alice, 8, "from gate-1 to alice").await;
+
+    // A login fails at once with an error answer naming the directory.
+    let mut carol = tc.client(1).await;
+    let started = Instant::now();
+    let f = req(&mut carol, 1, r#"{"name":"carol"}"#).await;
+    let took = started.elapsed();
+    let e = error_of(&f);
+    assert_eq!(e["code"], "handler_error");
+    let text = e["error"].as_str().unwrap();
+    assert!(
+        text.contains("user directory") && text.contains("Redis"),
+        "{text}"
+    );
+    assert!(
+        took < Duration::from_millis(1500),
+        "login failed only after {took:?}"
+    );
+    eprintln!("timing: with Redis down, a login failed in {took:?}");
+    // So do pushes to users on other gates, from a backend and from a gate.
+    let f = req(&mut alice, 3, &chat("bob", "hi")).await;
+    assert!(
+        error_of(&f)["error"]
+            .as_str()
+            .unwrap()
+            .contains("user directory")
+    );
+    let f = req(&mut alice, 8, "bob").await;
+    assert!(
+        error_of(&f)["error"]
+            .as_str()
+            .unwrap()
+            .contains("user directory")
+    );
+    // The failed login left no local binding: carol is anonymous.
+    assert_eq!(s(&req(&mut carol, 5, "still here").await), "still here");
+
+    // Redis comes back, empty (no persistence).
+    redis.restart().await;
+    let back = Instant::now();
+    let login_back = loop {
+        let f = req(&mut carol, 1, r#"{"name":"carol"}"#).await;
+        if s(&f) == "ok carol kicked=false" {
+            break back.elapsed();
+        }
+        error_of(&f);
+        assert!(back.elapsed() < T, "logins did not recover");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    // The gates re-create the bindings Redis lost, and re-subscribe.
+    let bindings_back = loop {
+        if redis.binding("alice").await.is_some() && redis.binding("bob").await.is_some() {
+            break back.elapsed();
+        }
+        assert!(back.elapsed() < TTL, "bindings were not re-created");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    let deadline = Instant::now() + T;
+    while redis.subscribers(1).await < 1 || redis.subscribers(2).await < 1 {
+        assert!(Instant::now() < deadline, "gates did not re-subscribe");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let subscribed_back = back.elapsed();
+    eprintln!(
+        "timing: after the Redis restart, logins worked in {login_back:?}, bindings were back in {bindings_back:?}, gates re-subscribed in {subscribed_back:?}"
+    );
+    assert_eq!(s(&req(&mut alice, 3, &chat("bob", "back")).await), "sent");
+    expect(&mut bob, 3, "alice: back").await;
+    assert_eq!(s(&req(&mut bob, 8, "carol").await), "pushed");
+    expect(&mut carol, 8, "from gate-2 to carol").await;
+    bob.send(16, "all gates again").await.unwrap();
+    for c in [&mut alice, &mut bob, &mut carol] {
+        expect(c, 16, "all gates again").await;
+    }
+    tc.shutdown().await;
+    assert_no_panics();
+}
+
+#[tokio::test]
+async fn a_hung_redis_fails_directory_operations_within_the_timeout() {
+    let redis = require_redis!();
+    let tc = TestCluster::start(&redis.url(), &[3, 4, 1, 2]).await;
+    tc.wait_ready(&redis).await;
+    let mut alice = tc.login(1, "alice").await;
+    let mut bob = tc.login(2, "bob").await;
+
+    redis.freeze(true);
+    let mut carol = tc.client(1).await;
+    let started = Instant::now();
+    let f = req(&mut carol, 1, r#"{"name":"carol"}"#).await;
+    let took = started.elapsed();
+    let text = error_of(&f)["error"].as_str().unwrap().to_string();
+    assert!(
+        text.contains("user directory") && text.contains("no answer"),
+        "{text}"
+    );
+    assert!(
+        took < Duration::from_millis(1500),
+        "a hung Redis held the login {took:?}"
+    );
+    let f = req(&mut alice, 3, &chat("bob", "hi")).await;
+    assert!(
+        error_of(&f)["error"]
+            .as_str()
+            .unwrap()
+            .contains("user directory")
+    );
+    // Other sessions, and the same session's next messages, are served.
+    assert_eq!(s(&req(&mut bob, 6, "im echo").await), "im echo");
+    assert_eq!(s(&req(&mut carol, 5, "gate echo").await), "gate echo");
+    eprintln!("timing: with Redis hung, a login failed in {took:?}");
+
+    redis.freeze(false);
+    let back = Instant::now();
+    loop {
+        let f = req(&mut alice, 3, &chat("bob", "back")).await;
+        if s(&f) == "sent" {
+            break;
+        }
+        error_of(&f);
+        assert!(back.elapsed() < T, "the directory did not recover");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    expect(&mut bob, 3, "alice: back").await;
+    tc.shutdown().await;
+    assert_no_panics();
+}
+
+#[tokio::test]
+async fn a_cluster_starts_while_redis_is_down() {
+    let mut redis = require_redis!();
+    redis.stop();
+    let started = Instant::now();
+    let tc = TestCluster::start(&redis.url(), &[3, 4, 1, 2]).await;
+    assert!(
+        started.elapsed() < Duration::from_secs(1),
+        "start waited for Redis"
+    );
+    let mut c = tc.client(1).await;
+    assert_eq!(s(&req(&mut c, 5, "up").await), "up");
+    let f = req(&mut c, 1, r#"{"name":"alice"}"#).await;
+    assert!(
+        error_of(&f)["error"]
+            .as_str()
+            .unwrap()
+            .contains("user directory")
+    );
+
+    redis.restart().await;
+    tc.wait_ready(&redis).await;
+    let back = Instant::now();
+    loop {
+        let f = req(&mut c, 1, r#"{"name":"alice"}"#).await;
+        if s(&f) == "ok alice kicked=false" {
+            break;
+        }
+        assert!(back.elapsed() < T, "logins did not start working");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let mut bob = tc.login(2, "bob").await;
+    assert_eq!(s(&req(&mut bob, 3, &chat("alice", "hi")).await), "sent");
+    expect(&mut c, 3, "bob: hi").await;
+    tc.shutdown().await;
+    assert_no_panics();
+}
+
+#[tokio::test]
+async fn several_gates_without_redis_refuse_to_start() {
+    check_environment();
+    let config = ClusterConfig::from_strs("test-conf", &dinx(), ROUTE, Some(&settings(None)))
+        .expect("valid test config");
+    let e = Cluster::new(config).start(Select::Id(1)).await.unwrap_err();
+    assert!(matches!(e, StartError::ManyGatesWithoutRedis(2)), "{e:?}");
+    let text = e.to_string();
+    assert!(
+        text.contains("redis_url") && text.contains("ZINX_REDIS_URL"),
+        "{text}"
+    );
+}
+
+#[tokio::test]
+async fn a_bad_redis_url_is_refused_at_start() {
+    check_environment();
+    let settings = settings(Some("http://:hunter2@example.invalid/"));
+    let config = ClusterConfig::from_strs("test-conf", &dinx(), ROUTE, Some(&settings))
+        .expect("valid test config");
+    let e = Cluster::new(config).start(Select::Id(3)).await.unwrap_err();
+    assert!(matches!(e, StartError::Directory(_)), "{e:?}");
+    let text = e.to_string();
+    assert!(text.contains("invalid Redis URL"), "{text}");
+    assert!(!text.contains("hunter2"), "the password leaked: {text}");
+}
