@@ -154,6 +154,9 @@ impl Cluster {
                     .map(|d| Directory::Redis(Arc::new(d)))
                     .map_err(StartError::Directory),
                 ([only], None) => Ok(Directory::Memory { gate: *only }),
+                // Config validation refuses a cluster without a gate; a
+                // backend-only selection still needs no directory.
+                ([], None) => Ok(Directory::Memory { gate: 0 }),
                 (many, None) => Err(StartError::ManyGatesWithoutRedis(many.len())),
             }
         };
@@ -164,6 +167,12 @@ impl Cluster {
                 "!!! no cluster secret configured: using the well-known default. Anyone who can reach a backend port can join the cluster. Set \"secret\" in settings.json or {} !!!",
                 crate::settings::SECRET_ENV
             );
+        }
+
+        // Every fallible step before any port is bound or any node runs.
+        let mut directories = Vec::new();
+        for n in &selected {
+            directories.push(directory_for(n)?);
         }
 
         // Bind everything before anything runs: a taken port fails the
@@ -184,12 +193,12 @@ impl Cluster {
         let root = CancellationToken::new();
         let mut nodes = Vec::new();
         let mut addrs = Vec::new();
-        for (n, listener) in selected.iter().zip(listeners) {
+        for ((n, listener), directory) in selected.iter().zip(listeners).zip(directories) {
             let node = Arc::new(Node::new(
                 n,
                 &config,
                 table.clone(),
-                directory_for(n)?,
+                directory,
                 secret.as_bytes().to_vec(),
                 self.hooks.clone(),
                 &root,

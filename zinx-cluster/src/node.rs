@@ -849,8 +849,13 @@ impl Node {
         let prev_dir = match self.directory.bind(&uid, session).await {
             Ok(p) => p.filter(|p| *p != session),
             Err(e) => {
+                // Undo: this session holds no uid, and an older local holder
+                // (still connected, still in the directory) keeps its own.
                 s.set_uid(None);
                 sessions.unbind_local(&uid, session);
+                if let Some(prev) = prev_local {
+                    sessions.bind_local_if_free(uid.clone(), prev);
+                }
                 return Err(e);
             }
         };
@@ -893,7 +898,11 @@ impl Node {
             .ok_or(SendError::SessionGone(session))?;
         if let Some(old) = s.set_uid(None) {
             sessions.unbind_local(&old, session);
-            self.directory.unbind(&old, session).await?;
+            // Locally the session is unbound, which is what its user asked;
+            // a directory entry left behind expires with its TTL.
+            if let Err(e) = self.directory.unbind(&old, session).await {
+                warn!(%session, uid = %old, error = %e, "directory unbind failed; the entry expires with its TTL");
+            }
         }
         Ok(())
     }

@@ -245,6 +245,13 @@ impl Sessions {
         self.by_uid.insert(uid, id).filter(|prev| *prev != id)
     }
 
+    /// Binds `uid` to `id` unless someone holds it (undoing a failed bind).
+    pub(crate) fn bind_local_if_free(&self, uid: Arc<str>, id: SessionId) {
+        if self.by_id.contains_key(&id) {
+            self.by_uid.entry(uid).or_insert(id);
+        }
+    }
+
     /// Removes the local binding of `uid` if it still names `id`.
     pub(crate) fn unbind_local(&self, uid: &str, id: SessionId) {
         self.by_uid.remove_if(uid, |_, sid| *sid == id);
@@ -264,7 +271,6 @@ impl Sessions {
 
     /// The uids bound on this gate with their sessions (for directory
     /// refresh).
-    #[allow(dead_code)] // used by the Redis directory's TTL refresh
     pub(crate) fn bindings(&self) -> Vec<(Arc<str>, SessionId)> {
         self.by_uid
             .iter()

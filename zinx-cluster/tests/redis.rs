@@ -20,8 +20,7 @@ use bytes::Bytes;
 use serde::Deserialize;
 use zinx_cluster::prelude::*;
 use zinx_cluster::{
-    BoxFuture, Client, ClientError, Cluster, ClusterConfig, Frame, HandlerFailure, RunningCluster,
-    Select, StartError,
+    Client, ClientError, Cluster, ClusterConfig, Frame, RunningCluster, Select, StartError,
 };
 
 const T: Duration = Duration::from_secs(5);
@@ -31,45 +30,6 @@ const TTL: Duration = Duration::from_millis(3000);
 // ----------------------------------------------------------------------
 // Handlers
 // ----------------------------------------------------------------------
-
-/// Registers a handler the way `#[handler(msg_id = N, group = "g")]` does:
-/// a type-erased entry point submitted to the route inventory.
-///
-/// TEMPORARY: the `#[handler]` macro is a no-op in this branch until the
-/// macros branch is merged; then each `handler! { N, "g", async fn f(ctx,
-/// data) { .. } }` becomes a plain `#[handler(msg_id = N, group = "g")]`
-/// fn and this macro goes away.
-macro_rules! handler {
-    ($(#[$doc:meta])* $msg_id:literal, $group:literal, async fn $name:ident($ctx:ident, $data:ident) $body:block) => {
-        $(#[$doc])*
-        mod $name {
-            use super::*;
-
-            async fn run($ctx: &mut Ctx, $data: Bytes) -> Result<Option<Bytes>, HandlerError> {
-                $body
-            }
-
-            pub(super) fn entry<'a>(
-                ctx: &'a mut Ctx,
-                data: Bytes,
-            ) -> BoxFuture<'a, Result<Option<Bytes>, HandlerFailure>> {
-                Box::pin(async move { run(ctx, data).await.map_err(HandlerFailure::Handler) })
-            }
-
-            inventory::submit! {
-                zinx_cluster::Route {
-                    msg_id: $msg_id,
-                    group: $group,
-                    name: stringify!($name),
-                    module: module_path!(),
-                    file: file!(),
-                    line: line!(),
-                    entry,
-                }
-            }
-        }
-    };
-}
 
 fn reply(s: impl Into<String>) -> Result<Option<Bytes>, HandlerError> {
     Ok(Some(Bytes::from(s.into())))
@@ -90,31 +50,34 @@ struct Chat {
     text: String,
 }
 
-handler! { 1, "gate", async fn login(ctx, data) {
+#[handler(msg_id = 1, group = "gate")]
+async fn login(ctx: &mut Ctx, data: Bytes) -> Result<Option<Bytes>, HandlerError> {
     let l: Login = serde_json::from_slice(&data).map_err(|e| HandlerError::new(e.to_string()))?;
     let kicked = ctx.bind(&l.name).await?;
     reply(format!("ok {} kicked={}", l.name, kicked.is_some()))
-}}
+}
 
-handler! { 2, "gate", async fn logout(ctx, _data) {
+#[handler(msg_id = 2, group = "gate")]
+async fn logout(ctx: &mut Ctx, _data: Bytes) -> Result<Option<Bytes>, HandlerError> {
     ctx.unbind().await?;
     reply("bye")
-}}
+}
 
-handler! { 5, "gate", async fn gate_echo(_ctx, data) {
+#[handler(msg_id = 5, group = "gate")]
+async fn gate_echo(_ctx: &mut Ctx, data: Bytes) -> Result<Option<Bytes>, HandlerError> {
     Ok(Some(data))
-}}
+}
 
-handler! {
-    /// The session id as a number, with the gate's name.
-    7, "gate", async fn gate_whoami(ctx, _data) {
+/// The session id as a number, with the gate's name.
+#[handler(msg_id = 7, group = "gate")]
+async fn gate_whoami(ctx: &mut Ctx, _data: Bytes) -> Result<Option<Bytes>, HandlerError> {
     let session = ctx.session().ok_or("no session")?;
     reply(format!("{} {}", ctx.node_name(), session.0))
-}}
+}
 
-handler! {
-    /// Gate-side push to a uid (the payload), wherever it is.
-    8, "gate", async fn gate_push(ctx, data) {
+/// Gate-side push to a uid (the payload), wherever it is.
+#[handler(msg_id = 8, group = "gate")]
+async fn gate_push(ctx: &mut Ctx, data: Bytes) -> Result<Option<Bytes>, HandlerError> {
     let uid = utf8(&data)?;
     let text = format!("from {} to {uid}", ctx.node_name());
     match ctx.push_to_uid(&uid, 8, text).await {
@@ -122,49 +85,57 @@ handler! {
         Err(SendError::NotOnline(_)) => reply(format!("{uid} is not online")),
         Err(e) => Err(e.into()),
     }
-}}
+}
 
-handler! { 16, "gate", async fn gate_broadcast(ctx, data) {
+#[handler(msg_id = 16, group = "gate")]
+async fn gate_broadcast(ctx: &mut Ctx, data: Bytes) -> Result<Option<Bytes>, HandlerError> {
     ctx.broadcast(16, data)?;
     Ok(None)
-}}
+}
 
-handler! {
-    /// Gate-side kick of a uid (the payload), wherever it is.
-    18, "gate", async fn gate_kick(ctx, data) {
+/// Gate-side kick of a uid (the payload), wherever it is.
+#[handler(msg_id = 18, group = "gate")]
+async fn gate_kick(ctx: &mut Ctx, data: Bytes) -> Result<Option<Bytes>, HandlerError> {
     ctx.kick(utf8(&data)?).await?;
     reply("kicked")
-}}
+}
 
-handler! { 3, "im", async fn send(ctx, data) {
+#[handler(msg_id = 3, group = "im")]
+async fn send(ctx: &mut Ctx, data: Bytes) -> Result<Option<Bytes>, HandlerError> {
     let m: Chat = serde_json::from_slice(&data).map_err(|e| HandlerError::new(e.to_string()))?;
     let from = ctx.uid().ok_or("not logged in")?.to_string();
-    match ctx.push_to_uid(&m.to, 3, format!("{from}: {}", m.text)).await {
+    match ctx
+        .push_to_uid(&m.to, 3, format!("{from}: {}", m.text))
+        .await
+    {
         Ok(()) => reply("sent"),
         Err(SendError::NotOnline(_)) => reply(format!("{} is not online", m.to)),
         Err(e) => Err(e.into()),
     }
-}}
+}
 
-handler! { 4, "im", async fn im_broadcast(ctx, data) {
+#[handler(msg_id = 4, group = "im")]
+async fn im_broadcast(ctx: &mut Ctx, data: Bytes) -> Result<Option<Bytes>, HandlerError> {
     ctx.broadcast(4, data)?;
     Ok(None)
-}}
+}
 
-handler! { 6, "im", async fn im_echo(_ctx, data) {
+#[handler(msg_id = 6, group = "im")]
+async fn im_echo(_ctx: &mut Ctx, data: Bytes) -> Result<Option<Bytes>, HandlerError> {
     Ok(Some(data))
-}}
+}
 
-handler! { 9, "im", async fn whoami(ctx, _data) {
+#[handler(msg_id = 9, group = "im")]
+async fn whoami(ctx: &mut Ctx, _data: Bytes) -> Result<Option<Bytes>, HandlerError> {
     reply(format!("{} {}", ctx.node_name(), ctx.uid().unwrap_or("-")))
-}}
+}
 
-handler! {
-    /// Backend kick of a uid (the payload), wherever it is.
-    14, "im", async fn kick_uid(ctx, data) {
+/// Backend kick of a uid (the payload), wherever it is.
+#[handler(msg_id = 14, group = "im")]
+async fn kick_uid(ctx: &mut Ctx, data: Bytes) -> Result<Option<Bytes>, HandlerError> {
     ctx.kick(utf8(&data)?).await?;
     reply("kicked")
-}}
+}
 
 const ROUTE: &str = r#"{
     "gate": [{"MsgID": 1, "Name": "login"}, {"MsgID": 2, "Name": "logout"},
