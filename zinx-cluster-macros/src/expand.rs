@@ -250,13 +250,14 @@ fn generate(args: &Args, func: &ItemFn, handler: &Handler<'_>) -> TokenStream {
             }
         }
     };
-    // A handler future that is not `Send` is reported at the handler's
-    // `async` (rustc then names the value held across an `.await`).
+    // A handler future that is not `Send` fails the `Send` bound of
+    // `boxed`. rustc reports that at the attribute whatever the spans, but
+    // with these its note names the user's `async fn` and the value held
+    // across an `.await`.
     let async_span = func.sig.asyncness.map_or_else(Span::call_site, |a| a.span);
     let boxed = quote_spanned! {async_span=> ::zinx_cluster::__private::boxed };
 
-    // The whole block, braces included, at `async`: the not-`Send` error
-    // points at the expression of the future.
+    // The whole block, braces included, at `async` (see above).
     let body = quote_spanned! {async_span=>
         async move {
             #decode
@@ -289,7 +290,7 @@ fn generate(args: &Args, func: &ItemFn, handler: &Handler<'_>) -> TokenStream {
                 #boxed(#body)
             }
 
-            const ROUTE: ::zinx_cluster::Route = ::zinx_cluster::Route {
+            const __ZINX_ROUTE: ::zinx_cluster::Route = ::zinx_cluster::Route {
                 msg_id: #msg_id,
                 group: #group,
                 name: #name,
@@ -298,7 +299,7 @@ fn generate(args: &Args, func: &ItemFn, handler: &Handler<'_>) -> TokenStream {
                 line: ::core::line!(),
                 entry: #entry,
             };
-            ::zinx_cluster::__private::inventory::submit!(ROUTE);
+            ::zinx_cluster::__private::inventory::submit!(__ZINX_ROUTE);
 
             #claim
         };
