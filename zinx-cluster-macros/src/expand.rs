@@ -7,7 +7,7 @@
 //! msg_id, a link symbol named after the msg_id. Nothing is added to the
 //! user's namespace.
 
-use proc_macro2::{Span, TokenStream};
+use proc_macro2::{Ident, Span, TokenStream};
 use quote::{format_ident, quote, quote_spanned};
 use syn::ext::IdentExt;
 use syn::spanned::Spanned;
@@ -203,7 +203,6 @@ fn generate(args: &Args, func: &ItemFn, handler: &Handler<'_>) -> TokenStream {
     // neither with the user's names nor with a const the user has in scope.
     let ctx = format_ident!("__zinx_ctx", span = Span::mixed_site());
     let payload = format_ident!("__zinx_payload", span = Span::mixed_site());
-    let reply = format_ident!("__zinx_reply", span = Span::mixed_site());
     let error = format_ident!("__zinx_error", span = Span::mixed_site());
     let entry = format_ident!("__zinx_entry");
 
@@ -238,6 +237,10 @@ fn generate(args: &Args, func: &ItemFn, handler: &Handler<'_>) -> TokenStream {
             ::core::result::Result::Ok(::core::option::Option::None)
         },
         Some(ty) => {
+            // rustc blames the argument of a call whose bound fails, and maps
+            // any span of the expansion's own context to the attribute: this
+            // binding is placed at the return type, in the user's context.
+            let reply = Ident::new("__zinx_reply", ty.span());
             let convert = quote_spanned! {ty.span()=>
                 ::zinx_cluster::__private::into_reply(#reply)
             };
@@ -247,8 +250,20 @@ fn generate(args: &Args, func: &ItemFn, handler: &Handler<'_>) -> TokenStream {
             }
         }
     };
-    // A handler future that is not `Send` is reported at the handler's name.
-    let boxed = quote_spanned! {ident.span()=> ::zinx_cluster::__private::boxed };
+    // A handler future that is not `Send` fails the `Send` bound of
+    // `boxed`. rustc reports that at the attribute whatever the spans, but
+    // with these its note names the user's `async fn` and the value held
+    // across an `.await`.
+    let async_span = func.sig.asyncness.map_or_else(Span::call_site, |a| a.span);
+    let boxed = quote_spanned! {async_span=> ::zinx_cluster::__private::boxed };
+
+    // The whole block, braces included, at `async` (see above).
+    let body = quote_spanned! {async_span=>
+        async move {
+            #decode
+            #run
+        }
+    };
 
     let (msg_id, claim) = match &args.msg_id {
         MsgId::Literal { value, lit } => {
@@ -272,13 +287,10 @@ fn generate(args: &Args, func: &ItemFn, handler: &Handler<'_>) -> TokenStream {
                 #ctx: &mut ::zinx_cluster::Ctx,
                 #payload_param: ::zinx_cluster::__private::Bytes,
             ) -> ::zinx_cluster::__private::EntryFuture<'_> {
-                #boxed(async move {
-                    #decode
-                    #run
-                })
+                #boxed(#body)
             }
 
-            const ROUTE: ::zinx_cluster::Route = ::zinx_cluster::Route {
+            const __ZINX_ROUTE: ::zinx_cluster::Route = ::zinx_cluster::Route {
                 msg_id: #msg_id,
                 group: #group,
                 name: #name,
@@ -287,7 +299,7 @@ fn generate(args: &Args, func: &ItemFn, handler: &Handler<'_>) -> TokenStream {
                 line: ::core::line!(),
                 entry: #entry,
             };
-            ::zinx_cluster::__private::inventory::submit!(ROUTE);
+            ::zinx_cluster::__private::inventory::submit!(__ZINX_ROUTE);
 
             #claim
         };

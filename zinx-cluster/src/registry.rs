@@ -7,15 +7,7 @@
 //! configuration and either refuses to start, naming every problem at once
 //! ([`RegistryErrors`]), or returns the [`HandlerTable`] it dispatches with.
 //! [`check_handlers`] runs the same checks for every group, for a user's own
-//! `#[test]`:
-//!
-//! ```no_run
-//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
-//! let config = zinx_cluster::ClusterConfig::load("conf")?;
-//! zinx_cluster::check_handlers(&config)?;
-//! # Ok(())
-//! # }
-//! ```
+//! `#[test]`.
 //!
 //! A crate of handlers that nothing in the binary names is never linked, and
 //! its registrations vanish with it; that shows up here as a served group
@@ -162,6 +154,32 @@ impl fmt::Debug for HandlerTable {
 /// groups this process does not serve need none (a gate forwards them).
 ///
 /// `routes` is usually [`registered()`]; tests may pass their own.
+///
+/// ```
+/// use zinx_cluster::prelude::*;
+/// use zinx_cluster::{RouteConfig, registered, validate_handlers};
+///
+/// #[handler(msg_id = 7301, group = "doc")]
+/// async fn hello(_ctx: &mut Ctx) -> &'static str {
+///     "hi"
+/// }
+///
+/// let route_json = [RouteConfig { msg_id: 7301, name: "hello".into(), group: "doc".into() }];
+/// let handlers = registered().filter(|r| r.group == "doc");
+/// let table = validate_handlers(handlers, &route_json, &["doc"])?;
+/// assert_eq!(table.get(7301).map(|r| r.name), Some("hello"));
+///
+/// // A route without a handler: refused, with a message naming it.
+/// let route_json = [
+///     RouteConfig { msg_id: 7301, name: "hello".into(), group: "doc".into() },
+///     RouteConfig { msg_id: 7302, name: "bye".into(), group: "doc".into() },
+/// ];
+/// let handlers = registered().filter(|r| r.group == "doc");
+/// let errors = validate_handlers(handlers, &route_json, &["doc"]).unwrap_err();
+/// assert!(errors.to_string().contains("route MsgID 7302 (\"bye\") has no handler"));
+/// # let _ = hello;
+/// # Ok::<(), zinx_cluster::RegistryErrors>(())
+/// ```
 pub fn validate_handlers(
     routes: impl IntoIterator<Item = &'static Route>,
     config_routes: &[RouteConfig],
@@ -235,6 +253,15 @@ pub fn validate_handlers(
 /// Checks every registered handler against the configuration, as if this
 /// process served every group that has routes: the check for a user's own
 /// `#[test]`, so that a mismatch fails `cargo test` rather than a start.
+///
+/// ```no_run
+/// #[test]
+/// fn handlers_match_route_json() {
+///     let config = zinx_cluster::ClusterConfig::load("conf").unwrap();
+///     // On failure, prints every problem, one per line.
+///     zinx_cluster::check_handlers(&config).unwrap();
+/// }
+/// ```
 pub fn check_handlers(config: &ClusterConfig) -> Result<(), RegistryErrors> {
     let mut groups: Vec<&str> = Vec::new();
     for route in &config.routes {

@@ -32,7 +32,7 @@ const _: () = {
             ::zinx_cluster::__private::into_reply(__zinx_reply)
         })
     }
-    const ROUTE: ::zinx_cluster::Route = ::zinx_cluster::Route {
+    const __ZINX_ROUTE: ::zinx_cluster::Route = ::zinx_cluster::Route {
         msg_id: ids::LOGIN,
         group: "gate",
         name: "login",
@@ -41,5 +41,5 @@ const _: () = {
         line: ::core::line!(),
         entry: __zinx_entry,
     };
-    ::zinx_cluster::__private::inventory::submit!(ROUTE);
+    ::zinx_cluster::__private::inventory::submit!(__ZINX_ROUTE);
 };

@@ -19,7 +19,7 @@ const _: () = {
             ::core::result::Result::Ok(::core::option::Option::None)
         })
     }
-    const ROUTE: ::zinx_cluster::Route = ::zinx_cluster::Route {
+    const __ZINX_ROUTE: ::zinx_cluster::Route = ::zinx_cluster::Route {
         msg_id: 1,
         group: "gate",
         name: "ping",
@@ -28,7 +28,7 @@ const _: () = {
         line: ::core::line!(),
         entry: __zinx_entry,
     };
-    ::zinx_cluster::__private::inventory::submit!(ROUTE);
+    ::zinx_cluster::__private::inventory::submit!(__ZINX_ROUTE);
     #[unsafe(export_name = "zinx_cluster_handler_for_msg_id_1")]
     #[used]
     static __ZINX_MSG_ID_CLAIM: u8 = 0;

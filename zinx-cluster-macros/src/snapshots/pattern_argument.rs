@@ -32,7 +32,7 @@ const _: () = {
             ::zinx_cluster::__private::into_reply(__zinx_reply)
         })
     }
-    const ROUTE: ::zinx_cluster::Route = ::zinx_cluster::Route {
+    const __ZINX_ROUTE: ::zinx_cluster::Route = ::zinx_cluster::Route {
         msg_id: 0x10,
         group: "im",
         name: "relay",
@@ -41,7 +41,7 @@ const _: () = {
         line: ::core::line!(),
         entry: __zinx_entry,
     };
-    ::zinx_cluster::__private::inventory::submit!(ROUTE);
+    ::zinx_cluster::__private::inventory::submit!(__ZINX_ROUTE);
     #[unsafe(export_name = "zinx_cluster_handler_for_msg_id_16")]
     #[used]
     static __ZINX_MSG_ID_CLAIM: u8 = 0;

@@ -1,0 +1,6 @@
+use zinx_cluster::prelude::*;
+
+#[handler]
+async fn send(_ctx: &mut Ctx) {}
+
+fn main() {}

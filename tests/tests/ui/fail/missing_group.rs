@@ -1,0 +1,6 @@
+use zinx_cluster::prelude::*;
+
+#[handler(msg_id = 3)]
+async fn send(_ctx: &mut Ctx) {}
+
+fn main() {}

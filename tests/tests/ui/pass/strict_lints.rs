@@ -1,0 +1,21 @@
+//! The expansion is clean under a strict crate: no unsafe code reported, no
+//! warning, nothing public added.
+#![forbid(unsafe_code)]
+#![deny(warnings, missing_docs, unreachable_pub, rust_2018_idioms, unused)]
+#![deny(non_upper_case_globals, non_snake_case, unused_qualifications)]
+
+use zinx_cluster::prelude::*;
+
+/// A handler of a crate that forbids unsafe code.
+#[handler(msg_id = 1, group = "g")]
+pub async fn strict(_ctx: &mut Ctx, text: String) -> Result<String, HandlerError> {
+    Ok(text)
+}
+
+#[handler(msg_id = 2, group = "g")]
+async fn private(_ctx: &mut Ctx) {}
+
+fn main() {
+    let _ = (strict, private);
+    assert_eq!(zinx_cluster::registered().count(), 2);
+}
