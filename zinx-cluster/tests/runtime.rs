@@ -625,3 +625,28 @@ async fn session_ids_are_unique_and_carry_the_gate() {
     assert_ne!(a, b);
     assert_eq!(b.gate(), 2);
 }
+
+#[tokio::test]
+async fn a_queued_message_runs_as_the_user_who_sent_it() {
+    let tc = TestCluster::start(FAST, &[1, 2]).await;
+    let mut c = logged_in(&tc, "alice").await;
+    // Many messages as alice, then a logout (run by the gate at once) and
+    // one more: the backend still has alice's messages queued when the
+    // anonymous one arrives.
+    for _ in 0..200 {
+        c.feed(9, "").await.unwrap();
+    }
+    c.feed(2, "").await.unwrap();
+    c.feed(9, "").await.unwrap();
+    c.flush().await.unwrap();
+    let mut uids = Vec::new();
+    while uids.len() < 201 {
+        let f = c.recv_timeout(T).await.expect("a frame");
+        if f.msg_id == 9 {
+            uids.push(s(&f).rsplit(' ').next().unwrap_or("").to_string());
+        }
+    }
+    assert!(uids[..200].iter().all(|u| u == "alice"), "{uids:?}");
+    assert_eq!(uids[200], "-");
+    tc.shutdown().await;
+}
