@@ -36,7 +36,7 @@ pub enum StartError {
     #[error("{0}")]
     Config(#[from] ConfigErrors),
     /// The handlers compiled into this binary disagree with `route.json`.
-    #[error("handlers do not match route.json:\n{0}")]
+    #[error("{0}")]
     Handlers(#[from] RegistryErrors),
     /// `--id` names no node.
     #[error("no node with ID {0} in dinx.json")]

@@ -82,13 +82,17 @@ struct SessionQueue {
     jobs: VecDeque<Job>,
     /// A drain task is running this session's messages.
     running: bool,
-    /// The uid the gate last sent with the session's messages.
+    /// The uid the gate last sent with the session's messages (reused
+    /// while it does not change, so a message costs no allocation).
     uid: Option<Arc<str>>,
 }
 
 struct Job {
     route: &'static Route,
     data: Bytes,
+    /// The uid bound when the gate forwarded this message: a message queued
+    /// before a logout still runs as the user who sent it.
+    uid: Option<Arc<str>>,
 }
 
 /// The shared state of one node.
@@ -464,7 +468,7 @@ impl Node {
     }
 
     /// Queues a forwarded message behind the session's earlier ones.
-    fn enqueue(self: &Arc<Self>, session: SessionId, uid: &Bytes, job: Job) -> Result<(), Job> {
+    fn enqueue(self: &Arc<Self>, session: SessionId, uid: &Bytes, mut job: Job) -> Result<(), Job> {
         let mut q = self.queues.entry(session).or_default();
         if q.jobs.len() >= self.settings.node_session_queue {
             return Err(job);
@@ -474,6 +478,7 @@ impl Node {
             (None, true) => {}
             _ => q.uid = uid_of(uid),
         }
+        job.uid = q.uid.clone();
         q.jobs.push_back(job);
         if !q.running {
             q.running = true;
@@ -487,19 +492,19 @@ impl Node {
     /// Runs a session's queued messages one after another.
     async fn drain(self: Arc<Self>, session: SessionId) {
         loop {
-            let (job, uid) = {
+            let job = {
                 let Some(mut q) = self.queues.get_mut(&session) else {
                     return; // the session closed meanwhile
                 };
                 match q.jobs.pop_front() {
-                    Some(job) => (job, q.uid.clone()),
+                    Some(job) => job,
                     None => {
                         q.running = false;
                         return;
                     }
                 }
             };
-            self.run_client_message(job.route, session, uid, job.data)
+            self.run_client_message(job.route, session, job.uid, job.data)
                 .await;
         }
     }
@@ -584,6 +589,7 @@ impl Node {
         let job = Job {
             route,
             data: env.payload,
+            uid: None, // set by `enqueue`
         };
         if self.enqueue(session, &env.uid, job).is_err() {
             let why = format!(

@@ -767,3 +767,28 @@ async fn garbage_connections_are_closed_while_clients_are_served() {
     assert_eq!(m.sessions_open, 1, "only the legitimate session remains");
     tc.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_queued_message_runs_as_the_user_who_sent_it() {
+    let tc = TestCluster::start(FAST, &[1, 2]).await;
+    let mut c = logged_in(&tc, "alice").await;
+    // Many messages as alice, then a logout (run by the gate at once) and
+    // one more: the backend still has alice's messages queued when the
+    // anonymous one arrives.
+    for _ in 0..200 {
+        c.feed(9, "").await.unwrap();
+    }
+    c.feed(2, "").await.unwrap();
+    c.feed(9, "").await.unwrap();
+    c.flush().await.unwrap();
+    let mut uids = Vec::new();
+    while uids.len() < 201 {
+        let f = c.recv_timeout(T).await.expect("a frame");
+        if f.msg_id == 9 {
+            uids.push(s(&f).rsplit(' ').next().unwrap_or("").to_string());
+        }
+    }
+    assert!(uids[..200].iter().all(|u| u == "alice"), "{uids:?}");
+    assert_eq!(uids[200], "-");
+    tc.shutdown().await;
+}

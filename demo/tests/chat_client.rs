@@ -1,0 +1,61 @@
+//! The chat client, scripted through its stdin, against a running demo.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{Conf, Proc, T, wait_ready};
+
+#[tokio::test]
+async fn two_chat_clients_talk_through_the_cluster() {
+    let conf = Conf::new();
+    let mut demo = Proc::demo("demo", &conf, &[]);
+    let addr = conf.gate_addr();
+    wait_ready(&addr).await;
+
+    let mut bob = Proc::client("bob", &addr, conf.path());
+    bob.wait_line("* logged in as bob", T);
+
+    // alice's whole session is piped in; at the end of input she waits for
+    // her answers and exits 0.
+    let mut alice = Proc::client("alice", &addr, conf.path());
+    for line in [
+        "/to bob hi bob",
+        "/all hello everyone",
+        "just typing broadcasts too",
+        "/echo across the cluster",
+        "/gecho from the gate",
+        "/to carol are you there?",
+        "/nonsense",
+    ] {
+        alice.say(line);
+    }
+    alice.close_stdin();
+    let status = alice.wait_exit(Duration::from_secs(10));
+    assert_eq!(status.code(), Some(0), "{}", alice.log());
+    let out = alice.rest_of_output(T);
+    for line in [
+        "* logged in as alice",
+        "[all] alice: hello everyone",
+        "[all] alice: just typing broadcasts too",
+        "echo: across the cluster",
+        "gate echo: from the gate",
+        "! carol is not online",
+        "! unknown command /nonsense (try /help)",
+    ] {
+        assert!(out.iter().any(|l| l == line), "{line:?} not in {out:#?}");
+    }
+
+    bob.wait_line("[alice] hi bob", T);
+    bob.wait_line("[all] alice: hello everyone", T);
+    bob.wait_line("[all] alice: just typing broadcasts too", T);
+    // alice has left.
+    bob.say("/to alice still there?");
+    bob.wait_line("! alice is not online", T);
+    bob.say("/quit");
+    let status = bob.wait_exit(Duration::from_secs(10));
+    assert_eq!(status.code(), Some(0), "{}", bob.log());
+
+    demo.interrupt();
+    assert_eq!(demo.wait_exit(Duration::from_secs(10)).code(), Some(0));
+}

@@ -1,0 +1,172 @@
+//! The demo cluster as processes: one per node, or all in one; the chat
+//! protocol end to end; losing an im node; shutdown on Ctrl-C.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::{Conf, Proc, T, body, check_chat, check_echo, login, quiet, wait_ready};
+use serde_json::json;
+use zinx_cluster::{Client, Frame};
+
+/// Why a round after the failover must be tried again: the gate answered
+/// with its error frame (e.g. `no_live_node` while it still counted the
+/// dead node), or nothing came (the message was on its way to the killed
+/// node).
+type Retry = String;
+
+/// The next frame: the expected reply (`Ok`), an error frame or nothing
+/// (`Err`, try again). Anything else fails the test.
+async fn answer(c: &mut Client, msg_id: u32) -> Result<Frame, Retry> {
+    match c.recv_timeout(Duration::from_millis(1000)).await {
+        Ok(f) if f.msg_id == msg_id => Ok(f),
+        Ok(f) if f.msg_id == 0 => Err(format!("error frame {}", String::from_utf8_lossy(&f.data))),
+        Ok(f) => panic!(
+            "waiting for msg {msg_id}, got msg {}: {:?}",
+            f.msg_id,
+            String::from_utf8_lossy(&f.data)
+        ),
+        Err(_) => Err(format!("no answer on msg {msg_id}")),
+    }
+}
+
+/// Drops whatever is still arriving from an abandoned round.
+async fn drain(c: &mut Client) {
+    while c.recv_timeout(Duration::from_millis(100)).await.is_ok() {}
+}
+
+/// `from` sends `text` to `to`: an ok for `from`, then the line for `to`.
+async fn send_line(
+    a: &mut Client,
+    b: &mut Client,
+    from: &str,
+    to: &str,
+    text: &str,
+) -> Result<(), Retry> {
+    a.send(3, json!({"to": to, "text": text}).to_string())
+        .await
+        .unwrap();
+    let f = answer(a, 3).await?;
+    assert_eq!(body(&f), json!({"ok": true}), "{from} -> {to}");
+    let f = b.recv_timeout(T).await.expect("the line after the ok");
+    assert_eq!(
+        (f.msg_id, body(&f)),
+        (3, json!({"from": from, "text": text}))
+    );
+    Ok(())
+}
+
+/// Echo 6 on every session, a send each way and a broadcast, each of which
+/// must be right when it is answered at all.
+async fn round(
+    alice: &mut Client,
+    bob: &mut Client,
+    others: &mut [Client],
+    n: u32,
+) -> Result<(), Retry> {
+    let token = format!("round {n}");
+    for c in others.iter_mut().chain([&mut *alice, &mut *bob]) {
+        drain(c).await;
+        c.send(6, token.clone()).await.unwrap();
+        let f = answer(c, 6).await?;
+        assert_eq!(&f.data[..], token.as_bytes());
+    }
+
+    send_line(alice, bob, "alice", "bob", &token).await?;
+    send_line(bob, alice, "bob", "alice", &token).await?;
+
+    alice
+        .send(4, json!({"text": token}).to_string())
+        .await
+        .unwrap();
+    let f = answer(alice, 4).await?;
+    let line = json!({"from": "alice", "text": token});
+    assert_eq!(body(&f), line);
+    let f = bob
+        .recv_timeout(T)
+        .await
+        .expect("bob's copy of the broadcast");
+    assert_eq!((f.msg_id, body(&f)), (4, line));
+    quiet(alice, "alice").await;
+    quiet(bob, "bob").await;
+    Ok(())
+}
+
+#[tokio::test]
+async fn three_processes_chat_survive_a_crashed_im_node_and_stop_cleanly() {
+    let conf = Conf::new();
+    let mut im1 = Proc::demo("im-1", &conf, &["--id", "2"]);
+    let mut im2 = Proc::demo("im-2", &conf, &["--id", "3"]);
+    let mut gate = Proc::demo("gate-1", &conf, &["--id", "1"]);
+    let addr = conf.gate_addr();
+    wait_ready(&addr).await;
+    // Both im nodes linked to the gate, so both serve sessions.
+    for im in ["im-1", "im-2"] {
+        gate.wait_log(&[&format!("peer={im}"), "link up"], T);
+    }
+
+    check_chat(&addr).await;
+
+    // im-1 crashes. Within the heartbeat bound the gate sends everything
+    // to im-2; until then an answer is right or an error frame, never
+    // wrong.
+    // Sessions are spread over the live im nodes by a hash of their id;
+    // with ten of them, some are certainly on im-1.
+    let mut alice = login(&addr, "alice").await;
+    let mut bob = login(&addr, "bob").await;
+    let mut others = Vec::new();
+    for _ in 0..8 {
+        let mut c = Client::connect(&addr).await.unwrap();
+        assert_eq!(c.request(6, "x", T).await.unwrap().msg_id, 6);
+        others.push(c);
+    }
+    im1.kill();
+    let deadline = Instant::now() + Duration::from_secs(3);
+    let mut n = 0;
+    loop {
+        n += 1;
+        match round(&mut alice, &mut bob, &mut others, n).await {
+            Ok(()) => break,
+            Err(why) => {
+                eprintln!("round {n} after the crash: {why}");
+                assert!(
+                    Instant::now() < deadline,
+                    "still failing 3 s after the crash: {why}"
+                );
+            }
+        }
+    }
+    // And from now on everything works the first time.
+    round(&mut alice, &mut bob, &mut others, 1000)
+        .await
+        .expect("served by im-2");
+    check_echo(&mut alice, 6).await;
+    gate.wait_log(&["peer=im-1", "link down"], T);
+
+    // Ctrl-C: both remaining processes shut down gracefully and exit 0.
+    gate.interrupt();
+    im2.interrupt();
+    for p in [&mut gate, &mut im2] {
+        let status = p.wait_exit(Duration::from_secs(10));
+        assert_eq!(status.code(), Some(0), "{}", p.log());
+    }
+    assert!(gate.log().contains("shutdown complete"));
+}
+
+#[tokio::test]
+async fn all_nodes_in_one_process() {
+    let conf = Conf::new();
+    let mut demo = Proc::demo("demo", &conf, &[]);
+    let addr = conf.gate_addr();
+    wait_ready(&addr).await;
+    let log = demo.log();
+    for node in ["gate-1", "im-1", "im-2"] {
+        assert!(log.contains(&format!("node {node} (ID")), "{log}");
+    }
+
+    check_chat(&addr).await;
+
+    demo.interrupt();
+    let status = demo.wait_exit(Duration::from_secs(10));
+    assert_eq!(status.code(), Some(0), "{}", demo.log());
+}
