@@ -41,12 +41,18 @@ struct Counters {
 
 /// Serves on `addr` until SIGINT or SIGTERM.
 pub(crate) async fn run(addr: &str, max_frame_len: usize) -> Result<()> {
-    crate::sys::ensure_nofile_for(200_000, "echo-server");
+    // As many sessions as this process may hold; `bench idle` tells the
+    // user when that is fewer than it was asked to open.
+    let nofile = crate::sys::raise_nofile(1 << 20).context("raising RLIMIT_NOFILE")?;
     let listener = TcpListener::bind(addr)
         .await
         .with_context(|| format!("binding {addr}"))?;
     let local = listener.local_addr().context("reading the bound address")?;
-    eprintln!("echo-server listening on {local}");
+    eprintln!(
+        "echo-server listening on {local} (RLIMIT_NOFILE {}: at most ~{} connections)",
+        nofile.soft,
+        crate::sys::sessions_within(nofile)
+    );
     let counters = Arc::new(Counters::default());
     tokio::select! {
         () = accept_loop(listener, max_frame_len, counters.clone()) => {}

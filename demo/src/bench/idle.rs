@@ -9,14 +9,14 @@ use std::io;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::time::{Duration, Instant};
 
-use anyhow::{Result, bail};
+use anyhow::{Context, Result, bail};
 use bytes::Bytes;
 use futures::{StreamExt, stream};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde::Serialize;
 use tokio::net::TcpStream;
 
-use crate::sys::{Connector, rss_kib};
+use crate::sys::{Connector, RssReader};
 
 /// Connections opened at once.
 const CONNECT_CONCURRENCY: usize = 256;
@@ -65,6 +65,9 @@ pub(crate) struct IdleReport {
     pub(crate) addr: String,
     /// Sessions asked for.
     pub(crate) requested: usize,
+    /// Sessions attempted: fewer than asked when the open-file limit of
+    /// this process is lower.
+    pub(crate) attempted: usize,
     /// Sessions opened.
     pub(crate) connected: usize,
     /// Connection attempts that failed.
@@ -87,6 +90,8 @@ pub(crate) struct IdleReport {
     pub(crate) sample_failed: usize,
     /// The first failure seen, for diagnosis.
     pub(crate) first_problem: Option<String>,
+    /// Why fewer sessions were attempted than asked, if they were.
+    pub(crate) note: Option<String>,
 }
 
 impl IdleReport {
@@ -98,8 +103,17 @@ impl IdleReport {
     /// A short human summary.
     pub(crate) fn human(&self) -> String {
         let mut s = format!(
-            "{} of {} sessions open to {} (connected in {:.1} s, {} failures)",
-            self.connected, self.requested, self.addr, self.connect_s, self.connect_failures
+            "{} of {} sessions open to {} (connected in {:.1} s, {} failures{})",
+            self.connected,
+            self.attempted,
+            self.addr,
+            self.connect_s,
+            self.connect_failures,
+            if self.attempted < self.requested {
+                format!("; {} requested, capped by RLIMIT_NOFILE", self.requested)
+            } else {
+                String::new()
+            }
         );
         if let (Some(pid), Some(b), Some(a)) = (self.pid, self.rss_before_kib, self.rss_after_kib) {
             s.push_str(&format!(
@@ -123,10 +137,24 @@ pub(crate) async fn run(plan: &IdlePlan) -> Result<IdleReport> {
     if plan.conns == 0 {
         bail!("--conns must be at least 1");
     }
-    crate::sys::ensure_nofile_for(plan.conns, "idle");
-    let rss_before = plan.pid.map(rss_kib).transpose()?;
+    let limit = crate::sys::raise_nofile(plan.conns as u64 + crate::sys::NOFILE_RESERVE)
+        .context("raising RLIMIT_NOFILE")?;
+    let fit = crate::sys::sessions_within(limit);
+    let conns = plan.conns.min(fit);
+    let mut first_problem = None;
+    let mut note = None;
+    if conns < plan.conns {
+        let msg = format!(
+            "opening {conns} sessions, not {}: RLIMIT_NOFILE of this process is {} (hard {})",
+            plan.conns, limit.soft, limit.hard
+        );
+        eprintln!("warning: {msg}");
+        note = Some(msg);
+    }
+    let mut rss = plan.pid.map(RssReader::open).transpose()?;
+    let rss_before = rss.as_mut().map(RssReader::kib).transpose()?;
 
-    let bar = ProgressBar::new(plan.conns as u64);
+    let bar = ProgressBar::new(conns as u64);
     if let Ok(style) = ProgressStyle::with_template("{spinner} connecting {wide_bar} {pos}/{len}") {
         bar.set_style(style);
     }
@@ -136,7 +164,7 @@ pub(crate) async fn run(plan: &IdlePlan) -> Result<IdleReport> {
 
     let connector = Connector::new(plan.addr, plan.source_base);
     let started = Instant::now();
-    let results: Vec<io::Result<TcpStream>> = stream::iter(0..plan.conns)
+    let results: Vec<io::Result<TcpStream>> = stream::iter(0..conns)
         .map(|i| {
             let connector = &connector;
             let bar = &bar;
@@ -152,8 +180,7 @@ pub(crate) async fn run(plan: &IdlePlan) -> Result<IdleReport> {
     let connect_s = started.elapsed().as_secs_f64();
     bar.finish_and_clear();
 
-    let mut first_problem = None;
-    let mut streams = Vec::with_capacity(plan.conns);
+    let mut streams = Vec::with_capacity(conns);
     let mut connect_failures = 0;
     for r in results {
         match r {
@@ -170,7 +197,7 @@ pub(crate) async fn run(plan: &IdlePlan) -> Result<IdleReport> {
     }
 
     tokio::time::sleep(plan.settle).await;
-    let rss_after = plan.pid.map(rss_kib).transpose()?;
+    let rss_after = rss.as_mut().map(RssReader::kib).transpose()?;
 
     // Liveness: a closed session reads as end of stream.
     let mut closed = 0;
@@ -221,6 +248,7 @@ pub(crate) async fn run(plan: &IdlePlan) -> Result<IdleReport> {
     Ok(IdleReport {
         addr: plan.addr.to_string(),
         requested: plan.conns,
+        attempted: conns,
         connected,
         connect_failures,
         connect_s,
@@ -232,5 +260,6 @@ pub(crate) async fn run(plan: &IdlePlan) -> Result<IdleReport> {
         sample_ok,
         sample_failed,
         first_problem,
+        note,
     })
 }

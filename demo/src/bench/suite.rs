@@ -152,6 +152,8 @@ struct Results<'a> {
     idle_gate: Option<&'a IdleReport>,
     idle_baseline: Option<&'a IdleReport>,
     codec: &'a [CodecFigure],
+    notes: &'a [String],
+    failures: &'a [String],
     child_exits: &'a [String],
 }
 
@@ -398,7 +400,7 @@ fn pass_str(p: Option<bool>) -> &'static str {
     match p {
         Some(true) => "PASS",
         Some(false) => "FAIL",
-        None => "not measured",
+        None => "n/a",
     }
 }
 
@@ -440,9 +442,28 @@ pub(crate) async fn run(plan: &SuitePlan) -> Result<bool> {
             .unwrap_or_else(|| PathBuf::from("target/criterion"))
     });
 
-    // Children inherit this: the gate needs a descriptor per idle session.
-    let nofile = crate::sys::ensure_nofile_for(plan.idle_sessions * 2 + 20_000, "suite");
+    // Children inherit this: the gate needs a descriptor per idle session,
+    // and so does this process.
+    let nofile =
+        crate::sys::raise_nofile(plan.idle_sessions as u64 + 4 * crate::sys::NOFILE_RESERVE)
+            .context("raising RLIMIT_NOFILE")?;
+    let idle_sessions = plan.idle_sessions.min(
+        crate::sys::sessions_within(nofile).saturating_sub(2 * crate::sys::NOFILE_RESERVE as usize),
+    );
     println!("RLIMIT_NOFILE: soft {} hard {}", nofile.soft, nofile.hard);
+    let idle_note = (idle_sessions < plan.idle_sessions).then(|| {
+        format!(
+            "idle sessions reduced from {} to {idle_sessions}: RLIMIT_NOFILE is {} (hard {}) for \
+             this process and the gate, and this process may not raise the hard limit \
+             (no CAP_SYS_RESOURCE); one process cannot hold more sessions here",
+            plan.idle_sessions, nofile.soft, nofile.hard
+        )
+    });
+    let mut notes: Vec<String> = Vec::new();
+    if let Some(n) = idle_note {
+        println!("note: {n}");
+        notes.push(n);
+    }
 
     let tmp = tempfile::Builder::new()
         .prefix("zinx-bench-")
@@ -453,11 +474,59 @@ pub(crate) async fn run(plan: &SuitePlan) -> Result<bool> {
         "work dir (configuration, child logs): {}",
         tmp_path.display()
     );
+    let env = SuiteEnv {
+        command,
+        machine,
+        exe,
+        demo,
+        criterion_dir,
+        idle_sessions,
+        notes,
+        tmp_path,
+    };
+    // Children are stopped (or killed on drop) inside `run_in`, before the
+    // directory holding their logs is removed.
+    let outcome = run_in(plan, env).await;
+    if plan.keep_tmp || outcome.is_err() {
+        let kept = tmp.keep();
+        println!("kept {} (configuration and child logs)", kept.display());
+    }
+    outcome
+}
 
-    let ports = free_ports(7)?;
+/// What `run` found out before starting anything.
+struct SuiteEnv {
+    command: String,
+    machine: Machine,
+    /// This executable (the baseline is `exe echo-server`).
+    exe: PathBuf,
+    demo: PathBuf,
+    criterion_dir: PathBuf,
+    /// Idle sessions, after the open-file limit.
+    idle_sessions: usize,
+    /// Notes for the report so far.
+    notes: Vec<String>,
+    /// Generated configuration and child logs.
+    tmp_path: PathBuf,
+}
+
+async fn run_in(plan: &SuitePlan, env: SuiteEnv) -> Result<bool> {
+    let SuiteEnv {
+        command,
+        machine,
+        exe,
+        demo,
+        criterion_dir,
+        idle_sessions,
+        notes,
+        tmp_path,
+    } = env;
+
+    let ports = free_ports(8)?;
     let baseline_addr: SocketAddr = SocketAddr::from(([127, 0, 0, 1], ports[0]));
     let gate_addr: SocketAddr = SocketAddr::from(([127, 0, 0, 1], ports[1]));
     let idle_gate_addr: SocketAddr = SocketAddr::from(([127, 0, 0, 1], ports[4]));
+    let idle_baseline_addr: SocketAddr = SocketAddr::from(([127, 0, 0, 1], ports[7]));
     let conf_all = tmp_path.join("conf");
     let conf_idle = tmp_path.join("conf-idle");
     let dinx_all = write_conf(&conf_all, &ports[1..4])?;
@@ -607,13 +676,30 @@ pub(crate) async fn run(plan: &SuitePlan) -> Result<bool> {
     };
     child_exits.push(cluster.stop(Duration::from_secs(10)).await);
 
-    // Idle sessions: the baseline as a sanity figure, then the gate alone in
-    // its own process (im nodes beside it in theirs).
-    println!("idle: {} sessions on the baseline", plan.idle_sessions);
+    child_exits.push(baseline.stop(Duration::from_secs(10)).await);
+
+    // Idle sessions: a fresh baseline as a sanity figure (the load runs grew
+    // the first one's heap, which would hide per-session growth), then the
+    // gate alone in its own process (im nodes beside it in theirs).
+    let idle_baseline_args = vec![
+        "echo-server".to_string(),
+        "--addr".to_string(),
+        idle_baseline_addr.to_string(),
+    ];
+    let mut fresh_baseline = ChildProc::spawn(
+        "fresh baseline echo-server",
+        &exe,
+        &idle_baseline_args,
+        tmp_path.join("echo-server-idle.log"),
+    )?;
+    fresh_baseline
+        .wait_ready(idle_baseline_addr, &[5], Duration::from_secs(20))
+        .await?;
+    println!("idle: {idle_sessions} sessions on a fresh baseline");
     let idle_baseline_plan = IdlePlan {
-        addr: baseline_addr,
-        conns: plan.idle_sessions,
-        pid: Some(baseline.pid()),
+        addr: idle_baseline_addr,
+        conns: idle_sessions,
+        pid: Some(fresh_baseline.pid()),
         settle: Duration::from_secs(2),
         sample: 100,
         echo_msg_id: 5,
@@ -625,7 +711,7 @@ pub(crate) async fn run(plan: &SuitePlan) -> Result<bool> {
         "idle baseline",
         &mut failures,
     );
-    child_exits.push(baseline.stop(Duration::from_secs(10)).await);
+    child_exits.push(fresh_baseline.stop(Duration::from_secs(10)).await);
 
     let mut idle_nodes = Vec::new();
     for id in idle_ids {
@@ -647,8 +733,7 @@ pub(crate) async fn run(plan: &SuitePlan) -> Result<bool> {
             gate.wait_ready(idle_gate_addr, &[5, 6], Duration::from_secs(60))
                 .await?;
             println!(
-                "idle: {} sessions on the gate alone (pid {})",
-                plan.idle_sessions,
+                "idle: {idle_sessions} sessions on the gate alone (pid {})",
                 gate.pid()
             );
             let idle_plan = IdlePlan {
@@ -708,6 +793,7 @@ pub(crate) async fn run(plan: &SuitePlan) -> Result<bool> {
         idle_baseline: idle_baseline.as_ref(),
         codec: &codec,
         failures: &failures,
+        notes: &notes,
         child_exits: &child_exits,
     });
     std::fs::write(&plan.out, md).with_context(|| format!("writing {}", plan.out.display()))?;
@@ -726,6 +812,8 @@ pub(crate) async fn run(plan: &SuitePlan) -> Result<bool> {
         idle_gate: idle_gate.as_ref(),
         idle_baseline: idle_baseline.as_ref(),
         codec: &codec,
+        notes: &notes,
+        failures: &failures,
         child_exits: &child_exits,
     };
     let mut f = File::create(&plan.json_out)
@@ -748,10 +836,6 @@ pub(crate) async fn run(plan: &SuitePlan) -> Result<bool> {
         plan.out.display(),
         plan.json_out.display()
     );
-    if plan.keep_tmp {
-        let kept = tmp.keep();
-        println!("kept {}", kept.display());
-    }
     if !failures.is_empty() {
         println!("failures:");
         for f in &failures {
@@ -892,10 +976,17 @@ fn summary_rows(
             None => ("not measured (failed: see details)".into(), Some(false)),
         };
         rows.push(Row {
-            scenario: format!(
-                "Idle sessions on one gate (gate process alone), {} sessions",
-                idle_gate.map_or(0, |r| r.requested)
-            ),
+            scenario: match idle_gate {
+                Some(r) if r.attempted < r.requested => format!(
+                    "Idle sessions on one gate (gate process alone), {} sessions \
+                     ({} asked: capped by RLIMIT_NOFILE, see notes)",
+                    r.attempted, r.requested
+                ),
+                r => format!(
+                    "Idle sessions on one gate (gate process alone), {} sessions",
+                    r.map_or(0, |r| r.attempted)
+                ),
+            },
             measured,
             target: "<= 8 KiB RSS per session".into(),
             pass,
@@ -974,6 +1065,7 @@ struct MarkdownInput<'a> {
     idle_baseline: Option<&'a IdleReport>,
     codec: &'a [CodecFigure],
     failures: &'a [String],
+    notes: &'a [String],
     child_exits: &'a [String],
 }
 
@@ -993,6 +1085,11 @@ fn markdown(m: &MarkdownInput<'_>) -> String {
         }
     );
     let _ = writeln!(s, "- Command: `{}`", m.command);
+    let _ = writeln!(
+        s,
+        "- `bench` below is this same executable (`cargo run -p demo --release --bin bench -- ...`); \
+         the servers it ran against are listed under Servers."
+    );
     let _ = writeln!(s, "- Machine: {}", m.machine.describe());
     let _ = writeln!(
         s,
@@ -1028,6 +1125,12 @@ fn markdown(m: &MarkdownInput<'_>) -> String {
             pass_str(r.pass),
             r.command
         );
+    }
+    if !m.notes.is_empty() {
+        let _ = writeln!(s, "\n**Notes:**\n");
+        for n in m.notes {
+            let _ = writeln!(s, "- {n}");
+        }
     }
     if !m.failures.is_empty() {
         let _ = writeln!(s, "\n**Failures in this run:**\n");

@@ -6,7 +6,7 @@
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result};
 use serde::Serialize;
 use tokio::net::{TcpSocket, TcpStream};
 
@@ -70,16 +70,21 @@ pub(crate) fn raise_nofile(wanted: u64) -> io::Result<NofileLimit> {
     Ok(NofileLimit { soft, hard })
 }
 
-/// Raises the open-file limit for `conns` sockets plus some slack, and warns
-/// on stderr when the limit still falls short.
+/// Descriptors kept free for everything that is not a session socket
+/// (runtime, stdio, listeners, links, log files).
+pub(crate) const NOFILE_RESERVE: u64 = 256;
+
+/// Raises the open-file limit for `conns` sockets plus
+/// [`NOFILE_RESERVE`], and warns on stderr when the limit still falls short.
 pub(crate) fn ensure_nofile_for(conns: usize, what: &str) -> NofileLimit {
-    let wanted = conns as u64 + 256;
+    let wanted = conns as u64 + NOFILE_RESERVE;
     match raise_nofile(wanted) {
         Ok(lim) => {
             if lim.soft < wanted {
                 eprintln!(
                     "warning: {what} needs about {wanted} file descriptors but RLIMIT_NOFILE is \
-                     {} (hard {}): expect connection failures; raise it with `ulimit -n`",
+                     {} (hard {}, and this process may not raise the hard limit): expect \
+                     connection failures; raise it with `ulimit -Hn`/`ulimit -n` as root",
                     lim.soft, lim.hard
                 );
             }
@@ -92,22 +97,52 @@ pub(crate) fn ensure_nofile_for(conns: usize, what: &str) -> NofileLimit {
     }
 }
 
-/// Resident set size of process `pid` in KiB, from `/proc/PID/status`.
-pub(crate) fn rss_kib(pid: u32) -> Result<u64> {
-    let path = format!("/proc/{pid}/status");
-    let status = std::fs::read_to_string(&path).with_context(|| format!("reading {path}"))?;
-    for line in status.lines() {
-        if let Some(rest) = line.strip_prefix("VmRSS:") {
-            let kib = rest
-                .trim()
-                .trim_end_matches("kB")
-                .trim()
-                .parse::<u64>()
-                .with_context(|| format!("parsing VmRSS line {line:?} of {path}"))?;
-            return Ok(kib);
-        }
+/// Sessions that fit in `limit` next to [`NOFILE_RESERVE`] other
+/// descriptors.
+pub(crate) fn sessions_within(limit: NofileLimit) -> usize {
+    usize::try_from(limit.soft.saturating_sub(NOFILE_RESERVE)).unwrap_or(usize::MAX)
+}
+
+/// Reads the resident set size of one process, keeping its
+/// `/proc/PID/status` open so that a reading still works when this process
+/// has used up its file descriptors on sessions.
+#[derive(Debug)]
+pub(crate) struct RssReader {
+    /// `/proc/PID/status`, re-read from the start each time.
+    file: std::fs::File,
+    /// For messages.
+    path: String,
+}
+
+impl RssReader {
+    /// Opens `/proc/PID/status`.
+    pub(crate) fn open(pid: u32) -> Result<RssReader> {
+        let path = format!("/proc/{pid}/status");
+        let file = std::fs::File::open(&path).with_context(|| format!("opening {path}"))?;
+        Ok(RssReader { file, path })
     }
-    bail!("{path} has no VmRSS line (is process {pid} a zombie?)")
+
+    /// VmRSS in KiB.
+    pub(crate) fn kib(&mut self) -> Result<u64> {
+        use std::io::{Read, Seek, SeekFrom};
+        let mut status = String::new();
+        self.file
+            .seek(SeekFrom::Start(0))
+            .and_then(|_| self.file.read_to_string(&mut status))
+            .with_context(|| format!("reading {} (has the process exited?)", self.path))?;
+        parse_vm_rss(&status).with_context(|| format!("{} has no readable VmRSS line", self.path))
+    }
+}
+
+fn parse_vm_rss(status: &str) -> Option<u64> {
+    status.lines().find_map(|line| {
+        line.strip_prefix("VmRSS:")?
+            .trim()
+            .trim_end_matches("kB")
+            .trim()
+            .parse()
+            .ok()
+    })
 }
 
 /// The machine a report was measured on.
@@ -223,9 +258,7 @@ impl Connector {
         let stream = match self.source(index) {
             Some(src) => {
                 let socket = TcpSocket::new_v4()?;
-                // Lets a new socket take a port still in TIME_WAIT from an
-                // earlier run towards the same server.
-                socket.set_reuseaddr(true)?;
+                bind_address_no_port(&socket)?;
                 socket.bind(SocketAddr::new(IpAddr::V4(src), 0))?;
                 socket.connect(self.addr).await?
             }
@@ -233,6 +266,31 @@ impl Connector {
         };
         stream.set_nodelay(true)?;
         Ok(stream)
+    }
+}
+
+/// Sets `IP_BIND_ADDRESS_NO_PORT`: `bind` then fixes only the source
+/// address and `connect` picks the port. Without it every `bind` to port 0
+/// scans the port space for a free port (tens of seconds for 20k sockets),
+/// and a port could not be shared by connections to different servers.
+fn bind_address_no_port(socket: &TcpSocket) -> io::Result<()> {
+    use std::os::fd::AsRawFd;
+    let on: libc::c_int = 1;
+    // SAFETY: the fd is a live socket owned by `socket`; the option value is
+    // a c_int that outlives the call, and its size is passed with it.
+    let rc = unsafe {
+        libc::setsockopt(
+            socket.as_raw_fd(),
+            libc::IPPROTO_IP,
+            libc::IP_BIND_ADDRESS_NO_PORT,
+            (&on as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
     }
 }
 
