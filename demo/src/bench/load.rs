@@ -1,0 +1,685 @@
+//! `bench load`: closed-loop load with a fixed window of requests in flight
+//! per connection, checking every reply.
+//!
+//! Each request's payload starts with `conn u32 | slot u32 | seq u64`
+//! (big-endian) and is filled up to `--size` with bytes derived from `seq`,
+//! so every request is distinct. A reply must carry the request's msg_id and
+//! exactly its bytes; the slot number finds the request it answers, so
+//! replies may come back in any order. A frame on msg_id 0 is an error reply
+//! (the gate's error frame carries no copy of the request): it answers the
+//! oldest request in flight on that connection.
+//!
+//! One task per connection reads whatever has arrived, handles every whole
+//! frame in it, encodes the follow-up requests into one buffer and writes it
+//! at once. Because a connection never has more than `window` requests and
+//! replies in flight together, reading and writing in one task cannot
+//! deadlock as long as `window × frame size` fits in the socket buffers.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use bytes::{BufMut, Bytes, BytesMut};
+use futures::{StreamExt, stream};
+use hdrhistogram::Histogram;
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use serde::Serialize;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio_util::codec::Decoder;
+use zinx_cluster::{Frame, FrameCodec};
+
+use crate::sys::Connector;
+
+/// Bytes of the identifying prefix of every request payload.
+pub(crate) const PAYLOAD_HEADER: usize = 16;
+
+/// Connections opened at once while setting up.
+const CONNECT_CONCURRENCY: usize = 64;
+
+/// Latency samples a connection keeps before merging them into the shared
+/// histogram (one lock per this many replies).
+const SAMPLE_BATCH: usize = 1024;
+
+/// Above this many bytes in flight per connection the single-task loop may
+/// stall on full socket buffers.
+const WINDOW_BYTES_WARN: usize = 1 << 20;
+
+/// When a run stops.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum StopAt {
+    /// After this long of measurement.
+    Duration(Duration),
+    /// After this many measured replies, over all connections.
+    Requests(u64),
+}
+
+/// What `bench load` does.
+#[derive(Debug, Clone)]
+pub(crate) struct LoadPlan {
+    /// Where to connect.
+    pub(crate) addr: std::net::SocketAddr,
+    /// msg_id of every request; replies must carry the same.
+    pub(crate) msg_id: u32,
+    /// Connections.
+    pub(crate) conns: usize,
+    /// Requests in flight per connection.
+    pub(crate) window: usize,
+    /// Payload bytes per request (at least [`PAYLOAD_HEADER`]).
+    pub(crate) size: usize,
+    /// When to stop.
+    pub(crate) stop: StopAt,
+    /// Unmeasured load before measuring starts.
+    pub(crate) warmup: Duration,
+    /// How long a connection waits for a reply before giving up on the
+    /// requests it has in flight.
+    pub(crate) reply_timeout: Duration,
+    /// Show a progress bar on stderr.
+    pub(crate) progress: bool,
+}
+
+impl LoadPlan {
+    /// The equivalent command line (without the binary name).
+    pub(crate) fn command(&self) -> String {
+        let stop = match self.stop {
+            StopAt::Duration(d) => format!("--duration {}", d.as_secs_f64()),
+            StopAt::Requests(r) => format!("--requests {r}"),
+        };
+        format!(
+            "bench load --addr {} --msg-id {} --conns {} --window {} --size {} {stop} --warmup {}",
+            self.addr,
+            self.msg_id,
+            self.conns,
+            self.window,
+            self.size,
+            self.warmup.as_secs_f64()
+        )
+    }
+}
+
+/// Latency percentiles in microseconds.
+#[derive(Debug, Clone, Copy, Default, Serialize)]
+pub(crate) struct Latency {
+    /// Median.
+    pub(crate) p50: u64,
+    /// 90th percentile.
+    pub(crate) p90: u64,
+    /// 99th percentile.
+    pub(crate) p99: u64,
+    /// 99.9th percentile.
+    pub(crate) p999: u64,
+    /// Largest sample.
+    pub(crate) max: u64,
+    /// Mean.
+    pub(crate) mean: f64,
+}
+
+impl Latency {
+    pub(crate) fn from_histogram(h: &Histogram<u64>) -> Latency {
+        if h.is_empty() {
+            return Latency::default();
+        }
+        Latency {
+            p50: h.value_at_quantile(0.50),
+            p90: h.value_at_quantile(0.90),
+            p99: h.value_at_quantile(0.99),
+            p999: h.value_at_quantile(0.999),
+            max: h.max(),
+            mean: h.mean(),
+        }
+    }
+}
+
+/// The outcome of a run.
+#[derive(Debug, Clone, Serialize)]
+pub(crate) struct LoadReport {
+    /// Server address.
+    pub(crate) addr: String,
+    /// Request msg_id.
+    pub(crate) msg_id: u32,
+    /// Connections.
+    pub(crate) conns: usize,
+    /// Requests in flight per connection.
+    pub(crate) window: usize,
+    /// Payload bytes.
+    pub(crate) size: usize,
+    /// Measured replies (correct ones, inside the measurement window).
+    pub(crate) messages: u64,
+    /// Length of the measurement window in seconds.
+    pub(crate) elapsed_s: f64,
+    /// `messages / elapsed_s`.
+    pub(crate) msgs_per_s: f64,
+    /// Latency of the measured replies, microseconds.
+    pub(crate) latency_us: Latency,
+    /// Error frames (msg_id 0) received.
+    pub(crate) errors: u64,
+    /// Replies that did not match a request in flight (wrong msg_id,
+    /// altered bytes, unknown slot).
+    pub(crate) mismatches: u64,
+    /// Requests that never got a reply (reply timeout, connection closed,
+    /// undecodable stream).
+    pub(crate) lost: u64,
+    /// The first error frame's text and the first connection failure, for
+    /// diagnosis.
+    pub(crate) first_problem: Option<String>,
+}
+
+impl LoadReport {
+    /// True when every request got its exact reply.
+    pub(crate) fn clean(&self) -> bool {
+        self.errors == 0 && self.mismatches == 0 && self.lost == 0 && self.messages > 0
+    }
+
+    /// A short human summary, several lines.
+    pub(crate) fn human(&self) -> String {
+        let l = &self.latency_us;
+        format!(
+            "{} msgs in {:.2} s = {:.0} msg/s ({} conns x window {}, {} B, msg_id {})\n\
+             latency us: p50 {} p90 {} p99 {} p99.9 {} max {} (mean {:.1})\n\
+             errors {} mismatches {} lost {}{}",
+            self.messages,
+            self.elapsed_s,
+            self.msgs_per_s,
+            self.conns,
+            self.window,
+            self.size,
+            self.msg_id,
+            l.p50,
+            l.p90,
+            l.p99,
+            l.p999,
+            l.max,
+            l.mean,
+            self.errors,
+            self.mismatches,
+            self.lost,
+            match &self.first_problem {
+                Some(p) => format!("\nfirst problem: {p}"),
+                None => String::new(),
+            }
+        )
+    }
+}
+
+/// State every connection task shares with the coordinator.
+struct Shared {
+    /// Set when warmup ends: requests sent from now on are measured.
+    measuring: AtomicBool,
+    /// Set when a duration run ends: send nothing more, drain, stop.
+    stop: AtomicBool,
+    /// Measured requests still to send (requests mode).
+    remaining: AtomicU64,
+    /// Measured replies so far, for the progress bar.
+    done: AtomicU64,
+    /// Latency of measured replies, microseconds.
+    hist: Mutex<Histogram<u64>>,
+    /// The first problem any connection saw.
+    first_problem: Mutex<Option<String>>,
+    /// Requests mode or duration mode.
+    stop_at: StopAt,
+}
+
+impl Shared {
+    fn note_problem(&self, problem: impl FnOnce() -> String) {
+        if let Ok(mut p) = self.first_problem.lock()
+            && p.is_none()
+        {
+            *p = Some(problem());
+        }
+    }
+}
+
+/// A new histogram for microsecond latencies up to one hour.
+pub(crate) fn latency_histogram() -> Histogram<u64> {
+    Histogram::new_with_bounds(1, 3_600_000_000, 3).expect("constant histogram bounds are valid")
+}
+
+/// Runs a load test.
+pub(crate) async fn run(plan: &LoadPlan) -> Result<LoadReport> {
+    if plan.size < PAYLOAD_HEADER {
+        bail!("--size must be at least {PAYLOAD_HEADER} bytes (the request identifier)");
+    }
+    if plan.conns == 0 || plan.window == 0 {
+        bail!("--conns and --window must be at least 1");
+    }
+    if plan.window * (plan.size + zinx_cluster::HEADER_LEN) > WINDOW_BYTES_WARN {
+        eprintln!(
+            "warning: window x frame size is over {WINDOW_BYTES_WARN} bytes per connection; \
+             the client may stall on full socket buffers"
+        );
+    }
+    if let StopAt::Requests(0) = plan.stop {
+        bail!("--requests must be at least 1");
+    }
+    // Connection ids travel in the payload as u32.
+    u32::try_from(plan.conns).context("--conns is too large")?;
+    crate::sys::ensure_nofile_for(plan.conns, "load");
+    let connector = if plan.conns > 10_000 {
+        Connector::new(plan.addr, std::net::Ipv4Addr::new(127, 0, 0, 2))
+    } else {
+        Connector::plain(plan.addr)
+    };
+
+    let mut streams: Vec<(usize, TcpStream)> = stream::iter(0..plan.conns)
+        .map(|i| {
+            let connector = &connector;
+            async move { connector.connect(i).await.map(|s| (i, s)) }
+        })
+        .buffer_unordered(CONNECT_CONCURRENCY)
+        .collect::<Vec<_>>()
+        .await
+        .into_iter()
+        .collect::<std::io::Result<_>>()
+        .with_context(|| format!("connecting to {}", plan.addr))?;
+    streams.sort_by_key(|(i, _)| *i);
+
+    let shared = Arc::new(Shared {
+        measuring: AtomicBool::new(plan.warmup.is_zero()),
+        stop: AtomicBool::new(false),
+        remaining: AtomicU64::new(match plan.stop {
+            StopAt::Requests(r) => r,
+            StopAt::Duration(_) => u64::MAX,
+        }),
+        done: AtomicU64::new(0),
+        hist: Mutex::new(latency_histogram()),
+        first_problem: Mutex::new(None),
+        stop_at: plan.stop,
+    });
+
+    let bar = progress_bar(plan);
+    let mut tasks = tokio::task::JoinSet::new();
+    let mut start = Instant::now();
+    for (i, stream) in streams {
+        let conn = Conn::new(i as u32, plan, shared.clone());
+        tasks.spawn(conn.run(stream));
+    }
+
+    if !plan.warmup.is_zero() {
+        bar.set_message("warming up");
+        tokio::time::sleep(plan.warmup).await;
+        start = Instant::now();
+        shared.measuring.store(true, Ordering::Release);
+    }
+    bar.set_message("measuring");
+
+    let ticker = {
+        let shared = shared.clone();
+        let bar = bar.clone();
+        let stop_at = plan.stop;
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_millis(200));
+            loop {
+                tick.tick().await;
+                let done = shared.done.load(Ordering::Relaxed);
+                let secs = start.elapsed().as_secs_f64().max(1e-9);
+                match stop_at {
+                    StopAt::Duration(_) => bar.set_position(start.elapsed().as_millis() as u64),
+                    StopAt::Requests(_) => bar.set_position(done),
+                }
+                bar.set_message(format!("{done} msgs, {:.0} msg/s", done as f64 / secs));
+            }
+        })
+    };
+
+    let mut end = None;
+    if let StopAt::Duration(d) = plan.stop {
+        tokio::time::sleep(d).await;
+        shared.stop.store(true, Ordering::Release);
+        end = Some(Instant::now());
+    }
+
+    let mut totals = ConnTotals::default();
+    let mut last_reply = start;
+    while let Some(joined) = tasks.join_next().await {
+        match joined {
+            Ok(t) => {
+                if let Some(at) = t.last_measured {
+                    last_reply = last_reply.max(at);
+                }
+                totals.add(&t);
+            }
+            Err(e) => {
+                shared.note_problem(|| format!("connection task failed: {e}"));
+                totals.lost += plan.window as u64;
+            }
+        }
+    }
+    ticker.abort();
+    bar.finish_and_clear();
+
+    let end = end.unwrap_or(last_reply);
+    let elapsed_s = end.saturating_duration_since(start).as_secs_f64();
+    let hist = shared
+        .hist
+        .lock()
+        .map(|h| h.clone())
+        .unwrap_or_else(|p| p.into_inner().clone());
+    let first_problem = shared
+        .first_problem
+        .lock()
+        .map(|p| p.clone())
+        .unwrap_or(None);
+    Ok(LoadReport {
+        addr: plan.addr.to_string(),
+        msg_id: plan.msg_id,
+        conns: plan.conns,
+        window: plan.window,
+        size: plan.size,
+        messages: totals.measured,
+        elapsed_s,
+        msgs_per_s: if elapsed_s > 0.0 {
+            totals.measured as f64 / elapsed_s
+        } else {
+            0.0
+        },
+        latency_us: Latency::from_histogram(&hist),
+        errors: totals.errors,
+        mismatches: totals.mismatches,
+        lost: totals.lost,
+        first_problem,
+    })
+}
+
+fn progress_bar(plan: &LoadPlan) -> ProgressBar {
+    use std::io::IsTerminal;
+    let (len, template) = match plan.stop {
+        StopAt::Duration(d) => (
+            d.as_millis() as u64,
+            "{spinner} [{elapsed_precise}] {wide_bar} {msg}",
+        ),
+        StopAt::Requests(r) => (
+            r,
+            "{spinner} [{elapsed_precise}] {wide_bar} {pos}/{len} {msg}",
+        ),
+    };
+    let bar = ProgressBar::new(len);
+    if let Ok(style) = ProgressStyle::with_template(template) {
+        bar.set_style(style);
+    }
+    if !plan.progress || !std::io::stderr().is_terminal() {
+        bar.set_draw_target(ProgressDrawTarget::hidden());
+    }
+    bar
+}
+
+/// What one connection counted.
+#[derive(Debug, Default)]
+struct ConnTotals {
+    measured: u64,
+    errors: u64,
+    mismatches: u64,
+    lost: u64,
+    /// When the last measured reply arrived.
+    last_measured: Option<Instant>,
+}
+
+impl ConnTotals {
+    fn add(&mut self, o: &ConnTotals) {
+        self.measured += o.measured;
+        self.errors += o.errors;
+        self.mismatches += o.mismatches;
+        self.lost += o.lost;
+    }
+}
+
+/// A request in flight.
+struct InFlight {
+    /// The payload sent; the reply must be identical.
+    payload: Bytes,
+    /// Its sequence number on this connection (the oldest answers an error).
+    seq: u64,
+    /// When it was written.
+    sent: Instant,
+    /// Sent while measuring: its reply counts.
+    measured: bool,
+}
+
+/// One connection's loop state.
+struct Conn {
+    id: u32,
+    msg_id: u32,
+    size: usize,
+    reply_timeout: Duration,
+    shared: Arc<Shared>,
+    codec: FrameCodec,
+    /// One entry per window position.
+    slots: Vec<Option<InFlight>>,
+    /// Free window positions.
+    free: Vec<u32>,
+    /// Slots filled since the last write, stamped when it goes out.
+    unstamped: Vec<u32>,
+    next_seq: u64,
+    /// Latency samples not yet merged into the shared histogram.
+    samples: Vec<u64>,
+    totals: ConnTotals,
+}
+
+impl Conn {
+    fn new(id: u32, plan: &LoadPlan, shared: Arc<Shared>) -> Conn {
+        Conn {
+            id,
+            msg_id: plan.msg_id,
+            size: plan.size,
+            reply_timeout: plan.reply_timeout,
+            shared,
+            codec: FrameCodec::new(plan.size.max(zinx_cluster::DEFAULT_MAX_FRAME_LEN)),
+            slots: (0..plan.window).map(|_| None).collect(),
+            free: (0..plan.window as u32).rev().collect(),
+            unstamped: Vec::with_capacity(plan.window),
+            next_seq: 0,
+            samples: Vec::with_capacity(SAMPLE_BATCH),
+            totals: ConnTotals::default(),
+        }
+    }
+
+    fn in_flight(&self) -> usize {
+        self.slots.len() - self.free.len()
+    }
+
+    /// Whether another request may go out, claiming it in requests mode.
+    /// Returns `Some(measured)`.
+    fn claim(&self) -> Option<bool> {
+        if self.shared.stop.load(Ordering::Acquire) {
+            return None;
+        }
+        let measuring = self.shared.measuring.load(Ordering::Acquire);
+        match self.shared.stop_at {
+            StopAt::Duration(_) => Some(measuring),
+            StopAt::Requests(_) if !measuring => Some(false),
+            StopAt::Requests(_) => self
+                .shared
+                .remaining
+                .fetch_update(Ordering::AcqRel, Ordering::Acquire, |r| r.checked_sub(1))
+                .ok()
+                .map(|_| true),
+        }
+    }
+
+    /// Encodes as many new requests as the window allows into `wbuf`.
+    fn fill(&mut self, wbuf: &mut BytesMut, now: Instant) {
+        while let Some(&slot) = self.free.last() {
+            let Some(measured) = self.claim() else { break };
+            self.free.pop();
+            let seq = self.next_seq;
+            self.next_seq += 1;
+            let mut p = BytesMut::with_capacity(self.size);
+            p.put_u32(self.id);
+            p.put_u32(slot);
+            p.put_u64(seq);
+            p.extend((0..self.size - PAYLOAD_HEADER).map(|i| (seq as u8).wrapping_add(i as u8)));
+            let payload = p.freeze();
+            wbuf.reserve(zinx_cluster::HEADER_LEN + payload.len());
+            wbuf.put_u32(self.msg_id);
+            wbuf.put_u32(payload.len() as u32);
+            wbuf.extend_from_slice(&payload);
+            self.slots[slot as usize] = Some(InFlight {
+                payload,
+                seq,
+                sent: now,
+                measured,
+            });
+            self.unstamped.push(slot);
+        }
+    }
+
+    /// Marks the requests just encoded as sent now.
+    fn stamp(&mut self) {
+        let now = Instant::now();
+        for slot in self.unstamped.drain(..) {
+            if let Some(f) = self.slots[slot as usize].as_mut() {
+                f.sent = now;
+            }
+        }
+    }
+
+    /// The slot a reply payload names, when it is one of ours in flight.
+    fn slot_of(&self, data: &[u8]) -> Option<u32> {
+        if data.len() < PAYLOAD_HEADER {
+            return None;
+        }
+        let conn = u32::from_be_bytes([data[0], data[1], data[2], data[3]]);
+        let slot = u32::from_be_bytes([data[4], data[5], data[6], data[7]]);
+        (conn == self.id && self.slots.get(slot as usize)?.is_some()).then_some(slot)
+    }
+
+    fn release(&mut self, slot: u32) -> Option<InFlight> {
+        let f = self.slots.get_mut(slot as usize)?.take()?;
+        self.free.push(slot);
+        Some(f)
+    }
+
+    fn record(&mut self, f: &InFlight, now: Instant, stopped: bool) {
+        if f.measured && !stopped {
+            self.totals.measured += 1;
+            self.totals.last_measured = Some(now);
+            let us = now.saturating_duration_since(f.sent).as_micros();
+            self.samples.push(u64::try_from(us).unwrap_or(u64::MAX));
+            if self.samples.len() >= SAMPLE_BATCH {
+                self.merge_samples();
+            }
+        }
+    }
+
+    fn merge_samples(&mut self) {
+        if self.samples.is_empty() {
+            return;
+        }
+        if let Ok(mut h) = self.shared.hist.lock() {
+            for &us in &self.samples {
+                h.saturating_record(us);
+            }
+        }
+        self.samples.clear();
+    }
+
+    /// Handles one reply; returns whether it was a measured success.
+    fn on_frame(&mut self, frame: Frame, now: Instant, stopped: bool) -> bool {
+        if frame.msg_id == 0 {
+            self.totals.errors += 1;
+            self.shared.note_problem(|| {
+                format!(
+                    "error frame on msg_id 0: {}",
+                    String::from_utf8_lossy(&frame.data[..frame.data.len().min(300)])
+                )
+            });
+            // The oldest request in flight is the one refused.
+            let oldest = self
+                .slots
+                .iter()
+                .enumerate()
+                .filter_map(|(i, s)| s.as_ref().map(|f| (f.seq, i as u32)))
+                .min();
+            if let Some((_, slot)) = oldest {
+                self.release(slot);
+            }
+            return false;
+        }
+        let Some(slot) = self.slot_of(&frame.data) else {
+            self.totals.mismatches += 1;
+            self.shared.note_problem(|| {
+                format!(
+                    "reply on msg_id {} with {} bytes matches no request in flight",
+                    frame.msg_id,
+                    frame.data.len()
+                )
+            });
+            return false;
+        };
+        let Some(f) = self.release(slot) else {
+            return false;
+        };
+        if frame.msg_id != self.msg_id || frame.data != f.payload {
+            self.totals.mismatches += 1;
+            self.shared.note_problem(|| {
+                format!(
+                    "reply to seq {} differs: msg_id {} (sent {}), {} bytes (sent {})",
+                    f.seq,
+                    frame.msg_id,
+                    self.msg_id,
+                    frame.data.len(),
+                    f.payload.len()
+                )
+            });
+            return false;
+        }
+        self.record(&f, now, stopped);
+        f.measured && !stopped
+    }
+
+    async fn run(mut self, mut stream: TcpStream) -> ConnTotals {
+        let mut rbuf = BytesMut::with_capacity(64 * 1024);
+        let mut wbuf = BytesMut::with_capacity(self.slots.len() * (self.size + 8));
+        self.fill(&mut wbuf, Instant::now());
+        self.stamp();
+        if let Err(e) = stream.write_all_buf(&mut wbuf).await {
+            return self.fail(format!("write failed: {e}"));
+        }
+        while self.in_flight() > 0 {
+            match tokio::time::timeout(self.reply_timeout, stream.read_buf(&mut rbuf)).await {
+                Err(_) => {
+                    let timeout = self.reply_timeout;
+                    return self.fail(format!("no reply within {timeout:?}"));
+                }
+                Ok(Ok(0)) => return self.fail("connection closed by the server".into()),
+                Ok(Err(e)) => return self.fail(format!("read failed: {e}")),
+                Ok(Ok(_)) => {}
+            }
+            let now = Instant::now();
+            let stopped = self.shared.stop.load(Ordering::Acquire);
+            let mut ok = 0;
+            loop {
+                match self.codec.decode(&mut rbuf) {
+                    Ok(Some(frame)) => ok += u64::from(self.on_frame(frame, now, stopped)),
+                    Ok(None) => break,
+                    Err(e) => return self.fail(format!("undecodable reply stream: {e}")),
+                }
+            }
+            if ok > 0 {
+                self.shared.done.fetch_add(ok, Ordering::Relaxed);
+            }
+            self.fill(&mut wbuf, now);
+            if !wbuf.is_empty() {
+                self.stamp();
+                if let Err(e) = stream.write_all_buf(&mut wbuf).await {
+                    return self.fail(format!("write failed: {e}"));
+                }
+            }
+        }
+        self.merge_samples();
+        self.totals
+    }
+
+    /// Ends the connection, counting what is in flight as lost.
+    fn fail(mut self, why: String) -> ConnTotals {
+        let lost = self.in_flight() as u64;
+        if lost > 0 {
+            self.totals.lost += lost;
+            let id = self.id;
+            self.shared
+                .note_problem(|| format!("connection {id}: {why} ({lost} requests in flight)"));
+        }
+        self.merge_samples();
+        self.totals
+    }
+}
