@@ -30,14 +30,13 @@ async fn send(ctx: &mut Ctx, Json(chat): Json<Chat>) -> Result<Json<Answer>, Han
     Ok(Json(answer))
 }
 
-/// 4 broadcast `{"text":"hello"}`: every connected session, the sender
+/// 4 broadcast `{"text":"hello"}`: every logged-in session, the sender
 /// included, gets `{"from":"alice","text":"hello"}` on 4, exactly once.
 /// Success has no other answer; a sender that has not logged in gets
 /// `{"ok":false,"error":"not logged in"}`.
 ///
-/// The framework's broadcast reaches every session of every gate, logged in
-/// or not (it is one message per gate, not one per user); the demo client
-/// logs in as soon as it connects.
+/// `broadcast_to_users` is one message per gate (not one per user); each
+/// gate writes it to its sessions that are bound to a uid.
 #[handler(msg_id = 4, group = "im")]
 async fn broadcast(
     ctx: &mut Ctx,
@@ -50,7 +49,7 @@ async fn broadcast(
         from: from.to_string(),
         text: shout.text,
     };
-    ctx.broadcast(4, serde_json::to_vec(&delivery)?)?;
+    ctx.broadcast_to_users(4, serde_json::to_vec(&delivery)?)?;
     Ok(None)
 }
 

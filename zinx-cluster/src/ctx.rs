@@ -92,6 +92,7 @@ impl From<String> for KickTarget {
 /// | [`push`](Ctx::push) | a frame to any session of the cluster |
 /// | [`push_to_uid`](Ctx::push_to_uid) | a frame to the session bound to a uid, on whichever gate |
 /// | [`broadcast`](Ctx::broadcast) | a frame to every session on every gate, once each |
+/// | [`broadcast_to_users`](Ctx::broadcast_to_users) | the same, to sessions bound to a uid only |
 /// | [`bind`](Ctx::bind) / [`unbind`](Ctx::unbind) | attach this session to a uid (kicking an older session of it) |
 /// | [`kick`](Ctx::kick) | close a session, by id or uid |
 /// | [`call`](Ctx::call) / [`cast`](Ctx::cast) | run a handler of another group, with or without an answer |
@@ -232,7 +233,13 @@ impl Ctx {
     /// Sends a frame to every session on every gate, exactly once each. On
     /// the wire this is one message per gate, not one per user.
     pub fn broadcast(&self, msg_id: u32, data: impl Into<Bytes>) -> Result<(), SendError> {
-        self.node.broadcast(Frame::new(msg_id, data.into()))
+        self.node.broadcast(Frame::new(msg_id, data.into()), false)
+    }
+
+    /// Like [`Ctx::broadcast`], but only to sessions bound to a uid (the
+    /// logged-in users); anonymous connections do not receive it.
+    pub fn broadcast_to_users(&self, msg_id: u32, data: impl Into<Bytes>) -> Result<(), SendError> {
+        self.node.broadcast(Frame::new(msg_id, data.into()), true)
     }
 
     /// Binds this session to `uid` (1 to 255 bytes). One uid has one

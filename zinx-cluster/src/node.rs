@@ -372,6 +372,9 @@ pub(crate) fn link_send_error(node: u16, e: LinkError) -> SendError {
     }
 }
 
+/// `flags` bit of a [`Kind::Broadcast`]: only sessions bound to a uid.
+const BROADCAST_USERS_ONLY: u8 = 1;
+
 /// The uid of a session as sent in an envelope.
 fn uid_of(bytes: &Bytes) -> Option<Arc<str>> {
     if bytes.is_empty() {
@@ -677,7 +680,10 @@ impl Node {
                 };
                 self.respond(from, env.request, status, Bytes::new());
             }
-            Kind::Broadcast => self.broadcast_local(&Frame::new(env.msg_id, env.payload)),
+            Kind::Broadcast => self.broadcast_local(
+                &Frame::new(env.msg_id, env.payload),
+                env.flags & BROADCAST_USERS_ONLY != 0,
+            ),
             Kind::Bind | Kind::Unbind | Kind::Kick => {
                 let node = self.clone();
                 tokio::spawn(async move {
@@ -1005,10 +1011,11 @@ impl Node {
         self.directory.publish(gate, env).await
     }
 
-    /// Writes a frame to every session of this gate.
-    pub(crate) fn broadcast_local(&self, frame: &Frame) {
+    /// Writes a frame to every session of this gate (with `users_only`,
+    /// to every session bound to a uid).
+    pub(crate) fn broadcast_local(&self, frame: &Frame, users_only: bool) {
         if let Some(sessions) = &self.sessions {
-            let n = sessions.offer_all(frame);
+            let n = sessions.offer_all(frame, users_only);
             self.metrics.broadcasts.fetch_add(1, Ordering::Relaxed);
             self.metrics
                 .frames_out
@@ -1016,19 +1023,26 @@ impl Node {
         }
     }
 
-    /// Writes a frame to every session of every gate: one message per gate.
-    pub(crate) fn broadcast(self: &Arc<Self>, frame: Frame) -> Result<(), SendError> {
+    /// Writes a frame to every session of every gate (with `users_only`,
+    /// every session bound to a uid): one message per gate.
+    pub(crate) fn broadcast(
+        self: &Arc<Self>,
+        frame: Frame,
+        users_only: bool,
+    ) -> Result<(), SendError> {
+        let flags = if users_only { BROADCAST_USERS_ONLY } else { 0 };
         let mut unreached = Vec::new();
         if self.node_type == NodeType::Gate {
-            self.broadcast_local(&frame);
+            self.broadcast_local(&frame, users_only);
             for &gate in &self.gates {
-                let env = envelope_to(
+                let mut env = envelope_to(
                     Kind::Broadcast,
                     self.id,
                     frame.msg_id,
                     0,
                     frame.data.clone(),
                 );
+                env.flags = flags;
                 let node = self.clone();
                 tokio::spawn(async move {
                     if let Err(e) = node.directory.publish(gate, env).await {
@@ -1042,13 +1056,14 @@ impl Node {
                 .values()
                 .filter(|p| p.node_type == NodeType::Gate)
             {
-                let env = envelope_to(
+                let mut env = envelope_to(
                     Kind::Broadcast,
                     self.id,
                     frame.msg_id,
                     0,
                     frame.data.clone(),
                 );
+                env.flags = flags;
                 if peer.send(env).is_err() {
                     unreached.push(peer.id);
                 }

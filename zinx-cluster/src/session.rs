@@ -258,10 +258,14 @@ impl Sessions {
     }
 
     /// Offers the same frame (its payload shared, not copied) to every
-    /// session; returns how many queued it.
-    pub(crate) fn offer_all(&self, frame: &Frame) -> usize {
+    /// session (with `users_only`, every session bound to a uid); returns
+    /// how many queued it.
+    pub(crate) fn offer_all(&self, frame: &Frame, users_only: bool) -> usize {
         let mut n = 0;
         for e in self.by_id.iter() {
+            if users_only && e.value().uid().is_none() {
+                continue;
+            }
             if e.value().offer(frame.clone()) == Offer::Queued {
                 n += 1;
             }

@@ -421,7 +421,10 @@ pub async fn check_chat(addr: &str) {
     )
     .await;
 
-    // broadcast: each of them once, the sender included.
+    // broadcast: each logged-in user once, the sender included; a
+    // connection that never logged in gets nothing.
+    let mut lurker = Client::connect(addr).await.unwrap();
+    check_echo(&mut lurker, 5).await;
     alice
         .send(4, json!({"text": "hello"}).to_string())
         .await
@@ -431,6 +434,7 @@ pub async fn check_chat(addr: &str) {
     }
     quiet(&mut alice, "alice").await;
     quiet(&mut bob, "bob").await;
+    quiet(&mut lurker, "an anonymous connection").await;
 
     // echo by the gate and by an im node: the very bytes.
     check_echo(&mut alice, 5).await;
