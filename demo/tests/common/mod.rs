@@ -117,11 +117,16 @@ impl Proc {
     /// Runs `demo --conf <conf> <args>`, output to a log file beside the
     /// configuration.
     pub fn demo(name: &str, conf: &Conf, args: &[&str]) -> Proc {
-        let log = conf.path().join(format!("{name}.log"));
+        Proc::demo_in(name, conf.path(), args)
+    }
+
+    /// Runs `demo --conf <dir> <args>`, output to a log file in `dir`.
+    pub fn demo_in(name: &str, dir: &Path, args: &[&str]) -> Proc {
+        let log = dir.join(format!("{name}.log"));
         let out = File::create(&log).unwrap();
         let mut cmd = Command::new(DEMO);
         cmd.arg("--conf")
-            .arg(conf.path())
+            .arg(dir)
             .args(args)
             .env("RUST_LOG", "info")
             .env_remove("ZINX_CLUSTER_SECRET")

@@ -1,0 +1,254 @@
+//! Several gates as separate processes sharing a user directory in a real
+//! Redis: gate-1, gate-2, im-1, im-2 are four `demo` processes.
+//!
+//! The test starts its own `redis-server` (from PATH) on a free port without
+//! persistence. Without `redis-server` it prints a loud notice and passes;
+//! with `ZINX_REQUIRE_REDIS=1` (as in CI) a missing server fails it.
+
+mod common;
+
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::*;
+use serde_json::json;
+use zinx_cluster::Client;
+
+struct Redis {
+    child: Child,
+    port: u16,
+}
+
+impl Redis {
+    fn start() -> Option<Redis> {
+        if Command::new("redis-server")
+            .arg("--version")
+            .stdout(Stdio::null())
+            .status()
+            .is_err()
+        {
+            if std::env::var("ZINX_REQUIRE_REDIS").as_deref() == Ok("1") {
+                panic!("redis-server is not installed and ZINX_REQUIRE_REDIS=1");
+            }
+            eprintln!(
+                "\n==================== SKIPPED ====================\n\
+                 several_gates: redis-server is not on PATH, so the several-gates\n\
+                 process test did not run. Install it (apt-get install redis-server)\n\
+                 or run bash .ci/run.\n\
+                 ================================================\n"
+            );
+            return None;
+        }
+        let port = free_port();
+        let child = Command::new("redis-server")
+            .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+            .args(["--save", "", "--appendonly", "no"])
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("redis-server starts");
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(Instant::now() < deadline, "redis-server did not listen");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Some(Redis { child, port })
+    }
+
+    /// `redis-cli` output of a command, one value per line.
+    fn cli(&self, args: &[&str]) -> Vec<String> {
+        let out = Command::new("redis-cli")
+            .args(["-p", &self.port.to_string()])
+            .args(args)
+            .output()
+            .expect("redis-cli runs");
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .map(str::to_string)
+            .filter(|l| !l.is_empty())
+            .collect()
+    }
+
+    /// uid → gate of every binding in Redis.
+    fn bindings(&self) -> Vec<(String, u64)> {
+        self.cli(&["--scan", "--pattern", "zinx:uid:*"])
+            .into_iter()
+            .filter_map(|key| {
+                let sid: u64 = self.cli(&["GET", &key]).first()?.parse().ok()?;
+                Some((key.trim_start_matches("zinx:uid:").to_string(), sid >> 48))
+            })
+            .collect()
+    }
+}
+
+impl Drop for Redis {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+#[tokio::test]
+async fn two_gate_processes_share_users_through_redis() {
+    let Some(redis) = Redis::start() else {
+        return;
+    };
+    let p: Vec<u16> = (0..4).map(|_| free_port()).collect();
+    let dir = tempfile::tempdir().unwrap();
+    let dinx = json!({
+        "gate": [
+            {"ID": 1, "Name": "gate-1", "Type": 1, "IP": "127.0.0.1", "Port": p[0]},
+            {"ID": 2, "Name": "gate-2", "Type": 1, "IP": "127.0.0.1", "Port": p[1]}
+        ],
+        "im": [
+            {"ID": 3, "Name": "im-1", "Type": 2, "IP": "127.0.0.1", "Port": p[2]},
+            {"ID": 4, "Name": "im-2", "Type": 2, "IP": "127.0.0.1", "Port": p[3]}
+        ]
+    });
+    let mut settings: serde_json::Value = serde_json::from_str(SETTINGS).unwrap();
+    settings["redis_url"] = json!(format!("redis://127.0.0.1:{}/0", redis.port));
+    settings["directory_ttl_ms"] = json!(3000);
+    std::fs::write(dir.path().join("dinx.json"), dinx.to_string()).unwrap();
+    std::fs::write(dir.path().join("route.json"), shipped_routes()).unwrap();
+    std::fs::write(dir.path().join("settings.json"), settings.to_string()).unwrap();
+
+    let mut procs: Vec<Proc> = (1..=4)
+        .map(|id| {
+            Proc::demo_in(
+                &format!("node-{id}"),
+                dir.path(),
+                &["--id", &id.to_string()],
+            )
+        })
+        .collect();
+    let (g1, g2) = (format!("127.0.0.1:{}", p[0]), format!("127.0.0.1:{}", p[1]));
+    wait_ready(&g1).await;
+    wait_ready(&g2).await;
+
+    // alice on gate-1, bob on gate-2.
+    let mut alice = login(&g1, "alice").await;
+    let mut bob = login(&g2, "bob").await;
+    let mut gates: Vec<(String, u64)> = redis.bindings();
+    gates.sort();
+    assert_eq!(gates, vec![("alice".into(), 1), ("bob".into(), 2)]);
+
+    // send, both ways across the gates.
+    ask(
+        &mut alice,
+        3,
+        json!({"to": "bob", "text": "hi bob"}),
+        json!({"ok": true}),
+    )
+    .await;
+    expect(&mut bob, 3, json!({"from": "alice", "text": "hi bob"})).await;
+    ask(
+        &mut bob,
+        3,
+        json!({"to": "alice", "text": "hi alice"}),
+        json!({"ok": true}),
+    )
+    .await;
+    expect(&mut alice, 3, json!({"from": "bob", "text": "hi alice"})).await;
+
+    // broadcast: both once.
+    bob.send(4, json!({"text": "all"}).to_string())
+        .await
+        .unwrap();
+    for c in [&mut alice, &mut bob] {
+        expect(c, 4, json!({"from": "bob", "text": "all"})).await;
+    }
+    quiet(&mut alice, "alice").await;
+    quiet(&mut bob, "bob").await;
+
+    // alice logs in again on gate-2: the gate-1 session is told and closed.
+    let mut alice2 = login(&g2, "alice").await;
+    expect(
+        &mut alice,
+        1,
+        json!({"ok": false, "error": "logged in elsewhere"}),
+    )
+    .await;
+    assert!(alice.recv_timeout(T).await.is_err(), "old alice closed");
+    ask(
+        &mut bob,
+        3,
+        json!({"to": "alice", "text": "which one?"}),
+        json!({"ok": true}),
+    )
+    .await;
+    expect(&mut alice2, 3, json!({"from": "bob", "text": "which one?"})).await;
+
+    // kill -9 gate-2: within the TTL bob is not online and Redis holds no
+    // binding of gate-2.
+    let mut carol = login(&g1, "carol").await;
+    procs[1].kill();
+    let killed = Instant::now();
+    let deadline = killed + Duration::from_secs(3) + Duration::from_millis(1500);
+    loop {
+        carol
+            .send(3, json!({"to": "bob", "text": "there?"}).to_string())
+            .await
+            .unwrap();
+        let f = carol
+            .recv_timeout(T)
+            .await
+            .expect("an answer, never silence");
+        if f.msg_id == 3 && body(&f) == json!({"ok": false, "error": "bob is not online"}) {
+            break;
+        }
+        // Until the binding expires: an error answer (gate-2 unreachable).
+        assert!(
+            f.msg_id == 0 || (f.msg_id == 3 && body(&f)["ok"] == json!(false)),
+            "unexpected {:?}",
+            String::from_utf8_lossy(&f.data)
+        );
+        assert!(
+            Instant::now() < deadline,
+            "bob still online long after the TTL"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    eprintln!(
+        "bob reported not online {:?} after gate-2 was killed",
+        killed.elapsed()
+    );
+    // Every binding gate-2 held (alice's newer one too) expires within the
+    // TTL of its last refresh.
+    while redis.bindings().iter().any(|(_, gate)| *gate == 2) {
+        assert!(
+            Instant::now() < deadline,
+            "Redis still holds bindings of gate-2: {:?}",
+            redis.bindings()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    eprintln!(
+        "no binding of gate-2 left {:?} after the kill",
+        killed.elapsed()
+    );
+    // gate-1 keeps serving.
+    check_echo(&mut carol, 6).await;
+    let mut dave: Client = login(&g1, "dave").await;
+    ask(
+        &mut dave,
+        3,
+        json!({"to": "carol", "text": "still here"}),
+        json!({"ok": true}),
+    )
+    .await;
+
+    for (i, proc) in procs.iter_mut().enumerate() {
+        if i == 1 {
+            continue;
+        }
+        proc.interrupt();
+        let status = proc.wait_exit(Duration::from_secs(10));
+        assert_eq!(status.code(), Some(0), "{}", proc.log());
+    }
+}
