@@ -119,6 +119,19 @@ fn seed_article_files_with_line_comments_load() {
 }
 
 #[test]
+fn two_gate_demo_conf_loads() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../conf/two-gates");
+    let config = ClusterConfig::load(&dir).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(config.gates().count(), 2);
+    assert_eq!(
+        config.settings.redis_url.as_deref(),
+        Some("redis://127.0.0.1:6379/0")
+    );
+    let shipped = ClusterConfig::load(dir.join("..")).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(config.routes, shipped.routes, "same routes as conf/");
+}
+
+#[test]
 fn demo_conf_of_the_workspace_loads() {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../conf");
     let config = ClusterConfig::load(&dir).unwrap_or_else(|e| panic!("{e}"));
