@@ -379,3 +379,36 @@ pub(crate) fn median(sorted: &[f64]) -> Option<f64> {
         _ => Some((sorted[n / 2 - 1] + sorted[n / 2]) / 2.0),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn median_of_odd_even_and_empty() {
+        assert_eq!(median(&[]), None);
+        assert_eq!(median(&[3.0]), Some(3.0));
+        assert_eq!(median(&[1.0, 2.0, 9.0]), Some(2.0));
+        assert_eq!(median(&[1.0, 2.0, 4.0, 9.0]), Some(3.0));
+    }
+
+    #[tokio::test]
+    async fn a_server_that_refuses_logins_is_an_error_not_a_hang() {
+        // The baseline echo-server echoes the login request instead of
+        // answering {"ok":true}.
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(crate::echo_server::serve(listener, 1024));
+        let plan = BroadcastPlan {
+            addr,
+            sessions: 3,
+            rounds: 1,
+            timeout: Duration::from_millis(200),
+            pause: Duration::ZERO,
+            source_base: Ipv4Addr::new(127, 0, 0, 2),
+            progress: false,
+        };
+        let err = run(&plan).await.unwrap_err();
+        assert!(format!("{err:#}").contains("login refused"), "{err:#}");
+    }
+}

@@ -78,6 +78,12 @@ async fn shutdown_signal() -> Result<()> {
     Ok(())
 }
 
+/// Serves `listener` until the future is dropped (for tests).
+#[cfg(test)]
+pub(crate) async fn serve(listener: TcpListener, max_frame_len: usize) {
+    accept_loop(listener, max_frame_len, Arc::default()).await
+}
+
 async fn accept_loop(listener: TcpListener, max_frame_len: usize, counters: Arc<Counters>) {
     loop {
         match listener.accept().await {

@@ -683,3 +683,151 @@ impl Conn {
         self.totals
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use futures::SinkExt;
+    use std::net::SocketAddr;
+    use tokio::net::TcpListener;
+    use tokio_util::codec::Framed;
+
+    async fn echo_server() -> SocketAddr {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(crate::echo_server::serve(
+            listener,
+            zinx_cluster::DEFAULT_MAX_FRAME_LEN,
+        ));
+        addr
+    }
+
+    /// Echoes, but every `every`-th frame of a connection goes through `f`.
+    async fn faulty_server(every: u64, f: fn(Frame) -> Frame) -> SocketAddr {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            while let Ok((stream, _)) = listener.accept().await {
+                tokio::spawn(async move {
+                    let mut framed = Framed::new(stream, FrameCodec::default());
+                    let mut n = 0u64;
+                    while let Some(Ok(frame)) = framed.next().await {
+                        n += 1;
+                        let out = if n % every == 0 { f(frame) } else { frame };
+                        if framed.send(out).await.is_err() {
+                            break;
+                        }
+                    }
+                });
+            }
+        });
+        addr
+    }
+
+    fn plan(addr: SocketAddr, requests: u64) -> LoadPlan {
+        LoadPlan {
+            addr,
+            msg_id: 5,
+            conns: 4,
+            window: 4,
+            size: 64,
+            stop: StopAt::Requests(requests),
+            warmup: Duration::ZERO,
+            reply_timeout: Duration::from_secs(2),
+            progress: false,
+        }
+    }
+
+    #[tokio::test]
+    async fn every_request_gets_its_exact_reply() {
+        let report = run(&plan(echo_server().await, 2000)).await.unwrap();
+        assert!(report.clean(), "{}", report.human());
+        assert_eq!(report.messages, 2000);
+        assert!(report.msgs_per_s > 0.0);
+        assert!(report.latency_us.max >= report.latency_us.p50);
+    }
+
+    #[tokio::test]
+    async fn duration_runs_stop_by_themselves() {
+        let mut p = plan(echo_server().await, 0);
+        p.stop = StopAt::Duration(Duration::from_millis(300));
+        p.warmup = Duration::from_millis(100);
+        let report = run(&p).await.unwrap();
+        assert!(report.clean(), "{}", report.human());
+        assert!(
+            (0.25..1.0).contains(&report.elapsed_s),
+            "{}",
+            report.elapsed_s
+        );
+    }
+
+    #[tokio::test]
+    async fn altered_replies_are_mismatches() {
+        let addr = faulty_server(10, |mut f| {
+            let mut data = f.data.to_vec();
+            if let Some(last) = data.last_mut() {
+                *last ^= 1;
+            }
+            f.data = data.into();
+            f
+        })
+        .await;
+        let report = run(&plan(addr, 1000)).await.unwrap();
+        assert!(!report.clean());
+        assert!(report.mismatches > 0, "{}", report.human());
+        assert_eq!(report.lost, 0, "{}", report.human());
+    }
+
+    #[tokio::test]
+    async fn replies_on_another_msg_id_are_mismatches() {
+        let addr = faulty_server(10, |f| Frame::new(f.msg_id + 1, f.data)).await;
+        let report = run(&plan(addr, 1000)).await.unwrap();
+        assert!(report.mismatches > 0, "{}", report.human());
+    }
+
+    #[tokio::test]
+    async fn error_frames_are_counted_and_free_the_window() {
+        let addr = faulty_server(5, |_| {
+            Frame::new(0, r#"{"msg_id":5,"code":"x","error":"no"}"#)
+        })
+        .await;
+        let report = run(&plan(addr, 1000)).await.unwrap();
+        assert!(report.errors >= 150, "{}", report.human());
+        assert_eq!(report.lost, 0, "{}", report.human());
+        assert_eq!(report.messages + report.errors, 1000);
+        assert!(report.first_problem.unwrap().contains("error frame"));
+    }
+
+    #[tokio::test]
+    async fn unanswered_requests_are_lost_not_hung() {
+        // Swallows every 10th request: its window slot never comes back.
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            while let Ok((stream, _)) = listener.accept().await {
+                tokio::spawn(async move {
+                    let mut framed = Framed::new(stream, FrameCodec::default());
+                    let mut n = 0u64;
+                    while let Some(Ok(frame)) = framed.next().await {
+                        n += 1;
+                        if n % 10 != 0 && framed.send(frame).await.is_err() {
+                            break;
+                        }
+                    }
+                });
+            }
+        });
+        let mut p = plan(addr, 1000);
+        p.reply_timeout = Duration::from_millis(300);
+        let report = run(&p).await.unwrap();
+        assert!(report.lost > 0, "{}", report.human());
+        assert!(!report.clean());
+    }
+
+    #[tokio::test]
+    async fn too_small_payloads_are_refused() {
+        let mut p = plan(echo_server().await, 10);
+        p.size = 8;
+        assert!(run(&p).await.is_err());
+    }
+}

@@ -357,16 +357,21 @@ fn criterion_figure(dir: &Path, name: &'static str) -> CodecFigure {
         .join(name)
         .join("new")
         .join("estimates.json");
-    let read = || -> Result<f64> {
+    let read = || -> Result<(f64, &'static str)> {
         let text = std::fs::read_to_string(&path)?;
         let v: serde_json::Value = serde_json::from_str(&text)?;
-        v.get("mean")
-            .and_then(|m| m.get("point_estimate"))
-            .and_then(|p| p.as_f64())
-            .context("no mean.point_estimate")
+        // The slope (linear sampling) is the figure criterion prints; flat
+        // sampling has only the mean.
+        ["slope", "mean"]
+            .iter()
+            .find_map(|k| {
+                let ns = v.get(*k)?.get("point_estimate")?.as_f64()?;
+                Some((ns, *k))
+            })
+            .context("no slope or mean point_estimate")
     };
     match read() {
-        Ok(ns) => {
+        Ok((ns, estimate)) => {
             let when = std::fs::metadata(&path)
                 .and_then(|m| m.modified())
                 .ok()
@@ -381,7 +386,7 @@ fn criterion_figure(dir: &Path, name: &'static str) -> CodecFigure {
             CodecFigure {
                 name,
                 ns: Some(ns),
-                source: format!("{} (criterion mean{when})", path.display()),
+                source: format!("{} (criterion {estimate}{when})", path.display()),
             }
         }
         Err(_) => CodecFigure {
@@ -1310,4 +1315,60 @@ fn markdown(m: &MarkdownInput<'_>) -> String {
         );
     }
     s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn generated_conf_matches_the_demo_contract() {
+        let dir = tempfile::tempdir().unwrap();
+        write_conf(dir.path(), &[4001, 4002, 4003]).unwrap();
+        let read = |name: &str| -> serde_json::Value {
+            serde_json::from_str(&std::fs::read_to_string(dir.path().join(name)).unwrap()).unwrap()
+        };
+        let dinx = read("dinx.json");
+        assert_eq!(dinx["gate"][0]["ID"], 1);
+        assert_eq!(dinx["gate"][0]["Type"], 1);
+        assert_eq!(dinx["gate"][0]["Port"], 4001);
+        assert_eq!(dinx["im"][1]["Name"], "im-2");
+        assert_eq!(dinx["im"][1]["Port"], 4003);
+        let route = read("route.json");
+        assert_eq!(route["gate"][2]["MsgID"], 5);
+        assert_eq!(route["im"][2]["MsgID"], 6);
+        let settings = read("settings.json");
+        assert_eq!(settings["idle_timeout_ms"], 0);
+        assert_eq!(settings["max_sessions"], 200000);
+        assert!(write_conf(dir.path(), &[1, 2]).is_err());
+    }
+
+    #[test]
+    fn timestamps_are_utc_calendar_dates() {
+        let t = utc_now();
+        assert_eq!(t.len(), "2026-01-01 00:00:00 UTC".len(), "{t}");
+        assert!(t.starts_with("20") && t.ends_with(" UTC"), "{t}");
+    }
+
+    #[test]
+    fn missing_criterion_results_say_so() {
+        let dir = tempfile::tempdir().unwrap();
+        let fig = criterion_figure(dir.path(), "frame_encode");
+        assert_eq!(fig.ns, None);
+        assert!(fig.source.starts_with("not found"));
+        let est = dir.path().join("codec/frame_encode/new");
+        std::fs::create_dir_all(&est).unwrap();
+        std::fs::write(
+            est.join("estimates.json"),
+            r#"{"mean":{"point_estimate":12.5}}"#,
+        )
+        .unwrap();
+        assert_eq!(criterion_figure(dir.path(), "frame_encode").ns, Some(12.5));
+        std::fs::write(
+            est.join("estimates.json"),
+            r#"{"mean":{"point_estimate":12.5},"slope":{"point_estimate":11.0}}"#,
+        )
+        .unwrap();
+        assert_eq!(criterion_figure(dir.path(), "frame_encode").ns, Some(11.0));
+    }
 }

@@ -302,3 +302,77 @@ pub(crate) async fn resolve(addr: &str) -> Result<SocketAddr> {
         .next()
         .with_context(|| format!("{addr} resolves to no address"))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn vm_rss_is_read_from_status() {
+        let status = "Name:\tdemo\nVmPeak:\t  999 kB\nVmRSS:\t   12345 kB\nRssAnon:\t 1 kB\n";
+        assert_eq!(parse_vm_rss(status), Some(12345));
+        assert_eq!(parse_vm_rss("Name:\tzombie\n"), None);
+    }
+
+    #[test]
+    fn own_rss_is_readable() {
+        let mut r = RssReader::open(std::process::id()).unwrap();
+        assert!(r.kib().unwrap() > 0);
+        // A second reading re-reads from the start.
+        assert!(r.kib().unwrap() > 0);
+    }
+
+    #[test]
+    fn sessions_spread_over_loopback_sources() {
+        let c = Connector::new(
+            "127.0.0.1:9000".parse().unwrap(),
+            Ipv4Addr::new(127, 0, 0, 2),
+        );
+        assert_eq!(c.source(0), Some(Ipv4Addr::new(127, 0, 0, 2)));
+        assert_eq!(
+            c.source(PER_SOURCE_IP - 1),
+            Some(Ipv4Addr::new(127, 0, 0, 2))
+        );
+        assert_eq!(c.source(PER_SOURCE_IP), Some(Ipv4Addr::new(127, 0, 0, 3)));
+        assert_eq!(
+            c.source(254 * PER_SOURCE_IP),
+            Some(Ipv4Addr::new(127, 0, 1, 0))
+        );
+        // Never outside 127.0.0.0/8.
+        let top = Connector::new(
+            "127.0.0.1:9000".parse().unwrap(),
+            Ipv4Addr::new(127, 255, 255, 255),
+        );
+        assert_eq!(top.source(PER_SOURCE_IP), None);
+    }
+
+    #[test]
+    fn remote_servers_get_kernel_chosen_sources() {
+        let c = Connector::new(
+            "10.0.0.1:9000".parse().unwrap(),
+            Ipv4Addr::new(127, 0, 0, 2),
+        );
+        assert_eq!(c.source(0), None);
+        let c = Connector::plain("127.0.0.1:9000".parse().unwrap());
+        assert_eq!(c.source(0), None);
+    }
+
+    #[tokio::test]
+    async fn spread_connections_use_their_source_address() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let c = Connector::new(addr, Ipv4Addr::new(127, 0, 0, 7));
+        let client = c.connect(0).await.unwrap();
+        let (_server, peer) = listener.accept().await.unwrap();
+        assert_eq!(peer.ip(), IpAddr::V4(Ipv4Addr::new(127, 0, 0, 7)));
+        assert_eq!(client.local_addr().unwrap().ip(), peer.ip());
+    }
+
+    #[test]
+    fn nofile_is_raised_to_what_is_allowed() {
+        let before = get_nofile().unwrap();
+        let lim = raise_nofile(before.rlim_cur as u64 + 1).unwrap();
+        assert!(lim.soft >= (before.rlim_cur as u64 + 1).min(lim.hard));
+        assert!(sessions_within(lim) < lim.soft as usize);
+    }
+}
