@@ -9,16 +9,13 @@
 use std::io;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
 use tokio::io::AsyncWriteExt;
-use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::mpsc;
-use tokio_util::codec::{Decoder, Encoder};
-use tokio_util::sync::CancellationToken;
-use tracing::{Instrument, debug, info, info_span, warn};
+use tokio_util::codec::Decoder;
+use tracing::{Instrument, debug, debug_span, info, warn};
 
 use crate::envelope::{Envelope, Kind};
 use crate::frame::{Frame, FrameCodec, FrameError, ZINX_HEARTBEAT_MSG_ID};
@@ -61,16 +58,16 @@ pub(crate) async fn accept_clients(node: Arc<Node>, listener: TcpListener) {
             continue;
         }
         let _ = stream.set_nodelay(true);
-        let (session, rx) = sessions.open(node.settings.session_queue);
+        let session = sessions.open(node.settings.session_queue);
         node.metrics
             .sessions_accepted
             .fetch_add(1, Ordering::Relaxed);
         node.metrics.sessions_open.fetch_add(1, Ordering::Relaxed);
-        let span = info_span!("conn", session = %session.id, %addr);
+        // A debug-level span: free when debug logging is off, so an idle
+        // session costs no span memory; events carry the session id.
+        let span = debug_span!("conn", session = %session.id, %addr);
         debug!(parent: &span, "session opened");
-        let (rd, wr) = stream.into_split();
-        tokio::spawn(write_client(wr, rx, session.clone()).instrument(span.clone()));
-        tokio::spawn(read_client(node.clone(), rd, session).instrument(span));
+        tokio::spawn(serve_client(node.clone(), stream, session).instrument(span));
     }
 }
 
@@ -87,8 +84,8 @@ fn refuse(node: &Node, stream: TcpStream) {
     drop(stream);
 }
 
-async fn read_client(node: Arc<Node>, rd: OwnedReadHalf, session: Arc<Session>) {
-    let reason = read_loop(&node, &rd, &session).await;
+async fn serve_client(node: Arc<Node>, stream: TcpStream, session: Arc<Session>) {
+    let reason = client_loop(&node, stream, &session).await;
     session.close_with(reason);
     let reason = session.close_reason().unwrap_or(reason);
     let counter = match reason {
@@ -100,75 +97,116 @@ async fn read_client(node: Arc<Node>, rd: OwnedReadHalf, session: Arc<Session>) 
         c.fetch_add(1, Ordering::Relaxed);
     }
     match reason {
-        CloseReason::ClientClosed | CloseReason::Shutdown => debug!(?reason, "session closed"),
-        _ => info!(?reason, "session closed"),
+        CloseReason::ClientClosed | CloseReason::Shutdown => {
+            debug!(session = %session.id, ?reason, "session closed")
+        }
+        _ => info!(session = %session.id, ?reason, "session closed"),
     }
     session_ended(&node, &session).await;
 }
 
-/// Reads and dispatches frames until the session must close; returns why.
-async fn read_loop(node: &Arc<Node>, rd: &OwnedReadHalf, session: &Arc<Session>) -> CloseReason {
+/// The life of a client connection, in one task: read and dispatch frames,
+/// write what is queued for the client (replies of in-place handlers are
+/// written after the read that caused them, in one write, without waking
+/// anyone), until the session must close; returns why.
+async fn client_loop(
+    node: &Arc<Node>,
+    mut stream: TcpStream,
+    session: &Arc<Session>,
+) -> CloseReason {
     let mut codec = FrameCodec::new(node.settings.max_frame_len);
-    let mut buf = BytesMut::new();
+    let mut rbuf = BytesMut::new();
+    let mut wbuf = BytesMut::new();
     let idle = match node.settings.idle_timeout_ms {
         0 => None,
         ms => Some(Duration::from_millis(ms)),
     };
-    loop {
-        // Wait for bytes (or the idle timeout, or a close) without holding
-        // a buffer.
-        let ready = async {
-            match idle {
-                Some(d) => tokio::time::timeout(d, rd.readable()).await.ok(),
-                None => Some(rd.readable().await),
-            }
-        };
-        let ready = tokio::select! {
-            _ = session.close.cancelled() => return session.close_reason().unwrap_or(CloseReason::Kicked),
-            _ = node.stopping.cancelled() => {
-                // Shutting down: read nothing new, but keep the session (and
-                // its writer) until in-flight answers have been delivered.
-                tokio::select! {
-                    _ = node.closed.cancelled() => {}
-                    _ = session.close.cancelled() => {}
-                }
-                return CloseReason::Shutdown;
-            }
-            r = ready => r,
-        };
-        match ready {
-            None => return CloseReason::Idle,
-            Some(Err(_)) => return CloseReason::IoError,
-            Some(Ok(())) => {}
-        }
-        if buf.capacity() - buf.len() < 512 {
-            buf.reserve(READ_CHUNK);
-        }
-        match rd.try_read_buf(&mut buf) {
-            Ok(0) => return CloseReason::ClientClosed,
-            Ok(_) => {}
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
-            Err(_) => return CloseReason::IoError,
-        }
+    let mut last_read = Instant::now();
+    let idle_timer = tokio::time::sleep(idle.unwrap_or(Duration::from_secs(3600)));
+    tokio::pin!(idle_timer);
+    let mut stopping = false;
+    let reason = loop {
+        // Write everything queued for the client.
         loop {
-            match codec.decode(&mut buf) {
-                Ok(Some(frame)) => handle_frame(node, session, frame).await,
-                Ok(None) => break,
-                Err(FrameError::TooLarge { msg_id, len, max }) => {
-                    warn!(
-                        msg_id,
-                        len, max, "frame over the size limit: closing the connection"
-                    );
-                    return CloseReason::Oversize;
-                }
-                Err(FrameError::Io(_)) => return CloseReason::IoError,
+            let more = session.drain_into(&mut wbuf, WRITE_BATCH);
+            if wbuf.is_empty() {
+                break;
+            }
+            let written = tokio::select! {
+                w = stream.write_all(&wbuf) => w,
+                _ = session.close.cancelled() => break,
+            };
+            if written.is_err() {
+                return CloseReason::IoError;
+            }
+            wbuf.clear();
+            if !more {
+                break;
             }
         }
-        if buf.is_empty() && buf.capacity() > 4 * READ_CHUNK {
-            // A large frame passed: give its memory back.
-            buf = BytesMut::new();
+        if wbuf.capacity() > 2 * WRITE_BATCH {
+            wbuf = BytesMut::new();
         }
+        // Wait for bytes from the client (without holding a read buffer),
+        // frames for it, a close, or the idle deadline.
+        tokio::select! {
+            biased;
+            _ = session.close.cancelled() => {
+                break session.close_reason().unwrap_or(CloseReason::Kicked);
+            }
+            _ = node.closed.cancelled() => break CloseReason::Shutdown,
+            // Shutting down: read nothing new, but keep writing until the
+            // in-flight answers have been delivered and the node closes.
+            _ = node.stopping.cancelled(), if !stopping => stopping = true,
+            _ = session.ready.notified() => {}
+            _ = &mut idle_timer, if idle.is_some() && !stopping => {
+                let d = idle.unwrap_or_default();
+                if last_read.elapsed() >= d {
+                    break CloseReason::Idle;
+                }
+                idle_timer.as_mut().reset((last_read + d).into());
+            }
+            r = stream.readable(), if !stopping => {
+                if r.is_err() {
+                    break CloseReason::IoError;
+                }
+                if rbuf.capacity() - rbuf.len() < 512 {
+                    rbuf.reserve(READ_CHUNK);
+                }
+                match stream.try_read_buf(&mut rbuf) {
+                    Ok(0) => break CloseReason::ClientClosed,
+                    Ok(_) => last_read = Instant::now(),
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+                    Err(_) => break CloseReason::IoError,
+                }
+                loop {
+                    match codec.decode(&mut rbuf) {
+                        Ok(Some(frame)) => handle_frame(node, session, frame).await,
+                        Ok(None) => break,
+                        Err(FrameError::TooLarge { msg_id, len, max }) => {
+                            warn!(session = %session.id, msg_id, len, max, "frame over the size limit: closing the connection");
+                            return CloseReason::Oversize;
+                        }
+                        Err(FrameError::Io(_)) => return CloseReason::IoError,
+                    }
+                }
+                if rbuf.is_empty() && rbuf.capacity() > 4 * READ_CHUNK {
+                    // A large frame passed: give its memory back.
+                    rbuf = BytesMut::new();
+                }
+            }
+        }
+    };
+    // Closing. A kicked or shut-down client still gets what was queued for
+    // it (e.g. the message saying why); one that stopped reading does not.
+    if session.close_reason().unwrap_or(reason) != CloseReason::QueueFull {
+        session.drain_into(&mut wbuf, usize::MAX);
+        if !wbuf.is_empty() {
+            let _ = tokio::time::timeout(CLOSE_FLUSH, stream.write_all(&wbuf)).await;
+        }
+        let _ = tokio::time::timeout(CLOSE_FLUSH, stream.shutdown()).await;
     }
+    reason
 }
 
 /// Runs one client frame: in place, forwarded, or answered as an error.
@@ -192,12 +230,13 @@ async fn handle_frame(node: &Arc<Node>, session: &Arc<Session>, frame: Frame) {
                 node.groups[g].name
             );
             node.metrics.unknown_msg_id.fetch_add(1, Ordering::Relaxed);
-            warn!(msg_id, "{why}");
+            warn!(session = %session.id, msg_id, "{why}");
             node.answer_error(session.id, msg_id, "wrong_gate", &why);
         }
         None => {
             node.metrics.unknown_msg_id.fetch_add(1, Ordering::Relaxed);
             warn!(
+                session = %session.id,
                 msg_id,
                 "api msgID = {msg_id} is not FOUND: no route in route.json"
             );
@@ -217,7 +256,7 @@ fn forward(node: &Arc<Node>, session: &Arc<Session>, g: usize, frame: Frame) {
     let Some(target) = node.choose(group, session.id.0) else {
         node.metrics.no_live_node.fetch_add(1, Ordering::Relaxed);
         let why = format!("no live node in group {:?}", group.name);
-        warn!(msg_id, "{why}");
+        warn!(session = %session.id, msg_id, "{why}");
         node.answer_error(session.id, msg_id, "no_live_node", &why);
         return;
     };
@@ -250,60 +289,9 @@ fn forward(node: &Arc<Node>, session: &Arc<Session>, g: usize, frame: Frame) {
         Err(LinkError::Full) => {
             node.metrics.link_queue_full.fetch_add(1, Ordering::Relaxed);
             let why = format!("link to node {} is congested", peer.name);
-            warn!(msg_id, "{why}");
+            warn!(session = %session.id, msg_id, "{why}");
             node.answer_error(session.id, msg_id, "overloaded", &why);
         }
-    }
-}
-
-/// Writes queued frames to the client, many per write.
-async fn write_client(
-    mut wr: OwnedWriteHalf,
-    mut rx: mpsc::Receiver<Frame>,
-    session: Arc<Session>,
-) {
-    let mut codec = FrameCodec::new(usize::MAX);
-    let mut buf = BytesMut::new();
-    let close: CancellationToken = session.close.clone();
-    loop {
-        let next = tokio::select! {
-            biased;
-            f = rx.recv() => f,
-            _ = close.cancelled() => break,
-        };
-        let Some(frame) = next else { break };
-        let _ = codec.encode(frame, &mut buf);
-        while buf.len() < WRITE_BATCH {
-            match rx.try_recv() {
-                Ok(f) => {
-                    let _ = codec.encode(f, &mut buf);
-                }
-                Err(_) => break,
-            }
-        }
-        let written = tokio::select! {
-            w = wr.write_all(&buf) => w,
-            _ = close.cancelled() => break,
-        };
-        if written.is_err() {
-            session.close_with(CloseReason::IoError);
-            return;
-        }
-        buf.clear();
-        if buf.capacity() > 2 * WRITE_BATCH {
-            buf = BytesMut::new();
-        }
-    }
-    // Closing. A kicked or shut-down client still gets what was queued for
-    // it (e.g. the message saying why); one that stopped reading does not.
-    if session.close_reason() != Some(CloseReason::QueueFull) {
-        while let Ok(f) = rx.try_recv() {
-            let _ = codec.encode(f, &mut buf);
-        }
-        if !buf.is_empty() {
-            let _ = tokio::time::timeout(CLOSE_FLUSH, wr.write_all(&buf)).await;
-        }
-        let _ = tokio::time::timeout(CLOSE_FLUSH, wr.shutdown()).await;
     }
 }
 

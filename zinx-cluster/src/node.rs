@@ -12,7 +12,7 @@ use dashmap::DashMap;
 use tokio::sync::oneshot;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
-use tracing::{Instrument, debug, info_span, warn};
+use tracing::{Instrument, debug, debug_span, warn};
 
 use crate::balance;
 use crate::config::{ClusterConfig, NodeConfig, NodeType};
@@ -412,7 +412,9 @@ async fn run_entry(
     data: Bytes,
 ) -> Result<Option<Bytes>, HandlerFailure> {
     use futures::FutureExt;
-    let span = info_span!("msg", msg_id = route.msg_id, group = route.group);
+    // Debug level: a per-message span must cost nothing when debug logs
+    // are off (an enabled span allocates and formats its fields).
+    let span = debug_span!("msg", msg_id = route.msg_id, group = route.group);
     // A panicking handler must not take its session's queue (or the node)
     // down with it: it becomes a handler error.
     match std::panic::AssertUnwindSafe((route.entry)(ctx, data).instrument(span))

@@ -1,12 +1,13 @@
 //! Client sessions on a gate: ids, uid bindings, the outbound queue.
 
+use std::collections::VecDeque;
 use std::fmt;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use crate::frame::Frame;
 use dashmap::DashMap;
-use tokio::sync::mpsc;
+use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 /// A session id, unique across the cluster: the gate's node id in the high
@@ -69,8 +70,14 @@ pub(crate) enum CloseReason {
 pub(crate) struct Session {
     /// Cluster-wide id.
     pub(crate) id: SessionId,
-    /// Frames towards the client; bounded by `session_queue`.
-    tx: mpsc::Sender<Frame>,
+    /// Frames towards the client, at most `limit`. A `VecDeque` allocates
+    /// only once something is queued, so an idle session holds no queue
+    /// memory.
+    queue: Mutex<VecDeque<Frame>>,
+    /// `session_queue`.
+    limit: usize,
+    /// Wakes the session's task when frames are queued.
+    pub(crate) ready: Notify,
     /// The uid bound by `bind`, if any.
     uid: Mutex<Option<Arc<str>>>,
     /// Nodes this session's messages were forwarded to: told when it closes.
@@ -93,29 +100,57 @@ pub(crate) enum Offer {
 }
 
 impl Session {
-    pub(crate) fn new(id: SessionId, queue: usize) -> (Arc<Session>, mpsc::Receiver<Frame>) {
-        let (tx, rx) = mpsc::channel(queue.max(1));
-        let s = Session {
+    pub(crate) fn new(id: SessionId, limit: usize) -> Arc<Session> {
+        Arc::new(Session {
             id,
-            tx,
+            queue: Mutex::new(VecDeque::new()),
+            limit: limit.max(1),
+            ready: Notify::new(),
             uid: Mutex::new(None),
             served: Mutex::new(Vec::new()),
             close: CancellationToken::new(),
             reason: Mutex::new(None),
-        };
-        (Arc::new(s), rx)
+        })
     }
 
     /// Queues a frame for the client. A full queue closes the session: a
     /// client that does not read must not grow the gate's memory.
     pub(crate) fn offer(&self, frame: Frame) -> Offer {
-        match self.tx.try_send(frame) {
-            Ok(()) => Offer::Queued,
-            Err(mpsc::error::TrySendError::Full(_)) => {
-                self.close_with(CloseReason::QueueFull);
-                Offer::Full
+        if self.close.is_cancelled() {
+            return Offer::Closed;
+        }
+        let Ok(mut q) = self.queue.lock() else {
+            return Offer::Closed;
+        };
+        if q.len() >= self.limit {
+            drop(q);
+            self.close_with(CloseReason::QueueFull);
+            return Offer::Full;
+        }
+        q.push_back(frame);
+        drop(q);
+        self.ready.notify_one();
+        Offer::Queued
+    }
+
+    /// Moves queued frames, encoded, into `out` until it holds `max` bytes;
+    /// true when frames remain. An emptied queue gives its memory back.
+    pub(crate) fn drain_into(&self, out: &mut bytes::BytesMut, max: usize) -> bool {
+        let Ok(mut q) = self.queue.lock() else {
+            return false;
+        };
+        while out.len() < max {
+            let Some(frame) = q.pop_front() else { break };
+            // A frame over 4 GiB cannot exist here: sizes are bounded.
+            let _ = frame.encode_into(out);
+        }
+        if q.is_empty() {
+            if q.capacity() > 64 {
+                *q = VecDeque::new();
             }
-            Err(mpsc::error::TrySendError::Closed(_)) => Offer::Closed,
+            false
+        } else {
+            true
         }
     }
 
@@ -212,12 +247,12 @@ impl Sessions {
     }
 
     /// Registers a new session (at connect, before its first message).
-    pub(crate) fn open(&self, queue: usize) -> (Arc<Session>, mpsc::Receiver<Frame>) {
+    pub(crate) fn open(&self, queue: usize) -> Arc<Session> {
         let seq = self.next.fetch_add(1, Ordering::Relaxed);
-        let (s, rx) = Session::new(SessionId::new(self.gate, seq), queue);
+        let s = Session::new(SessionId::new(self.gate, seq), queue);
         self.by_id.insert(s.id, s.clone());
         self.count.fetch_add(1, Ordering::Relaxed);
-        (s, rx)
+        s
     }
 
     /// Removes a closed session and its uid binding (if still its own).
@@ -304,13 +339,13 @@ mod tests {
     #[test]
     fn a_restarted_gate_does_not_reuse_session_ids() {
         let first_run = Sessions::new(3);
-        let (a, _ra) = first_run.open(1);
-        let (b, _rb) = first_run.open(1);
+        let a = first_run.open(1);
+        let b = first_run.open(1);
         assert_eq!(b.id.seq(), a.id.seq() + 1);
         std::thread::sleep(std::time::Duration::from_millis(2));
         // The same gate, started again: its first id is past the old run's.
         let next_run = Sessions::new(3);
-        let (c, _rc) = next_run.open(1);
+        let c = next_run.open(1);
         assert_eq!(c.id.gate(), 3);
         assert!(c.id.seq() > b.id.seq() + SEQ_PER_MS, "{} vs {}", c.id, b.id);
     }
@@ -318,7 +353,7 @@ mod tests {
     #[tokio::test]
     async fn full_queue_closes_the_session() {
         let sessions = Sessions::new(1);
-        let (s, _rx) = sessions.open(2);
+        let s = sessions.open(2);
         assert_eq!(s.offer(f(b"a")), Offer::Queued);
         assert_eq!(s.offer(f(b"b")), Offer::Queued);
         assert_eq!(s.offer(f(b"c")), Offer::Full);
@@ -329,8 +364,8 @@ mod tests {
     #[tokio::test]
     async fn uid_binding_is_removed_only_by_its_own_session() {
         let sessions = Sessions::new(1);
-        let (a, _ra) = sessions.open(4);
-        let (b, _rb) = sessions.open(4);
+        let a = sessions.open(4);
+        let b = sessions.open(4);
         let uid: Arc<str> = Arc::from("alice");
         a.set_uid(Some(uid.clone()));
         assert_eq!(sessions.bind_local(uid.clone(), a.id), None);
