@@ -347,6 +347,10 @@ impl RunningCluster {
         let drained = tokio::time::timeout_at(deadline.into(), async {
             for n in &self.nodes {
                 n.tasks.wait().await;
+                // Handlers running in place on a gate (not tasks).
+                while n.metrics.inflight.load(Ordering::Relaxed) != 0 {
+                    tokio::time::sleep(Duration::from_millis(5)).await;
+                }
             }
         })
         .await;

@@ -11,7 +11,7 @@ use bytes::Bytes;
 use crate::error::{CallError, SendError};
 use crate::frame::Frame;
 use crate::node::Node;
-use crate::session::SessionId;
+use crate::session::{Session, SessionId};
 
 /// Why a handler is running.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -113,6 +113,8 @@ pub struct Ctx {
     uid: Option<Arc<str>>,
     /// In a call: the answer given with `reply`.
     call_reply: Option<Bytes>,
+    /// The session itself, when the handler runs on its gate.
+    pub(crate) local: Option<Arc<Session>>,
 }
 
 impl std::fmt::Debug for Ctx {
@@ -142,6 +144,7 @@ impl Ctx {
             session,
             uid,
             call_reply: None,
+            local: None,
         }
     }
 
@@ -202,10 +205,13 @@ impl Ctx {
                 Ok(())
             }
             Mode::Cast { .. } => Err(SendError::NoSession),
-            Mode::Client => {
-                let session = self.own_session()?;
-                self.node.deliver(session, Frame::new(msg_id, data))
-            }
+            Mode::Client => match &self.local {
+                Some(s) => self.node.offer_to(s, Frame::new(msg_id, data)),
+                None => {
+                    let session = self.own_session()?;
+                    self.node.deliver(session, Frame::new(msg_id, data))
+                }
+            },
         }
     }
 

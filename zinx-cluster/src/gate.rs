@@ -219,9 +219,12 @@ async fn handle_frame(node: &Arc<Node>, session: &Arc<Session>, frame: Frame) {
     }
     match node.dest(msg_id) {
         Some(Dest::Local(route)) => {
-            let _inflight = node.tasks.token();
-            node.run_client_message(route, session.id, session.uid(), frame.data)
+            // Counted, not tracked as a task: a shared task counter is a
+            // contended cache line on every message.
+            node.metrics.inflight.fetch_add(1, Ordering::Relaxed);
+            node.run_client_message(route, session.id, session.uid(), frame.data, Some(session))
                 .await;
+            node.metrics.inflight.fetch_sub(1, Ordering::Relaxed);
         }
         Some(Dest::Group(g)) => forward(node, session, g, frame),
         Some(Dest::OtherGate(g)) => {

@@ -25,7 +25,7 @@ use crate::handler::HandlerFailure;
 use crate::metrics::Metrics;
 use crate::peer::{LinkError, Peer};
 use crate::registry::{HandlerTable, Route};
-use crate::session::{CloseReason, SessionId, Sessions};
+use crate::session::{CloseReason, Session, SessionId, Sessions};
 use crate::settings::{Balance, ErrorReply, Settings};
 
 /// Called when a session closes, on the gate and on every node that served
@@ -348,6 +348,12 @@ impl Node {
             self.metrics.to_gone_session.fetch_add(1, Ordering::Relaxed);
             SendError::SessionGone(session)
         })?;
+        self.offer_to(&s, frame)
+    }
+
+    /// Queues a frame on a session of this gate.
+    pub(crate) fn offer_to(&self, s: &Session, frame: Frame) -> Result<(), SendError> {
+        let session = s.id;
         match s.offer(frame) {
             crate::session::Offer::Queued => {
                 self.metrics.frames_out.fetch_add(1, Ordering::Relaxed);
@@ -443,19 +449,24 @@ impl Node {
 
     /// Runs a client message's handler and delivers its outcome: the reply
     /// to the session, or the error answer.
+    ///
+    /// `local` is the session itself when the handler runs on its gate:
+    /// replies then go straight to its queue, without a table lookup.
     pub(crate) async fn run_client_message(
         self: &Arc<Self>,
         route: &'static Route,
         session: SessionId,
         uid: Option<Arc<str>>,
         data: Bytes,
+        local: Option<&Arc<Session>>,
     ) {
         let mut ctx = Ctx::new(self.clone(), route.msg_id, Mode::Client, Some(session), uid);
+        ctx.local = local.cloned();
         let result = run_entry(route, &mut ctx, data).await;
         self.metrics.handled.fetch_add(1, Ordering::Relaxed);
         match result {
             Ok(Some(reply)) => {
-                if let Err(e) = self.deliver(session, Frame::new(route.msg_id, reply)) {
+                if let Err(e) = ctx.reply(reply) {
                     debug!(%session, msg_id = route.msg_id, error = %e, "reply not delivered");
                 }
             }
@@ -509,7 +520,7 @@ impl Node {
                     }
                 }
             };
-            self.run_client_message(job.route, session, job.uid, job.data)
+            self.run_client_message(job.route, session, job.uid, job.data, None)
                 .await;
         }
     }
