@@ -91,9 +91,12 @@ async fn read_client(node: Arc<Node>, rd: OwnedReadHalf, session: Arc<Session>) 
     let reason = read_loop(&node, &rd, &session).await;
     session.close_with(reason);
     let reason = session.close_reason().unwrap_or(reason);
+    // Counted here, where every session ends, whatever filled its queue (a
+    // push, a reply, a broadcast).
     let counter = match reason {
         CloseReason::Idle => Some(&node.metrics.idle_closes),
         CloseReason::Oversize => Some(&node.metrics.oversize_closes),
+        CloseReason::QueueFull => Some(&node.metrics.queue_full_closes),
         _ => None,
     };
     if let Some(c) = counter {

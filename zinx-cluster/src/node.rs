@@ -354,9 +354,7 @@ impl Node {
                 Ok(())
             }
             crate::session::Offer::Full => {
-                self.metrics
-                    .queue_full_closes
-                    .fetch_add(1, Ordering::Relaxed);
+                // Counted once, when the session ends (`gate::read_client`).
                 warn!(%session, "client does not read: outbound queue full, closing");
                 Err(SendError::SessionGone(session))
             }

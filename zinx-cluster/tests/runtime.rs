@@ -617,6 +617,34 @@ async fn a_client_that_never_reads_is_closed_at_its_queue_bound() {
 }
 
 #[tokio::test]
+async fn a_client_that_never_reads_broadcasts_is_closed_and_counted() {
+    let settings = r#"{"session_queue": 16, "secret": "test-secret"}"#;
+    let tc = TestCluster::start(settings, &[1, 2]).await;
+    let mut lazy = tc.client().await;
+    let mut sender = tc.client().await;
+    // Broadcasts of 32 KiB, one at a time (the sender reads its own copy):
+    // the lazy client's socket buffers fill, then its queue of 16.
+    let text = "x".repeat(32 * 1024);
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while tc.running(1).metrics(1).unwrap().queue_full_closes == 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the lazy client was not closed"
+        );
+        sender.send(16, text.clone()).await.unwrap();
+        let f = sender.recv_timeout(T).await.expect("the sender's own copy");
+        assert_eq!(f.msg_id, 16);
+    }
+    let m = tc.running(1).metrics(1).unwrap();
+    assert_eq!(m.queue_full_closes, 1);
+    assert_eq!(m.sessions_open, 1, "only the sender remains");
+    // The lazy client finds its connection closed after what was buffered.
+    let closed = tokio::time::timeout(T, async { while lazy.recv().await.is_ok() {} }).await;
+    assert!(closed.is_ok(), "the lazy client is still open");
+    tc.shutdown().await;
+}
+
+#[tokio::test]
 async fn sessions_beyond_the_limit_are_refused_at_once() {
     let settings = r#"{"max_sessions": 2, "secret": "test-secret"}"#;
     let tc = TestCluster::start(settings, &[1, 2]).await;
