@@ -117,25 +117,28 @@ async fn read_loop(node: &Arc<Node>, rd: &OwnedReadHalf, session: &Arc<Session>)
         0 => None,
         ms => Some(Duration::from_millis(ms)),
     };
+    // Set when the gate starts shutting down: the session (and its writer)
+    // stays until in-flight answers have been delivered, and what the
+    // client sends meanwhile is answered `node_stopping` instead of run.
+    // Dropping it unread would leave requests the client sent before the
+    // shutdown without any answer.
+    let mut stopping = false;
     loop {
         // Wait for bytes (or the idle timeout, or a close) without holding
         // a buffer.
         let ready = async {
             match idle {
-                Some(d) => tokio::time::timeout(d, rd.readable()).await.ok(),
-                None => Some(rd.readable().await),
+                Some(d) if !stopping => tokio::time::timeout(d, rd.readable()).await.ok(),
+                _ => Some(rd.readable().await),
             }
         };
         let ready = tokio::select! {
+            biased;
             _ = session.close.cancelled() => return session.close_reason().unwrap_or(CloseReason::Kicked),
-            _ = node.stopping.cancelled() => {
-                // Shutting down: read nothing new, but keep the session (and
-                // its writer) until in-flight answers have been delivered.
-                tokio::select! {
-                    _ = node.closed.cancelled() => {}
-                    _ = session.close.cancelled() => {}
-                }
-                return CloseReason::Shutdown;
+            _ = node.closed.cancelled(), if stopping => return CloseReason::Shutdown,
+            _ = node.stopping.cancelled(), if !stopping => {
+                stopping = true;
+                continue;
             }
             r = ready => r,
         };
@@ -155,6 +158,7 @@ async fn read_loop(node: &Arc<Node>, rd: &OwnedReadHalf, session: &Arc<Session>)
         }
         loop {
             match codec.decode(&mut buf) {
+                Ok(Some(frame)) if stopping => refuse_frame(node, session, frame),
                 Ok(Some(frame)) => handle_frame(node, session, frame).await,
                 Ok(None) => break,
                 Err(FrameError::TooLarge { msg_id, len, max }) => {
@@ -170,6 +174,27 @@ async fn read_loop(node: &Arc<Node>, rd: &OwnedReadHalf, session: &Arc<Session>)
         if buf.is_empty() && buf.capacity() > 4 * READ_CHUNK {
             // A large frame passed: give its memory back.
             buf = BytesMut::new();
+        }
+    }
+}
+
+/// Answers a frame read while the gate shuts down with `node_stopping`: the
+/// client learns that it was not run.
+fn refuse_frame(node: &Arc<Node>, session: &Arc<Session>, frame: Frame) {
+    node.metrics.frames_in.fetch_add(1, Ordering::Relaxed);
+    if frame.msg_id == ZINX_HEARTBEAT_MSG_ID {
+        node.metrics.heartbeats_in.fetch_add(1, Ordering::Relaxed);
+        return;
+    }
+    let why = format!("node {} is shutting down", node.name);
+    if let Some(answer) = node.error_frame(frame.msg_id, "node_stopping", &why) {
+        node.metrics.error_answers.fetch_add(1, Ordering::Relaxed);
+        // Offered directly, not through `deliver` (which counts
+        // `frames_out`): shutdown waits while `frames_out` moves, and a
+        // client that keeps sending must not hold it up until the grace
+        // period ends.
+        if session.offer(answer) == crate::session::Offer::Full {
+            warn!("client does not read: outbound queue full, closing");
         }
     }
 }

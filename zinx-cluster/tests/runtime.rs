@@ -56,6 +56,14 @@ async fn gate_broadcast(ctx: &mut Ctx, text: String) -> Result<(), HandlerError>
     Ok(())
 }
 
+/// Sleeps for the given number of milliseconds, then answers "slept".
+#[handler(msg_id = 18, group = "gate")]
+async fn gate_slow(_ctx: &mut Ctx, ms: String) -> Result<&'static str, HandlerError> {
+    let ms: u64 = ms.parse().map_err(|_| "not a number")?;
+    tokio::time::sleep(Duration::from_millis(ms)).await;
+    Ok("slept")
+}
+
 #[handler(msg_id = 6, group = "im")]
 async fn im_echo(_ctx: &mut Ctx, data: Bytes) -> Bytes {
     data
@@ -201,7 +209,7 @@ fn config(settings: &str) -> ClusterConfig {
     let route = r#"{
         "gate": [{"MsgID": 1, "Name": "login"}, {"MsgID": 2, "Name": "logout"},
                  {"MsgID": 5, "Name": "echo"}, {"MsgID": 8, "Name": "push"},
-                 {"MsgID": 16, "Name": "broadcast"}],
+                 {"MsgID": 16, "Name": "broadcast"}, {"MsgID": 18, "Name": "slow"}],
         "im": [{"MsgID": 3, "Name": "send"}, {"MsgID": 4, "Name": "broadcast"},
                {"MsgID": 6, "Name": "echo"}, {"MsgID": 9, "Name": "whoami"},
                {"MsgID": 10, "Name": "numbered"}, {"MsgID": 11, "Name": "call"},
@@ -515,6 +523,39 @@ async fn a_stopped_node_is_failed_over_and_comes_back() {
         back, served_by_3,
         "sticky sessions return to the restarted node"
     );
+    tc.shutdown().await;
+}
+
+#[tokio::test]
+async fn frames_received_during_a_gate_shutdown_are_answered() {
+    let mut tc = TestCluster::start(FAST, &[1, 2]).await;
+    let mut c = tc.client().await;
+    // The gate's reader is busy in a slow handler while ten more requests
+    // arrive; then the gate shuts down.
+    c.send(18, "400").await.unwrap();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    for i in 0..10 {
+        c.feed(if i % 2 == 0 { 5 } else { 6 }, i.to_string())
+            .await
+            .unwrap();
+    }
+    c.flush().await.unwrap();
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let i = tc.nodes.iter().position(|(id, _)| *id == 1).unwrap();
+    let (_, gate) = tc.nodes.remove(i);
+    let stopping = tokio::spawn(gate.shutdown());
+    // The request in flight is answered; the ten that were never run get
+    // the node_stopping answer, not silence; then the connection closes.
+    expect(&mut c, 18, "slept").await;
+    for i in 0..10 {
+        let f = c.recv_timeout(T).await.expect("an answer to every request");
+        assert_eq!(f.msg_id, 0, "request {i} ran: {}", s(&f));
+        let v: serde_json::Value = serde_json::from_slice(&f.data).unwrap();
+        assert_eq!(v["code"], "node_stopping", "{v}");
+        assert_eq!(v["msg_id"], if i % 2 == 0 { 5 } else { 6 });
+    }
+    assert!(c.recv_timeout(T).await.is_err(), "then closed");
+    stopping.await.unwrap();
     tc.shutdown().await;
 }
 
