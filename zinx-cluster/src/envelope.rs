@@ -31,6 +31,11 @@ const _: () = assert!(ENVELOPE_OVERHEAD <= 32);
 /// Version of the link protocol, stated in the hello.
 pub const LINK_PROTOCOL_VERSION: u16 = 1;
 
+/// `flags` of a [`Kind::Heartbeat`] that announces a graceful shutdown:
+/// messages already on their way are still answered (with `node_stopping`),
+/// but the receiver must not choose the sender for anything new.
+pub(crate) const HEARTBEAT_STOPPING: u8 = 1;
+
 /// What an envelope asks its receiver to do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[repr(u8)]
@@ -42,6 +47,8 @@ pub enum Kind {
     /// Acceptor → dialer: HMAC proof of the acceptor.
     HelloAck = 3,
     /// Either way: the link is alive (sent when it is otherwise quiet).
+    /// With the `STOPPING` flag (1): the sender is shutting down; send it
+    /// no new work. Older peers ignore the flags of a heartbeat.
     Heartbeat = 4,
     /// Gate → node: a client message of session `session` on gate `node`,
     /// the session's uid in the body.

@@ -559,6 +559,65 @@ async fn frames_received_during_a_gate_shutdown_are_answered() {
     tc.shutdown().await;
 }
 
+/// One request at a time on msg_id 6 (im echo) until `stop`; returns
+/// (replies, node_stopping answers, requests without any answer).
+async fn echo_until(addr: String, stop: std::sync::Arc<std::sync::atomic::AtomicBool>) -> [u32; 3] {
+    let mut c = Client::connect(&addr).await.expect("connect");
+    let mut counts = [0u32; 3];
+    let mut n = 0u32;
+    while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+        n += 1;
+        match c.request(6, n.to_string(), Duration::from_secs(2)).await {
+            Ok(f) if f.msg_id == 6 => {
+                assert_eq!(s(&f), n.to_string());
+                counts[0] += 1;
+            }
+            Ok(f) => {
+                let v: serde_json::Value = serde_json::from_slice(&f.data).unwrap();
+                assert_eq!(v["code"], "node_stopping", "{v}");
+                counts[1] += 1;
+            }
+            Err(_) => {
+                counts[2] += 1;
+                // A late echo would now answer the wrong request: start over.
+                c = Client::connect(&addr).await.expect("reconnect");
+            }
+        }
+    }
+    counts
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_backend_shutting_down_under_load_loses_no_message() {
+    let mut tc = TestCluster::start(FAST, &[1, 2, 3]).await;
+    tc.wait_link(1, 3).await;
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let load: Vec<_> = (0..16)
+        .map(|_| tokio::spawn(echo_until(tc.addr(1), stop.clone())))
+        .collect();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    // im-2 stops gracefully while messages keep arriving for it.
+    tc.stop(3).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let mut total = [0u32; 3];
+    for l in load {
+        let c = l.await.unwrap();
+        for i in 0..3 {
+            total[i] += c[i];
+        }
+    }
+    let [replies, stopping, lost] = total;
+    assert!(replies > 0);
+    // Every message got its echo, or node_stopping from im-2 while it
+    // drained; none vanished while its links closed.
+    assert_eq!(
+        lost, 0,
+        "{replies} echoes, {stopping} node_stopping, {lost} unanswered"
+    );
+    tc.shutdown().await;
+}
+
 #[tokio::test]
 async fn no_live_node_gets_the_error_answer_at_once() {
     let tc = TestCluster::start(FAST, &[1, 2]).await;
