@@ -783,6 +783,57 @@ async fn oversize_frames_and_idle_clients_are_closed() {
 }
 
 #[tokio::test]
+async fn half_a_frame_then_silence_is_closed_at_the_idle_timeout() {
+    let settings = r#"{"idle_timeout_ms": 400, "secret": "test-secret"}"#;
+    let tc = TestCluster::start(settings, &[1, 2]).await;
+    use tokio::io::AsyncWriteExt;
+    // A whole header announcing 100 bytes, then nothing; and the header
+    // with 50 of its 100 bytes.
+    let mut header_only = tc.client().await;
+    let mut half_data = tc.client().await;
+    let header = [0, 0, 0, 6, 0, 0, 0, 100];
+    let mut half = header.to_vec();
+    half.extend([7u8; 50]);
+    // Before the writes: the gate's idle clock starts after it reads them.
+    let started = std::time::Instant::now();
+    header_only.get_mut().write_all(&header).await.unwrap();
+    half_data.get_mut().write_all(&half).await.unwrap();
+    // Meanwhile a client that talks every 100 ms is never idle.
+    let mut talker = tc.client().await;
+    let closed_after = |mut c: Client| async move {
+        assert!(c.recv_timeout(T).await.is_err(), "closed");
+        started.elapsed()
+    };
+    let talk = async {
+        for i in 0..10 {
+            assert_eq!(s(&req(&mut talker, 5, &i.to_string()).await), i.to_string());
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    };
+    let (a, b, ()) = tokio::join!(closed_after(header_only), closed_after(half_data), talk);
+    eprintln!(
+        "FIGURES half_a_frame: closed after {a:?} (header only) and {b:?} (half the data), idle_timeout_ms 400"
+    );
+    for elapsed in [a, b] {
+        // Not before the timeout, and not long after it.
+        assert!(
+            elapsed >= Duration::from_millis(400),
+            "closed after {elapsed:?}"
+        );
+        assert!(
+            elapsed < Duration::from_millis(400 + 2000),
+            "closed after {elapsed:?}"
+        );
+    }
+    assert_eq!(s(&req(&mut talker, 5, "still open").await), "still open");
+    let m = tc.running(1).metrics(1).unwrap();
+    assert_eq!(m.idle_closes, 2);
+    // Only the talker's eleven frames were ever decoded.
+    assert_eq!(m.frames_in, 11);
+    tc.shutdown().await;
+}
+
+#[tokio::test]
 async fn session_ids_are_unique_and_carry_the_gate() {
     let a = zinx_cluster::SessionId::new(1, 1);
     let b = zinx_cluster::SessionId::new(2, 1);
