@@ -293,7 +293,9 @@ fn ms(from: SystemTime, to: SystemTime) -> i64 {
     }
 }
 
-fn figures(test: &str, v: Value) {
+/// Prints a test's figures on one line, with how long the test took.
+fn figures(test: &str, started: Instant, mut v: Value) {
+    v["test_seconds"] = json!(started.elapsed().as_secs_f64());
     eprintln!("FIGURES {test} {v}");
 }
 
@@ -334,6 +336,7 @@ async fn sleep(d: Duration) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kill_9_of_an_im_node_under_load() {
     let _serial = SERIAL.lock().await;
+    let test_started = Instant::now();
     let conf = Conf::new();
     let addr = conf.gate_addr();
     let (mut gate, mut im1, mut im2) = three_processes(&conf).await;
@@ -401,6 +404,7 @@ async fn kill_9_of_an_im_node_under_load() {
     let at_kill2 = Tally::of(in_flight_at(&logs, killed2));
     figures(
         "kill_9_of_an_im_node_under_load",
+        test_started,
         json!({
             "conns": CONNS, "window": 1, "seconds": ran.as_secs_f64(),
             "total": total.json(),
@@ -426,6 +430,7 @@ async fn kill_9_of_an_im_node_under_load() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigstop_of_an_im_node_is_found_by_the_heartbeat() {
     let _serial = SERIAL.lock().await;
+    let test_started = Instant::now();
     let conf = Conf::new();
     let addr = conf.gate_addr();
     let (gate, im1, _im2) = three_processes(&conf).await;
@@ -471,6 +476,7 @@ async fn sigstop_of_an_im_node_is_found_by_the_heartbeat() {
     let detected = ms(stopped, knew);
     figures(
         "sigstop_of_an_im_node_is_found_by_the_heartbeat",
+        test_started,
         json!({
             "conns": CONNS, "window": 1, "seconds": ran.as_secs_f64(),
             "heartbeat_timeout_ms": HEARTBEAT_TIMEOUT.as_millis() as u64,
@@ -547,6 +553,7 @@ async fn fresh_sessions(addr: String, stop: Arc<AtomicBool>) -> Vec<Req> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_of_an_im_node_under_load() {
     let _serial = SERIAL.lock().await;
+    let test_started = Instant::now();
     let conf = Conf::new();
     let addr = conf.gate_addr();
     let (gate, mut im1, _im2) = three_processes(&conf).await;
@@ -579,6 +586,7 @@ async fn sigterm_of_an_im_node_under_load() {
     assert_eq!(after.replies, after.sent, "{after:?}");
     figures(
         "sigterm_of_an_im_node_under_load",
+        test_started,
         json!({
             "conns": CONNS, "window": 1, "seconds": ran.as_secs_f64(),
             "total": total.json(),
@@ -605,6 +613,7 @@ async fn sigterm_of_an_im_node_under_load() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kill_9_of_the_gate_under_load() {
     let _serial = SERIAL.lock().await;
+    let test_started = Instant::now();
     let conf = Conf::new();
     let addr = conf.gate_addr();
     let (mut gate, mut im1, mut im2) = three_processes(&conf).await;
@@ -647,6 +656,7 @@ async fn kill_9_of_the_gate_under_load() {
     assert_eq!(after.replies, after.sent, "{after:?}");
     figures(
         "kill_9_of_the_gate_under_load",
+        test_started,
         json!({
             "conns": CONNS, "window": 1,
             "before_kill": Tally::of(all(&logs)).json(),
@@ -669,6 +679,7 @@ async fn kill_9_of_the_gate_under_load() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_of_the_gate_under_load() {
     let _serial = SERIAL.lock().await;
+    let test_started = Instant::now();
     let conf = Conf::new();
     let addr = conf.gate_addr();
     let (mut gate, _im1, _im2) = three_processes(&conf).await;
@@ -693,6 +704,7 @@ async fn sigterm_of_the_gate_under_load() {
     let after = Tally::of(all(&logs).filter(|r| r.sent >= termed));
     figures(
         "sigterm_of_the_gate_under_load",
+        test_started,
         json!({
             "conns": CONNS, "window": 4, "seconds": ran.as_secs_f64(),
             "sent_before_sigterm": before.json(),
@@ -726,6 +738,7 @@ async fn sigterm_of_the_gate_under_load() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn clients_that_never_read_are_closed_and_the_gate_stays_small() {
     let _serial = SERIAL.lock().await;
+    let test_started = Instant::now();
     const LAZY: usize = 8;
     const PUSHES: usize = 1000;
     const SIZE: usize = 32 * 1024;
@@ -836,6 +849,7 @@ async fn clients_that_never_read_are_closed_and_the_gate_stays_small() {
     let pushed_bytes = PUSHES * (SIZE + 40);
     figures(
         "clients_that_never_read_are_closed_and_the_gate_stays_small",
+        test_started,
         json!({
             "lazy_clients": LAZY, "broadcasts": PUSHES, "broadcast_bytes": SIZE,
             "session_queue": 64,

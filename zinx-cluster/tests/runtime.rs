@@ -608,6 +608,9 @@ async fn a_backend_shutting_down_under_load_loses_no_message() {
         }
     }
     let [replies, stopping, lost] = total;
+    eprintln!(
+        "FIGURES backend_shutdown_in_process: {replies} echoes, {stopping} node_stopping, {lost} unanswered"
+    );
     assert!(replies > 0);
     // Every message got its echo, or node_stopping from im-2 while it
     // drained; none vanished while its links closed.
@@ -858,6 +861,7 @@ async fn huge_length_headers_are_refused_promptly_without_allocating() {
     let tc = TestCluster::start(FAST, &[1, 2]).await;
     let before = rss_kib();
     use tokio::io::AsyncWriteExt;
+    let mut slowest = Duration::ZERO;
     for _ in 0..50 {
         let mut c = tc.client().await;
         c.get_mut()
@@ -866,12 +870,16 @@ async fn huge_length_headers_are_refused_promptly_without_allocating() {
             .unwrap();
         let started = std::time::Instant::now();
         assert!(c.recv_timeout(T).await.is_err(), "closed");
+        slowest = slowest.max(started.elapsed());
         assert!(
             started.elapsed() < Duration::from_secs(1),
             "closed promptly"
         );
     }
     let after = rss_kib();
+    eprintln!(
+        "FIGURES huge_length_headers: 50 closed, slowest after {slowest:?}; test process RSS {before} -> {after} KiB"
+    );
     // 50 x 4 GiB announced; growth stays within noise (a few MiB).
     assert!(
         after < before + 16 * 1024,
@@ -900,6 +908,7 @@ async fn garbage_connections_are_closed_while_clients_are_served() {
         }
         served
     });
+    let started = std::time::Instant::now();
     let mut seed = 0x2545_F491_4F6C_DD1Du64;
     // 5,000 garbage connections, 250 at a time (the test process holds both
     // ends of each socket).
@@ -942,6 +951,13 @@ async fn garbage_connections_are_closed_while_clients_are_served() {
         .expect("the legitimate client was served throughout");
     assert!(served >= 10, "only {served} legitimate requests");
     let m = tc.running(1).metrics(1).unwrap();
+    eprintln!(
+        "FIGURES garbage_connections: 5000 closed in {:?}; legitimate requests served meanwhile {served}; closes: oversize {} idle {}; error answers {}",
+        started.elapsed(),
+        m.oversize_closes,
+        m.idle_closes,
+        m.error_answers
+    );
     assert_eq!(m.sessions_accepted, 5001);
     assert_eq!(m.sessions_open, 1, "only the legitimate session remains");
     tc.shutdown().await;
