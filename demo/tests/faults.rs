@@ -617,6 +617,14 @@ async fn kill_9_of_the_gate_under_load() {
     let conf = Conf::new();
     let addr = conf.gate_addr();
     let (mut gate, mut im1, mut im2) = three_processes(&conf).await;
+    // Two users whose messages the im nodes serve.
+    let mut users = Vec::new();
+    for name in ["alice", "bob"] {
+        let mut c = login(&addr, name).await;
+        let f = c.request(IM_ECHO, "hi", T).await.unwrap();
+        assert_eq!(f.msg_id, IM_ECHO);
+        users.push(c);
+    }
     let load = Load::start(&addr, IM_ECHO, CONNS, 1).await;
     sleep(Duration::from_millis(700)).await;
 
@@ -634,6 +642,15 @@ async fn kill_9_of_the_gate_under_load() {
     sleep(Duration::from_millis(300)).await;
     assert!(im1.running(), "im-1 died with the gate:\n{}", im1.log());
     assert!(im2.running(), "im-2 died with the gate:\n{}", im2.log());
+    // Each im node dropped the sessions it served: the session-closed hook
+    // ran there once for each user, on whichever node served them.
+    for uid in ["uid=alice", "uid=bob"] {
+        let ended: usize = [&im1, &im2]
+            .iter()
+            .map(|im| im.log_lines(&["session ended", uid]).len())
+            .sum();
+        assert_eq!(ended, 1, "{uid}:\n{}\n{}", im1.log(), im2.log());
+    }
 
     let restarted = SystemTime::now();
     let gate2 = Proc::demo("gate-1-restarted", &conf, &["--id", "1"]);
