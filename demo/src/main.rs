@@ -17,7 +17,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use tracing_subscriber::EnvFilter;
-use zinx_cluster::{Cluster, NodeId, Select};
+use zinx_cluster::{Cluster, NodeId, Select, SessionClosed};
 
 // The handler modules, one per group. Naming them here is what links them
 // into the binary: a `#[handler]` in a module or crate that nothing names
@@ -38,6 +38,15 @@ struct Args {
     conf: PathBuf,
 }
 
+/// A user's session ended: on its gate, and on every im node that served
+/// it (also when the gate holding it crashed: the im node notices the link
+/// go down). Anonymous sessions pass silently.
+async fn session_ended(closed: SessionClosed) {
+    if let Some(uid) = closed.uid {
+        tracing::info!(%uid, session = %closed.session, node = closed.node, "session ended");
+    }
+}
+
 #[tokio::main]
 async fn main() -> ExitCode {
     let args = Args::parse();
@@ -53,7 +62,7 @@ async fn main() -> ExitCode {
 
     let select = args.id.map_or(Select::All, Select::Id);
     let started = match Cluster::from_dir(&args.conf) {
-        Ok(cluster) => cluster.run(select).await,
+        Ok(cluster) => cluster.on_session_closed(session_ended).run(select).await,
         Err(e) => Err(e),
     };
     match started {

@@ -342,6 +342,9 @@ impl RunningCluster {
         let deadline = Instant::now() + self.grace;
         self.root.cancel();
         for n in &self.nodes {
+            n.announce_stopping();
+        }
+        for n in &self.nodes {
             n.tasks.close();
         }
         let drained = tokio::time::timeout_at(deadline.into(), async {

@@ -31,6 +31,11 @@ const _: () = assert!(ENVELOPE_OVERHEAD <= 32);
 /// Version of the link protocol, stated in the hello.
 pub const LINK_PROTOCOL_VERSION: u16 = 1;
 
+/// `flags` of a [`Kind::Heartbeat`] that announces a graceful shutdown:
+/// messages already on their way are still answered (with `node_stopping`),
+/// but the receiver must not choose the sender for anything new.
+pub(crate) const HEARTBEAT_STOPPING: u8 = 1;
+
 /// What an envelope asks its receiver to do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[repr(u8)]
@@ -42,6 +47,8 @@ pub enum Kind {
     /// Acceptor → dialer: HMAC proof of the acceptor.
     HelloAck = 3,
     /// Either way: the link is alive (sent when it is otherwise quiet).
+    /// With the `STOPPING` flag (1): the sender is shutting down; send it
+    /// no new work. Older peers ignore the flags of a heartbeat.
     Heartbeat = 4,
     /// Gate → node: a client message of session `session` on gate `node`,
     /// the session's uid in the body.
@@ -331,6 +338,41 @@ mod tests {
         fn arbitrary_bytes_never_panic(msg_id: u32, data in proptest::collection::vec(any::<u8>(), 0..256)) {
             if let Ok(env) = Envelope::decode(Frame::new(msg_id, data.clone())) {
                 prop_assert_eq!(ENVELOPE_HEADER_LEN + env.uid.len() + env.payload.len(), data.len());
+                // What decodes is exactly what re-encodes: no byte is
+                // ignored or invented.
+                let mut wire = BytesMut::new();
+                env.encode_into(&mut wire).unwrap();
+                prop_assert_eq!(&wire[HEADER_LEN..], &data[..]);
+                prop_assert_eq!(&wire[..4], &msg_id.to_be_bytes()[..]);
+            }
+        }
+
+        #[test]
+        fn header_shaped_bytes_decode_exactly_when_valid(
+            msg_id: u32,
+            kind in 0u8..=16,
+            uid_len in 0u16..48,
+            mut data in proptest::collection::vec(any::<u8>(), 17..200),
+        ) {
+            // Random bytes rarely look like a header; these do, up to a
+            // kind and a uid length that may or may not fit.
+            data[0] = kind;
+            data.splice(16..16, uid_len.to_be_bytes());
+            let fits = usize::from(uid_len) <= data.len() - ENVELOPE_HEADER_LEN;
+            match Envelope::decode(Frame::new(msg_id, data.clone())) {
+                Ok(env) => {
+                    prop_assert!((1..=15).contains(&kind) && fits);
+                    prop_assert_eq!(env.uid.len(), usize::from(uid_len));
+                    let mut wire = BytesMut::new();
+                    env.encode_into(&mut wire).unwrap();
+                    prop_assert_eq!(&wire[HEADER_LEN..], &data[..]);
+                }
+                Err(EnvelopeError::UnknownKind(k)) => prop_assert_eq!(k, kind),
+                Err(EnvelopeError::BadUidLen { uid_len: n, .. }) => {
+                    prop_assert!(!fits);
+                    prop_assert_eq!(n, usize::from(uid_len));
+                }
+                Err(e) => prop_assert!(false, "unexpected {e}"),
             }
         }
     }

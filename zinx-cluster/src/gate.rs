@@ -88,9 +88,12 @@ async fn serve_client(node: Arc<Node>, stream: TcpStream, session: Arc<Session>)
     let reason = client_loop(&node, stream, &session).await;
     session.close_with(reason);
     let reason = session.close_reason().unwrap_or(reason);
+    // Counted here, where every session ends, whatever filled its queue (a
+    // push, a reply, a broadcast).
     let counter = match reason {
         CloseReason::Idle => Some(&node.metrics.idle_closes),
         CloseReason::Oversize => Some(&node.metrics.oversize_closes),
+        CloseReason::QueueFull => Some(&node.metrics.queue_full_closes),
         _ => None,
     };
     if let Some(c) = counter {
@@ -155,8 +158,11 @@ async fn client_loop(
                 break session.close_reason().unwrap_or(CloseReason::Kicked);
             }
             _ = node.closed.cancelled() => break CloseReason::Shutdown,
-            // Shutting down: read nothing new, but keep writing until the
-            // in-flight answers have been delivered and the node closes.
+            // Shutting down: the session stays until in-flight answers have
+            // been delivered and the node closes; what the client sends
+            // meanwhile is answered `node_stopping` instead of run (dropping
+            // it unread would leave requests sent before the shutdown
+            // without any answer).
             _ = node.stopping.cancelled(), if !stopping => stopping = true,
             _ = session.ready.notified() => {}
             _ = &mut idle_timer, if idle.is_some() && !stopping => {
@@ -166,7 +172,7 @@ async fn client_loop(
                 }
                 idle_timer.as_mut().reset((last_read + d).into());
             }
-            r = stream.readable(), if !stopping => {
+            r = stream.readable() => {
                 if r.is_err() {
                     break CloseReason::IoError;
                 }
@@ -181,6 +187,7 @@ async fn client_loop(
                 }
                 loop {
                     match codec.decode(&mut rbuf) {
+                        Ok(Some(frame)) if stopping => refuse_frame(node, session, frame),
                         Ok(Some(frame)) => handle_frame(node, session, frame).await,
                         Ok(None) => break,
                         Err(FrameError::TooLarge { msg_id, len, max }) => {
@@ -207,6 +214,27 @@ async fn client_loop(
         let _ = tokio::time::timeout(CLOSE_FLUSH, stream.shutdown()).await;
     }
     reason
+}
+
+/// Answers a frame read while the gate shuts down with `node_stopping`: the
+/// client learns that it was not run.
+fn refuse_frame(node: &Arc<Node>, session: &Arc<Session>, frame: Frame) {
+    node.metrics.frames_in.fetch_add(1, Ordering::Relaxed);
+    if frame.msg_id == ZINX_HEARTBEAT_MSG_ID {
+        node.metrics.heartbeats_in.fetch_add(1, Ordering::Relaxed);
+        return;
+    }
+    let why = format!("node {} is shutting down", node.name);
+    if let Some(answer) = node.error_frame(frame.msg_id, "node_stopping", &why) {
+        node.metrics.error_answers.fetch_add(1, Ordering::Relaxed);
+        // Offered directly, not through `deliver` (which counts
+        // `frames_out`): shutdown waits while `frames_out` moves, and a
+        // client that keeps sending must not hold it up until the grace
+        // period ends.
+        if session.offer(answer) == crate::session::Offer::Full {
+            warn!(session = %session.id, "client does not read: outbound queue full, closing");
+        }
+    }
 }
 
 /// Runs one client frame: in place, forwarded, or answered as an error.

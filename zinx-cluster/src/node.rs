@@ -12,13 +12,13 @@ use dashmap::DashMap;
 use tokio::sync::oneshot;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
-use tracing::{Instrument, debug, debug_span, warn};
+use tracing::{Instrument, debug, debug_span, info, warn};
 
 use crate::balance;
 use crate::config::{ClusterConfig, NodeConfig, NodeType};
 use crate::ctx::{Ctx, Mode};
 use crate::directory::Directory;
-use crate::envelope::{Envelope, Kind, Status};
+use crate::envelope::{Envelope, HEARTBEAT_STOPPING, Kind, Status};
 use crate::error::{CallError, SendError};
 use crate::frame::Frame;
 use crate::handler::HandlerFailure;
@@ -360,9 +360,7 @@ impl Node {
                 Ok(())
             }
             crate::session::Offer::Full => {
-                self.metrics
-                    .queue_full_closes
-                    .fetch_add(1, Ordering::Relaxed);
+                // Counted once, when the session ends (`gate::read_client`).
                 warn!(%session, "client does not read: outbound queue full, closing");
                 Err(SendError::SessionGone(session))
             }
@@ -559,7 +557,14 @@ impl Node {
     /// directory from another gate). Never blocks: work is spawned.
     pub(crate) fn on_envelope(self: &Arc<Self>, from: u16, env: Envelope) {
         match env.kind {
-            Kind::Heartbeat => {}
+            Kind::Heartbeat => {
+                if env.flags & HEARTBEAT_STOPPING != 0 {
+                    if let Some(peer) = self.peers.get(&from) {
+                        info!(peer = %peer.name, "peer is shutting down: no new work goes to it");
+                        peer.mark_stopping();
+                    }
+                }
+            }
             Kind::Forward => self.on_forward(env),
             Kind::Response => {
                 if let Some((_, p)) = self.pending.remove(&env.request) {
@@ -763,6 +768,24 @@ impl Node {
                 if let Some((_, q)) = self.queues.remove(&session) {
                     self.run_hooks(session, q.uid);
                 }
+            }
+        }
+    }
+
+    /// A backend starting its shutdown tells every node it links with, so
+    /// that they send it no new work while it drains: a message crossing a
+    /// link as the link closes would get no answer at all. (Nobody chooses
+    /// a gate for work, so a gate says nothing.)
+    pub(crate) fn announce_stopping(&self) {
+        if self.node_type != NodeType::Backend {
+            return;
+        }
+        for peer in self.peers.values() {
+            let mut env = Envelope::new(Kind::Heartbeat);
+            env.node = self.id;
+            env.flags = HEARTBEAT_STOPPING;
+            if let Err(e) = peer.send(env) {
+                debug!(peer = %peer.name, ?e, "shutdown not announced");
             }
         }
     }

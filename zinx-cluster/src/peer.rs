@@ -12,7 +12,7 @@
 //! acceptor's nonce and both node ids), and the acceptor's own proof. A peer
 //! that fails is dropped and logged; nothing it sent reaches a handler.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
@@ -80,6 +80,9 @@ pub(crate) struct Peer {
     pub(crate) we_dial: bool,
     /// The current link, if up. Never held across an await.
     link: RwLock<Option<Link>>,
+    /// The peer announced that it is shutting down: it gets no new work
+    /// until a new link comes up, though its link still carries answers.
+    stopping: AtomicBool,
     /// Source of link generations.
     generations: AtomicU64,
 }
@@ -101,13 +104,20 @@ impl Peer {
             node_type,
             we_dial,
             link: RwLock::new(None),
+            stopping: AtomicBool::new(false),
             generations: AtomicU64::new(1),
         }
     }
 
-    /// Whether a link is up.
+    /// Whether a link is up and the peer takes new work.
     pub(crate) fn is_live(&self) -> bool {
-        self.link.read().map(|l| l.is_some()).unwrap_or(false)
+        !self.stopping.load(Ordering::Relaxed)
+            && self.link.read().map(|l| l.is_some()).unwrap_or(false)
+    }
+
+    /// The peer is shutting down: choose it for nothing new.
+    pub(crate) fn mark_stopping(&self) {
+        self.stopping.store(true, Ordering::Relaxed);
     }
 
     /// Queues an envelope on the link without waiting.
@@ -122,7 +132,11 @@ impl Peer {
 
     fn install(&self, link: Link) {
         let old = match self.link.write() {
-            Ok(mut l) => l.replace(link),
+            Ok(mut l) => {
+                // A new link is a peer (re)started: it takes work again.
+                self.stopping.store(false, Ordering::Relaxed);
+                l.replace(link)
+            }
             Err(_) => None,
         };
         if let Some(old) = old {

@@ -56,6 +56,14 @@ async fn gate_broadcast(ctx: &mut Ctx, text: String) -> Result<(), HandlerError>
     Ok(())
 }
 
+/// Sleeps for the given number of milliseconds, then answers "slept".
+#[handler(msg_id = 18, group = "gate")]
+async fn gate_slow(_ctx: &mut Ctx, ms: String) -> Result<&'static str, HandlerError> {
+    let ms: u64 = ms.parse().map_err(|_| "not a number")?;
+    tokio::time::sleep(Duration::from_millis(ms)).await;
+    Ok("slept")
+}
+
 #[handler(msg_id = 6, group = "im")]
 async fn im_echo(_ctx: &mut Ctx, data: Bytes) -> Bytes {
     data
@@ -201,7 +209,7 @@ fn config(settings: &str) -> ClusterConfig {
     let route = r#"{
         "gate": [{"MsgID": 1, "Name": "login"}, {"MsgID": 2, "Name": "logout"},
                  {"MsgID": 5, "Name": "echo"}, {"MsgID": 8, "Name": "push"},
-                 {"MsgID": 16, "Name": "broadcast"}],
+                 {"MsgID": 16, "Name": "broadcast"}, {"MsgID": 18, "Name": "slow"}],
         "im": [{"MsgID": 3, "Name": "send"}, {"MsgID": 4, "Name": "broadcast"},
                {"MsgID": 6, "Name": "echo"}, {"MsgID": 9, "Name": "whoami"},
                {"MsgID": 10, "Name": "numbered"}, {"MsgID": 11, "Name": "call"},
@@ -519,6 +527,101 @@ async fn a_stopped_node_is_failed_over_and_comes_back() {
 }
 
 #[tokio::test]
+async fn frames_received_during_a_gate_shutdown_are_answered() {
+    let mut tc = TestCluster::start(FAST, &[1, 2]).await;
+    let mut c = tc.client().await;
+    // The gate's reader is busy in a slow handler while ten more requests
+    // arrive; then the gate shuts down.
+    c.send(18, "400").await.unwrap();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    for i in 0..10 {
+        c.feed(if i % 2 == 0 { 5 } else { 6 }, i.to_string())
+            .await
+            .unwrap();
+    }
+    c.flush().await.unwrap();
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let i = tc.nodes.iter().position(|(id, _)| *id == 1).unwrap();
+    let (_, gate) = tc.nodes.remove(i);
+    let stopping = tokio::spawn(gate.shutdown());
+    // The request in flight is answered; the ten that were never run get
+    // the node_stopping answer, not silence; then the connection closes.
+    expect(&mut c, 18, "slept").await;
+    for i in 0..10 {
+        let f = c.recv_timeout(T).await.expect("an answer to every request");
+        assert_eq!(f.msg_id, 0, "request {i} ran: {}", s(&f));
+        let v: serde_json::Value = serde_json::from_slice(&f.data).unwrap();
+        assert_eq!(v["code"], "node_stopping", "{v}");
+        assert_eq!(v["msg_id"], if i % 2 == 0 { 5 } else { 6 });
+    }
+    assert!(c.recv_timeout(T).await.is_err(), "then closed");
+    stopping.await.unwrap();
+    tc.shutdown().await;
+}
+
+/// One request at a time on msg_id 6 (im echo) until `stop`; returns
+/// (replies, node_stopping answers, requests without any answer).
+async fn echo_until(addr: String, stop: std::sync::Arc<std::sync::atomic::AtomicBool>) -> [u32; 3] {
+    let mut c = Client::connect(&addr).await.expect("connect");
+    let mut counts = [0u32; 3];
+    let mut n = 0u32;
+    while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+        n += 1;
+        match c.request(6, n.to_string(), Duration::from_secs(2)).await {
+            Ok(f) if f.msg_id == 6 => {
+                assert_eq!(s(&f), n.to_string());
+                counts[0] += 1;
+            }
+            Ok(f) => {
+                let v: serde_json::Value = serde_json::from_slice(&f.data).unwrap();
+                assert_eq!(v["code"], "node_stopping", "{v}");
+                counts[1] += 1;
+            }
+            Err(_) => {
+                counts[2] += 1;
+                // A late echo would now answer the wrong request: start over.
+                c = Client::connect(&addr).await.expect("reconnect");
+            }
+        }
+    }
+    counts
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_backend_shutting_down_under_load_loses_no_message() {
+    let mut tc = TestCluster::start(FAST, &[1, 2, 3]).await;
+    tc.wait_link(1, 3).await;
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let load: Vec<_> = (0..16)
+        .map(|_| tokio::spawn(echo_until(tc.addr(1), stop.clone())))
+        .collect();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    // im-2 stops gracefully while messages keep arriving for it.
+    tc.stop(3).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let mut total = [0u32; 3];
+    for l in load {
+        let c = l.await.unwrap();
+        for i in 0..3 {
+            total[i] += c[i];
+        }
+    }
+    let [replies, stopping, lost] = total;
+    eprintln!(
+        "FIGURES backend_shutdown_in_process: {replies} echoes, {stopping} node_stopping, {lost} unanswered"
+    );
+    assert!(replies > 0);
+    // Every message got its echo, or node_stopping from im-2 while it
+    // drained; none vanished while its links closed.
+    assert_eq!(
+        lost, 0,
+        "{replies} echoes, {stopping} node_stopping, {lost} unanswered"
+    );
+    tc.shutdown().await;
+}
+
+#[tokio::test]
 async fn no_live_node_gets_the_error_answer_at_once() {
     let tc = TestCluster::start(FAST, &[1, 2]).await;
     let mut c = tc.client().await;
@@ -617,6 +720,34 @@ async fn a_client_that_never_reads_is_closed_at_its_queue_bound() {
 }
 
 #[tokio::test]
+async fn a_client_that_never_reads_broadcasts_is_closed_and_counted() {
+    let settings = r#"{"session_queue": 16, "secret": "test-secret"}"#;
+    let tc = TestCluster::start(settings, &[1, 2]).await;
+    let mut lazy = tc.client().await;
+    let mut sender = tc.client().await;
+    // Broadcasts of 32 KiB, one at a time (the sender reads its own copy):
+    // the lazy client's socket buffers fill, then its queue of 16.
+    let text = "x".repeat(32 * 1024);
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while tc.running(1).metrics(1).unwrap().queue_full_closes == 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the lazy client was not closed"
+        );
+        sender.send(16, text.clone()).await.unwrap();
+        let f = sender.recv_timeout(T).await.expect("the sender's own copy");
+        assert_eq!(f.msg_id, 16);
+    }
+    let m = tc.running(1).metrics(1).unwrap();
+    assert_eq!(m.queue_full_closes, 1);
+    assert_eq!(m.sessions_open, 1, "only the sender remains");
+    // The lazy client finds its connection closed after what was buffered.
+    let closed = tokio::time::timeout(T, async { while lazy.recv().await.is_ok() {} }).await;
+    assert!(closed.is_ok(), "the lazy client is still open");
+    tc.shutdown().await;
+}
+
+#[tokio::test]
 async fn sessions_beyond_the_limit_are_refused_at_once() {
     let settings = r#"{"max_sessions": 2, "secret": "test-secret"}"#;
     let tc = TestCluster::start(settings, &[1, 2]).await;
@@ -655,6 +786,57 @@ async fn oversize_frames_and_idle_clients_are_closed() {
 }
 
 #[tokio::test]
+async fn half_a_frame_then_silence_is_closed_at_the_idle_timeout() {
+    let settings = r#"{"idle_timeout_ms": 400, "secret": "test-secret"}"#;
+    let tc = TestCluster::start(settings, &[1, 2]).await;
+    use tokio::io::AsyncWriteExt;
+    // A whole header announcing 100 bytes, then nothing; and the header
+    // with 50 of its 100 bytes.
+    let mut header_only = tc.client().await;
+    let mut half_data = tc.client().await;
+    let header = [0, 0, 0, 6, 0, 0, 0, 100];
+    let mut half = header.to_vec();
+    half.extend([7u8; 50]);
+    // Before the writes: the gate's idle clock starts after it reads them.
+    let started = std::time::Instant::now();
+    header_only.get_mut().write_all(&header).await.unwrap();
+    half_data.get_mut().write_all(&half).await.unwrap();
+    // Meanwhile a client that talks every 100 ms is never idle.
+    let mut talker = tc.client().await;
+    let closed_after = |mut c: Client| async move {
+        assert!(c.recv_timeout(T).await.is_err(), "closed");
+        started.elapsed()
+    };
+    let talk = async {
+        for i in 0..10 {
+            assert_eq!(s(&req(&mut talker, 5, &i.to_string()).await), i.to_string());
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    };
+    let (a, b, ()) = tokio::join!(closed_after(header_only), closed_after(half_data), talk);
+    eprintln!(
+        "FIGURES half_a_frame: closed after {a:?} (header only) and {b:?} (half the data), idle_timeout_ms 400"
+    );
+    for elapsed in [a, b] {
+        // Not before the timeout, and not long after it.
+        assert!(
+            elapsed >= Duration::from_millis(400),
+            "closed after {elapsed:?}"
+        );
+        assert!(
+            elapsed < Duration::from_millis(400 + 2000),
+            "closed after {elapsed:?}"
+        );
+    }
+    assert_eq!(s(&req(&mut talker, 5, "still open").await), "still open");
+    let m = tc.running(1).metrics(1).unwrap();
+    assert_eq!(m.idle_closes, 2);
+    // Only the talker's eleven frames were ever decoded.
+    assert_eq!(m.frames_in, 11);
+    tc.shutdown().await;
+}
+
+#[tokio::test]
 async fn session_ids_are_unique_and_carry_the_gate() {
     let a = zinx_cluster::SessionId::new(1, 1);
     let b = zinx_cluster::SessionId::new(2, 1);
@@ -679,6 +861,7 @@ async fn huge_length_headers_are_refused_promptly_without_allocating() {
     let tc = TestCluster::start(FAST, &[1, 2]).await;
     let before = rss_kib();
     use tokio::io::AsyncWriteExt;
+    let mut slowest = Duration::ZERO;
     for _ in 0..50 {
         let mut c = tc.client().await;
         c.get_mut()
@@ -687,12 +870,16 @@ async fn huge_length_headers_are_refused_promptly_without_allocating() {
             .unwrap();
         let started = std::time::Instant::now();
         assert!(c.recv_timeout(T).await.is_err(), "closed");
+        slowest = slowest.max(started.elapsed());
         assert!(
             started.elapsed() < Duration::from_secs(1),
             "closed promptly"
         );
     }
     let after = rss_kib();
+    eprintln!(
+        "FIGURES huge_length_headers: 50 closed, slowest after {slowest:?}; test process RSS {before} -> {after} KiB"
+    );
     // 50 x 4 GiB announced; growth stays within noise (a few MiB).
     assert!(
         after < before + 16 * 1024,
@@ -721,6 +908,7 @@ async fn garbage_connections_are_closed_while_clients_are_served() {
         }
         served
     });
+    let started = std::time::Instant::now();
     let mut seed = 0x2545_F491_4F6C_DD1Du64;
     // 5,000 garbage connections, 250 at a time (the test process holds both
     // ends of each socket).
@@ -763,6 +951,13 @@ async fn garbage_connections_are_closed_while_clients_are_served() {
         .expect("the legitimate client was served throughout");
     assert!(served >= 10, "only {served} legitimate requests");
     let m = tc.running(1).metrics(1).unwrap();
+    eprintln!(
+        "FIGURES garbage_connections: 5000 closed in {:?}; legitimate requests served meanwhile {served}; closes: oversize {} idle {}; error answers {}",
+        started.elapsed(),
+        m.oversize_closes,
+        m.idle_closes,
+        m.error_answers
+    );
     assert_eq!(m.sessions_accepted, 5001);
     assert_eq!(m.sessions_open, 1, "only the legitimate session remains");
     tc.shutdown().await;

@@ -14,7 +14,7 @@ use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, ExitStatus, Stdio};
 use std::sync::mpsc;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use serde_json::{Value, json};
 use zinx_cluster::{Client, Frame};
@@ -60,6 +60,15 @@ impl Conf {
 
     /// Another route.json, test settings.
     pub fn with_routes(route_json: &str) -> Conf {
+        Conf::with_files(route_json, SETTINGS)
+    }
+
+    /// The shipped routes, another settings.json.
+    pub fn with_settings(settings_json: &str) -> Conf {
+        Conf::with_files(&shipped_routes(), settings_json)
+    }
+
+    fn with_files(route_json: &str, settings_json: &str) -> Conf {
         // Hold all three listeners at once so the ports differ.
         let listeners: Vec<TcpListener> = (0..3)
             .map(|_| TcpListener::bind("127.0.0.1:0").unwrap())
@@ -80,7 +89,7 @@ impl Conf {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("dinx.json"), dinx.to_string()).unwrap();
         std::fs::write(dir.path().join("route.json"), route_json).unwrap();
-        std::fs::write(dir.path().join("settings.json"), SETTINGS).unwrap();
+        std::fs::write(dir.path().join("settings.json"), settings_json).unwrap();
         Conf { dir, ports }
     }
 
@@ -260,11 +269,90 @@ impl Proc {
 
     /// Sends SIGINT (Ctrl-C).
     pub fn interrupt(&self) {
+        self.signal(libc::SIGINT);
+    }
+
+    /// Sends a signal (SIGTERM, SIGSTOP, SIGCONT, ..) to the process.
+    pub fn signal(&self, signal: libc::c_int) {
+        assert!(self.status.is_none(), "{} was already reaped", self.name);
         let pid = libc::pid_t::try_from(self.child.id()).unwrap();
         // SAFETY: kill(2) with a pid we spawned and have not reaped yet (the
         // `Child` is still owned here), so it cannot name another process.
-        let r = unsafe { libc::kill(pid, libc::SIGINT) };
-        assert_eq!(r, 0, "kill -INT {}", self.name);
+        let r = unsafe { libc::kill(pid, signal) };
+        assert_eq!(r, 0, "kill -{signal} {}", self.name);
+    }
+
+    /// The process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Whether the process is still running (not exited).
+    pub fn running(&mut self) -> bool {
+        self.status.is_none() && matches!(self.child.try_wait(), Ok(None))
+    }
+
+    /// The process's resident set size (`VmRSS`) in KiB, or 0 when it
+    /// cannot be read.
+    pub fn rss_kib(&self) -> u64 {
+        std::fs::read_to_string(format!("/proc/{}/status", self.pid()))
+            .ok()
+            .and_then(|s| {
+                s.lines()
+                    .find(|l| l.starts_with("VmRSS:"))
+                    .and_then(|l| l.split_whitespace().nth(1))
+                    .and_then(|v| v.parse().ok())
+            })
+            .unwrap_or(0)
+    }
+
+    /// The log lines that contain every one of `parts`, in order.
+    pub fn log_lines(&self, parts: &[&str]) -> Vec<String> {
+        self.log()
+            .lines()
+            .filter(|l| parts.iter().all(|p| l.contains(p)))
+            .map(str::to_string)
+            .collect()
+    }
+
+    /// Waits until the log holds at least `n` lines with every one of
+    /// `parts` (bounded); returns the `n`th. Async, so that load driven by
+    /// the same test keeps running meanwhile.
+    pub async fn wait_log_n(&self, parts: &[&str], n: usize, timeout: Duration) -> String {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(l) = self.log_lines(parts).into_iter().nth(n - 1) {
+                return l;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{}: fewer than {n} log lines with {parts:?} within {timeout:?}:\n{}",
+                self.name,
+                self.log()
+            );
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+
+    /// Waits (async, bounded) for the process to exit.
+    pub async fn exited(&mut self, timeout: Duration) -> ExitStatus {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(s) = self.status {
+                return s;
+            }
+            if let Some(s) = self.child.try_wait().unwrap() {
+                self.status = Some(s);
+                return s;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{} still running after {timeout:?}:\n{}",
+                self.name,
+                self.log()
+            );
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
     }
 
     /// Kills the process at once (SIGKILL), like a crash.
@@ -307,6 +395,32 @@ impl Drop for Proc {
             eprintln!("----- {} wrote -----\n{}", self.name, self.log());
         }
     }
+}
+
+/// When a log line was written: its leading RFC 3339 UTC timestamp
+/// (`2026-01-02T03:04:05.123456Z`, tracing-subscriber's default).
+pub fn log_time(line: &str) -> SystemTime {
+    let stamp = line.split_whitespace().next().unwrap_or("");
+    parse_utc(stamp).unwrap_or_else(|| panic!("no timestamp at the start of {line:?}"))
+}
+
+fn parse_utc(s: &str) -> Option<SystemTime> {
+    let (date, time) = s.strip_suffix('Z')?.split_once('T')?;
+    let mut d = date.split('-').map(|p| p.parse::<i64>().ok());
+    let (y, m, day) = (d.next()??, d.next()??, d.next()??);
+    let (hms, frac) = time.split_once('.').unwrap_or((time, "0"));
+    let mut t = hms.split(':').map(|p| p.parse::<i64>().ok());
+    let (hh, mm, ss) = (t.next()??, t.next()??, t.next()??);
+    let nanos: u32 = format!("{frac:0<9}").get(..9)?.parse().ok()?;
+    // Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant).
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let doy = (153 * ((m + 9) % 12) + 2) / 5 + day - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    let secs = u64::try_from(days * 86_400 + hh * 3600 + mm * 60 + ss).ok()?;
+    Some(UNIX_EPOCH + Duration::new(secs, nanos))
 }
 
 // ----------------------------------------------------------------------
