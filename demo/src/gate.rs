@@ -31,10 +31,11 @@ async fn login(ctx: &mut Ctx, Json(login): Json<Login>) -> Result<Json<Answer>, 
         Ok(()) | Err(SendError::NotOnline(_)) => {}
         Err(e) => return Err(e.into()),
     }
+    let session = ctx.session().map(|s| s.to_string()).unwrap_or_default();
     if let Some(older) = ctx.bind(&name).await? {
-        info!(uid = %name, %older, "logged in again: older session closed");
+        info!(uid = %name, %session, %older, "logged in again: older session closed");
     } else {
-        info!(uid = %name, "logged in");
+        info!(uid = %name, %session, "logged in");
     }
     Ok(Json(Answer::logged_in(name)))
 }
@@ -43,7 +44,8 @@ async fn login(ctx: &mut Ctx, Json(login): Json<Login>) -> Result<Json<Answer>, 
 #[handler(msg_id = 2, group = "gate")]
 async fn logout(ctx: &mut Ctx) -> Result<Json<Answer>, HandlerError> {
     if let Some(uid) = ctx.uid() {
-        info!(uid = %uid, "logged out");
+        let session = ctx.session().map(|s| s.to_string()).unwrap_or_default();
+        info!(uid = %uid, %session, "logged out");
     }
     ctx.unbind().await?;
     Ok(Json(Answer::ok()))

@@ -867,7 +867,9 @@ async fn clients_that_never_read_are_closed_and_the_gate_stays_small() {
         received.push(n);
         let _ = s.shutdown().await;
     }
-    let closes = gate.log_lines(&["session closed", "reason=QueueFull"]).len();
+    let closes = gate
+        .log_lines(&["session closed", "reason=QueueFull"])
+        .len();
     let pushed_bytes = PUSHES * (SIZE + 40);
     figures(
         "clients_that_never_read_are_closed_and_the_gate_stays_small",
