@@ -1146,17 +1146,7 @@ impl Node {
                 timed_out()
             })?
         } else {
-            let mut env = envelope_to(
-                Kind::Call,
-                self.id,
-                msg_id,
-                origin.0.map_or(0, |s| s.0),
-                payload,
-            );
-            env.uid = origin
-                .1
-                .map(|u| Bytes::copy_from_slice(u.as_bytes()))
-                .unwrap_or_default();
+            let env = self.call_envelope(Kind::Call, msg_id, payload, origin);
             match self.request(target, env, timeout).await {
                 Ok(a) => a,
                 Err(RequestError::Timeout) => {
@@ -1204,22 +1194,29 @@ impl Node {
             });
             return Ok(());
         }
-        let mut env = envelope_to(
-            Kind::Cast,
-            self.id,
-            msg_id,
-            origin.0.map_or(0, |s| s.0),
-            payload,
-        );
-        env.uid = origin
-            .1
-            .map(|u| Bytes::copy_from_slice(u.as_bytes()))
-            .unwrap_or_default();
+        let env = self.call_envelope(Kind::Cast, msg_id, payload, origin);
         let peer = self.peers.get(&target).ok_or(CallError::LinkLost(target))?;
         peer.send(env).map_err(|e| match e {
             LinkError::Down => CallError::LinkLost(target),
             LinkError::Full => CallError::Congested(target),
         })
+    }
+
+    /// A call or cast carrying the caller's session and uid, so the callee's
+    /// `Ctx` sees them.
+    fn call_envelope(
+        &self,
+        kind: Kind,
+        msg_id: u32,
+        payload: Bytes,
+        origin: (Option<SessionId>, Option<Arc<str>>),
+    ) -> Envelope {
+        let session = origin.0.map_or(0, |s| s.0);
+        let mut env = envelope_to(kind, self.id, msg_id, session, payload);
+        if let Some(uid) = origin.1 {
+            env.uid = Bytes::copy_from_slice(uid.as_bytes());
+        }
+        env
     }
 
     fn call_target(&self, group: &str, session: Option<SessionId>) -> Result<u16, CallError> {
