@@ -301,9 +301,7 @@ fn forward(node: &Arc<Node>, session: &Arc<Session>, g: usize, frame: Frame) {
     env.msg_id = msg_id;
     env.node = node.id;
     env.session = session.id.0;
-    if let Some(uid) = session.uid() {
-        env.uid = bytes::Bytes::copy_from_slice(uid.as_bytes());
-    }
+    env.uid = session.uid_wire();
     env.payload = frame.data;
     match peer.send(env) {
         Ok(()) => {
@@ -336,6 +334,7 @@ async fn session_ended(node: &Arc<Node>, session: &Arc<Session>) {
     }
     node.metrics.sessions_open.fetch_sub(1, Ordering::Relaxed);
     let uid = session.uid();
+    let uid_wire = session.uid_wire();
     if let Some(uid) = &uid {
         if let Err(e) = node.directory.unbind(uid, session.id).await {
             warn!(%uid, error = %e, "directory unbind failed; the binding expires with its TTL");
@@ -346,9 +345,7 @@ async fn session_ended(node: &Arc<Node>, session: &Arc<Session>) {
             let mut env = Envelope::new(Kind::SessionClosed);
             env.node = node.id;
             env.session = session.id.0;
-            if let Some(uid) = &uid {
-                env.uid = bytes::Bytes::copy_from_slice(uid.as_bytes());
-            }
+            env.uid = uid_wire.clone();
             if let Err(e) = peer.send(env) {
                 debug!(
                     node = served,

@@ -5,10 +5,12 @@ use std::fmt;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
-use crate::frame::Frame;
+use bytes::Bytes;
 use dashmap::DashMap;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
+
+use crate::frame::Frame;
 
 /// A session id, unique across the cluster: the gate's node id in the high
 /// 16 bits, a per-gate sequence number in the low 48. The sequence of a gate
@@ -78,8 +80,9 @@ pub(crate) struct Session {
     limit: usize,
     /// Wakes the session's task when frames are queued.
     pub(crate) ready: Notify,
-    /// The uid bound by `bind`, if any.
-    uid: Mutex<Option<Arc<str>>>,
+    /// The uid bound by `bind`, if any, as text and as the bytes every
+    /// forwarded envelope carries (encoded once at bind, not per message).
+    uid: Mutex<Option<(Arc<str>, Bytes)>>,
     /// Nodes this session's messages were forwarded to: told when it closes.
     served: Mutex<Vec<u16>>,
     /// Cancelled to close the session (kick, queue full, shutdown).
@@ -167,12 +170,33 @@ impl Session {
     }
 
     pub(crate) fn uid(&self) -> Option<Arc<str>> {
-        self.uid.lock().ok().and_then(|u| u.clone())
+        self.uid
+            .lock()
+            .ok()
+            .and_then(|u| u.as_ref().map(|(text, _)| text.clone()))
+    }
+
+    /// The uid as envelope bytes (empty when unbound): a reference count,
+    /// not a copy.
+    pub(crate) fn uid_wire(&self) -> Bytes {
+        self.uid
+            .lock()
+            .ok()
+            .and_then(|u| u.as_ref().map(|(_, wire)| wire.clone()))
+            .unwrap_or_default()
+    }
+
+    pub(crate) fn has_uid(&self) -> bool {
+        self.uid.lock().map(|u| u.is_some()).unwrap_or(false)
     }
 
     pub(crate) fn set_uid(&self, uid: Option<Arc<str>>) -> Option<Arc<str>> {
+        let new = uid.map(|text| {
+            let wire = Bytes::copy_from_slice(text.as_bytes());
+            (text, wire)
+        });
         match self.uid.lock() {
-            Ok(mut u) => std::mem::replace(&mut *u, uid),
+            Ok(mut u) => std::mem::replace(&mut *u, new).map(|(text, _)| text),
             Err(_) => None,
         }
     }
@@ -298,7 +322,7 @@ impl Sessions {
     pub(crate) fn offer_all(&self, frame: &Frame, users_only: bool) -> usize {
         let mut n = 0;
         for e in self.by_id.iter() {
-            if users_only && e.value().uid().is_none() {
+            if users_only && !e.value().has_uid() {
                 continue;
             }
             if e.value().offer(frame.clone()) == Offer::Queued {
