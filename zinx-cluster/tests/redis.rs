@@ -19,11 +19,11 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use serde::Deserialize;
 use zinx_cluster::prelude::*;
-use zinx_cluster::{
-    Client, ClientError, Cluster, ClusterConfig, Frame, RunningCluster, Select, StartError,
-};
+use zinx_cluster::{Client, ClientError, Cluster, ClusterConfig, Frame, Select, StartError};
 
-const T: Duration = Duration::from_secs(5);
+mod common;
+
+use common::*;
 /// `directory_ttl_ms` of these tests (the smallest the config accepts).
 const TTL: Duration = Duration::from_millis(3000);
 
@@ -341,13 +341,6 @@ fn assert_no_panics() {
 // Clusters
 // ----------------------------------------------------------------------
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
-}
-
 fn dinx() -> String {
     let p: Vec<u16> = (0..4).map(|_| free_port()).collect();
     format!(
@@ -377,38 +370,14 @@ fn settings(redis_url: Option<&str>) -> String {
 const GATES: [u16; 2] = [1, 2];
 const BACKENDS: [u16; 2] = [3, 4];
 
-struct TestCluster {
-    config: ClusterConfig,
-    /// The texts the config was made of (for a child process).
-    files: (String, String),
-    nodes: Vec<(u16, RunningCluster)>,
-}
-
 impl TestCluster {
     /// Starts the nodes `ids` of a fresh two-gate cluster on `redis_url`.
     async fn start(redis_url: &str, ids: &[u16]) -> TestCluster {
-        let (dinx, settings) = (dinx(), settings(Some(redis_url)));
-        let config = ClusterConfig::from_strs("test-conf", &dinx, ROUTE, Some(&settings))
-            .expect("valid test config");
-        let mut tc = TestCluster {
-            config,
-            files: (dinx, settings),
-            nodes: Vec::new(),
-        };
-        for &id in ids {
-            tc.restart(id).await;
-        }
-        tc
-    }
-
-    fn addr(&self, id: u16) -> String {
-        self.config.node(id).expect("node").addr()
+        TestCluster::launch(dinx(), ROUTE, settings(Some(redis_url)), ids).await
     }
 
     async fn client(&self, gate: u16) -> Client {
-        Client::connect(self.addr(gate))
-            .await
-            .expect("connect to the gate")
+        self.client_of(gate).await
     }
 
     async fn login(&self, gate: u16, name: &str) -> Client {
@@ -422,12 +391,12 @@ impl TestCluster {
     /// on its Redis channel.
     async fn wait_ready(&self, redis: &RedisServer) {
         let deadline = Instant::now() + T;
-        for (id, r) in &self.nodes {
-            if !GATES.contains(id) {
+        for id in self.ids() {
+            if !GATES.contains(&id) {
                 continue;
             }
             for b in BACKENDS {
-                while !r.link_up(*id, b) {
+                while !self.running(id).link_up(id, b) {
                     assert!(
                         Instant::now() < deadline,
                         "link {id} -> {b} did not come up"
@@ -435,51 +404,12 @@ impl TestCluster {
                     tokio::time::sleep(Duration::from_millis(10)).await;
                 }
             }
-            while redis.subscribers(*id).await < 1 {
+            while redis.subscribers(id).await < 1 {
                 assert!(Instant::now() < deadline, "gate {id} did not subscribe");
                 tokio::time::sleep(Duration::from_millis(10)).await;
             }
         }
     }
-
-    async fn stop(&mut self, id: u16) {
-        let i = self
-            .nodes
-            .iter()
-            .position(|(x, _)| *x == id)
-            .expect("running");
-        let (_, r) = self.nodes.remove(i);
-        r.shutdown().await;
-    }
-
-    async fn restart(&mut self, id: u16) {
-        let r = Cluster::new(self.config.clone())
-            .start(Select::Id(id))
-            .await
-            .expect("node starts");
-        self.nodes.push((id, r));
-    }
-
-    async fn shutdown(self) {
-        for (_, r) in self.nodes {
-            r.shutdown().await;
-        }
-    }
-}
-
-async fn expect(c: &mut Client, msg_id: u32, data: &str) {
-    let f = c.recv_timeout(T).await.expect("a frame");
-    assert_eq!((f.msg_id, s(&f)), (msg_id, data.to_string()));
-}
-
-async fn req(c: &mut Client, msg_id: u32, data: &str) -> Frame {
-    c.request(msg_id, data.to_string(), T)
-        .await
-        .expect("an answer")
-}
-
-fn s(f: &Frame) -> String {
-    String::from_utf8_lossy(&f.data).into_owned()
 }
 
 /// The error answer of a frame on msg_id 0.

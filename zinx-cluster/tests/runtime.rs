@@ -11,9 +11,11 @@ use std::time::Duration;
 use bytes::Bytes;
 use serde::Deserialize;
 use zinx_cluster::prelude::*;
-use zinx_cluster::{Client, Cluster, ClusterConfig, Frame, RunningCluster, Select};
+use zinx_cluster::{Client, Cluster, Select};
 
-const T: Duration = Duration::from_secs(5);
+mod common;
+
+use common::*;
 
 // ----------------------------------------------------------------------
 // Handlers
@@ -187,16 +189,10 @@ async fn record(ctx: &mut Ctx, n: String) -> Result<(), HandlerError> {
 // Harness
 // ----------------------------------------------------------------------
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
-}
-
-fn config(settings: &str) -> ClusterConfig {
+/// `dinx.json` of these tests on free ports.
+fn dinx() -> String {
     let p: Vec<u16> = (0..5).map(|_| free_port()).collect();
-    let dinx = format!(
+    format!(
         r#"{{
         "gate": [{{"ID": 1, "Name": "gate-1", "Type": 1, "IP": "127.0.0.1", "Port": {}}}],
         "im": [{{"ID": 2, "Name": "im-1", "Type": 2, "IP": "127.0.0.1", "Port": {}}},
@@ -205,8 +201,10 @@ fn config(settings: &str) -> ClusterConfig {
         "ghost": [{{"ID": 5, "Name": "ghost-1", "Type": 2, "IP": "127.0.0.1", "Port": {}}}]
     }}"#,
         p[0], p[1], p[2], p[3], p[4]
-    );
-    let route = r#"{
+    )
+}
+
+const ROUTE: &str = r#"{
         "gate": [{"MsgID": 1, "Name": "login"}, {"MsgID": 2, "Name": "logout"},
                  {"MsgID": 5, "Name": "echo"}, {"MsgID": 8, "Name": "push"},
                  {"MsgID": 16, "Name": "broadcast"}, {"MsgID": 18, "Name": "slow"}],
@@ -219,105 +217,24 @@ fn config(settings: &str) -> ClusterConfig {
         "calc": [{"MsgID": 20, "Name": "double"}, {"MsgID": 21, "Name": "record"}],
         "ghost": [{"MsgID": 30, "Name": "boo"}]
     }"#;
-    ClusterConfig::from_strs("test-conf", &dinx, route, Some(settings)).expect("valid test config")
-}
 
 const FAST: &str = r#"{"heartbeat_interval_ms": 100, "heartbeat_timeout_ms": 600,
     "reconnect_min_ms": 20, "reconnect_max_ms": 200, "call_timeout_ms": 1000,
     "shutdown_grace_ms": 1000, "secret": "test-secret"}"#;
 
-struct TestCluster {
-    config: ClusterConfig,
-    nodes: Vec<(u16, RunningCluster)>,
-}
-
 impl TestCluster {
+    /// The nodes `ids` of a fresh cluster with these settings, once the
+    /// gate links to im-1.
     async fn start(settings: &str, ids: &[u16]) -> TestCluster {
-        let config = config(settings);
-        let mut nodes = Vec::new();
-        for &id in ids {
-            let running = Cluster::new(config.clone())
-                .start(Select::Id(id))
-                .await
-                .expect("node starts");
-            nodes.push((id, running));
-        }
-        let tc = TestCluster { config, nodes };
+        let tc = TestCluster::launch(dinx(), ROUTE, settings.to_string(), ids).await;
         tc.wait_link(1, 2).await;
         tc
     }
 
-    fn addr(&self, id: u16) -> String {
-        self.config.node(id).expect("node").addr()
-    }
-
+    /// A client of gate-1.
     async fn client(&self) -> Client {
-        Client::connect(self.addr(1))
-            .await
-            .expect("connect to the gate")
+        self.client_of(1).await
     }
-
-    fn running(&self, id: u16) -> &RunningCluster {
-        &self
-            .nodes
-            .iter()
-            .find(|(i, _)| *i == id)
-            .expect("running")
-            .1
-    }
-
-    async fn wait_link(&self, from: u16, to: u16) {
-        let r = self.running(from);
-        for _ in 0..500 {
-            if r.link_up(from, to) {
-                return;
-            }
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-        panic!("link {from} -> {to} did not come up");
-    }
-
-    async fn stop(&mut self, id: u16) {
-        let i = self
-            .nodes
-            .iter()
-            .position(|(x, _)| *x == id)
-            .expect("running");
-        let (_, r) = self.nodes.remove(i);
-        r.shutdown().await;
-    }
-
-    async fn restart(&mut self, id: u16) {
-        let r = Cluster::new(self.config.clone())
-            .start(Select::Id(id))
-            .await
-            .expect("node restarts");
-        self.nodes.push((id, r));
-    }
-
-    async fn shutdown(self) {
-        for (_, r) in self.nodes {
-            r.shutdown().await;
-        }
-    }
-}
-
-async fn expect(c: &mut Client, msg_id: u32, data: &str) {
-    let f = c.recv_timeout(T).await.expect("a frame");
-    assert_eq!(
-        (f.msg_id, String::from_utf8_lossy(&f.data).into_owned()),
-        (msg_id, data.to_string())
-    );
-}
-
-async fn req(c: &mut Client, msg_id: u32, data: &str) -> Frame {
-    c.request(msg_id, data.to_string(), T)
-        .await
-        .expect("an answer")
-}
-
-fn s(f: &Frame) -> String {
-    String::from_utf8_lossy(&f.data).into_owned()
 }
 
 async fn logged_in(tc: &TestCluster, name: &str) -> Client {
@@ -541,8 +458,7 @@ async fn frames_received_during_a_gate_shutdown_are_answered() {
     }
     c.flush().await.unwrap();
     tokio::time::sleep(Duration::from_millis(50)).await;
-    let i = tc.nodes.iter().position(|(id, _)| *id == 1).unwrap();
-    let (_, gate) = tc.nodes.remove(i);
+    let gate = tc.take(1);
     let stopping = tokio::spawn(gate.shutdown());
     // The request in flight is answered; the ten that were never run get
     // the node_stopping answer, not silence; then the connection closes.
