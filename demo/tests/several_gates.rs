@@ -139,22 +139,7 @@ async fn two_gate_processes_share_users_through_redis() {
     assert_eq!(gates, vec![("alice".into(), 1), ("bob".into(), 2)]);
 
     // send, both ways across the gates.
-    ask(
-        &mut alice,
-        3,
-        json!({"to": "bob", "text": "hi bob"}),
-        json!({"ok": true}),
-    )
-    .await;
-    expect(&mut bob, 3, json!({"from": "alice", "text": "hi bob"})).await;
-    ask(
-        &mut bob,
-        3,
-        json!({"to": "alice", "text": "hi alice"}),
-        json!({"ok": true}),
-    )
-    .await;
-    expect(&mut alice, 3, json!({"from": "bob", "text": "hi alice"})).await;
+    send_both_ways(&mut alice, &mut bob).await;
 
     // broadcast: both once.
     bob.send(4, json!({"text": "all"}).to_string())

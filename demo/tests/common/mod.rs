@@ -510,28 +510,33 @@ pub async fn check_echo(c: &mut Client, msg_id: u32) {
     }
 }
 
-/// Every flow of the demo protocol against a running cluster.
-pub async fn check_chat(addr: &str) {
-    let mut alice = login(addr, "alice").await;
-    let mut bob = login(addr, "bob").await;
-
-    // send, both ways: the addressee gets the line, the sender an ok.
+/// alice (logged in as `alice`) and bob (as `bob`) send each other a line:
+/// the addressee gets it, the sender an ok.
+pub async fn send_both_ways(alice: &mut Client, bob: &mut Client) {
     ask(
-        &mut alice,
+        alice,
         3,
         json!({"to": "bob", "text": "hi bob"}),
         json!({"ok": true}),
     )
     .await;
-    expect(&mut bob, 3, json!({"from": "alice", "text": "hi bob"})).await;
+    expect(bob, 3, json!({"from": "alice", "text": "hi bob"})).await;
     ask(
-        &mut bob,
+        bob,
         3,
         json!({"to": "alice", "text": "hi alice"}),
         json!({"ok": true}),
     )
     .await;
-    expect(&mut alice, 3, json!({"from": "bob", "text": "hi alice"})).await;
+    expect(alice, 3, json!({"from": "bob", "text": "hi alice"})).await;
+}
+
+/// Every flow of the demo protocol against a running cluster.
+pub async fn check_chat(addr: &str) {
+    let mut alice = login(addr, "alice").await;
+    let mut bob = login(addr, "bob").await;
+
+    send_both_ways(&mut alice, &mut bob).await;
     ask(
         &mut alice,
         3,
