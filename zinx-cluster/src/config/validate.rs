@@ -10,6 +10,7 @@
 
 use std::collections::HashMap;
 use std::collections::hash_map::Entry;
+use std::hash::Hash;
 use std::net::{IpAddr, SocketAddr};
 use std::path::Path;
 
@@ -326,34 +327,18 @@ fn parse_dinx(file: &str, text: &str, errors: &mut Vec<ConfigError>) -> Option<D
             type_unknown |= node.node_type.is_none();
             let at = dinx.nodes.len();
             if let Some(id) = node.id {
-                match by_id.entry(id) {
-                    Entry::Occupied(first) => errors.push(error(
-                        file,
-                        Some(node.label()),
-                        format!(
-                            "duplicate node ID {id} (also {})",
-                            dinx.nodes[*first.get()].label()
-                        ),
-                    )),
-                    Entry::Vacant(slot) => {
-                        slot.insert(at);
-                    }
+                if let Some(first) = first_seen(&mut by_id, id, at) {
+                    let also = dinx.nodes[first].label();
+                    let message = format!("duplicate node ID {id} (also {also})");
+                    errors.push(error(file, Some(node.label()), message));
                 }
             }
             if let (Some((_, ip)), Some(port)) = (&node.ip, node.port) {
                 let addr = SocketAddr::new(*ip, port);
-                match by_addr.entry(addr) {
-                    Entry::Occupied(first) => errors.push(error(
-                        file,
-                        Some(node.label()),
-                        format!(
-                            "address {addr} is also used by {}",
-                            dinx.nodes[*first.get()].label()
-                        ),
-                    )),
-                    Entry::Vacant(slot) => {
-                        slot.insert(at);
-                    }
+                if let Some(first) = first_seen(&mut by_addr, addr, at) {
+                    let also = dinx.nodes[first].label();
+                    let message = format!("address {addr} is also used by {also}");
+                    errors.push(error(file, Some(node.label()), message));
                 }
             }
             dinx.nodes.push(node);
@@ -570,18 +555,10 @@ fn parse_routes(
         for (i, value) in list.iter().enumerate() {
             let route = parse_route(file, group, i + 1, value, known.settings, errors);
             if let Some(msg_id) = route.msg_id {
-                match by_msg_id.entry(msg_id) {
-                    Entry::Occupied(first) => errors.push(error(
-                        file,
-                        Some(route.label()),
-                        format!(
-                            "duplicate MsgID {msg_id} (also {})",
-                            routes[*first.get()].label()
-                        ),
-                    )),
-                    Entry::Vacant(slot) => {
-                        slot.insert(routes.len());
-                    }
+                if let Some(first) = first_seen(&mut by_msg_id, msg_id, routes.len()) {
+                    let also = routes[first].label();
+                    let message = format!("duplicate MsgID {msg_id} (also {also})");
+                    errors.push(error(file, Some(route.label()), message));
                 }
             }
             routes.push(route);
@@ -731,6 +708,18 @@ fn check_settings(
             if !dinx.has_group(group) {
                 problem("balance", format!("group {group:?} is not in {dinx_file}"));
             }
+        }
+    }
+}
+
+/// Records that `key` is first seen at index `at`; when it was seen before,
+/// returns that earlier index instead (for "duplicate ... (also ...)").
+fn first_seen<K: Eq + Hash>(seen: &mut HashMap<K, usize>, key: K, at: usize) -> Option<usize> {
+    match seen.entry(key) {
+        Entry::Occupied(first) => Some(*first.get()),
+        Entry::Vacant(slot) => {
+            slot.insert(at);
+            None
         }
     }
 }
