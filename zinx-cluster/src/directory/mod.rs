@@ -4,20 +4,30 @@
 //! directory answers "which gate holds uid U" for everyone else:
 //! - in memory (default): there is one gate, so the answer is that gate, and
 //!   the gate itself says whether U is online;
-//! - in Redis (several gates, see `redis_directory`): bindings
+//! - in Redis (several gates, see `redis`): bindings
 //!   `uid → session id` with a TTL that the owning gate refreshes, so a
 //!   crashed gate leaves nothing stale.
 //!
 //! The directory also carries messages between gates (which have no
-//! internal port): encoded envelopes published to the target gate.
+//! internal port): encoded envelopes published to the target gate, read by
+//! that gate from its [`Subscription`].
+//!
+//! The directory is a store and a bus: it never calls into the node. The
+//! gate runs the loops that use it (`gate::directory`).
+
+mod redis;
+mod subscription;
 
 use std::sync::Arc;
 
+use tokio_util::sync::CancellationToken;
+
 use crate::envelope::Envelope;
 use crate::error::SendError;
-use crate::node::Node;
-use crate::redis_directory::RedisDirectory;
 use crate::session::SessionId;
+
+pub(crate) use redis::{RedisDirectory, redact};
+pub(crate) use subscription::Subscription;
 
 /// The directory a node uses.
 #[derive(Debug)]
@@ -71,18 +81,25 @@ impl Directory {
         }
     }
 
-    /// Starts what the directory runs beside a started node (Redis: a
-    /// reachability check; on a gate, its channel's subscriber and the
-    /// keep-alive of its bindings). They stop when the node is closed.
-    pub(crate) fn start(node: &Arc<Node>) {
-        match &node.directory {
-            Directory::Memory { .. } => {}
-            Directory::Redis(r) => r.start(node),
+    /// Starts the directory's own work beside a started node (Redis: a
+    /// reachability check that ends when `closed` is cancelled).
+    pub(crate) fn start(&self, node: u16, closed: CancellationToken) {
+        if let Directory::Redis(r) = self {
+            r.start_check(node, closed);
         }
     }
 
-    /// After the node is closed: waits (bounded) for the directory's last
-    /// work, a gate's removal of the bindings it still holds.
+    /// The Redis directory, when there is one (a gate subscribes to it and
+    /// keeps its bindings alive there).
+    pub(crate) fn redis(&self) -> Option<&Arc<RedisDirectory>> {
+        match self {
+            Directory::Memory { .. } => None,
+            Directory::Redis(r) => Some(r),
+        }
+    }
+
+    /// After the node is closed: waits (bounded) for the directory's own
+    /// work to end.
     pub(crate) async fn close(&self) {
         match self {
             Directory::Memory { .. } => {}

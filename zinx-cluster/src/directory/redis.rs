@@ -32,10 +32,11 @@
 
 use std::future::Future;
 use std::sync::{Arc, Mutex, MutexGuard};
+
+use super::subscription::Subscription;
 use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
-use futures::StreamExt;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{Client, ErrorKind, RedisError, Script};
 use tokio_util::codec::Decoder;
@@ -43,11 +44,9 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{Instrument, debug, error, info, info_span, warn};
 
-use crate::config::NodeType;
-use crate::envelope::{Envelope, Kind};
+use crate::envelope::Envelope;
 use crate::error::SendError;
 use crate::frame::FrameCodec;
-use crate::node::Node;
 use crate::session::SessionId;
 use crate::settings::Settings;
 
@@ -58,14 +57,6 @@ pub(crate) const OP_TIMEOUT: Duration = Duration::from_secs(1);
 /// Bindings per keep-alive (or final cleanup) script run: large enough for
 /// few round trips, small enough that one run never holds Redis for long.
 const BATCH: usize = 256;
-
-/// First and largest delay between attempts to resubscribe a gate's channel.
-const RESUBSCRIBE_MIN: Duration = Duration::from_millis(100);
-const RESUBSCRIBE_MAX: Duration = Duration::from_secs(2);
-
-/// A quiet subscription is pinged this often: a connection that died
-/// without closing (a cable, a firewall) is noticed and replaced.
-const SUBSCRIPTION_PING: Duration = Duration::from_secs(5);
 
 /// Redis unreachable this long with a connection manager this old: replace
 /// the manager, in case it is stuck on a failed connection it does not
@@ -133,8 +124,7 @@ pub(crate) struct RedisDirectory {
     unbind_script: Script,
     /// [`REFRESH_LUA`].
     refresh_script: Script,
-    /// The node's directory tasks (startup check, and on a gate the
-    /// subscriber and the keep-alive); `close` waits for them.
+    /// The startup check; `close` waits for it.
     tasks: TaskTracker,
 }
 
@@ -422,39 +412,77 @@ impl RedisDirectory {
     }
 
     // ---------------------------------------------------------------
-    // Tasks
+    // Keep-alive (the gate runs the loop, see `gate::directory`)
     // ---------------------------------------------------------------
 
-    /// Starts the node's directory tasks: a check that Redis answers (logged
-    /// loudly until it does), and on a gate the subscriber of its channel
-    /// and the keep-alive of its bindings. They end when the node closes.
-    pub(crate) fn start(self: &Arc<Self>, node: &Arc<Node>) {
-        let span = info_span!("directory", node = node.id);
-        self.tasks.spawn(
-            self.clone()
-                .check(node.closed.clone())
-                .instrument(span.clone()),
-        );
-        if node.node_type == NodeType::Gate {
-            self.tasks.spawn(
-                self.clone()
-                    .subscribe(node.clone())
-                    .instrument(span.clone()),
+    /// Keeps alive (for the TTL) each binding that still names its
+    /// session, re-creates those Redis lost, and returns the re-created
+    /// ones.
+    pub(crate) async fn refresh<'a>(
+        &self,
+        bindings: &'a [(Arc<str>, SessionId)],
+    ) -> Result<Vec<&'a (Arc<str>, SessionId)>, SendError> {
+        let mut recreated_all = Vec::new();
+        for chunk in bindings.chunks(BATCH) {
+            let mut inv = self.refresh_script.prepare_invoke();
+            inv.arg(self.ttl_ms);
+            for (uid, session) in chunk {
+                inv.key(self.key(uid)).arg(session.0);
+            }
+            let inv = &inv;
+            let recreated: Vec<usize> = self
+                .op("refresh bindings", true, |mut c| async move {
+                    inv.invoke_async(&mut c).await
+                })
+                .await?;
+            recreated_all.extend(
+                recreated
+                    .into_iter()
+                    .filter_map(|i| i.checked_sub(1).and_then(|i| chunk.get(i))),
             );
-            self.tasks
-                .spawn(self.clone().keep_alive(node.clone()).instrument(span));
         }
+        Ok(recreated_all)
     }
 
-    /// Waits (a bounded time) for the tasks to finish once the node is
-    /// closed: the gate's last cleanup of its bindings.
+    /// Removes each binding that still names its session, in batches;
+    /// returns how many were removed.
+    pub(crate) async fn unbind_all(
+        &self,
+        bindings: &[(Arc<str>, SessionId)],
+    ) -> Result<u64, SendError> {
+        let mut removed = 0;
+        for chunk in bindings.chunks(BATCH) {
+            let chunk: Vec<(&str, SessionId)> = chunk.iter().map(|(u, s)| (&**u, *s)).collect();
+            removed += self.unbind_many(&chunk).await?;
+        }
+        Ok(removed)
+    }
+
+    /// The keep-alive period: a third of the TTL.
+    pub(crate) fn refresh_period(&self) -> Duration {
+        Duration::from_millis((self.ttl_ms / 3).max(1))
+    }
+
+    // ---------------------------------------------------------------
+    // Startup check
+    // ---------------------------------------------------------------
+
+    /// Starts a check that Redis answers (logged loudly until it does); it
+    /// ends early when `closed` is cancelled.
+    pub(crate) fn start_check(self: &Arc<Self>, node: u16, closed: CancellationToken) {
+        let span = info_span!("directory", node);
+        self.tasks
+            .spawn(self.clone().check(closed).instrument(span));
+    }
+
+    /// Waits (a bounded time) for the check to end.
     pub(crate) async fn close(&self) {
         self.tasks.close();
         if tokio::time::timeout(CLOSE_TIMEOUT, self.tasks.wait())
             .await
             .is_err()
         {
-            warn!(url = %self.url, "directory tasks still running at the end of shutdown; bindings left expire with their TTL");
+            warn!(url = %self.url, "directory check still running at the end of shutdown");
         }
     }
 
@@ -492,166 +520,32 @@ impl RedisDirectory {
         }
     }
 
-    /// Receives what other gates publish to this gate, resubscribing with
-    /// backoff whenever the connection is lost.
-    async fn subscribe(self: Arc<Self>, node: Arc<Node>) {
-        let channel = self.channel(node.id);
-        let mut backoff = RESUBSCRIBE_MIN;
-        let mut lost_since: Option<Instant> = None;
-        loop {
-            let connect = async {
-                let mut pubsub = self.client.get_async_pubsub().await?;
-                pubsub.subscribe(&channel).await?;
-                Ok::<_, RedisError>(pubsub)
-            };
-            let attempt = tokio::select! {
-                _ = node.closed.cancelled() => return,
-                r = tokio::time::timeout(OP_TIMEOUT, connect) => r,
-            };
-            match attempt {
-                Ok(Ok(pubsub)) => {
-                    match lost_since.take() {
-                        Some(since) => {
-                            info!(%channel, after = ?since.elapsed(), "gate channel subscribed again")
-                        }
-                        None => debug!(%channel, "gate channel subscribed"),
-                    }
-                    backoff = RESUBSCRIBE_MIN;
-                    if self.listen(&node, &channel, pubsub).await {
-                        return;
-                    }
-                    lost_since = Some(Instant::now());
-                }
-                Ok(Err(e)) => {
-                    if lost_since.is_none() {
-                        warn!(%channel, error = %e, "cannot subscribe to the gate channel: messages from other gates are lost until it works; retrying");
-                        lost_since = Some(Instant::now());
-                    }
-                }
-                Err(_) => {
-                    if lost_since.is_none() {
-                        warn!(%channel, "subscribing to the gate channel timed out; retrying");
-                        lost_since = Some(Instant::now());
-                    }
-                }
-            }
-            tokio::select! {
-                _ = node.closed.cancelled() => return,
-                _ = tokio::time::sleep(backoff) => {}
-            }
-            backoff = (backoff * 2).min(RESUBSCRIBE_MAX);
-        }
+    /// A subscription to gate `gate`'s channel (see [`Subscription`]).
+    pub(crate) fn subscribe(self: &Arc<Self>, gate: u16) -> Subscription {
+        Subscription::new(self.clone(), self.channel(gate))
     }
 
-    /// Hands each message of the subscription to the node until the
-    /// connection is lost (`false`) or the node closes (`true`).
-    async fn listen(&self, node: &Arc<Node>, channel: &str, pubsub: redis::aio::PubSub) -> bool {
-        let (mut sink, mut messages) = pubsub.split();
-        let mut ping = tokio::time::interval(SUBSCRIPTION_PING);
-        ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        ping.reset();
-        loop {
-            tokio::select! {
-                _ = node.closed.cancelled() => return true,
-                msg = messages.next() => match msg {
-                    Some(msg) => {
-                        ping.reset();
-                        dispatch(node, msg.get_payload_bytes());
-                    }
-                    None => {
-                        warn!(%channel, "gate channel subscription lost; resubscribing");
-                        return false;
-                    }
-                },
-                _ = ping.tick() => {
-                    let pong = tokio::time::timeout(OP_TIMEOUT, sink.ping::<redis::Value>()).await;
-                    if !matches!(pong, Ok(Ok(_))) {
-                        warn!(%channel, "gate channel connection does not answer; resubscribing");
-                        return false;
-                    }
-                }
-            }
-        }
-    }
-
-    /// Refreshes this gate's bindings every `ttl / 3` until the node
-    /// closes, then removes those still there.
-    async fn keep_alive(self: Arc<Self>, node: Arc<Node>) {
-        let period = Duration::from_millis((self.ttl_ms / 3).max(1));
-        let mut tick = tokio::time::interval(period);
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            tokio::select! {
-                _ = node.closed.cancelled() => break,
-                _ = tick.tick() => self.refresh(&node).await,
-            }
-        }
-        let Some(sessions) = node.sessions.as_ref() else {
-            return;
+    /// Opens a pub/sub connection subscribed to `channel`, within
+    /// [`OP_TIMEOUT`].
+    pub(crate) async fn open_subscription(
+        &self,
+        channel: &str,
+    ) -> Result<redis::aio::PubSub, String> {
+        let connect = async {
+            let mut pubsub = self.client.get_async_pubsub().await?;
+            pubsub.subscribe(channel).await?;
+            Ok::<_, RedisError>(pubsub)
         };
-        let bindings = sessions.bindings();
-        let mut removed = 0;
-        for chunk in bindings.chunks(BATCH) {
-            let chunk: Vec<(&str, SessionId)> = chunk.iter().map(|(u, s)| (&**u, *s)).collect();
-            match self.unbind_many(&chunk).await {
-                Ok(n) => removed += n,
-                Err(e) => {
-                    warn!(error = %e, "bindings left at shutdown expire with their TTL");
-                    return;
-                }
-            }
-        }
-        debug!(removed, "bindings removed at shutdown");
-    }
-
-    /// One keep-alive pass over the gate's bindings.
-    async fn refresh(&self, node: &Node) {
-        let Some(sessions) = node.sessions.as_ref() else {
-            return;
-        };
-        let bindings = sessions.bindings();
-        let mut recreated_total = 0usize;
-        for chunk in bindings.chunks(BATCH) {
-            let mut inv = self.refresh_script.prepare_invoke();
-            inv.arg(self.ttl_ms);
-            for (uid, session) in chunk {
-                inv.key(self.key(uid)).arg(session.0);
-            }
-            let inv = &inv;
-            let recreated: Vec<usize> = match self
-                .op("refresh bindings", true, |mut c| async move {
-                    inv.invoke_async(&mut c).await
-                })
-                .await
-            {
-                Ok(r) => r,
-                // Logged as an outage by `op`; the next pass tries again.
-                Err(_) => return,
-            };
-            for i in recreated {
-                let Some((uid, session)) = i.checked_sub(1).and_then(|i| chunk.get(i)) else {
-                    continue;
-                };
-                // The session may have closed (and unbound) since the
-                // snapshot: do not leave a binding behind it.
-                if sessions.by_uid(uid).map(|s| s.id) == Some(*session) {
-                    recreated_total += 1;
-                } else if let Err(e) = self.unbind(uid, *session).await {
-                    debug!(%uid, error = %e, "stale re-created binding left to its TTL");
-                }
-            }
-        }
-        if recreated_total > 0 {
-            info!(
-                count = recreated_total,
-                "re-created directory bindings that Redis had lost (restarted without persistence?)"
-            );
+        match tokio::time::timeout(OP_TIMEOUT, connect).await {
+            Ok(Ok(p)) => Ok(p),
+            Ok(Err(e)) => Err(e.to_string()),
+            Err(_) => Err(format!("no answer within {OP_TIMEOUT:?}")),
         }
     }
 }
 
 /// Decodes one message of a gate channel: exactly one envelope frame.
-fn decode(payload: &[u8]) -> Result<Envelope, String> {
+pub(crate) fn decode(payload: &[u8]) -> Result<Envelope, String> {
     let mut buf = BytesMut::from(payload);
     let frame = FrameCodec::new(payload.len())
         .decode(&mut buf)
@@ -663,29 +557,10 @@ fn decode(payload: &[u8]) -> Result<Envelope, String> {
     Envelope::decode(frame).map_err(|e| e.to_string())
 }
 
-/// Hands an envelope published by another gate to this gate.
-fn dispatch(node: &Arc<Node>, payload: &[u8]) {
-    match decode(payload) {
-        Ok(mut env) => match env.kind {
-            Kind::ToSession | Kind::ToUid | Kind::Broadcast | Kind::Kick => {
-                // Published messages are never requests: nothing answers
-                // them over a link.
-                env.request = 0;
-                node.on_envelope(env.node, env);
-            }
-            kind => warn!(
-                ?kind,
-                from = env.node,
-                "unexpected envelope on the gate channel ignored"
-            ),
-        },
-        Err(e) => warn!(error = %e, "undecodable message on the gate channel ignored"),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::envelope::Kind;
     use bytes::Bytes;
 
     #[test]

@@ -1,103 +1,47 @@
-//! The client side of a gate: accepting zinx clients, reading their
-//! frames, running or forwarding each message, and writing to them.
+//! One client connection of a gate: reading its frames, running or
+//! forwarding each message, and writing what is queued for it.
 //!
-//! Each client has a reader task (which also runs the gate's own handlers,
-//! so one session's messages run in order) and a writer task draining the
-//! session's bounded queue. An idle session holds no read buffer: the reader
-//! waits for readability before it allocates one.
+//! Each client has one task, which reads, runs the gate's own handlers in
+//! place (so one session's messages run in order), and writes the session's
+//! bounded queue. An idle session holds no read buffer: the task waits for
+//! readability before it allocates one.
 
 use std::io;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
 use tokio::io::AsyncWriteExt;
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpStream;
 use tokio_util::codec::Decoder;
-use tracing::{Instrument, debug, debug_span, info, warn};
+use tracing::{debug, info, warn};
 
 use crate::envelope::{Envelope, Kind};
-use crate::frame::{Frame, FrameCodec, FrameError, ZINX_HEARTBEAT_MSG_ID};
+use crate::frame::{Frame, FrameCodec, FrameError, WRITE_BATCH, ZINX_HEARTBEAT_MSG_ID};
 use crate::node::{Dest, Node};
 use crate::peer::LinkError;
-use crate::session::{CloseReason, Session};
+use crate::session::{CloseReason, Offer, Session};
 
 /// Read buffer of an active session.
 const READ_CHUNK: usize = 4 * 1024;
-/// A session writer gathers up to this many bytes into one write.
-const WRITE_BATCH: usize = 64 * 1024;
 /// On close, queued frames get this long to reach the client.
-const CLOSE_FLUSH: Duration = Duration::from_secs(1);
+pub(super) const CLOSE_FLUSH: Duration = Duration::from_secs(1);
 
-/// Accepts clients until the gate stops.
-pub(crate) async fn accept_clients(node: Arc<Node>, listener: TcpListener) {
-    loop {
-        let accepted = tokio::select! {
-            _ = node.stopping.cancelled() => break,
-            a = listener.accept() => a,
-        };
-        let (stream, addr) = match accepted {
-            Ok(a) => a,
-            Err(e) => {
-                // EMFILE and friends: back off instead of spinning.
-                warn!(error = %e, "accepting a client failed");
-                tokio::time::sleep(Duration::from_millis(20)).await;
-                continue;
-            }
-        };
-        let Some(sessions) = node.sessions.as_ref() else {
-            return;
-        };
-        if sessions.len() >= node.settings.max_sessions {
-            node.metrics
-                .sessions_refused
-                .fetch_add(1, Ordering::Relaxed);
-            warn!(%addr, max_sessions = node.settings.max_sessions, "gate full: connection refused");
-            refuse(&node, stream);
-            continue;
-        }
-        let _ = stream.set_nodelay(true);
-        let session = sessions.open(node.settings.session_queue);
-        node.metrics
-            .sessions_accepted
-            .fetch_add(1, Ordering::Relaxed);
-        node.metrics.sessions_open.fetch_add(1, Ordering::Relaxed);
-        // A debug-level span: free when debug logging is off, so an idle
-        // session costs no span memory; events carry the session id.
-        let span = debug_span!("conn", session = %session.id, %addr);
-        debug!(parent: &span, "session opened");
-        tokio::spawn(serve_client(node.clone(), stream, session).instrument(span));
-    }
-}
-
-/// Tells a refused client why (when the error policy sends frames) and
-/// closes it at once: never leave it hanging like zinx at `MaxConn`.
-fn refuse(node: &Node, stream: TcpStream) {
-    if let Some(frame) =
-        node.error_frame(0, "server_full", "the gate holds its maximum of sessions")
-    {
-        if let Ok(wire) = frame.to_bytes() {
-            let _ = stream.try_write(&wire);
-        }
-    }
-    drop(stream);
-}
-
-async fn serve_client(node: Arc<Node>, stream: TcpStream, session: Arc<Session>) {
+pub(super) async fn serve_client(node: Arc<Node>, stream: TcpStream, session: Arc<Session>) {
     let reason = client_loop(&node, stream, &session).await;
     session.close_with(reason);
     let reason = session.close_reason().unwrap_or(reason);
     // Counted here, where every session ends, whatever filled its queue (a
     // push, a reply, a broadcast).
+    let m = node.metrics();
     let counter = match reason {
-        CloseReason::Idle => Some(&node.metrics.idle_closes),
-        CloseReason::Oversize => Some(&node.metrics.oversize_closes),
-        CloseReason::QueueFull => Some(&node.metrics.queue_full_closes),
+        CloseReason::Idle => Some(&m.idle_closes),
+        CloseReason::Oversize => Some(&m.oversize_closes),
+        CloseReason::QueueFull => Some(&m.queue_full_closes),
         _ => None,
     };
     if let Some(c) = counter {
-        c.fetch_add(1, Ordering::Relaxed);
+        c.add(1);
     }
     match reason {
         CloseReason::ClientClosed | CloseReason::Shutdown => {
@@ -117,10 +61,10 @@ async fn client_loop(
     mut stream: TcpStream,
     session: &Arc<Session>,
 ) -> CloseReason {
-    let mut codec = FrameCodec::new(node.settings.max_frame_len);
+    let mut codec = FrameCodec::new(node.settings().max_frame_len);
     let mut rbuf = BytesMut::new();
     let mut wbuf = BytesMut::new();
-    let idle = match node.settings.idle_timeout_ms {
+    let idle = match node.settings().idle_timeout_ms {
         0 => None,
         ms => Some(Duration::from_millis(ms)),
     };
@@ -157,13 +101,13 @@ async fn client_loop(
             _ = session.close.cancelled() => {
                 break session.close_reason().unwrap_or(CloseReason::Kicked);
             }
-            _ = node.closed.cancelled() => break CloseReason::Shutdown,
+            _ = node.closed().cancelled() => break CloseReason::Shutdown,
             // Shutting down: the session stays until in-flight answers have
             // been delivered and the node closes; what the client sends
             // meanwhile is answered `node_stopping` instead of run (dropping
             // it unread would leave requests sent before the shutdown
             // without any answer).
-            _ = node.stopping.cancelled(), if !stopping => stopping = true,
+            _ = node.stopping().cancelled(), if !stopping => stopping = true,
             _ = session.ready.notified() => {}
             _ = &mut idle_timer, if idle.is_some() && !stopping => {
                 let d = idle.unwrap_or_default();
@@ -219,19 +163,20 @@ async fn client_loop(
 /// Answers a frame read while the gate shuts down with `node_stopping`: the
 /// client learns that it was not run.
 fn refuse_frame(node: &Arc<Node>, session: &Arc<Session>, frame: Frame) {
-    node.metrics.frames_in.fetch_add(1, Ordering::Relaxed);
+    let m = node.metrics();
+    m.frames_in.add(1);
     if frame.msg_id == ZINX_HEARTBEAT_MSG_ID {
-        node.metrics.heartbeats_in.fetch_add(1, Ordering::Relaxed);
+        m.heartbeats_in.add(1);
         return;
     }
-    let why = format!("node {} is shutting down", node.name);
+    let why = format!("node {} is shutting down", node.name());
     if let Some(answer) = node.error_frame(frame.msg_id, "node_stopping", &why) {
-        node.metrics.error_answers.fetch_add(1, Ordering::Relaxed);
+        m.error_answers.add(1);
         // Offered directly, not through `deliver` (which counts
         // `frames_out`): shutdown waits while `frames_out` moves, and a
         // client that keeps sending must not hold it up until the grace
         // period ends.
-        if session.offer(answer) == crate::session::Offer::Full {
+        if session.offer(answer) == Offer::Full {
             warn!(session = %session.id, "client does not read: outbound queue full, closing");
         }
     }
@@ -239,33 +184,35 @@ fn refuse_frame(node: &Arc<Node>, session: &Arc<Session>, frame: Frame) {
 
 /// Runs one client frame: in place, forwarded, or answered as an error.
 async fn handle_frame(node: &Arc<Node>, session: &Arc<Session>, frame: Frame) {
-    node.metrics.frames_in.fetch_add(1, Ordering::Relaxed);
+    let m = node.metrics();
+    m.frames_in.add(1);
     let msg_id = frame.msg_id;
     if msg_id == ZINX_HEARTBEAT_MSG_ID {
-        node.metrics.heartbeats_in.fetch_add(1, Ordering::Relaxed);
+        m.heartbeats_in.add(1);
         return;
     }
-    match node.dest(msg_id) {
+    match node.routing().dest(msg_id) {
         Some(Dest::Local(route)) => {
             // Counted, not tracked as a task: a shared task counter is a
             // contended cache line on every message.
-            node.metrics.inflight.fetch_add(1, Ordering::Relaxed);
+            m.inflight.add(1);
             node.run_client_message(route, session.id, session.uid(), frame.data, Some(session))
                 .await;
-            node.metrics.inflight.fetch_sub(1, Ordering::Relaxed);
+            m.inflight.sub(1);
+            node.work_finished();
         }
         Some(Dest::Group(g)) => forward(node, session, g, frame),
         Some(Dest::OtherGate(g)) => {
             let why = format!(
                 "msg_id {msg_id} belongs to gate group {:?}, not served by this gate",
-                node.groups[g].name
+                node.routing().group_at(g).name
             );
-            node.metrics.unknown_msg_id.fetch_add(1, Ordering::Relaxed);
+            m.unknown_msg_id.add(1);
             warn!(session = %session.id, msg_id, "{why}");
             node.answer_error(session.id, msg_id, "wrong_gate", &why);
         }
         None => {
-            node.metrics.unknown_msg_id.fetch_add(1, Ordering::Relaxed);
+            m.unknown_msg_id.add(1);
             warn!(
                 session = %session.id,
                 msg_id,
@@ -282,68 +229,77 @@ async fn handle_frame(node: &Arc<Node>, session: &Arc<Session>, frame: Frame) {
 }
 
 fn forward(node: &Arc<Node>, session: &Arc<Session>, g: usize, frame: Frame) {
-    let group = &node.groups[g];
+    let group = node.routing().group_at(g);
+    let m = node.metrics();
     let msg_id = frame.msg_id;
-    let Some(target) = node.choose(group, session.id.0) else {
-        node.metrics.no_live_node.fetch_add(1, Ordering::Relaxed);
+    let peer = node
+        .choose(group, session.id.0)
+        .and_then(|target| node.links().get(target));
+    let Some(peer) = peer else {
+        m.no_live_node.add(1);
         let why = format!("no live node in group {:?}", group.name);
         warn!(session = %session.id, msg_id, "{why}");
         node.answer_error(session.id, msg_id, "no_live_node", &why);
         return;
     };
-    let Some(peer) = node.peers.get(&target) else {
-        return;
-    };
-    if session.mark_served(target) {
-        debug!(node = target, "session now served by node");
+    if session.mark_served(peer.id) {
+        debug!(node = peer.id, "session now served by node");
     }
     let mut env = Envelope::new(Kind::Forward);
     env.msg_id = msg_id;
-    env.node = node.id;
+    env.node = node.id();
     env.session = session.id.0;
     env.uid = session.uid_wire();
     env.payload = frame.data;
+    // Counted before the send: the answer may come back before `send`
+    // returns.
+    peer.forward_sent();
     match peer.send(env) {
-        Ok(()) => {
-            node.metrics.forwards.fetch_add(1, Ordering::Relaxed);
-        }
-        Err(LinkError::Down) => {
-            node.metrics.no_live_node.fetch_add(1, Ordering::Relaxed);
-            let why = format!(
-                "node {} of group {:?} is unreachable",
-                peer.name, group.name
-            );
-            node.answer_error(session.id, msg_id, "no_live_node", &why);
-        }
-        Err(LinkError::Full) => {
-            node.metrics.link_queue_full.fetch_add(1, Ordering::Relaxed);
-            let why = format!("link to node {} is congested", peer.name);
+        Ok(()) => m.forwards.add(1),
+        Err(e) => {
+            peer.forward_done();
+            let (code, why) = match e {
+                LinkError::Down => {
+                    m.no_live_node.add(1);
+                    (
+                        "no_live_node",
+                        format!(
+                            "node {} of group {:?} is unreachable",
+                            peer.name, group.name
+                        ),
+                    )
+                }
+                LinkError::Full => {
+                    m.link_queue_full.add(1);
+                    (
+                        "overloaded",
+                        format!("link to node {} is congested", peer.name),
+                    )
+                }
+            };
             warn!(session = %session.id, msg_id, "{why}");
-            node.answer_error(session.id, msg_id, "overloaded", &why);
+            node.answer_error(session.id, msg_id, code, &why);
         }
     }
 }
 
 /// Cleans up after a session: directory, the nodes that served it, hooks.
 async fn session_ended(node: &Arc<Node>, session: &Arc<Session>) {
-    let Some(sessions) = node.sessions.as_ref() else {
-        return;
-    };
-    if sessions.remove(session.id).is_none() {
+    if node.sessions().remove(session.id).is_none() {
         return;
     }
-    node.metrics.sessions_open.fetch_sub(1, Ordering::Relaxed);
+    node.metrics().sessions_open.sub(1);
     let uid = session.uid();
     let uid_wire = session.uid_wire();
     if let Some(uid) = &uid {
-        if let Err(e) = node.directory.unbind(uid, session.id).await {
+        if let Err(e) = node.directory().unbind(uid, session.id).await {
             warn!(%uid, error = %e, "directory unbind failed; the binding expires with its TTL");
         }
     }
     for served in session.served() {
-        if let Some(peer) = node.peers.get(&served) {
+        if let Some(peer) = node.links().get(served) {
             let mut env = Envelope::new(Kind::SessionClosed);
-            env.node = node.id;
+            env.node = node.id();
             env.session = session.id.0;
             env.uid = uid_wire.clone();
             if let Err(e) = peer.send(env) {

@@ -8,9 +8,9 @@ use std::time::Duration;
 
 use bytes::Bytes;
 
+use super::Node;
 use crate::error::{CallError, SendError};
 use crate::frame::Frame;
-use crate::node::Node;
 use crate::session::{Session, SessionId};
 
 /// Why a handler is running.
@@ -120,7 +120,7 @@ pub struct Ctx {
 impl std::fmt::Debug for Ctx {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Ctx")
-            .field("node", &self.node.name)
+            .field("node", &self.node.name())
             .field("msg_id", &self.msg_id)
             .field("mode", &self.mode)
             .field("session", &self.session)
@@ -170,12 +170,12 @@ impl Ctx {
 
     /// The id of the node running this handler.
     pub fn node_id(&self) -> u16 {
-        self.node.id
+        self.node.id()
     }
 
     /// The name of the node running this handler (`Name` in `dinx.json`).
     pub fn node_name(&self) -> &str {
-        &self.node.name
+        self.node.name()
     }
 
     /// The node that made the call or cast being handled, if it is one.
@@ -286,7 +286,7 @@ impl Ctx {
         msg_id: u32,
         payload: impl Into<Bytes>,
     ) -> Result<Bytes, CallError> {
-        let timeout = Duration::from_millis(self.node.settings.call_timeout_ms);
+        let timeout = Duration::from_millis(self.node.settings().call_timeout_ms);
         self.call_timeout(group, msg_id, payload, timeout).await
     }
 
