@@ -8,22 +8,16 @@
 //! - `suite`: all of the above against a baseline and the demo cluster,
 //!   written to BENCHMARKS.md and a JSON file.
 //!
-//! See `docs/bench.md` for examples.
+//! Build it beside the demo (`cargo build --release -p demo -p bench`);
+//! `suite` starts `target/release/demo` as child processes (or `--demo
+//! PATH`). See `docs/bench.md` for examples.
 
-#[path = "../bench/broadcast.rs"]
 mod broadcast;
-#[path = "../bench/echo_server.rs"]
 mod echo_server;
-#[path = "../bench/idle.rs"]
 mod idle;
-#[path = "../bench/load.rs"]
 mod load;
-#[path = "../bench/suite.rs"]
 mod suite;
-#[path = "../bench/sys.rs"]
 mod sys;
-#[path = "../bench/wire.rs"]
-mod wire;
 
 use std::net::Ipv4Addr;
 use std::path::PathBuf;
