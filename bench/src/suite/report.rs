@@ -108,13 +108,13 @@ pub(super) fn markdown(m: &MarkdownInput<'_>) -> String {
     let _ = writeln!(s, "- Command: `{}`", m.command);
     let _ = writeln!(
         s,
-        "- `bench` below is this same executable (`cargo run -p demo --release --bin bench -- ...`); \
+        "- `bench` below is this same executable (`target/release/bench`, built with `cargo build --release -p demo -p bench`); \
          the servers it ran against are listed under Servers."
     );
     let _ = writeln!(s, "- Machine: {}", m.machine.describe());
     let _ = writeln!(
         s,
-        "- Build: release profile (`cargo build --release -p demo --bins`).\n\
+        "- Build: release profile (`cargo build --release -p demo -p bench`).\n\
          - **Client and servers share the same {} cores.** The load generator, the baseline \
          echo-server and the demo cluster all run on this one machine at once, so absolute \
          numbers are what is left after the client takes its share. The headline is the \
