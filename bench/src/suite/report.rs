@@ -13,6 +13,14 @@ use crate::idle::IdleReport;
 use crate::load::LoadReport;
 use crate::sys::Machine;
 
+/// The profile this executable was built with (the demo is assumed to be
+/// its neighbour of the same profile).
+const BUILD: &str = if cfg!(debug_assertions) {
+    "**debug profile: figures not representative** (use `cargo build --release -p demo -p bench`)"
+} else {
+    "release profile (`cargo build --release -p demo -p bench`)"
+};
+
 /// Everything the JSON file holds.
 #[derive(Serialize)]
 pub(super) struct Results<'a> {
@@ -114,14 +122,14 @@ pub(super) fn markdown(m: &MarkdownInput<'_>) -> String {
     let _ = writeln!(s, "- Machine: {}", m.machine.describe());
     let _ = writeln!(
         s,
-        "- Build: release profile (`cargo build --release -p demo -p bench`).\n\
+        "- Build: {}.\n\
          - **Client and servers share the same {} cores.** The load generator, the baseline \
          echo-server and the demo cluster all run on this one machine at once, so absolute \
          numbers are what is left after the client takes its share. The headline is the \
          *ratio* of subject to baseline measured in this one run, interleaved \
          (baseline, subjects, baseline, subjects, ... for {} rounds; medians reported), \
          so both saw the same machine.",
-        m.machine.cores, p.rounds
+        BUILD, m.machine.cores, p.rounds
     );
     let _ = writeln!(
         s,
