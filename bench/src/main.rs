@@ -197,6 +197,10 @@ struct SuiteArgs {
     /// Exit non-zero when a target is missed (always on a failure).
     #[arg(long)]
     strict: bool,
+    /// The JSON results (`--json-out`) of an earlier run: the report gets a
+    /// "Before and after" section comparing the headline figures.
+    #[arg(long)]
+    before: Option<PathBuf>,
 }
 
 fn secs(v: f64, flag: &str) -> Result<Duration> {
@@ -316,6 +320,7 @@ async fn run(cmd: Cmd) -> Result<bool> {
                 criterion_dir: a.criterion_dir,
                 keep_tmp: a.keep_tmp,
                 strict: a.strict,
+                before: a.before,
             };
             suite::run(&plan).await
         }

@@ -11,8 +11,8 @@ use serde::Serialize;
 
 use super::report::ms;
 use super::{
-    BROADCAST_P50_MS_MAX, CODEC_NS_MAX, FORWARD_RATIO_MIN, IDLE_BYTES_MAX, LOCAL_RATIO_MIN,
-    P99_RATIO_MAX,
+    BROADCAST_P50_MS_MAX, CODEC_NS_MAX, FORWARD_C10W1_RATIO_MIN, FORWARD_RATIO_MIN, IDLE_BYTES_MAX,
+    LOCAL_RATIO_MIN, P99_RATIO_MAX,
 };
 use crate::broadcast::{BroadcastReport, median};
 use crate::idle::IdleReport;
@@ -110,9 +110,9 @@ pub(super) fn summary_rows(
     };
     let mut rows = Vec::new();
 
-    let mut throughput = |title: &str, subject: &str, min: f64| {
+    let mut throughput = |title: &str, subject: &str, baseline: &str, min: f64| {
         let s = median_of(runs(subject), |r| r.msgs_per_s);
-        let b = median_of(runs("baseline_w16"), |r| r.msgs_per_s);
+        let b = median_of(runs(baseline), |r| r.msgs_per_s);
         let (measured, pass) = match (s, b) {
             (Some(s), Some(b)) if b > 0.0 => {
                 let ratio = s / b;
@@ -121,10 +121,7 @@ pub(super) fn summary_rows(
                 if !clean(subject) {
                     m.push_str(" (errors/mismatches: see details)");
                 }
-                (
-                    m,
-                    Some(ratio >= min && clean(subject) && clean("baseline_w16")),
-                )
+                (m, Some(ratio >= min && clean(subject) && clean(baseline)))
             }
             _ => ("not measured".to_string(), None),
         };
@@ -133,18 +130,26 @@ pub(super) fn summary_rows(
             measured,
             target: format!(">= {min:.2} x baseline msg/s"),
             pass,
-            command: cmd(&["baseline_w16", subject]),
+            command: cmd(&[baseline, subject]),
         });
     };
     throughput(
         "Gate-local echo (msg 5), 100 conns x window 16, 64 B",
         "local_echo_w16",
+        "baseline_w16",
         LOCAL_RATIO_MIN,
     );
     throughput(
         "Forwarded echo (msg 6, gate -> im -> gate), 100 conns x window 16, 64 B",
         "forward_echo_w16",
+        "baseline_w16",
         FORWARD_RATIO_MIN,
+    );
+    throughput(
+        "Forwarded echo (msg 6), 10 conns x window 1, 64 B",
+        "forward_echo_c10w1",
+        "baseline_c10w1",
+        FORWARD_C10W1_RATIO_MIN,
     );
 
     {

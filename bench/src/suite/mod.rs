@@ -17,8 +17,10 @@
 //! | `children` | the child processes and the demo configuration written for them |
 //! | `measure` | medians, criterion's codec figures, summary rows against the targets |
 //! | `report` | BENCHMARKS.md and the JSON file |
+//! | `compare` | `--before`: an earlier run's figures beside this run's |
 
 mod children;
+mod compare;
 mod measure;
 mod report;
 mod scenario;
@@ -60,16 +62,22 @@ pub(crate) struct SuitePlan {
     pub(crate) keep_tmp: bool,
     /// Exit non-zero when a target is missed, not only on a failure.
     pub(crate) strict: bool,
+    /// The JSON results of an earlier run to compare with.
+    pub(crate) before: Option<PathBuf>,
 }
 
 /// Connections of the load scenarios.
 const LOAD_CONNS: usize = 100;
+/// Connections of the few-connections pair (`*_c10w1`).
+const FEW_CONNS: usize = 10;
 /// Payload bytes of the load scenarios.
 const LOAD_SIZE: usize = 64;
 
 /// Targets from the issue.
 const LOCAL_RATIO_MIN: f64 = 0.90;
 const FORWARD_RATIO_MIN: f64 = 0.45;
+/// Forwarded echo at 10 connections x 1 in flight (issue 11).
+const FORWARD_C10W1_RATIO_MIN: f64 = 0.50;
 const P99_RATIO_MAX: f64 = 3.0;
 const IDLE_BYTES_MAX: f64 = 8.0 * 1024.0;
 const BROADCAST_P50_MS_MAX: f64 = 250.0;
@@ -120,6 +128,17 @@ pub(crate) async fn run(plan: &SuitePlan) -> Result<bool> {
             demo.display()
         );
     }
+    // Read now: a bad file should not cost a whole run.
+    let before = match &plan.before {
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("reading --before {}", path.display()))?;
+            let v: serde_json::Value = serde_json::from_str(&text)
+                .with_context(|| format!("--before {} is not JSON", path.display()))?;
+            Some(v)
+        }
+        None => None,
+    };
     let criterion_dir = plan.criterion_dir.clone().unwrap_or_else(|| {
         exe_dir
             .parent()
@@ -168,6 +187,7 @@ pub(crate) async fn run(plan: &SuitePlan) -> Result<bool> {
         idle_sessions,
         notes,
         tmp_path,
+        before,
     };
     // Children are stopped (or killed on drop) inside `run_in`, before the
     // directory holding their logs is removed.
@@ -193,4 +213,6 @@ struct SuiteEnv {
     notes: Vec<String>,
     /// Generated configuration and child logs.
     tmp_path: PathBuf,
+    /// The earlier run's results (`--before`), read before anything runs.
+    before: Option<serde_json::Value>,
 }

@@ -7,7 +7,7 @@ use serde::Serialize;
 
 use super::measure::{CodecFigure, Row};
 use super::scenario::SHAPES;
-use super::{LOAD_CONNS, LOAD_SIZE, SuitePlan};
+use super::{FEW_CONNS, LOAD_CONNS, LOAD_SIZE, SuitePlan};
 use crate::broadcast::BroadcastReport;
 use crate::idle::IdleReport;
 use crate::load::LoadReport;
@@ -41,6 +41,8 @@ pub(super) struct Results<'a> {
     pub(super) notes: &'a [String],
     pub(super) failures: &'a [String],
     pub(super) child_exits: &'a [String],
+    /// The `--before` file compared with, if any.
+    pub(super) before: Option<String>,
 }
 
 /// `YYYY-MM-DD HH:MM:SS UTC` for now.
@@ -96,6 +98,8 @@ pub(super) struct MarkdownInput<'a> {
     pub(super) failures: &'a [String],
     pub(super) notes: &'a [String],
     pub(super) child_exits: &'a [String],
+    /// The "Before and after" section, with `--before`.
+    pub(super) before_after: Option<&'a str>,
 }
 
 pub(super) fn markdown(m: &MarkdownInput<'_>) -> String {
@@ -133,9 +137,10 @@ pub(super) fn markdown(m: &MarkdownInput<'_>) -> String {
     );
     let _ = writeln!(
         s,
-        "- Load runs: {} connections, {} B payload, {} s measured after {} s warmup each; \
-         every reply checked for msg_id and identical bytes.\n",
+        "- Load runs: {} connections ({} for the `*_c10w1` pair), {} B payload, {} s measured \
+         after {} s warmup each; every reply checked for msg_id and identical bytes.\n",
         LOAD_CONNS,
+        FEW_CONNS,
         LOAD_SIZE,
         p.duration.as_secs_f64(),
         p.warmup.as_secs_f64()
@@ -166,6 +171,10 @@ pub(super) fn markdown(m: &MarkdownInput<'_>) -> String {
         for f in m.failures {
             let _ = writeln!(s, "- {f}");
         }
+    }
+
+    if let Some(section) = m.before_after {
+        let _ = writeln!(s, "\n{section}");
     }
 
     let _ = writeln!(s, "\n## Servers\n");
@@ -247,10 +256,13 @@ pub(super) fn markdown(m: &MarkdownInput<'_>) -> String {
         };
         let _ = writeln!(
             s,
-            "- round {}: local echo {} x, forwarded echo {} x (msg/s); forwarded p99 {} x",
+            "- round {}: local echo {} x, forwarded echo {} x, forwarded c10w1 {} x (msg/s); \
+             forwarded p99 {} x",
             i + 1,
             ratio(get("local_echo_w16"), get("baseline_w16"), |r| r.msgs_per_s),
             ratio(get("forward_echo_w16"), get("baseline_w16"), |r| r
+                .msgs_per_s),
+            ratio(get("forward_echo_c10w1"), get("baseline_c10w1"), |r| r
                 .msgs_per_s),
             ratio(
                 get("forward_echo_w1"),

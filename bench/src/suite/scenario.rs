@@ -11,9 +11,10 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 
 use super::children::{ChildProc, SETTINGS_JSON, write_conf};
+use super::compare;
 use super::measure::{CodecFigure, criterion_figure, summary_rows};
 use super::report::{MarkdownInput, Results, markdown, pass_str, utc_now};
-use super::{LOAD_CONNS, LOAD_SIZE, SuiteEnv, SuitePlan};
+use super::{FEW_CONNS, LOAD_CONNS, LOAD_SIZE, SuiteEnv, SuitePlan};
 use crate::broadcast::BroadcastPlan;
 use crate::idle::{IdlePlan, IdleReport};
 use crate::load::{LoadPlan, LoadReport, StopAt};
@@ -25,6 +26,9 @@ pub(super) struct Shape {
     /// Against the baseline (true) or the gate.
     pub(super) baseline: bool,
     pub(super) msg_id: u32,
+    /// Connections.
+    pub(super) conns: usize,
+    /// Requests in flight per connection.
     pub(super) window: usize,
 }
 
@@ -33,30 +37,51 @@ pub(super) const SHAPES: &[Shape] = &[
         key: "baseline_w16",
         baseline: true,
         msg_id: 5,
+        conns: LOAD_CONNS,
         window: 16,
     },
     Shape {
         key: "local_echo_w16",
         baseline: false,
         msg_id: 5,
+        conns: LOAD_CONNS,
         window: 16,
     },
     Shape {
         key: "forward_echo_w16",
         baseline: false,
         msg_id: 6,
+        conns: LOAD_CONNS,
         window: 16,
     },
     Shape {
         key: "baseline_w1",
         baseline: true,
         msg_id: 5,
+        conns: LOAD_CONNS,
         window: 1,
     },
     Shape {
         key: "forward_echo_w1",
         baseline: false,
         msg_id: 6,
+        conns: LOAD_CONNS,
+        window: 1,
+    },
+    // Few connections, one request each: the forwarding hop's own latency
+    // decides throughput (issue 11's "forwarded c10w1" figure).
+    Shape {
+        key: "baseline_c10w1",
+        baseline: true,
+        msg_id: 5,
+        conns: FEW_CONNS,
+        window: 1,
+    },
+    Shape {
+        key: "forward_echo_c10w1",
+        baseline: false,
+        msg_id: 6,
+        conns: FEW_CONNS,
         window: 1,
     },
 ];
@@ -71,6 +96,7 @@ pub(super) async fn run_in(plan: &SuitePlan, env: SuiteEnv) -> Result<bool> {
         idle_sessions,
         notes,
         tmp_path,
+        before,
     } = env;
 
     let ports = zinx_test_support::free_ports(8).context("finding free ports")?;
@@ -161,7 +187,7 @@ pub(super) async fn run_in(plan: &SuitePlan, env: SuiteEnv) -> Result<bool> {
                     gate_addr
                 },
                 msg_id: shape.msg_id,
-                conns: LOAD_CONNS,
+                conns: shape.conns,
                 window: shape.window,
                 size: LOAD_SIZE,
                 stop: StopAt::Duration(plan.duration),
@@ -335,26 +361,8 @@ pub(super) async fn run_in(plan: &SuitePlan, env: SuiteEnv) -> Result<bool> {
         &codec,
     );
     let generated = utc_now();
-    let md = markdown(&MarkdownInput {
-        generated: &generated,
-        command: &command,
-        machine: &machine,
-        plan,
-        servers: &servers,
-        rows: &rows,
-        load: &load,
-        commands: &commands,
-        broadcast: broadcast.as_ref(),
-        idle_gate: idle_gate.as_ref(),
-        idle_baseline: idle_baseline.as_ref(),
-        codec: &codec,
-        failures: &failures,
-        notes: &notes,
-        child_exits: &child_exits,
-    });
-    std::fs::write(&plan.out, md).with_context(|| format!("writing {}", plan.out.display()))?;
     let results = Results {
-        generated_utc: generated,
+        generated_utc: generated.clone(),
         command: &command,
         machine: &machine,
         quick: plan.quick,
@@ -371,7 +379,39 @@ pub(super) async fn run_in(plan: &SuitePlan, env: SuiteEnv) -> Result<bool> {
         notes: &notes,
         failures: &failures,
         child_exits: &child_exits,
+        before: plan.before.as_ref().map(|p| p.display().to_string()),
     };
+    let before_after = match &before {
+        Some(before) => {
+            let after = serde_json::to_value(&results).context("serialising results")?;
+            let path = plan.before.as_deref().map(|p| p.display().to_string());
+            Some(compare::markdown(
+                before,
+                &after,
+                path.as_deref().unwrap_or("an earlier run"),
+            ))
+        }
+        None => None,
+    };
+    let md = markdown(&MarkdownInput {
+        generated: &generated,
+        command: &command,
+        machine: &machine,
+        plan,
+        servers: &servers,
+        rows: &rows,
+        load: &load,
+        commands: &commands,
+        broadcast: broadcast.as_ref(),
+        idle_gate: idle_gate.as_ref(),
+        idle_baseline: idle_baseline.as_ref(),
+        codec: &codec,
+        failures: &failures,
+        notes: &notes,
+        child_exits: &child_exits,
+        before_after: before_after.as_deref(),
+    });
+    std::fs::write(&plan.out, md).with_context(|| format!("writing {}", plan.out.display()))?;
     let mut f = File::create(&plan.json_out)
         .with_context(|| format!("writing {}", plan.json_out.display()))?;
     serde_json::to_writer_pretty(&mut f, &results).context("serialising results")?;
