@@ -326,3 +326,165 @@ impl Drop for Proc {
         }
     }
 }
+
+/// A server child process for tools (the bench suite's baseline and demo):
+/// output to a log file, failures as errors that carry the log's tail,
+/// stopped with SIGINT and then SIGKILL, and killed on drop whatever
+/// happens. Unlike [`Proc`] it never panics.
+pub struct Server {
+    name: String,
+    child: Child,
+    /// Where stdout and stderr go.
+    log: PathBuf,
+}
+
+impl Server {
+    /// Starts `program args`, stdout and stderr to `log`.
+    pub fn spawn(name: &str, program: &Path, args: &[String], log: PathBuf) -> io::Result<Server> {
+        let context =
+            |what: String| move |e: io::Error| io::Error::new(e.kind(), format!("{what}: {e}"));
+        let out = File::create(&log).map_err(context(format!("creating {}", log.display())))?;
+        let err = out
+            .try_clone()
+            .map_err(context("duplicating the log handle".into()))?;
+        let child = Command::new(program)
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(out)
+            .stderr(err)
+            .spawn()
+            .map_err(context(format!(
+                "starting {} {}",
+                program.display(),
+                args.join(" ")
+            )))?;
+        Ok(Server {
+            name: name.to_string(),
+            child,
+            log,
+        })
+    }
+
+    /// The process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// "last lines of LOG:\n..." for error messages.
+    fn tail(&self) -> String {
+        format!(
+            "last lines of {}:\n{}",
+            self.log.display(),
+            log_tail(&self.log, 20)
+        )
+    }
+
+    /// Fails with the log's tail when the process has exited.
+    pub fn check_running(&mut self) -> io::Result<()> {
+        if let Some(status) = self.child.try_wait()? {
+            return Err(io::Error::other(format!(
+                "{} exited early ({status}); {}",
+                self.name,
+                self.tail()
+            )));
+        }
+        Ok(())
+    }
+
+    /// Waits (at most `within`) until `addr` echoes every msg_id of
+    /// `probe` (see [`crate::wire::probe_echo`]).
+    pub async fn wait_ready(
+        &mut self,
+        addr: std::net::SocketAddr,
+        probe: &[u32],
+        within: Duration,
+    ) -> io::Result<()> {
+        let deadline = Instant::now() + within;
+        loop {
+            self.check_running()?;
+            match crate::wire::probe_echo(addr, probe, Duration::from_secs(2)).await {
+                Ok(()) => return Ok(()),
+                Err(e) if Instant::now() >= deadline => {
+                    return Err(io::Error::new(
+                        io::ErrorKind::TimedOut,
+                        format!(
+                            "{} did not answer echo {probe:?} on {addr} within {within:?}: {e}; {}",
+                            self.name,
+                            self.tail()
+                        ),
+                    ));
+                }
+                Err(_) => tokio::time::sleep(Duration::from_millis(200)).await,
+            }
+        }
+    }
+
+    /// SIGINT (where there are signals), then SIGKILL after `grace`;
+    /// describes how it ended.
+    pub async fn stop(&mut self, grace: Duration) -> String {
+        if let Ok(Some(status)) = self.child.try_wait() {
+            return format!("{}: had already exited ({status})", self.name);
+        }
+        // Not reaped yet (try_wait returned None): the pid is still ours.
+        #[cfg(unix)]
+        let _ = send_signal(self.pid(), libc::SIGINT);
+        let deadline = Instant::now() + grace;
+        while Instant::now() < deadline {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return format!("{}: exited after SIGINT ({status})", self.name);
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        format!(
+            "{}: did not exit within {grace:?} of SIGINT; killed",
+            self.name
+        )
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+#[cfg(all(test, unix))]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_server_that_exits_is_an_error_with_its_log() {
+        let dir = tempfile::tempdir().unwrap();
+        let args = ["-c".to_string(), "echo bad config; exit 3".to_string()];
+        let mut s = Server::spawn("sh", Path::new("sh"), &args, dir.path().join("sh.log")).unwrap();
+        let addr = "127.0.0.1:1".parse().unwrap();
+        let err = s
+            .wait_ready(addr, &[5], Duration::from_secs(5))
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("exited early"), "{err}");
+        assert!(err.contains("bad config"), "{err}");
+        assert!(
+            s.stop(Duration::from_millis(100))
+                .await
+                .contains("already exited")
+        );
+    }
+
+    #[tokio::test]
+    async fn a_server_is_stopped_with_sigint() {
+        let dir = tempfile::tempdir().unwrap();
+        let args = ["30".to_string()];
+        let mut s =
+            Server::spawn("sleep", Path::new("sleep"), &args, dir.path().join("s.log")).unwrap();
+        s.check_running().unwrap();
+        let how = s.stop(Duration::from_secs(5)).await;
+        assert!(how.contains("exited after SIGINT"), "{how}");
+    }
+}

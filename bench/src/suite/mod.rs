@@ -14,13 +14,13 @@
 //! | piece | owns |
 //! |---|---|
 //! | `scenario` | the order of the run: children, load shapes, broadcast, idle |
-//! | `children` | the child processes and the demo configuration written for them |
+//! | `conf` | the demo configuration written for the child processes |
 //! | `measure` | medians, criterion's codec figures, summary rows against the targets |
 //! | `report` | BENCHMARKS.md and the JSON file |
 //! | `compare` | `--before`: an earlier run's figures beside this run's |
 
-mod children;
 mod compare;
+mod conf;
 mod measure;
 mod report;
 mod scenario;

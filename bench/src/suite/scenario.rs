@@ -10,8 +10,10 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 
-use super::children::{ChildProc, SETTINGS_JSON, write_conf};
+use zinx_test_support::process::Server;
+
 use super::compare;
+use super::conf::{SETTINGS_JSON, write_conf};
 use super::measure::{CodecFigure, criterion_figure, summary_rows};
 use super::report::{MarkdownInput, Results, markdown, pass_str, utc_now};
 use super::{FEW_CONNS, LOAD_CONNS, LOAD_SIZE, SuiteEnv, SuitePlan};
@@ -150,7 +152,7 @@ pub(super) async fn run_in(plan: &SuitePlan, env: SuiteEnv) -> Result<bool> {
     servers.insert("demo_idle_conf_dinx", dinx_idle);
 
     let mut child_exits = Vec::new();
-    let mut baseline = ChildProc::spawn(
+    let mut baseline = Server::spawn(
         "baseline echo-server",
         &exe,
         &baseline_args,
@@ -159,7 +161,7 @@ pub(super) async fn run_in(plan: &SuitePlan, env: SuiteEnv) -> Result<bool> {
     baseline
         .wait_ready(baseline_addr, &[5], Duration::from_secs(20))
         .await?;
-    let mut cluster = ChildProc::spawn(
+    let mut cluster = Server::spawn(
         "demo cluster",
         &demo,
         &demo_all_args,
@@ -268,7 +270,7 @@ pub(super) async fn run_in(plan: &SuitePlan, env: SuiteEnv) -> Result<bool> {
         "--addr".to_string(),
         idle_baseline_addr.to_string(),
     ];
-    let mut fresh_baseline = ChildProc::spawn(
+    let mut fresh_baseline = Server::spawn(
         "fresh baseline echo-server",
         &exe,
         &idle_baseline_args,
@@ -303,7 +305,7 @@ pub(super) async fn run_in(plan: &SuitePlan, env: SuiteEnv) -> Result<bool> {
             "--id".to_string(),
             id.to_string(),
         ];
-        idle_nodes.push(ChildProc::spawn(
+        idle_nodes.push(Server::spawn(
             &format!("demo --id {id}"),
             &demo,
             &args,
