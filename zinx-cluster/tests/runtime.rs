@@ -13,9 +13,9 @@ use serde::Deserialize;
 use zinx_cluster::prelude::*;
 use zinx_cluster::{Client, Cluster, Select};
 
-mod common;
-
-use common::*;
+use zinx_test_support::T;
+use zinx_test_support::cluster::{TestCluster, expect, req, s};
+use zinx_test_support::free_ports;
 
 // ----------------------------------------------------------------------
 // Handlers
@@ -191,7 +191,7 @@ async fn record(ctx: &mut Ctx, n: String) -> Result<(), HandlerError> {
 
 /// `dinx.json` of these tests on free ports.
 fn dinx() -> String {
-    let p: Vec<u16> = (0..5).map(|_| free_port()).collect();
+    let p = free_ports(5).expect("free ports");
     format!(
         r#"{{
         "gate": [{{"ID": 1, "Name": "gate-1", "Type": 1, "IP": "127.0.0.1", "Port": {}}}],
@@ -222,16 +222,23 @@ const FAST: &str = r#"{"heartbeat_interval_ms": 100, "heartbeat_timeout_ms": 600
     "reconnect_min_ms": 20, "reconnect_max_ms": 200, "call_timeout_ms": 1000,
     "shutdown_grace_ms": 1000, "secret": "test-secret"}"#;
 
-impl TestCluster {
+/// What these tests start: their configuration, their gate.
+trait RuntimeCluster {
     /// The nodes `ids` of a fresh cluster with these settings, once the
     /// gate links to im-1.
+    async fn start(settings: &str, ids: &[u16]) -> TestCluster;
+
+    /// A client of gate-1.
+    async fn client(&self) -> Client;
+}
+
+impl RuntimeCluster for TestCluster {
     async fn start(settings: &str, ids: &[u16]) -> TestCluster {
         let tc = TestCluster::launch(dinx(), ROUTE, settings.to_string(), ids).await;
         tc.wait_link(1, 2).await;
         tc
     }
 
-    /// A client of gate-1.
     async fn client(&self) -> Client {
         self.client_of(1).await
     }
@@ -751,16 +758,9 @@ async fn session_ids_are_unique_and_carry_the_gate() {
     assert_eq!(b.gate(), 2);
 }
 
+/// This process's VmRSS in KiB, or 0 when it cannot be read.
 fn rss_kib() -> u64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmRSS:"))
-                .and_then(|l| l.split_whitespace().nth(1))
-                .and_then(|v| v.parse().ok())
-        })
-        .unwrap_or(0)
+    zinx_test_support::rss::rss_kib(std::process::id()).unwrap_or(0)
 }
 
 #[tokio::test]

@@ -8,22 +8,16 @@
 //! - `suite`: all of the above against a baseline and the demo cluster,
 //!   written to BENCHMARKS.md and a JSON file.
 //!
-//! See `docs/bench.md` for examples.
+//! Build it beside the demo (`cargo build --release -p demo -p bench`);
+//! `suite` starts `target/release/demo` as child processes (or `--demo
+//! PATH`). See `docs/bench.md` for examples.
 
-#[path = "../bench/broadcast.rs"]
 mod broadcast;
-#[path = "../bench/echo_server.rs"]
 mod echo_server;
-#[path = "../bench/idle.rs"]
 mod idle;
-#[path = "../bench/load.rs"]
 mod load;
-#[path = "../bench/suite.rs"]
 mod suite;
-#[path = "../bench/sys.rs"]
 mod sys;
-#[path = "../bench/wire.rs"]
-mod wire;
 
 use std::net::Ipv4Addr;
 use std::path::PathBuf;
@@ -203,6 +197,10 @@ struct SuiteArgs {
     /// Exit non-zero when a target is missed (always on a failure).
     #[arg(long)]
     strict: bool,
+    /// The JSON results (`--json-out`) of an earlier run: the report gets a
+    /// "Before and after" section comparing the headline figures.
+    #[arg(long)]
+    before: Option<PathBuf>,
 }
 
 fn secs(v: f64, flag: &str) -> Result<Duration> {
@@ -322,6 +320,7 @@ async fn run(cmd: Cmd) -> Result<bool> {
                 criterion_dir: a.criterion_dir,
                 keep_tmp: a.keep_tmp,
                 strict: a.strict,
+                before: a.before,
             };
             suite::run(&plan).await
         }

@@ -13,9 +13,10 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Result, bail};
 use bytes::Bytes;
+use demo::{Answer, BROADCAST, Delivery, LOGIN, Login, Shout};
 use futures::{SinkExt, StreamExt, stream};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::sync::mpsc;
 use tokio_util::codec::{FramedRead, FramedWrite};
@@ -23,10 +24,6 @@ use zinx_cluster::{Frame, FrameCodec};
 
 use crate::load::{Latency, latency_histogram};
 use crate::sys::Connector;
-
-/// Demo msg_ids.
-const MSG_LOGIN: u32 = 1;
-const MSG_BROADCAST: u32 = 4;
 
 /// Sessions connected and logged in at once.
 const LOGIN_CONCURRENCY: usize = 256;
@@ -143,18 +140,6 @@ impl BroadcastReport {
     }
 }
 
-/// The demo's broadcast as received.
-#[derive(Deserialize)]
-struct Pushed {
-    text: String,
-}
-
-/// The demo's login reply.
-#[derive(Deserialize)]
-struct LoginReply {
-    ok: bool,
-}
-
 /// Counters the reader tasks share.
 #[derive(Default)]
 struct Counters {
@@ -175,22 +160,22 @@ async fn login(
     let (r, w) = stream.into_split();
     let mut reader = FramedRead::new(r, FrameCodec::default());
     let mut writer = FramedWrite::new(w, FrameCodec::default());
-    let body = serde_json::json!({ "name": name }).to_string();
-    writer.send(Frame::new(MSG_LOGIN, body)).await?;
+    let body = serde_json::to_vec(&Login { name })?;
+    writer.send(Frame::new(LOGIN, body)).await?;
     let reply = match tokio::time::timeout(timeout, reader.next()).await {
         Err(_) => bail!("no login reply within {timeout:?}"),
         Ok(None) => bail!("connection closed during login"),
         Ok(Some(r)) => r?,
     };
-    if reply.msg_id != MSG_LOGIN {
+    if reply.msg_id != LOGIN {
         bail!(
             "login answered on msg_id {}: {}",
             reply.msg_id,
             String::from_utf8_lossy(&reply.data)
         );
     }
-    match serde_json::from_slice::<LoginReply>(&reply.data) {
-        Ok(LoginReply { ok: true }) => Ok((reader, writer)),
+    match serde_json::from_slice::<Answer>(&reply.data) {
+        Ok(Answer { ok: true, .. }) => Ok((reader, writer)),
         _ => bail!("login refused: {}", String::from_utf8_lossy(&reply.data)),
     }
 }
@@ -205,8 +190,8 @@ async fn read_pushes(
         let Ok(frame) = next else { break };
         let now = Instant::now();
         match frame.msg_id {
-            MSG_BROADCAST => {
-                let round = serde_json::from_slice::<Pushed>(&frame.data)
+            BROADCAST => {
+                let round = serde_json::from_slice::<Delivery>(&frame.data)
                     .ok()
                     .and_then(|p| p.text.strip_prefix("bench-round-")?.parse::<u64>().ok());
                 if let Some(round) = round
@@ -297,12 +282,11 @@ pub(crate) async fn run(plan: &BroadcastPlan) -> Result<BroadcastReport> {
     let mut all = latency_histogram();
     for round in 0..plan.rounds {
         let sender = &mut writers[round % n];
-        let body = serde_json::json!({ "text": format!("bench-round-{round}") }).to_string();
+        let body = serde_json::to_vec(&Shout {
+            text: format!("bench-round-{round}"),
+        })?;
         let t0 = Instant::now();
-        if let Err(e) = sender
-            .send(Frame::new(MSG_BROADCAST, Bytes::from(body)))
-            .await
-        {
+        if let Err(e) = sender.send(Frame::new(BROADCAST, Bytes::from(body))).await {
             first_problem.get_or_insert_with(|| format!("round {round}: send failed: {e}"));
             rounds.push(Round {
                 all_delivered_ms: None,

@@ -16,7 +16,9 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde::Serialize;
 use tokio::net::TcpStream;
 
-use crate::sys::{Connector, RssReader};
+use zinx_test_support::rss::RssReader;
+
+use crate::sys::Connector;
 
 /// Connections opened at once.
 const CONNECT_CONCURRENCY: usize = 256;
@@ -221,7 +223,7 @@ pub(crate) async fn run(plan: &IdlePlan) -> Result<IdleReport> {
     for k in 0..picks {
         let idx = alive[k * alive.len() / picks];
         let payload = Bytes::from(format!("idle-check-{idx}"));
-        match crate::wire::echo_check(
+        match zinx_test_support::wire::echo_check(
             &mut streams[idx],
             plan.echo_msg_id,
             payload,

@@ -1,7 +1,15 @@
 //! Facts about this process and machine that the bench tool needs: the
-//! open-file limit, the resident memory of a process, a description of the
-//! machine for reports, and a connector that spreads many client sockets
-//! over several loopback source addresses.
+//! open-file limit, a description of the machine for reports, and a
+//! connector that spreads many client sockets over several loopback source
+//! addresses. (The resident memory of a process is read by
+//! `zinx_test_support::rss`.)
+//!
+//! Portability: the open-file limit needs a Unix (`getrlimit`); elsewhere it
+//! is reported as unlimited and left alone. Spreading sockets over loopback
+//! sources needs Linux's `IP_BIND_ADDRESS_NO_PORT`; elsewhere the kernel
+//! picks the source, which limits one run to about one ephemeral port range
+//! of connections. The machine description reads Linux's `/proc`; elsewhere
+//! it says "unknown".
 
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -19,6 +27,7 @@ pub(crate) struct NofileLimit {
     pub(crate) hard: u64,
 }
 
+#[cfg(unix)]
 fn get_nofile() -> io::Result<libc::rlimit> {
     let mut lim = libc::rlimit {
         rlim_cur: 0,
@@ -33,6 +42,7 @@ fn get_nofile() -> io::Result<libc::rlimit> {
     }
 }
 
+#[cfg(unix)]
 fn set_nofile(soft: u64, hard: u64) -> io::Result<()> {
     let lim = libc::rlimit {
         rlim_cur: soft as libc::rlim_t,
@@ -53,6 +63,7 @@ fn set_nofile(soft: u64, hard: u64) -> io::Result<()> {
 ///
 /// Returns the limit in force; the caller tells the user when it is still
 /// below what they asked for.
+#[cfg(unix)]
 pub(crate) fn raise_nofile(wanted: u64) -> io::Result<NofileLimit> {
     let cur = get_nofile()?;
     let (soft, hard) = (cur.rlim_cur as u64, cur.rlim_max as u64);
@@ -68,6 +79,15 @@ pub(crate) fn raise_nofile(wanted: u64) -> io::Result<NofileLimit> {
     let soft = wanted.min(hard);
     set_nofile(soft, hard)?;
     Ok(NofileLimit { soft, hard })
+}
+
+/// Without `getrlimit` there is no limit to raise: reported as unlimited.
+#[cfg(not(unix))]
+pub(crate) fn raise_nofile(_wanted: u64) -> io::Result<NofileLimit> {
+    Ok(NofileLimit {
+        soft: u64::MAX,
+        hard: u64::MAX,
+    })
 }
 
 /// Descriptors kept free for everything that is not a session socket
@@ -103,47 +123,12 @@ pub(crate) fn sessions_within(limit: NofileLimit) -> usize {
     usize::try_from(limit.soft.saturating_sub(NOFILE_RESERVE)).unwrap_or(usize::MAX)
 }
 
-/// Reads the resident set size of one process, keeping its
-/// `/proc/PID/status` open so that a reading still works when this process
-/// has used up its file descriptors on sessions.
-#[derive(Debug)]
-pub(crate) struct RssReader {
-    /// `/proc/PID/status`, re-read from the start each time.
-    file: std::fs::File,
-    /// For messages.
-    path: String,
-}
-
-impl RssReader {
-    /// Opens `/proc/PID/status`.
-    pub(crate) fn open(pid: u32) -> Result<RssReader> {
-        let path = format!("/proc/{pid}/status");
-        let file = std::fs::File::open(&path).with_context(|| format!("opening {path}"))?;
-        Ok(RssReader { file, path })
-    }
-
-    /// VmRSS in KiB.
-    pub(crate) fn kib(&mut self) -> Result<u64> {
-        use std::io::{Read, Seek, SeekFrom};
-        let mut status = String::new();
-        self.file
-            .seek(SeekFrom::Start(0))
-            .and_then(|_| self.file.read_to_string(&mut status))
-            .with_context(|| format!("reading {} (has the process exited?)", self.path))?;
-        parse_vm_rss(&status).with_context(|| format!("{} has no readable VmRSS line", self.path))
-    }
-}
-
-fn parse_vm_rss(status: &str) -> Option<u64> {
-    status.lines().find_map(|line| {
-        line.strip_prefix("VmRSS:")?
-            .trim()
-            .trim_end_matches("kB")
-            .trim()
-            .parse()
-            .ok()
-    })
-}
+/// How [`Machine::describe`] names the system.
+const OS_NAME: &str = if cfg!(target_os = "linux") {
+    "Linux"
+} else {
+    std::env::consts::OS
+};
 
 /// The machine a report was measured on.
 #[derive(Debug, Clone, Serialize)]
@@ -161,10 +146,17 @@ pub(crate) struct Machine {
 impl Machine {
     /// Reads the facts; anything unreadable is reported as "unknown" or 0.
     pub(crate) fn detect() -> Machine {
+        let proc_file = |path: &str| {
+            if cfg!(target_os = "linux") {
+                std::fs::read_to_string(path).ok()
+            } else {
+                None
+            }
+        };
         let cores = std::thread::available_parallelism()
             .map(|n| n.get())
             .unwrap_or(0);
-        let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+        let cpuinfo = proc_file("/proc/cpuinfo").unwrap_or_default();
         let cpu_model = cpuinfo
             .lines()
             .find_map(|l| {
@@ -172,10 +164,10 @@ impl Machine {
                 (k.trim() == "model name").then(|| v.trim().to_string())
             })
             .unwrap_or_else(|| "unknown".to_string());
-        let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease")
+        let kernel = proc_file("/proc/sys/kernel/osrelease")
             .map(|s| s.trim().to_string())
-            .unwrap_or_else(|_| "unknown".to_string());
-        let meminfo = std::fs::read_to_string("/proc/meminfo").unwrap_or_default();
+            .unwrap_or_else(|| "unknown".to_string());
+        let meminfo = proc_file("/proc/meminfo").unwrap_or_default();
         let memory_mib = meminfo
             .lines()
             .find_map(|l| {
@@ -199,14 +191,19 @@ impl Machine {
     /// One line for humans.
     pub(crate) fn describe(&self) -> String {
         format!(
-            "{} cores (available_parallelism), CPU \"{}\", Linux {}, {:.1} GiB RAM",
+            "{} cores (available_parallelism), CPU \"{}\", {} {}, {:.1} GiB RAM",
             self.cores,
             self.cpu_model,
+            OS_NAME,
             self.kernel,
             self.memory_mib as f64 / 1024.0
         )
     }
 }
+
+/// Whether [`Connector`] spreads sockets over loopback sources: only where
+/// `IP_BIND_ADDRESS_NO_PORT` exists (Linux).
+const SPREADS: bool = cfg!(target_os = "linux");
 
 /// Client sockets bound per loopback source address. The default ephemeral
 /// port range (32768–60999) holds about 28k ports; staying well below it
@@ -233,7 +230,7 @@ impl Connector {
     /// `base` when `addr` is IPv4 loopback.
     pub(crate) fn new(addr: SocketAddr, base: Ipv4Addr) -> Connector {
         let base = match addr.ip() {
-            IpAddr::V4(ip) if ip.is_loopback() && base.is_loopback() => Some(base),
+            IpAddr::V4(ip) if SPREADS && ip.is_loopback() && base.is_loopback() => Some(base),
             _ => None,
         };
         Connector { addr, base }
@@ -273,6 +270,7 @@ impl Connector {
 /// address and `connect` picks the port. Without it every `bind` to port 0
 /// scans the port space for a free port (tens of seconds for 20k sockets),
 /// and a port could not be shared by connections to different servers.
+#[cfg(target_os = "linux")]
 fn bind_address_no_port(socket: &TcpSocket) -> io::Result<()> {
     use std::os::fd::AsRawFd;
     let on: libc::c_int = 1;
@@ -294,6 +292,13 @@ fn bind_address_no_port(socket: &TcpSocket) -> io::Result<()> {
     }
 }
 
+/// Not available here; [`Connector`] never spreads on this system, so this
+/// is not reached.
+#[cfg(not(target_os = "linux"))]
+fn bind_address_no_port(_socket: &TcpSocket) -> io::Result<()> {
+    Ok(())
+}
+
 /// Resolves `addr` (`host:port`) to its first socket address.
 pub(crate) async fn resolve(addr: &str) -> Result<SocketAddr> {
     tokio::net::lookup_host(addr)
@@ -307,21 +312,7 @@ pub(crate) async fn resolve(addr: &str) -> Result<SocketAddr> {
 mod tests {
     use super::*;
 
-    #[test]
-    fn vm_rss_is_read_from_status() {
-        let status = "Name:\tdemo\nVmPeak:\t  999 kB\nVmRSS:\t   12345 kB\nRssAnon:\t 1 kB\n";
-        assert_eq!(parse_vm_rss(status), Some(12345));
-        assert_eq!(parse_vm_rss("Name:\tzombie\n"), None);
-    }
-
-    #[test]
-    fn own_rss_is_readable() {
-        let mut r = RssReader::open(std::process::id()).unwrap();
-        assert!(r.kib().unwrap() > 0);
-        // A second reading re-reads from the start.
-        assert!(r.kib().unwrap() > 0);
-    }
-
+    #[cfg(target_os = "linux")]
     #[test]
     fn sessions_spread_over_loopback_sources() {
         let c = Connector::new(
@@ -357,6 +348,7 @@ mod tests {
         assert_eq!(c.source(0), None);
     }
 
+    #[cfg(target_os = "linux")]
     #[tokio::test]
     async fn spread_connections_use_their_source_address() {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -368,6 +360,7 @@ mod tests {
         assert_eq!(client.local_addr().unwrap().ip(), peer.ip());
     }
 
+    #[cfg(unix)]
     #[test]
     fn nofile_is_raised_to_what_is_allowed() {
         let before = get_nofile().unwrap();

@@ -1,30 +1,19 @@
-//! Harness shared by the in-process cluster tests: nodes of one
-//! configuration, each a `RunningCluster` of its own so that a test can stop
-//! and restart one, and a few helpers for a zinx client.
+//! Nodes of one configuration running in this process, each a
+//! `RunningCluster` of its own so that a test can stop and restart one, and
+//! a few helpers for a zinx client that speaks text.
 //!
-//! Each test file adds what is particular to it in its own `impl
-//! TestCluster` block (the configuration it starts, how it logs in).
-
-// Each test file uses a different part of the harness.
-#![allow(dead_code)]
+//! A test file adds what is particular to it (the configuration it starts,
+//! how it logs in) in a trait of its own implemented for [`TestCluster`].
 
 use std::time::Duration;
 
 use zinx_cluster::{Client, Cluster, ClusterConfig, Frame, RunningCluster, Select};
 
-/// How long one expected frame may take.
-pub const T: Duration = Duration::from_secs(5);
-
-/// A port nobody listens on right now.
-pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
-}
+use crate::T;
 
 /// Nodes of one configuration running in this process.
 pub struct TestCluster {
+    /// The loaded configuration every node starts from.
     pub config: ClusterConfig,
     /// The `dinx.json` and `settings.json` texts the config was made of
     /// (for a node started in a child process).

@@ -68,6 +68,7 @@ pub(crate) async fn run(addr: &str, max_frame_len: usize) -> Result<()> {
 }
 
 /// Resolves on SIGINT or SIGTERM.
+#[cfg(unix)]
 async fn shutdown_signal() -> Result<()> {
     use tokio::signal::unix::{SignalKind, signal};
     let mut term = signal(SignalKind::terminate()).context("installing SIGTERM handler")?;
@@ -76,6 +77,12 @@ async fn shutdown_signal() -> Result<()> {
         _ = term.recv() => {}
     }
     Ok(())
+}
+
+/// Resolves on Ctrl-C (there is no SIGTERM here).
+#[cfg(not(unix))]
+async fn shutdown_signal() -> Result<()> {
+    tokio::signal::ctrl_c().await.context("waiting for Ctrl-C")
 }
 
 /// Serves `listener` until the future is dropped (for tests).
