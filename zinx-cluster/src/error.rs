@@ -85,14 +85,38 @@ pub enum CallError {
     NoReply,
 }
 
-impl From<SendError> for crate::HandlerError {
-    fn from(e: SendError) -> Self {
-        crate::HandlerError::new(e.to_string())
+impl SendError {
+    /// The machine-readable code, as error frames and
+    /// [`HandlerError::code`](crate::HandlerError::code) give it.
+    pub fn code(&self) -> &'static str {
+        match self {
+            SendError::NoSession => "no_session",
+            SendError::SessionGone(_) => "session_gone",
+            SendError::NotOnline(_) => "not_online",
+            SendError::InvalidUid(_) => "invalid_uid",
+            SendError::Unreachable { .. } => "unreachable",
+            SendError::Congested { .. } => "congested",
+            SendError::Partial(_) => "partial",
+            SendError::Directory(_) => "directory",
+            SendError::Remote(_) => "remote",
+            SendError::Unsupported(_) => "unsupported",
+        }
     }
 }
 
-impl From<CallError> for crate::HandlerError {
-    fn from(e: CallError) -> Self {
-        crate::HandlerError::new(e.to_string())
+impl CallError {
+    /// The machine-readable code, as error frames and
+    /// [`HandlerError::code`](crate::HandlerError::code) give it.
+    pub fn code(&self) -> &'static str {
+        match self {
+            CallError::UnknownGroup(_) => "unknown_group",
+            CallError::GateGroup(_) => "gate_group",
+            CallError::NoLiveNode(_) => "no_live_node",
+            CallError::Timeout { .. } => "timeout",
+            CallError::LinkLost(_) => "unreachable",
+            CallError::Congested(_) => "congested",
+            CallError::Remote(_) => "handler_error",
+            CallError::NoReply => "no_reply",
+        }
     }
 }

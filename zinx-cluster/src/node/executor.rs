@@ -381,6 +381,7 @@ mod tests {
         msg_id: 6,
         group: "im",
         name: "echo",
+        internal: false,
         module: "test",
         file: file!(),
         line: line!(),
