@@ -747,7 +747,8 @@ async fn redis_down_fails_directory_operations_clearly_then_recovers() {
     let f = req(&mut carol, 1, r#"{"name":"carol"}"#).await;
     let took = started.elapsed();
     let e = error_of(&f);
-    assert_eq!(e["code"], "handler_error");
+    // The directory's own code, not a generic `handler_error`.
+    assert_eq!(e["code"], "directory");
     let text = e["error"].as_str().unwrap();
     assert!(
         text.contains("user directory") && text.contains("Redis"),
