@@ -1,56 +1,74 @@
-//! The demo's wire protocol: the msg_ids of `conf/route.json` and the JSON
-//! bodies of its messages, shared by the server's handlers (`src/gate.rs`,
-//! `src/im.rs`), the chat client (`src/bin/demo-client.rs`) and the tests.
+//! The demo's wire protocol: the message types of `conf/route.json`, shared
+//! by the server's handlers (`src/gate.rs`, `src/im.rs`), the chat client
+//! (`src/bin/demo-client.rs`) and the tests. Each type says its msg_id once,
+//! with `#[message(id = ..)]`; the handlers and pushes take it from there.
 //!
 //! | msg_id | group | client sends | the client gets |
 //! |---|---|---|---|
-//! | 1 login | gate | [`Login`] | [`Answer`] with `name` |
+//! | 1 login | gate | [`Login`] | [`Answer`] with `name`; an older session of the name gets [`Replaced`] |
 //! | 2 logout | gate | `{}` | [`Answer`] |
 //! | 3 send | im | [`Chat`] | [`Answer`]; the addressee gets a [`Delivery`] on 3 |
-//! | 4 broadcast | im | [`Shout`] | every session gets a [`Delivery`] on 4; an [`Answer`] only on failure |
+//! | 4 broadcast | im | [`Shout`] | every session gets a [`Shouted`] on 4; an [`Answer`] only on failure |
 //! | 5 echo | gate | any bytes | the same bytes |
 //! | 6 echo | im | any bytes | the same bytes |
+//! | 20 stats | im, internal | — (clients get `unknown_msg_id`) | — |
+//! | 21 stats | gate | anything | [`Stats`]: the im node that answered [`StatsQuery`] on 20 |
 //!
 //! Failures the framework detects (a body that is not the expected JSON, no
 //! live im node) come back as its error answer on msg_id 0:
 //! `{"msg_id":3,"code":"bad_payload","error":"..."}`.
-//!
-//! The handlers name the msg_ids as literals (`#[handler(msg_id = 3, ..)]`),
-//! so the compiler can catch two handlers claiming one id; the constants
-//! here are for clients.
 
 #![warn(missing_docs)]
 #![forbid(unsafe_code)]
 
 use serde::{Deserialize, Serialize};
+use zinx_cluster::Message;
 
 /// Log in: binds the session to a user name.
-pub const LOGIN: u32 = 1;
+pub const LOGIN: u32 = Login::ID;
 /// Log out: removes the session's user name.
 pub const LOGOUT: u32 = 2;
 /// Send a line to one user.
-pub const SEND: u32 = 3;
+pub const SEND: u32 = Chat::ID;
 /// Send a line to everybody.
-pub const BROADCAST: u32 = 4;
+pub const BROADCAST: u32 = Shout::ID;
 /// Echo, answered by the gate itself.
 pub const GATE_ECHO: u32 = 5;
 /// Echo, answered by an im node (crosses the cluster).
 pub const IM_ECHO: u32 = 6;
+/// Which im node answers: the gate asks one with the internal [`StatsQuery`].
+pub const STATS: u32 = Stats::ID;
 /// The zinx client heartbeat; the gate swallows it and only notes that the
 /// client is alive.
 pub const HEARTBEAT: u32 = zinx_cluster::ZINX_HEARTBEAT_MSG_ID;
 /// msg_id of the framework's error answers (setting `error_msg_id`).
 pub const ERROR: u32 = 0;
 
-/// Body of [`LOGIN`]: `{"name":"alice"}`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// [`LOGIN`]: `{"name":"alice"}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Message)]
+#[message(id = 1)]
 pub struct Login {
     /// The user name to log in as (1 to 255 bytes).
     pub name: String,
 }
 
-/// Body of [`SEND`]: `{"to":"bob","text":"hi"}`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// What an older session of a name gets on [`LOGIN`] when the name logs in
+/// elsewhere, just before it is closed: an [`Answer`],
+/// `{"ok":false,"error":"logged in elsewhere"}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Message)]
+#[message(id = 1)]
+#[serde(transparent)]
+pub struct Replaced(pub Answer);
+
+impl Default for Replaced {
+    fn default() -> Self {
+        Replaced(Answer::error("logged in elsewhere"))
+    }
+}
+
+/// [`SEND`]: `{"to":"bob","text":"hi"}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Message)]
+#[message(id = 3)]
 pub struct Chat {
     /// Who gets the line.
     pub to: String,
@@ -58,16 +76,10 @@ pub struct Chat {
     pub text: String,
 }
 
-/// Body of [`BROADCAST`]: `{"text":"hello"}`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Shout {
-    /// The line.
-    pub text: String,
-}
-
-/// A line from another user: on [`SEND`] from one user, on [`BROADCAST`]
-/// to everybody. `{"from":"alice","text":"hi"}`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// A line from another user, pushed on [`SEND`]:
+/// `{"from":"alice","text":"hi"}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Message)]
+#[message(id = 3)]
 pub struct Delivery {
     /// The sender's user name.
     pub from: String,
@@ -75,8 +87,44 @@ pub struct Delivery {
     pub text: String,
 }
 
+/// [`BROADCAST`]: `{"text":"hello"}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Message)]
+#[message(id = 4)]
+pub struct Shout {
+    /// The line.
+    pub text: String,
+}
+
+/// A line to everybody, pushed on [`BROADCAST`]:
+/// `{"from":"alice","text":"hi"}` (the shape of a [`Delivery`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Message)]
+#[message(id = 4)]
+pub struct Shouted {
+    /// The sender's user name.
+    pub from: String,
+    /// The line.
+    pub text: String,
+}
+
+/// The internal question the gate asks an im node on 20: `null`. Clients
+/// cannot send it (route.json marks 20 internal).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Message)]
+#[message(id = 20)]
+pub struct StatsQuery;
+
+/// [`STATS`]'s answer, from the im node that served it: `{"node":"im-1"}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Message)]
+#[message(id = 21)]
+pub struct Stats {
+    /// The im node's name (`Name` in `dinx.json`).
+    pub node: String,
+}
+
 /// The answer to a request: `{"ok":true}`, `{"ok":true,"name":"alice"}`
 /// after a login, or `{"ok":false,"error":"bob is not online"}`.
+///
+/// Not a message of its own: it answers several msg_ids, and a reply goes
+/// on the request's msg_id. Handlers return it as `Json<Answer>`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Answer {
     /// Whether the request did what it asked.
@@ -151,5 +199,24 @@ mod tests {
             json(&Answer::not_logged_in()),
             r#"{"ok":false,"error":"not logged in"}"#
         );
+    }
+
+    #[test]
+    fn messages_have_the_documented_shape_and_ids() {
+        assert_eq!(
+            &Replaced::default().to_bytes().unwrap()[..],
+            br#"{"ok":false,"error":"logged in elsewhere"}"#
+        );
+        assert_eq!(&StatsQuery.to_bytes().unwrap()[..], b"null");
+        assert_eq!(
+            &Stats { node: "im-1".into() }.to_bytes().unwrap()[..],
+            br#"{"node":"im-1"}"#
+        );
+        assert_eq!(
+            (LOGIN, SEND, BROADCAST, STATS, StatsQuery::ID),
+            (1, 3, 4, 21, 20)
+        );
+        assert_eq!(Delivery::ID, SEND);
+        assert_eq!(Shouted::ID, BROADCAST);
     }
 }

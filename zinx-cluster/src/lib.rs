@@ -44,7 +44,7 @@ pub use handler::{
     BoxFuture, FromPayload, HANDLER_ERROR_CODE, HandlerError, HandlerFailure, IntoReply, Json,
     PayloadError,
 };
-pub use message::{Codec, Direction, Message, MessageError, MessageType, registered_messages};
+pub use message::{Codec, CodecDirection, Message, MessageError, MessageType, registered_messages};
 pub use metrics::MetricsSnapshot;
 pub use node::{Ctx, KickTarget, SessionClosed, SessionHook};
 /// The prost version the `protobuf` codec uses (feature `protobuf`).

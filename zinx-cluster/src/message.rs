@@ -85,7 +85,7 @@ impl fmt::Display for Codec {
 
 /// Which way a [`MessageError`] happened.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Direction {
+pub enum CodecDirection {
     /// Value to bytes.
     Encode,
     /// Bytes to value.
@@ -105,7 +105,7 @@ pub struct MessageError {
     /// Its codec.
     pub codec: Codec,
     /// Encoding or decoding.
-    pub direction: Direction,
+    pub direction: CodecDirection,
     /// What the codec said.
     pub reason: String,
 }
@@ -113,8 +113,8 @@ pub struct MessageError {
 impl fmt::Display for MessageError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let direction = match self.direction {
-            Direction::Encode => "encode",
-            Direction::Decode => "decode",
+            CodecDirection::Encode => "encode",
+            CodecDirection::Decode => "decode",
         };
         write!(
             f,
@@ -131,8 +131,8 @@ impl MessageError {
     /// value that does not encode.
     pub fn code(&self) -> &'static str {
         match self.direction {
-            Direction::Encode => "encode_failed",
-            Direction::Decode => "bad_payload",
+            CodecDirection::Encode => "encode_failed",
+            CodecDirection::Decode => "bad_payload",
         }
     }
 }
@@ -211,12 +211,12 @@ pub mod codec {
     use serde::Serialize;
     use serde::de::DeserializeOwned;
 
-    use super::{Codec, Direction, MessageError};
+    use super::{Codec, CodecDirection, MessageError};
 
     fn error(
         message: &'static str,
         codec: Codec,
-        direction: Direction,
+        direction: CodecDirection,
         reason: String,
     ) -> MessageError {
         MessageError {
@@ -244,12 +244,12 @@ pub mod codec {
         fn encode_json(&self, name: &'static str) -> Result<Bytes, MessageError> {
             serde_json::to_vec(self)
                 .map(Bytes::from)
-                .map_err(|e| error(name, Codec::Json, Direction::Encode, e.to_string()))
+                .map_err(|e| error(name, Codec::Json, CodecDirection::Encode, e.to_string()))
         }
 
         fn decode_json(data: &[u8], name: &'static str) -> Result<Self, MessageError> {
             serde_json::from_slice(data)
-                .map_err(|e| error(name, Codec::Json, Direction::Decode, e.to_string()))
+                .map_err(|e| error(name, Codec::Json, CodecDirection::Decode, e.to_string()))
         }
     }
 
@@ -276,7 +276,7 @@ pub mod codec {
 
         fn decode_protobuf(data: Bytes, name: &'static str) -> Result<Self, MessageError> {
             T::decode(data)
-                .map_err(|e| error(name, Codec::Protobuf, Direction::Decode, e.to_string()))
+                .map_err(|e| error(name, Codec::Protobuf, CodecDirection::Decode, e.to_string()))
         }
     }
 
@@ -333,7 +333,7 @@ pub mod codec {
         fn decode_raw(data: Bytes, name: &'static str) -> Result<Self, MessageError> {
             String::from_utf8(data.to_vec()).map_err(|e| {
                 let reason = format!("not UTF-8: {}", e.utf8_error());
-                error(name, Codec::Raw, Direction::Decode, reason)
+                error(name, Codec::Raw, CodecDirection::Decode, reason)
             })
         }
     }
@@ -374,7 +374,7 @@ mod tests {
         assert_eq!(Chat::from_bytes(bytes).unwrap(), chat);
         let err = Chat::from_bytes(Bytes::from_static(b"{}")).unwrap_err();
         assert_eq!(err.message, "Chat");
-        assert_eq!(err.direction, Direction::Decode);
+        assert_eq!(err.direction, CodecDirection::Decode);
         assert_eq!(err.code(), "bad_payload");
         assert!(
             err.to_string()
