@@ -209,7 +209,11 @@ mod tests {
         );
         assert_eq!(&StatsQuery.to_bytes().unwrap()[..], b"null");
         assert_eq!(
-            &Stats { node: "im-1".into() }.to_bytes().unwrap()[..],
+            &Stats {
+                node: "im-1".into()
+            }
+            .to_bytes()
+            .unwrap()[..],
             br#"{"node":"im-1"}"#
         );
         assert_eq!(

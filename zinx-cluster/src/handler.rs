@@ -106,14 +106,14 @@ fn short_type_name<T>() -> &'static str {
 /// framework's own errors keep their code ([`SendError::code`],
 /// [`CallError::code`], [`PayloadError`] and [`MessageError`] give
 /// `bad_payload`); anything else gets the code `handler_error`. Give a code
-/// of your own with [`HandlerError::with_code`]:
+/// of your own with [`HandlerError::new`]:
 ///
 /// ```
 /// use zinx_cluster::HandlerError;
 ///
 /// fn check(items: usize) -> Result<(), HandlerError> {
 ///     if items > 10 {
-///         return Err(HandlerError::with_code("quota", "at most 10 items"));
+///         return Err(HandlerError::new("quota", "at most 10 items"));
 ///     }
 ///     let _n: u32 = "12".parse()?; // a ParseIntError: code `handler_error`
 ///     Ok(())
@@ -142,20 +142,21 @@ pub struct HandlerError {
 pub const HANDLER_ERROR_CODE: &str = "handler_error";
 
 impl HandlerError {
-    /// An error with the code `handler_error` and this message.
-    pub fn new(message: impl Into<String>) -> Self {
-        HandlerError::with_code(HANDLER_ERROR_CODE, message)
-    }
-
-    /// An error with a code of its own (e.g. `"quota"`, `"not_logged_in"`:
-    /// short, snake_case, stable, for clients to match on) and a message
-    /// for people.
-    pub fn with_code(code: impl Into<Cow<'static, str>>, message: impl Into<String>) -> Self {
+    /// An error with a code (e.g. `"quota"`, `"not_logged_in"`: short,
+    /// snake_case, stable, for clients to match on) and a message for
+    /// people.
+    pub fn new(code: impl Into<Cow<'static, str>>, message: impl Into<String>) -> Self {
         HandlerError {
             code: code.into(),
             message: message.into(),
             source: None,
         }
+    }
+
+    /// An error with the code `handler_error` and this message (what `?` on
+    /// a `&str` or `String` gives too).
+    pub fn msg(message: impl Into<String>) -> Self {
+        HandlerError::new(HANDLER_ERROR_CODE, message)
     }
 
     /// Keeps `source` as the error this one comes from.
@@ -218,9 +219,9 @@ where
 /// The code of one of the framework's errors.
 fn known_code(error: &(dyn StdError + 'static)) -> Option<Cow<'static, str>> {
     if let Some(e) = error.downcast_ref::<crate::SendError>() {
-        Some(Cow::Borrowed(e.code()))
+        Some(Cow::Owned(e.code().to_owned()))
     } else if let Some(e) = error.downcast_ref::<crate::CallError>() {
-        Some(Cow::Borrowed(e.code()))
+        Some(Cow::Owned(e.code().to_owned()))
     } else if let Some(e) = error.downcast_ref::<crate::MessageError>() {
         Some(Cow::Borrowed(e.code()))
     } else if error.is::<PayloadError>() {
@@ -276,7 +277,7 @@ impl<T: Serialize> IntoReply for Json<T> {
         serde_json::to_vec(&self.0)
             .map(|v| Some(Bytes::from(v)))
             .map_err(|e| {
-                HandlerError::with_code(
+                HandlerError::new(
                     "encode_failed",
                     format!("reply does not encode as JSON: {e}"),
                 )
@@ -302,6 +303,32 @@ impl<T: IntoReply, E: Into<HandlerError>> IntoReply for Result<T, E> {
     }
 }
 
+/// The payload of a `Failed` answer between nodes (a call, a cast's
+/// refusal, a gate's answer to a bind or kick): `{"code":..,"error":..}`,
+/// so that the caller's error keeps the code of the callee's.
+pub(crate) fn encode_failure(code: &str, message: &str) -> Bytes {
+    let body = serde_json::json!({ "code": code, "error": message });
+    Bytes::from(body.to_string())
+}
+
+/// The code and message of a `Failed` answer; a payload that is not
+/// [`encode_failure`]'s (a node of an older build) is a message with the
+/// code `handler_error`.
+pub(crate) fn decode_failure(payload: &[u8]) -> (String, String) {
+    #[derive(serde::Deserialize)]
+    struct Failure {
+        code: String,
+        error: String,
+    }
+    match serde_json::from_slice::<Failure>(payload) {
+        Ok(f) => (f.code, f.error),
+        Err(_) => (
+            HANDLER_ERROR_CODE.to_string(),
+            String::from_utf8_lossy(payload).into_owned(),
+        ),
+    }
+}
+
 /// Why a handler invocation produced no normal result.
 #[derive(Debug)]
 pub enum HandlerFailure {
@@ -318,6 +345,14 @@ impl HandlerFailure {
         match self {
             HandlerFailure::Payload(_) => "bad_payload",
             HandlerFailure::Handler(e) => e.code(),
+        }
+    }
+
+    /// The failure as the `Failed` answer of a call: its code and message.
+    pub(crate) fn to_answer(&self) -> Bytes {
+        match self {
+            HandlerFailure::Payload(e) => encode_failure(self.code(), &e.to_string()),
+            HandlerFailure::Handler(e) => encode_failure(e.code(), e.message()),
         }
     }
 }
@@ -410,9 +445,12 @@ mod tests {
         assert_eq!(io.map(|e| e.kind()), Some(std::io::ErrorKind::Other));
 
         // The framework's errors keep their code.
-        let e = fails(crate::SendError::NotOnline("bob".into())).unwrap_err();
+        let e = fails(crate::SendError::NotOnline { uid: "bob".into() }).unwrap_err();
         assert_eq!((e.code(), e.message()), ("not_online", "bob is not online"));
-        let e = fails(crate::CallError::NoLiveNode("rank".into())).unwrap_err();
+        let e = fails(crate::CallError::NoLiveNode {
+            group: "rank".into(),
+        })
+        .unwrap_err();
         assert_eq!(e.code(), "no_live_node");
         let payload = PayloadError {
             expected: "JSON Chat".into(),
@@ -421,7 +459,7 @@ mod tests {
         assert_eq!(fails(payload).unwrap_err().code(), "bad_payload");
 
         // A code of one's own, with a source.
-        let e = HandlerError::with_code("quota", "at most 10").with_source("over by 2");
+        let e = HandlerError::new("quota", "at most 10").with_source("over by 2");
         assert_eq!((e.code(), e.message()), ("quota", "at most 10"));
         assert_eq!(
             e.source().map(|s| s.to_string()).as_deref(),

@@ -150,9 +150,14 @@ fn demo_conf_of_the_workspace_loads() {
             route(1, "login", "gate"),
             route(2, "logout", "gate"),
             route(5, "echo", "gate"),
+            route(21, "stats", "gate"),
             route(3, "send", "im"),
             route(4, "broadcast", "im"),
             route(6, "echo", "im"),
+            RouteConfig {
+                internal: true,
+                ..route(20, "stats", "im")
+            },
         ]
     );
 }

@@ -64,7 +64,10 @@ impl Routing {
             }
         }
         let mut dests = Vec::new();
-        for r in &config.routes {
+        // Internal routes are for `call`/`cast` only, which do not look
+        // here: leaving them out makes a client's internal msg_id exactly
+        // an unknown one (same answer, same counter, no handler).
+        for r in config.routes.iter().filter(|r| !r.internal) {
             let dest = if r.group == my_group {
                 match handlers.get(r.msg_id) {
                     Some(route) => Dest::Local(route),
@@ -84,7 +87,8 @@ impl Routing {
         Routing { dests, groups }
     }
 
-    /// Where `msg_id` goes; `None` when no route names it.
+    /// Where a client's `msg_id` goes; `None` when no route names it or
+    /// the route is internal.
     pub(crate) fn dest(&self, msg_id: u32) -> Option<Dest> {
         self.dests
             .binary_search_by_key(&msg_id, |(id, _)| *id)
@@ -127,7 +131,8 @@ mod tests {
         }"#;
         let route = r#"{
           "gate": [{"MsgID": 1, "Name": "login"}],
-          "im": [{"MsgID": 3, "Name": "send"}, {"MsgID": 6, "Name": "echo"}],
+          "im": [{"MsgID": 3, "Name": "send"}, {"MsgID": 6, "Name": "echo"},
+                 {"MsgID": 20, "Name": "stats", "Internal": true}],
           "lobby": [{"MsgID": 40, "Name": "lobby"}]
         }"#;
         ClusterConfig::from_strs("test", dinx, route, None).expect("valid test config")
@@ -148,6 +153,8 @@ mod tests {
         }
         assert!(matches!(routing.dest(40), Some(Dest::OtherGate(_))));
         assert!(routing.dest(99).is_none());
+        // Internal: as unknown as 99, for a client.
+        assert!(routing.dest(20).is_none());
         assert!(routing.group("lobby").is_some());
     }
 

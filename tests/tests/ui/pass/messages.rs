@@ -52,7 +52,7 @@ struct Stats {
 #[handler(group = "im")]
 async fn send(_ctx: &mut Ctx, chat: Chat) -> Result<Delivery, HandlerError> {
     if chat.to.is_empty() {
-        return Err(HandlerError::with_code("no_recipient", "to whom?"));
+        return Err(HandlerError::new("no_recipient", "to whom?"));
     }
     Ok(Delivery {
         from: "a".into(),
