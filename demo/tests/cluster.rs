@@ -169,8 +169,30 @@ async fn all_nodes_in_one_process() {
     }
 
     check_chat(&addr).await;
+    check_stats(&addr).await;
 
     demo.interrupt();
     let status = demo.wait_exit(Duration::from_secs(10));
     assert_eq!(status.code(), Some(0), "{}", demo.log());
+}
+
+/// 21 asks an im node through its internal 20 and answers with its name;
+/// 20 itself, from a client, is an unknown msg_id.
+async fn check_stats(addr: &str) {
+    let mut c = Client::connect(addr).await.expect("connect");
+    let f = c.request(21, "", T).await.expect("an answer");
+    assert_eq!(f.msg_id, 21);
+    let node = body(&f)["node"].as_str().unwrap_or_default().to_string();
+    assert!(node == "im-1" || node == "im-2", "{}", body(&f));
+
+    let internal = c.request(20, "null", T).await.expect("an answer");
+    let unknown = c.request(7, "null", T).await.expect("an answer");
+    assert_eq!((internal.msg_id, unknown.msg_id), (0, 0), "error frames");
+    let (internal, unknown) = (body(&internal), body(&unknown));
+    assert_eq!(internal["code"], "unknown_msg_id");
+    assert_eq!(
+        internal["error"].as_str().unwrap().replace("20", "N"),
+        unknown["error"].as_str().unwrap().replace('7', "N"),
+        "an internal msg_id looks exactly unknown"
+    );
 }

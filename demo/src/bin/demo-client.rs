@@ -14,6 +14,7 @@
 //! /gecho text      echoed by the gate itself          (msg 5)
 //! /login name      log in again under another name    (msg 1)
 //! /logout          log out, stay connected            (msg 2)
+//! /stats           which im node answers              (msg 21; the gate asks im's internal 20)
 //! /quit            leave
 //! /help            this list
 //! ```
@@ -32,7 +33,7 @@ use std::time::Duration;
 use clap::Parser;
 use demo::{
     Answer, BROADCAST, Chat, Delivery, ERROR, ErrorAnswer, GATE_ECHO, HEARTBEAT, IM_ECHO, LOGIN,
-    LOGOUT, Login, SEND, Shout,
+    LOGOUT, Login, SEND, STATS, Shout, Stats,
 };
 use serde::Serialize;
 use tokio::sync::mpsc;
@@ -50,6 +51,7 @@ commands:
   /gecho TEXT     echoed by the gate
   /login NAME     log in under another name
   /logout         log out, stay connected
+  /stats          which im node answers (the gate asks one)
   /quit           leave
   /help           this list";
 
@@ -120,6 +122,7 @@ fn parse(line: &str) -> Command {
         ),
         "/login" => Command::Say("usage: /login NAME".into()),
         "/logout" => Command::Send(LOGOUT, b"{}".to_vec()),
+        "/stats" => Command::Send(STATS, Vec::new()),
         "/quit" | "/exit" => Command::Quit,
         "/help" => Command::Say(HELP.into()),
         other => Command::Say(format!("! unknown command {other} (try /help)")),
@@ -184,6 +187,13 @@ impl Chatter {
             LOGOUT => {
                 self.answered();
                 answer_line(data, |_| Some("* logged out".into()))
+            }
+            STATS => {
+                self.answered();
+                Some(match serde_json::from_slice::<Stats>(data) {
+                    Ok(stats) => format!("* stats: answered by {}", stats.node),
+                    Err(_) => format!("stats: {}", text()),
+                })
             }
             IM_ECHO => {
                 self.answered();
@@ -325,6 +335,7 @@ mod tests {
         );
         assert_eq!(parse("/echo a b"), Command::Send(IM_ECHO, b"a b".to_vec()));
         assert_eq!(parse("/gecho"), Command::Send(GATE_ECHO, Vec::new()));
+        assert_eq!(parse("/stats"), Command::Send(STATS, Vec::new()));
         assert_eq!(parse("/quit"), Command::Quit);
         assert_eq!(parse("   "), Command::Nothing);
         assert!(matches!(parse("/to bob"), Command::Say(_)));
@@ -348,6 +359,12 @@ mod tests {
         assert_eq!(
             show(&mut me, BROADCAST, r#"{"from":"alice","text":"yo"}"#).as_deref(),
             Some("[all] alice: yo")
+        );
+        assert_eq!(me.pending, 0);
+        me.pending = 1;
+        assert_eq!(
+            show(&mut me, STATS, r#"{"node":"im-2"}"#).as_deref(),
+            Some("* stats: answered by im-2")
         );
         assert_eq!(me.pending, 0);
         assert_eq!(
