@@ -44,6 +44,9 @@ pub(crate) struct Routing {
     dests: Vec<(u32, Dest)>,
     /// Every group of the cluster.
     groups: Vec<Group>,
+    /// The internal msg_ids, sorted: only for the log line of a client
+    /// that sends one (its answer is an unknown msg_id's).
+    internal: Vec<u32>,
 }
 
 impl Routing {
@@ -84,7 +87,18 @@ impl Routing {
             dests.push((r.msg_id, dest));
         }
         dests.sort_by_key(|(id, _)| *id);
-        Routing { dests, groups }
+        let mut internal: Vec<u32> = config
+            .routes
+            .iter()
+            .filter(|r| r.internal)
+            .map(|r| r.msg_id)
+            .collect();
+        internal.sort_unstable();
+        Routing {
+            dests,
+            groups,
+            internal,
+        }
     }
 
     /// Where a client's `msg_id` goes; `None` when no route names it or
@@ -94,6 +108,12 @@ impl Routing {
             .binary_search_by_key(&msg_id, |(id, _)| *id)
             .ok()
             .map(|i| self.dests[i].1)
+    }
+
+    /// Whether route.json marks `msg_id` internal (for logs: a client gets
+    /// no [`Dest`] for it).
+    pub(crate) fn is_internal(&self, msg_id: u32) -> bool {
+        self.internal.binary_search(&msg_id).is_ok()
     }
 
     /// Group `i` of a [`Dest`].
@@ -155,6 +175,8 @@ mod tests {
         assert!(routing.dest(99).is_none());
         // Internal: as unknown as 99, for a client.
         assert!(routing.dest(20).is_none());
+        assert!(routing.is_internal(20));
+        assert!(!routing.is_internal(3));
         assert!(routing.group("lobby").is_some());
     }
 
