@@ -25,8 +25,18 @@ async fn typed(_ctx: &mut Ctx, text: Text) -> Text {
     text
 }
 
+/// A message whose handler also names its msg_id.
+#[derive(Message)]
+#[message(id = 4, codec = "raw")]
+pub struct Blob(pub Bytes);
+
+#[handler(msg_id = 4, group = "g")]
+async fn both(_ctx: &mut Ctx, blob: Blob) -> Blob {
+    blob
+}
+
 fn main() {
-    let _ = (strict, private, typed);
-    assert_eq!(zinx_cluster::registered().count(), 3);
-    assert_eq!(zinx_cluster::registered_messages().count(), 1);
+    let _ = (strict, private, typed, both);
+    assert_eq!(zinx_cluster::registered().count(), 4);
+    assert_eq!(zinx_cluster::registered_messages().count(), 2);
 }
