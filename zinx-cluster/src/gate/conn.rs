@@ -68,7 +68,9 @@ async fn client_loop(
         0 => None,
         ms => Some(Duration::from_millis(ms)),
     };
-    let mut last_read = Instant::now();
+    // When the client last completed a frame: bytes that do not complete
+    // one (a trickle, half a header) do not keep the session alive.
+    let mut last_frame = Instant::now();
     let idle_timer = tokio::time::sleep(idle.unwrap_or(Duration::from_secs(3600)));
     tokio::pin!(idle_timer);
     let mut stopping = false;
@@ -111,10 +113,10 @@ async fn client_loop(
             _ = session.ready.notified() => {}
             _ = &mut idle_timer, if idle.is_some() && !stopping => {
                 let d = idle.unwrap_or_default();
-                if last_read.elapsed() >= d {
+                if last_frame.elapsed() >= d {
                     break CloseReason::Idle;
                 }
-                idle_timer.as_mut().reset((last_read + d).into());
+                idle_timer.as_mut().reset((last_frame + d).into());
             }
             r = stream.readable() => {
                 if r.is_err() {
@@ -125,14 +127,18 @@ async fn client_loop(
                 }
                 match stream.try_read_buf(&mut rbuf) {
                     Ok(0) => break CloseReason::ClientClosed,
-                    Ok(_) => last_read = Instant::now(),
+                    Ok(_) => {}
                     Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
                     Err(_) => break CloseReason::IoError,
                 }
+                let mut completed = false;
                 loop {
                     match codec.decode(&mut rbuf) {
                         Ok(Some(frame)) if stopping => refuse_frame(node, session, frame),
-                        Ok(Some(frame)) => handle_frame(node, session, frame).await,
+                        Ok(Some(frame)) => {
+                            completed = true;
+                            handle_frame(node, session, frame).await;
+                        }
                         Ok(None) => break,
                         Err(FrameError::TooLarge { msg_id, len, max }) => {
                             warn!(session = %session.id, msg_id, len, max, "frame over the size limit: closing the connection");
@@ -140,6 +146,9 @@ async fn client_loop(
                         }
                         Err(FrameError::Io(_)) => return CloseReason::IoError,
                     }
+                }
+                if completed {
+                    last_frame = Instant::now();
                 }
                 if rbuf.is_empty() && rbuf.capacity() > 4 * READ_CHUNK {
                     // A large frame passed: give its memory back.
@@ -149,8 +158,14 @@ async fn client_loop(
         }
     };
     // Closing. A kicked or shut-down client still gets what was queued for
-    // it (e.g. the message saying why); one that stopped reading does not.
-    if session.close_reason().unwrap_or(reason) != CloseReason::QueueFull {
+    // it (e.g. the message saying why); one that stopped reading does not:
+    // it is reset (SO_LINGER 0), so the kernel drops what is still in the
+    // socket's send buffer instead of trickling it out for minutes.
+    if session.close_reason().unwrap_or(reason) == CloseReason::QueueFull {
+        if let Err(e) = stream.set_zero_linger() {
+            debug!(session = %session.id, error = %e, "abortive close not set");
+        }
+    } else {
         session.drain_into(&mut wbuf, usize::MAX);
         if !wbuf.is_empty() {
             let _ = tokio::time::timeout(CLOSE_FLUSH, stream.write_all(&wbuf)).await;
@@ -228,59 +243,78 @@ async fn handle_frame(node: &Arc<Node>, session: &Arc<Session>, frame: Frame) {
     }
 }
 
+/// Forwards a client message to a live node of group `g`. A pick that
+/// lands on a link failing at that very moment (its writer died, its
+/// reader has not removed it yet) tries the next live node once, so a
+/// dying node does not turn into `no_live_node` while another lives.
 fn forward(node: &Arc<Node>, session: &Arc<Session>, g: usize, frame: Frame) {
     let group = node.routing().group_at(g);
     let m = node.metrics();
     let msg_id = frame.msg_id;
-    let peer = node
-        .choose(group, session.id.0)
-        .and_then(|target| node.links().get(target));
-    let Some(peer) = peer else {
-        m.no_live_node.add(1);
-        let why = format!("no live node in group {:?}", group.name);
-        warn!(session = %session.id, msg_id, "{why}");
-        node.answer_error(session.id, msg_id, "no_live_node", &why);
-        return;
-    };
-    if session.mark_served(peer.id) {
-        debug!(node = peer.id, "session now served by node");
-    }
     let mut env = Envelope::new(Kind::Forward);
     env.msg_id = msg_id;
     env.node = node.id();
     env.session = session.id.0;
     env.uid = session.uid_wire();
     env.payload = frame.data;
-    // Counted before the send: the answer may come back before `send`
-    // returns.
-    peer.forward_sent();
-    match peer.send(env) {
-        Ok(()) => m.forwards.add(1),
-        Err(e) => {
-            peer.forward_done();
-            let (code, why) = match e {
-                LinkError::Down => {
-                    m.no_live_node.add(1);
-                    (
-                        "no_live_node",
-                        format!(
-                            "node {} of group {:?} is unreachable",
-                            peer.name, group.name
-                        ),
-                    )
-                }
-                LinkError::Full => {
-                    m.link_queue_full.add(1);
-                    (
-                        "overloaded",
-                        format!("link to node {} is congested", peer.name),
-                    )
-                }
-            };
-            warn!(session = %session.id, msg_id, "{why}");
-            node.answer_error(session.id, msg_id, code, &why);
+    let mut failed = None;
+    let error = loop {
+        let peer = node
+            .choose_except(group, session.id.0, failed)
+            .and_then(|target| node.links().get(target));
+        let Some(peer) = peer else {
+            m.no_live_node.add(1);
+            break (
+                "no_live_node",
+                format!("no live node in group {:?}", group.name),
+            );
+        };
+        // Tracked and counted before the send: the answer may come back
+        // before `send` returns.
+        session.track_forward(peer.id, msg_id);
+        peer.forward_sent();
+        let Err((e, back)) = peer.send_or_return(env) else {
+            m.forwards.add(1);
+            if session.mark_served(peer.id) {
+                debug!(node = peer.id, "session now served by node");
+            }
+            return;
+        };
+        peer.forward_done();
+        if !session.untrack_forward(peer.id, msg_id) {
+            // The link died between the pick and the send, and its
+            // `node_lost` answer went out already.
+            return;
         }
-    }
+        match e {
+            LinkError::Down if failed.is_none() => {
+                m.forward_retries.add(1);
+                debug!(session = %session.id, msg_id, node = peer.id, "link failed at the pick: trying another node");
+                failed = Some(peer.id);
+                env = back;
+            }
+            LinkError::Down => {
+                m.no_live_node.add(1);
+                break (
+                    "no_live_node",
+                    format!(
+                        "node {} of group {:?} is unreachable",
+                        peer.name, group.name
+                    ),
+                );
+            }
+            LinkError::Full => {
+                m.link_queue_full.add(1);
+                break (
+                    "overloaded",
+                    format!("link to node {} is congested", peer.name),
+                );
+            }
+        }
+    };
+    let (code, why) = error;
+    warn!(session = %session.id, msg_id, "{why}");
+    node.answer_error(session.id, msg_id, code, &why);
 }
 
 /// Cleans up after a session: directory, the nodes that served it, hooks.

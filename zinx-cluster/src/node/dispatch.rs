@@ -29,7 +29,7 @@ impl Node {
             Kind::Call | Kind::Cast => node.on_call(from, env),
             Kind::SessionClosed => node.on_session_closed(env),
             Kind::ToSession => node.on_to_session(from, env),
-            Kind::Done => node.on_done(from),
+            Kind::Done => node.on_done(from, SessionId(env.session)),
             Kind::ToUid => node.on_to_uid(from, env),
             Kind::Broadcast => node.broadcast_local(
                 &Frame::new(env.msg_id, env.payload),
@@ -153,12 +153,15 @@ impl Node {
             debug!(%session, error = %e, "push to a closed session dropped");
         }
         if env.flags & TO_SESSION_FINAL != 0 {
-            self.on_done(from);
+            self.on_done(from, session);
         }
     }
 
-    /// A forwarded message finished on node `from`.
-    fn on_done(&self, from: u16) {
+    /// A forwarded message of `session` finished on node `from`.
+    fn on_done(&self, from: u16, session: SessionId) {
+        if let Some(s) = self.sessions.get(session) {
+            s.finish_forward(from);
+        }
         if let Some(peer) = self.links.get(from) {
             peer.forward_done();
             self.work_finished();
@@ -215,14 +218,43 @@ impl Node {
         });
     }
 
-    /// A link went down: fail what waits on it; a backend forgets the
+    /// A link went down: fail what waits on it (calls, and on a gate the
+    /// forwarded messages it had not finished); a backend forgets the
     /// sessions of a gate it lost.
     pub(crate) fn link_down(&self, peer: &Peer) {
         self.rpc.fail_peer(peer.id);
+        self.fail_forwards(peer);
         for (session, uid) in self.exec.close_gate(peer.id) {
             self.run_hooks(session, uid);
         }
         // Forwards on the link are gone with it (`Peer` reset them).
         self.work_finished();
+    }
+
+    /// Answers `node_lost` to every message forwarded to `peer` that it
+    /// had not finished when its link died: each client learns, at once,
+    /// that its request will get no other answer. A walk over this gate's
+    /// sessions, once per lost link (a backend has none).
+    fn fail_forwards(&self, peer: &Peer) {
+        if self.sessions.is_empty() {
+            return;
+        }
+        let why = format!("node {} was lost before it answered", peer.name);
+        let mut lost = 0u64;
+        for s in self.sessions.all() {
+            for msg_id in s.take_forwards_to(peer.id) {
+                lost += 1;
+                if let Some(frame) = self.error_frame(msg_id, "node_lost", &why) {
+                    self.metrics.error_answers.add(1);
+                    if let Err(e) = self.offer_to(&s, frame) {
+                        debug!(session = %s.id, error = %e, "node_lost answer not delivered");
+                    }
+                }
+            }
+        }
+        if lost > 0 {
+            self.metrics.node_lost.add(lost);
+            warn!(peer = %peer.name, lost, "forwarded messages lost with the link: answered node_lost");
+        }
     }
 }
