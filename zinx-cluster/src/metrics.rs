@@ -116,6 +116,9 @@ counters! {
     /// Forwarded messages answered `node_lost`: their node's link died
     /// before the node reported them finished.
     node_lost,
+    /// Final answers of forwards already answered `node_lost` (their node
+    /// came back and answered after all): dropped.
+    late_answers,
     /// Frames for sessions that had already closed (dropped, logged at debug).
     to_gone_session,
     /// Error answers sent to clients.

@@ -88,6 +88,16 @@ struct Queue {
     bytes: usize,
 }
 
+/// A session's forwarded messages that their node has not finished.
+#[derive(Debug, Default)]
+struct Forwards {
+    /// Oldest first: (node, forward number, msg_id). Allocates on the
+    /// first forward and keeps its (small) capacity.
+    open: VecDeque<(u16, u32, u32)>,
+    /// The last forward number given (never 0: 0 means "unnumbered").
+    last: u32,
+}
+
 /// One client connection on a gate.
 #[derive(Debug)]
 pub(crate) struct Session {
@@ -104,12 +114,9 @@ pub(crate) struct Session {
     uid: Mutex<Option<(Arc<str>, Bytes)>>,
     /// Nodes this session's messages were forwarded to: told when it closes.
     served: Mutex<Vec<u16>>,
-    /// Forwarded messages not finished yet, oldest first: the node each
-    /// went to and its msg_id. A node runs one session's messages in order
-    /// and its link is FIFO, so its completions arrive in this order; when
-    /// its link dies, those left are answered `node_lost`. Allocates on
-    /// the first forward and keeps its (small) capacity.
-    forwards: Mutex<VecDeque<(u16, u32)>>,
+    /// Forwarded messages not finished yet: when a node's link dies, those
+    /// left are answered `node_lost`.
+    forwards: Mutex<Forwards>,
     /// Cancelled to close the session (kick, queue full, shutdown).
     pub(crate) close: CancellationToken,
     /// The first reason given for closing.
@@ -139,7 +146,7 @@ impl Session {
             ready: Notify::new(),
             uid: Mutex::new(None),
             served: Mutex::new(Vec::new()),
-            forwards: Mutex::new(VecDeque::new()),
+            forwards: Mutex::new(Forwards::default()),
             close: CancellationToken::new(),
             reason: Mutex::new(None),
         })
@@ -253,41 +260,50 @@ impl Session {
         self.served.lock().map(|s| s.clone()).unwrap_or_default()
     }
 
-    /// Notes message `msg_id` forwarded to `node`, unfinished.
-    pub(crate) fn track_forward(&self, node: u16, msg_id: u32) {
-        if let Ok(mut f) = self.forwards.lock() {
-            f.push_back((node, msg_id));
-        }
+    /// Notes message `msg_id` forwarded to `node`, unfinished; returns its
+    /// number, which the node returns with its completion.
+    pub(crate) fn track_forward(&self, node: u16, msg_id: u32) -> u32 {
+        let Ok(mut f) = self.forwards.lock() else {
+            return 0;
+        };
+        f.last = f.last.wrapping_add(1).max(1);
+        let number = f.last;
+        f.open.push_back((node, number, msg_id));
+        number
     }
 
-    /// Takes back the last [`Session::track_forward`] when its send failed;
-    /// false when it is gone already (the link died meanwhile and it was
-    /// answered `node_lost`).
-    pub(crate) fn untrack_forward(&self, node: u16, msg_id: u32) -> bool {
+    /// Takes back forward `number` when its send failed; false when it is
+    /// gone already (the link died meanwhile and it was answered
+    /// `node_lost`).
+    pub(crate) fn untrack_forward(&self, number: u32) -> bool {
         let Ok(mut f) = self.forwards.lock() else {
             return false;
         };
-        match f.iter().rposition(|e| *e == (node, msg_id)) {
-            Some(i) => f.remove(i).is_some(),
+        match f.open.iter().rposition(|e| e.1 == number) {
+            Some(i) => f.open.remove(i).is_some(),
             None => false,
         }
     }
 
-    /// Node `node` finished this session's oldest message it was given;
-    /// false when none was tracked (answered `node_lost` already).
-    pub(crate) fn finish_forward(&self, node: u16) -> bool {
+    /// Node `node` finished forward `number` (0 from a node that does not
+    /// number them: its oldest). False when that forward is not open: it
+    /// was answered `node_lost` already, and this answer comes too late.
+    pub(crate) fn finish_forward(&self, node: u16, number: u32) -> bool {
         let Ok(mut f) = self.forwards.lock() else {
             return false;
         };
-        let found = match f.front() {
-            Some((n, _)) if *n == node => f.pop_front().is_some(),
-            _ => match f.iter().position(|(n, _)| *n == node) {
-                Some(i) => f.remove(i).is_some(),
+        let hit = |e: &(u16, u32, u32)| e.0 == node && (number == 0 || e.1 == number);
+        // A node finishes one session's messages in order: the oldest
+        // entry, almost always.
+        let found = match f.open.front() {
+            Some(e) if hit(e) => f.open.pop_front().is_some(),
+            _ => match f.open.iter().position(hit) {
+                Some(i) => f.open.remove(i).is_some(),
                 None => false,
             },
         };
-        if f.is_empty() && f.capacity() > 64 {
-            *f = VecDeque::new();
+        if f.open.is_empty() && f.open.capacity() > 64 {
+            f.open = VecDeque::new();
         }
         found
     }
@@ -298,13 +314,13 @@ impl Session {
         let Ok(mut f) = self.forwards.lock() else {
             return Vec::new();
         };
-        if !f.iter().any(|(n, _)| *n == node) {
+        if !f.open.iter().any(|e| e.0 == node) {
             return Vec::new();
         }
         let mut lost = Vec::new();
-        f.retain(|(n, msg_id)| {
-            if *n == node {
-                lost.push(*msg_id);
+        f.open.retain(|&(n, _, msg_id)| {
+            if n == node {
+                lost.push(msg_id);
                 false
             } else {
                 true
@@ -521,24 +537,28 @@ mod tests {
     }
 
     #[test]
-    fn forwards_finish_in_order_per_node_and_the_rest_is_lost() {
+    fn forwards_finish_by_number_and_the_rest_is_lost() {
         let sessions = Sessions::new(1);
         let s = sessions.open(bound(4));
-        s.track_forward(2, 6);
-        s.track_forward(3, 7);
-        s.track_forward(2, 8);
-        s.track_forward(3, 9);
-        // Node 3 finishes its oldest (7) although node 2's 6 is older.
-        assert!(s.finish_forward(3));
+        let a = s.track_forward(2, 6);
+        let b = s.track_forward(3, 7);
+        let _c = s.track_forward(2, 8);
+        let d = s.track_forward(3, 9);
+        assert!(a != 0 && a != b);
+        // Node 3 finishes 7 although node 2's 6 is older.
+        assert!(s.finish_forward(3, b));
+        assert!(!s.finish_forward(3, b), "a second answer is a late one");
         // A failed send takes its own entry back, once.
-        s.track_forward(2, 10);
-        assert!(s.untrack_forward(2, 10));
-        assert!(!s.untrack_forward(2, 10));
-        // Node 2's link dies: 6 and 8 are lost, node 3's 9 is not.
+        let e = s.track_forward(2, 10);
+        assert!(s.untrack_forward(e));
+        assert!(!s.untrack_forward(e));
+        // Node 2's link dies: 6 and 8 are lost, node 3's 9 is not; an
+        // answer to 6 arriving after that is late.
         assert_eq!(s.take_forwards_to(2), vec![6, 8]);
-        assert!(!s.finish_forward(2));
-        assert!(s.finish_forward(3));
-        assert!(!s.finish_forward(3));
+        assert!(!s.finish_forward(2, a));
+        // Unnumbered completions finish the node's oldest.
+        assert!(s.finish_forward(3, 0));
+        assert!(!s.finish_forward(3, d));
     }
 
     #[tokio::test]

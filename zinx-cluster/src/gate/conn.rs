@@ -271,7 +271,8 @@ fn forward(node: &Arc<Node>, session: &Arc<Session>, g: usize, frame: Frame) {
         };
         // Tracked and counted before the send: the answer may come back
         // before `send` returns.
-        session.track_forward(peer.id, msg_id);
+        let number = session.track_forward(peer.id, msg_id);
+        env.request = number;
         peer.forward_sent();
         let Err((e, back)) = peer.send_or_return(env) else {
             m.forwards.add(1);
@@ -281,7 +282,7 @@ fn forward(node: &Arc<Node>, session: &Arc<Session>, g: usize, frame: Frame) {
             return;
         };
         peer.forward_done();
-        if !session.untrack_forward(peer.id, msg_id) {
+        if !session.untrack_forward(number) {
             // The link died between the pick and the send, and its
             // `node_lost` answer went out already.
             return;

@@ -29,7 +29,9 @@ impl Node {
             Kind::Call | Kind::Cast => node.on_call(from, env),
             Kind::SessionClosed => node.on_session_closed(env),
             Kind::ToSession => node.on_to_session(from, env),
-            Kind::Done => node.on_done(from, SessionId(env.session)),
+            Kind::Done => {
+                node.on_done(from, SessionId(env.session), env.request);
+            }
             Kind::ToUid => node.on_to_uid(from, env),
             Kind::Broadcast => node.broadcast_local(
                 &Frame::new(env.msg_id, env.payload),
@@ -69,13 +71,14 @@ impl Node {
     fn on_forward(self: &Arc<Self>, env: Envelope) {
         let session = SessionId(env.session);
         let msg_id = env.msg_id;
+        let forward = env.request;
         let refuse = |code: &str, why: String| {
             warn!(%session, msg_id, "{why}");
             let frame = self.error_frame(msg_id, code, &why);
             if frame.is_some() {
                 self.metrics.error_answers.add(1);
             }
-            self.finish_forwarded(session, msg_id, frame);
+            self.finish_forwarded(session, msg_id, forward, frame);
         };
         if self.stopping.is_cancelled() {
             return refuse(
@@ -91,7 +94,11 @@ impl Node {
             );
         };
         if self
-            .enqueue(session, &env.uid, Job::new(route, env.payload))
+            .enqueue(session, &env.uid, {
+                let mut job = Job::new(route, env.payload);
+                job.forward = forward;
+                job
+            })
             .is_err()
         {
             refuse(
@@ -149,23 +156,32 @@ impl Node {
     /// forwarded message.
     fn on_to_session(&self, from: u16, env: Envelope) {
         let session = SessionId(env.session);
-        if let Err(e) = self.deliver_local(session, Frame::new(env.msg_id, env.payload)) {
-            debug!(%session, error = %e, "push to a closed session dropped");
+        let frame = Frame::new(env.msg_id, env.payload);
+        if env.flags & TO_SESSION_FINAL != 0 && !self.on_done(from, session, env.request) {
+            return;
         }
-        if env.flags & TO_SESSION_FINAL != 0 {
-            self.on_done(from, session);
+        if let Err(e) = self.deliver_local(session, frame) {
+            debug!(%session, error = %e, "push to a closed session dropped");
         }
     }
 
-    /// A forwarded message of `session` finished on node `from`.
-    fn on_done(&self, from: u16, session: SessionId) {
+    /// Forwarded message `number` of `session` finished on node `from`;
+    /// false when the session's client was told already that it was lost
+    /// (the node's link died before, and this answer took a new link): the
+    /// client gets one outcome per request, so this one is dropped.
+    fn on_done(&self, from: u16, session: SessionId, number: u32) -> bool {
         if let Some(s) = self.sessions.get(session) {
-            s.finish_forward(from);
+            if !s.finish_forward(from, number) {
+                self.metrics.late_answers.add(1);
+                debug!(%session, node = from, number, "answer after node_lost dropped");
+                return false;
+            }
         }
         if let Some(peer) = self.links.get(from) {
             peer.forward_done();
             self.work_finished();
         }
+        true
     }
 
     fn on_to_uid(&self, from: u16, env: Envelope) {
