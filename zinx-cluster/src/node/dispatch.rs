@@ -13,7 +13,7 @@ use crate::envelope::{Envelope, HEARTBEAT_STOPPING, HEARTBEAT_STOPPING_ACK, Kind
 use crate::error::SendError;
 use crate::frame::Frame;
 use crate::peer::Peer;
-use crate::session::SessionId;
+use crate::session::{Session, SessionId};
 
 impl Node {
     /// Handles one envelope from node `from`. Never blocks: work is spawned.
@@ -29,9 +29,7 @@ impl Node {
             Kind::Call | Kind::Cast => node.on_call(from, env),
             Kind::SessionClosed => node.on_session_closed(env),
             Kind::ToSession => node.on_to_session(from, env),
-            Kind::Done => {
-                node.on_done(from, SessionId(env.session), env.request);
-            }
+            Kind::Done => node.on_done(from, &env),
             Kind::ToUid => node.on_to_uid(from, env),
             Kind::Broadcast => node.broadcast_local(
                 &Frame::new(env.msg_id, env.payload),
@@ -155,25 +153,50 @@ impl Node {
     /// A frame for a session of this gate; a final one completes a
     /// forwarded message.
     fn on_to_session(&self, from: u16, env: Envelope) {
-        let session = SessionId(env.session);
-        let frame = Frame::new(env.msg_id, env.payload);
-        if env.flags & TO_SESSION_FINAL != 0 && !self.on_done(from, session, env.request) {
+        let id = SessionId(env.session);
+        // One lookup for both the completion and the delivery.
+        let session = self.sessions.get(id);
+        if env.flags & TO_SESSION_FINAL != 0
+            && !self.forward_finished(from, id, session.as_deref(), env.request)
+        {
             return;
         }
-        if let Err(e) = self.deliver_local(session, frame) {
-            debug!(%session, error = %e, "push to a closed session dropped");
+        let frame = Frame::new(env.msg_id, env.payload);
+        let delivered = match &session {
+            Some(s) => self.offer_to(s, frame),
+            None => {
+                self.metrics.to_gone_session.add(1);
+                Err(SendError::SessionGone(id))
+            }
+        };
+        if let Err(e) = delivered {
+            debug!(session = %id, error = %e, "push to a closed session dropped");
         }
     }
 
-    /// Forwarded message `number` of `session` finished on node `from`;
-    /// false when the session's client was told already that it was lost
-    /// (the node's link died before, and this answer took a new link): the
-    /// client gets one outcome per request, so this one is dropped.
-    fn on_done(&self, from: u16, session: SessionId, number: u32) -> bool {
-        if let Some(s) = self.sessions.get(session) {
+    /// A [`Kind::Done`]: a forwarded message finished without an answer.
+    fn on_done(&self, from: u16, env: &Envelope) {
+        let id = SessionId(env.session);
+        let session = self.sessions.get(id);
+        self.forward_finished(from, id, session.as_deref(), env.request);
+    }
+
+    /// Forwarded message `number` of session `id` (`session`, if still
+    /// open) finished on node `from`; false when its client was told
+    /// already that it was lost (the node's link died before, and this
+    /// answer took a new link): the client gets one outcome per request,
+    /// so this answer is dropped.
+    fn forward_finished(
+        &self,
+        from: u16,
+        id: SessionId,
+        session: Option<&Session>,
+        number: u32,
+    ) -> bool {
+        if let Some(s) = session {
             if !s.finish_forward(from, number) {
                 self.metrics.late_answers.add(1);
-                debug!(%session, node = from, number, "answer after node_lost dropped");
+                debug!(session = %id, node = from, number, "answer after node_lost dropped");
                 return false;
             }
         }
