@@ -10,10 +10,12 @@
 //! Either way the per-connection count is exact: a connection's requests
 //! never answered are those sent minus its echoes minus its error answers.
 //!
-//! Requests belong to a *phase* (the caller's fault schedule:
-//! [`Pipeline::set_phase`]) by the time they were written; the report
-//! tallies each phase. Used by the reliability tests (`demo/tests`) and by
-//! `bench chaos`.
+//! The caller marks *phases* (its fault schedule: [`Pipeline::set_phase`]).
+//! A request counts as sent, and if never answered as never answered, in
+//! the phase it was written in; its echo or error answer counts in the
+//! phase it arrived in, so the `node_lost` answers to the requests in
+//! flight at a fault show under that fault. Used by the reliability tests
+//! (`demo/tests`) and by `bench chaos`.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::io;
@@ -30,17 +32,17 @@ use tokio::task::JoinHandle;
 use tokio_util::codec::FramedRead;
 use zinx_cluster::{Frame, FrameCodec};
 
-/// How the requests of one phase ended.
+/// What happened in one phase.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct PhaseTally {
     /// Requests written.
     pub sent: u64,
-    /// Their echo came back.
+    /// Echoes that arrived.
     pub echoed: u64,
-    /// An error answer came back, by `code`.
+    /// Error answers that arrived, by `code`.
     pub errors: BTreeMap<String, u64>,
-    /// Nothing came back (by the end of the drain), or their connection
-    /// closed first.
+    /// Requests written in this phase that got nothing (by the end of the
+    /// drain), or whose connection closed first.
     pub never_answered: u64,
     /// When the first and the last error answer of the phase arrived.
     pub error_window: Option<(Instant, Instant)>,
@@ -194,8 +196,9 @@ struct Conn {
     next_seq: u64,
     /// Oldest first.
     open: VecDeque<Open>,
-    /// Requests charged with an error answer: sequence number → (phase,
-    /// code), kept in case their echo arrives after all. Errors are rare.
+    /// Requests charged with an error answer: sequence number → (phase it
+    /// was counted in, code), kept in case their echo arrives after all.
+    /// Errors are rare.
     errored: HashMap<u64, (usize, String)>,
     tally: BTreeMap<usize, PhaseTally>,
     closed: bool,
@@ -261,14 +264,15 @@ impl Conn {
                 }
             };
             let now = Instant::now();
+            let p = phase.load(Ordering::Relaxed);
             if frame.msg_id == self.msg_id {
-                self.echo(&frame, now);
+                self.echo(&frame, p, now);
             } else if frame.msg_id == 0 {
                 let code = serde_json::from_slice::<serde_json::Value>(&frame.data)
                     .ok()
                     .and_then(|v| v["code"].as_str().map(str::to_string))
                     .unwrap_or_else(|| "unparsable".to_string());
-                self.error(code, now);
+                self.error(code, p, now);
             }
         }
         for o in std::mem::take(&mut self.open) {
@@ -277,29 +281,30 @@ impl Conn {
         self
     }
 
-    fn echo(&mut self, frame: &Frame, now: Instant) {
+    /// An echo arrived in phase `p`.
+    fn echo(&mut self, frame: &Frame, p: usize, now: Instant) {
         let mut data = &frame.data[..];
         if data.len() != 12 || data.get_u32() != self.id {
             return; // not one of ours
         }
         let seq = data.get_u64();
         if let Some(i) = self.open.iter().position(|o| o.seq == seq) {
-            if let Some(o) = self.open.remove(i) {
-                self.tally.entry(o.phase).or_default().echoed += 1;
-            }
-        } else if let Some((phase, code)) = self.errored.remove(&seq) {
+            self.open.remove(i);
+            self.tally.entry(p).or_default().echoed += 1;
+        } else if let Some((counted, code)) = self.errored.remove(&seq) {
             // The error answer belonged to a younger request: move it.
-            let t = self.tally.entry(phase).or_default();
-            t.echoed += 1;
-            t.error(&code, now, -1);
-            self.error(code, now);
+            self.tally.entry(counted).or_default().error(&code, now, -1);
+            self.tally.entry(p).or_default().echoed += 1;
+            self.error(code, p, now);
         }
     }
 
-    fn error(&mut self, code: String, now: Instant) {
+    /// An error answer arrived in phase `p`: charged to the oldest open
+    /// request.
+    fn error(&mut self, code: String, p: usize, now: Instant) {
         if let Some(o) = self.open.pop_front() {
-            self.tally.entry(o.phase).or_default().error(&code, now, 1);
-            self.errored.insert(o.seq, (o.phase, code));
+            self.tally.entry(p).or_default().error(&code, now, 1);
+            self.errored.insert(o.seq, (p, code));
         }
     }
 }
@@ -322,14 +327,16 @@ mod tests {
             b.put_u64(seq);
             Frame::new(6, b.freeze())
         };
-        // The error is charged to 0, but 0's echo arrives: it moves to 1.
-        c.error("node_lost".into(), now);
-        c.echo(&echo(0), now);
-        c.echo(&echo(2), now);
+        // The error is charged to 0, but 0's echo arrives (in phase 1):
+        // the error moves to 1.
+        c.error("node_lost".into(), 0, now);
+        c.echo(&echo(0), 1, now);
+        c.echo(&echo(2), 1, now);
         assert!(c.open.is_empty());
-        assert_eq!(c.tally[&0].echoed, 1);
+        assert_eq!(c.tally[&0].sent, 1);
+        assert_eq!(c.tally[&0].echoed, 0);
         assert_eq!(c.tally[&0].error_answers(), 0);
-        assert_eq!(c.tally[&1].echoed, 1);
+        assert_eq!(c.tally[&1].echoed, 2);
         assert_eq!(c.tally[&1].errors.get("node_lost"), Some(&1));
     }
 }
