@@ -7,12 +7,17 @@
 //! - `broadcast`: fan-out latency of the demo's broadcast.
 //! - `suite`: all of the above against a baseline and the demo cluster,
 //!   written to BENCHMARKS.md and a JSON file.
+//! - `chaos`: the demo as processes under pipelined load while its
+//!   backends are killed, frozen and restarted; fails if any request is
+//!   never answered.
 //!
 //! Build it beside the demo (`cargo build --release -p demo -p bench`);
 //! `suite` starts `target/release/demo` as child processes (or `--demo
 //! PATH`). See `docs/bench.md` for examples.
 
 mod broadcast;
+#[cfg(unix)]
+mod chaos;
 mod echo_server;
 mod idle;
 mod load;
@@ -53,6 +58,36 @@ enum Cmd {
     /// Run every scenario against the baseline and the demo cluster and write
     /// BENCHMARKS.md and a JSON file.
     Suite(SuiteArgs),
+    /// Keep pipelined load on the demo (as processes) while its backends
+    /// are killed (kill -9), frozen (SIGSTOP) and restarted; report every
+    /// request per fault; fail if any was never answered.
+    #[cfg(unix)]
+    Chaos(ChaosArgs),
+}
+
+#[derive(Args, Debug)]
+struct ChaosArgs {
+    /// Load connections.
+    #[arg(long, default_value_t = 32)]
+    conns: usize,
+    /// Requests in flight per connection.
+    #[arg(long, default_value_t = 16)]
+    window: usize,
+    /// Seconds of load after each step of the schedule.
+    #[arg(long, default_value_t = 3.0)]
+    hold: f64,
+    /// Rounds of the schedule.
+    #[arg(long, default_value_t = 1)]
+    rounds: usize,
+    /// The demo binary [default: `demo` next to this executable].
+    #[arg(long)]
+    demo: Option<PathBuf>,
+    /// Keep the temporary directory (configuration, child logs).
+    #[arg(long)]
+    keep_tmp: bool,
+    /// Print one JSON line instead of the table.
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(Args, Debug)]
@@ -324,5 +359,49 @@ async fn run(cmd: Cmd) -> Result<bool> {
             };
             suite::run(&plan).await
         }
+        #[cfg(unix)]
+        Cmd::Chaos(a) => {
+            let plan = chaos::ChaosPlan {
+                demo: demo_binary(a.demo)?,
+                conns: a.conns.max(1),
+                window: a.window.max(1),
+                hold: secs(a.hold, "--hold")?,
+                rounds: a.rounds.max(1),
+                keep_tmp: a.keep_tmp,
+            };
+            let report = chaos::run(&plan).await?;
+            if a.json {
+                println!("{}", serde_json::to_string(&report)?);
+            } else {
+                println!("{}", report.human());
+            }
+            if !report.clean() {
+                eprintln!(
+                    "bench chaos: FAILED ({} requests never answered, {} client connections closed)",
+                    report.never_answered, report.closed_connections
+                );
+            }
+            Ok(report.clean())
+        }
     }
+}
+
+/// `--demo`, else `demo` next to this executable; an error naming the
+/// build command when it is missing.
+#[cfg(unix)]
+fn demo_binary(given: Option<PathBuf>) -> Result<PathBuf> {
+    let demo = match given {
+        Some(d) => d,
+        None => std::env::current_exe()
+            .context("locating this executable")?
+            .with_file_name(format!("demo{}", std::env::consts::EXE_SUFFIX)),
+    };
+    if !demo.is_file() {
+        bail!(
+            "demo binary not found at {}: build both with \
+             `cargo build --release -p demo -p bench` (or pass --demo PATH)",
+            demo.display()
+        );
+    }
+    Ok(demo)
 }

@@ -426,6 +426,12 @@ async fn kill_9_of_an_im_node_under_load() {
     );
     assert!(ms(killed1, knew1) < DEAD_BOUND.as_millis() as i64);
     assert!(ms(killed2, knew2) < DEAD_BOUND.as_millis() as i64);
+    // Since issue 15 nothing is lost: what was in flight on a killed node
+    // is answered `node_lost` as the gate learns of the kill.
+    assert_eq!(total.lost, 0, "{total:?}");
+    for code in total.codes.keys() {
+        assert!(code == "node_lost" || code == "no_live_node", "{total:?}");
+    }
 }
 
 /// SIGSTOP of im-1 under load: its socket stays open, so only the

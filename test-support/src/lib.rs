@@ -8,6 +8,7 @@
 //! | [`chat`] | a client speaking the demo's chat protocol, and its whole check |
 //! | [`cluster`] | nodes of one configuration running in this process |
 //! | [`wire`] | raw zinx request/echo over a `TcpStream` (probes, samples) |
+//! | [`pipeline`] | pipelined echo load accounting for every request, per fault phase |
 //! | [`rss`] | the resident memory of a process (Linux `/proc`) |
 //! | [`redis`] | a throwaway `redis-server`, or a loud SKIPPED when none |
 //! | [`logs`] | the timestamp of a tracing log line |
@@ -17,7 +18,7 @@
 //!
 //! Test helpers here panic with a message on a broken test environment;
 //! the pieces the bench tool uses ([`ports::free_ports`],
-//! [`conf::write_conf`], [`wire`], [`rss::RssReader`],
+//! [`conf::write_conf`], [`wire`], [`pipeline`], [`rss::RssReader`],
 //! [`process::send_signal`]) return errors instead.
 
 #![warn(missing_docs)]
@@ -26,6 +27,7 @@ pub mod chat;
 pub mod cluster;
 pub mod conf;
 pub mod logs;
+pub mod pipeline;
 pub mod ports;
 pub mod process;
 pub mod redis;

@@ -33,7 +33,8 @@ const _: () = assert!(ENVELOPE_OVERHEAD <= 32);
 
 /// Version of the link protocol, stated in the hello.
 /// Version 2 added [`Kind::Done`] and the final flag of a
-/// [`Kind::ToSession`].
+/// [`Kind::ToSession`]; both carry the number the gate gave the forward
+/// (0: unnumbered, the node's oldest).
 pub const LINK_PROTOCOL_VERSION: u16 = 2;
 
 /// `flags` of a [`Kind::Heartbeat`] that announces a graceful shutdown:
@@ -62,9 +63,10 @@ pub enum Kind {
     /// no new work. Older peers ignore the flags of a heartbeat.
     Heartbeat = 4,
     /// Gate → node: a client message of session `session` on gate `node`,
-    /// the session's uid in the body.
+    /// the session's uid in the body; `request` numbers it (per session).
     Forward = 5,
-    /// Node → gate: write this frame to session `session`.
+    /// Node → gate: write this frame to session `session`. With the final
+    /// flag, the last answer to the forward numbered `request`.
     ToSession = 6,
     /// Node → gate: write this frame to the session bound to the uid in the
     /// body; answered with a [`Kind::Response`] when `request` is not 0.
@@ -89,8 +91,8 @@ pub enum Kind {
     Kick = 15,
     /// Node → gate: the handler of a message forwarded for session
     /// `session` finished without a final answer (a [`Kind::ToSession`]
-    /// with the final flag ends one that answered). The gate counts what
-    /// each node still owes it.
+    /// with the final flag ends one that answered); `request` is the
+    /// forward's number. The gate counts what each node still owes it.
     Done = 16,
 }
 

@@ -110,6 +110,15 @@ counters! {
     no_live_node,
     /// Messages refused because a link's queue was full.
     link_queue_full,
+    /// Forwards whose chosen link failed at the send and that were sent to
+    /// another live node instead.
+    forward_retries,
+    /// Forwarded messages answered `node_lost`: their node's link died
+    /// before the node reported them finished.
+    node_lost,
+    /// Final answers of forwards already answered `node_lost` (their node
+    /// came back and answered after all): dropped.
+    late_answers,
     /// Frames for sessions that had already closed (dropped, logged at debug).
     to_gone_session,
     /// Error answers sent to clients.

@@ -80,17 +80,48 @@ impl CloseReason {
     ];
 }
 
+/// How much may wait towards one client: `session_queue` frames and
+/// `session_queue_bytes` bytes (frame headers included).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct QueueBound {
+    /// Frames at most.
+    pub(crate) frames: usize,
+    /// Bytes at most; a single frame larger than this still passes an
+    /// empty queue (the bound limits a backlog, not a message size).
+    pub(crate) bytes: usize,
+}
+
+/// The frames waiting towards a client and their size.
+#[derive(Debug, Default)]
+struct Queue {
+    /// A `VecDeque` allocates only once something is queued, so an idle
+    /// session holds no queue memory.
+    frames: VecDeque<Frame>,
+    /// Encoded bytes of `frames` (headers included).
+    bytes: usize,
+}
+
+/// A session's forwarded messages that their node has not finished.
+#[derive(Debug, Default)]
+struct Forwards {
+    /// Oldest first: (node, forward number, msg_id). Allocates on the
+    /// first forward and keeps its (small) capacity.
+    open: VecDeque<(u16, u32, u32)>,
+    /// The last forward number given (never 0: 0 means "unnumbered").
+    last: u32,
+}
+
 /// One client connection on a gate.
 #[derive(Debug)]
 pub(crate) struct Session {
     /// Cluster-wide id.
     pub(crate) id: SessionId,
-    /// Frames towards the client, at most `limit`. A `VecDeque` allocates
+    /// Frames towards the client, within `limit`. A `VecDeque` allocates
     /// only once something is queued, so an idle session holds no queue
     /// memory.
-    queue: Mutex<VecDeque<Frame>>,
-    /// `session_queue`.
-    limit: usize,
+    queue: Mutex<Queue>,
+    /// `session_queue` and `session_queue_bytes`.
+    limit: QueueBound,
     /// Wakes the session's task when frames are queued or the session is
     /// closed.
     pub(crate) ready: Notify,
@@ -99,13 +130,16 @@ pub(crate) struct Session {
     uid: Mutex<Option<(Arc<str>, Bytes)>>,
     /// Nodes this session's messages were forwarded to: told when it closes.
     served: Mutex<Vec<u16>>,
+    /// Forwarded messages not finished yet: when a node's link dies, those
+    /// left are answered `node_lost`.
+    forwards: Mutex<Forwards>,
     /// 0 while open, then the first reason given for closing (kick, queue
     /// full, ...) as `1 + CloseReason as u8`. One byte instead of a
     /// `CancellationToken` (a second allocation per session) and a Mutex:
     /// `ready` wakes the task, which reads this.
     closed: AtomicU8,
-    /// When the client last sent bytes, in [`clock_ms`] time: the gate's
-    /// idle sweep reads it (no timer per session).
+    /// When the client last completed a frame, in [`clock_ms`] time: the
+    /// gate's idle sweep reads it (no timer per session).
     last_read: AtomicU64,
 }
 
@@ -121,21 +155,26 @@ pub(crate) enum Offer {
 }
 
 impl Session {
-    pub(crate) fn new(id: SessionId, limit: usize) -> Arc<Session> {
+    pub(crate) fn new(id: SessionId, limit: QueueBound) -> Arc<Session> {
         Arc::new(Session {
             id,
-            queue: Mutex::new(VecDeque::new()),
-            limit: limit.max(1),
+            queue: Mutex::new(Queue::default()),
+            limit: QueueBound {
+                frames: limit.frames.max(1),
+                bytes: limit.bytes.max(1),
+            },
             ready: Notify::new(),
             uid: Mutex::new(None),
             served: Mutex::new(Vec::new()),
+            forwards: Mutex::new(Forwards::default()),
             closed: AtomicU8::new(0),
             last_read: AtomicU64::new(clock_ms()),
         })
     }
 
-    /// Queues a frame for the client. A full queue closes the session: a
-    /// client that does not read must not grow the gate's memory.
+    /// Queues a frame for the client. A full queue (in frames or in bytes)
+    /// closes the session: a client that does not read must not grow the
+    /// gate's memory.
     pub(crate) fn offer(&self, frame: Frame) -> Offer {
         if self.is_closed() {
             return Offer::Closed;
@@ -143,12 +182,15 @@ impl Session {
         let Ok(mut q) = self.queue.lock() else {
             return Offer::Closed;
         };
-        if q.len() >= self.limit {
+        let size = frame.wire_len();
+        let over_bytes = !q.frames.is_empty() && q.bytes + size > self.limit.bytes;
+        if q.frames.len() >= self.limit.frames || over_bytes {
             drop(q);
             self.close_with(CloseReason::QueueFull);
             return Offer::Full;
         }
-        q.push_back(frame);
+        q.frames.push_back(frame);
+        q.bytes += size;
         drop(q);
         self.ready.notify_one();
         Offer::Queued
@@ -161,13 +203,17 @@ impl Session {
             return false;
         };
         while out.len() < max {
-            let Some(frame) = q.pop_front() else { break };
+            let Some(frame) = q.frames.pop_front() else {
+                break;
+            };
+            q.bytes = q.bytes.saturating_sub(frame.wire_len());
             // A frame over 4 GiB cannot exist here: sizes are bounded.
             let _ = frame.encode_into(out);
         }
-        if q.is_empty() {
-            if q.capacity() > 64 {
-                *q = VecDeque::new();
+        if q.frames.is_empty() {
+            q.bytes = 0;
+            if q.frames.capacity() > 64 {
+                q.frames = VecDeque::new();
             }
             false
         } else {
@@ -188,7 +234,7 @@ impl Session {
         }
     }
 
-    /// Notes that the client sent bytes (it is not idle).
+    /// Notes that the client completed a frame (it is not idle).
     pub(crate) fn touch(&self) {
         self.last_read.store(clock_ms(), Ordering::Relaxed);
     }
@@ -249,6 +295,75 @@ impl Session {
 
     pub(crate) fn served(&self) -> Vec<u16> {
         self.served.lock().map(|s| s.clone()).unwrap_or_default()
+    }
+
+    /// Notes message `msg_id` forwarded to `node`, unfinished; returns its
+    /// number, which the node returns with its completion.
+    pub(crate) fn track_forward(&self, node: u16, msg_id: u32) -> u32 {
+        let Ok(mut f) = self.forwards.lock() else {
+            return 0;
+        };
+        f.last = f.last.wrapping_add(1).max(1);
+        let number = f.last;
+        f.open.push_back((node, number, msg_id));
+        number
+    }
+
+    /// Takes back forward `number` when its send failed; false when it is
+    /// gone already (the link died meanwhile and it was answered
+    /// `node_lost`).
+    pub(crate) fn untrack_forward(&self, number: u32) -> bool {
+        let Ok(mut f) = self.forwards.lock() else {
+            return false;
+        };
+        match f.open.iter().rposition(|e| e.1 == number) {
+            Some(i) => f.open.remove(i).is_some(),
+            None => false,
+        }
+    }
+
+    /// Node `node` finished forward `number` (0 from a node that does not
+    /// number them: its oldest). False when that forward is not open: it
+    /// was answered `node_lost` already, and this answer comes too late.
+    pub(crate) fn finish_forward(&self, node: u16, number: u32) -> bool {
+        let Ok(mut f) = self.forwards.lock() else {
+            return false;
+        };
+        let hit = |e: &(u16, u32, u32)| e.0 == node && (number == 0 || e.1 == number);
+        // A node finishes one session's messages in order: the oldest
+        // entry, almost always.
+        let found = match f.open.front() {
+            Some(e) if hit(e) => f.open.pop_front().is_some(),
+            _ => match f.open.iter().position(hit) {
+                Some(i) => f.open.remove(i).is_some(),
+                None => false,
+            },
+        };
+        if f.open.is_empty() && f.open.capacity() > 64 {
+            f.open = VecDeque::new();
+        }
+        found
+    }
+
+    /// Removes and returns the msg_ids of the unfinished messages forwarded
+    /// to `node` (its link died), oldest first.
+    pub(crate) fn take_forwards_to(&self, node: u16) -> Vec<u32> {
+        let Ok(mut f) = self.forwards.lock() else {
+            return Vec::new();
+        };
+        if !f.open.iter().any(|e| e.0 == node) {
+            return Vec::new();
+        }
+        let mut lost = Vec::new();
+        f.open.retain(|&(n, _, msg_id)| {
+            if n == node {
+                lost.push(msg_id);
+                false
+            } else {
+                true
+            }
+        });
+        lost
     }
 }
 
@@ -353,7 +468,7 @@ impl Sessions {
     }
 
     /// Registers a new session (at connect, before its first message).
-    pub(crate) fn open(&self, queue: usize) -> Arc<Session> {
+    pub(crate) fn open(&self, queue: QueueBound) -> Arc<Session> {
         let seq = self.next.fetch_add(1, Ordering::Relaxed);
         let s = Session::new(SessionId::new(self.gate, seq), queue);
         self.by_id.insert(s.id, s.clone());
@@ -431,6 +546,11 @@ impl Sessions {
         n
     }
 
+    /// Every open session (a snapshot: no map guard is held afterwards).
+    pub(crate) fn all(&self) -> Vec<Arc<Session>> {
+        self.by_id.iter().map(|e| e.value().clone()).collect()
+    }
+
     /// The uids bound on this gate with their sessions (for directory
     /// refresh).
     pub(crate) fn bindings(&self) -> Vec<(Arc<str>, SessionId)> {
@@ -450,6 +570,13 @@ mod tests {
         Frame::new(1, Bytes::from_static(b))
     }
 
+    fn bound(frames: usize) -> QueueBound {
+        QueueBound {
+            frames,
+            bytes: 1 << 20,
+        }
+    }
+
     #[test]
     fn session_ids_carry_the_gate() {
         let id = SessionId::new(7, 42);
@@ -462,13 +589,13 @@ mod tests {
     #[test]
     fn a_restarted_gate_does_not_reuse_session_ids() {
         let first_run = Sessions::new(3);
-        let a = first_run.open(1);
-        let b = first_run.open(1);
+        let a = first_run.open(bound(1));
+        let b = first_run.open(bound(1));
         assert_eq!(b.id.seq(), a.id.seq() + 1);
         std::thread::sleep(std::time::Duration::from_millis(2));
         // The same gate, started again: its first id is past the old run's.
         let next_run = Sessions::new(3);
-        let c = next_run.open(1);
+        let c = next_run.open(bound(1));
         assert_eq!(c.id.gate(), 3);
         assert!(c.id.seq() > b.id.seq() + SEQ_PER_MS, "{} vs {}", c.id, b.id);
     }
@@ -476,7 +603,7 @@ mod tests {
     #[tokio::test]
     async fn full_queue_closes_the_session() {
         let sessions = Sessions::new(1);
-        let s = sessions.open(2);
+        let s = sessions.open(bound(2));
         assert_eq!(s.offer(f(b"a")), Offer::Queued);
         assert_eq!(s.offer(f(b"b")), Offer::Queued);
         assert_eq!(s.offer(f(b"c")), Offer::Full);
@@ -488,7 +615,7 @@ mod tests {
     fn the_first_close_reason_is_kept() {
         for (i, r) in CloseReason::ALL.iter().enumerate() {
             assert_eq!(*r as usize, i);
-            let s = Session::new(SessionId::new(1, 1), 1);
+            let s = Session::new(SessionId::new(1, 1), bound(1));
             assert_eq!(s.close_reason(), None);
             s.close_with(*r);
             s.close_with(CloseReason::Kicked);
@@ -499,8 +626,8 @@ mod tests {
     #[test]
     fn the_idle_sweep_closes_only_silent_sessions() {
         let sessions = Sessions::new(1);
-        let quiet = sessions.open(1);
-        let talker = sessions.open(1);
+        let quiet = sessions.open(bound(1));
+        let talker = sessions.open(bound(1));
         std::thread::sleep(std::time::Duration::from_millis(30));
         talker.touch();
         assert_eq!(sessions.close_idle(20), 1);
@@ -511,10 +638,56 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_queue_is_bounded_in_bytes_too() {
+        let sessions = Sessions::new(1);
+        let s = sessions.open(QueueBound {
+            frames: 100,
+            bytes: 100,
+        });
+        let big = Frame::new(1, Bytes::from(vec![0u8; 200]));
+        // One frame larger than the bound passes an empty queue...
+        assert_eq!(s.offer(big.clone()), Offer::Queued);
+        let mut out = bytes::BytesMut::new();
+        assert!(!s.drain_into(&mut out, usize::MAX));
+        assert_eq!(out.len(), 208);
+        // ...but a backlog may not pass it: 8 + 40 bytes each.
+        let small = Frame::new(1, Bytes::from(vec![0u8; 40]));
+        assert_eq!(s.offer(small.clone()), Offer::Queued);
+        assert_eq!(s.offer(small.clone()), Offer::Queued);
+        assert_eq!(s.offer(small), Offer::Full);
+        assert_eq!(s.close_reason(), Some(CloseReason::QueueFull));
+    }
+
+    #[test]
+    fn forwards_finish_by_number_and_the_rest_is_lost() {
+        let sessions = Sessions::new(1);
+        let s = sessions.open(bound(4));
+        let a = s.track_forward(2, 6);
+        let b = s.track_forward(3, 7);
+        let _c = s.track_forward(2, 8);
+        let d = s.track_forward(3, 9);
+        assert!(a != 0 && a != b);
+        // Node 3 finishes 7 although node 2's 6 is older.
+        assert!(s.finish_forward(3, b));
+        assert!(!s.finish_forward(3, b), "a second answer is a late one");
+        // A failed send takes its own entry back, once.
+        let e = s.track_forward(2, 10);
+        assert!(s.untrack_forward(e));
+        assert!(!s.untrack_forward(e));
+        // Node 2's link dies: 6 and 8 are lost, node 3's 9 is not; an
+        // answer to 6 arriving after that is late.
+        assert_eq!(s.take_forwards_to(2), vec![6, 8]);
+        assert!(!s.finish_forward(2, a));
+        // Unnumbered completions finish the node's oldest.
+        assert!(s.finish_forward(3, 0));
+        assert!(!s.finish_forward(3, d));
+    }
+
+    #[tokio::test]
     async fn uid_binding_is_removed_only_by_its_own_session() {
         let sessions = Sessions::new(1);
-        let a = sessions.open(4);
-        let b = sessions.open(4);
+        let a = sessions.open(bound(4));
+        let b = sessions.open(bound(4));
         let uid: Arc<str> = Arc::from("alice");
         a.set_uid(Some(uid.clone()));
         assert_eq!(sessions.bind_local(uid.clone(), a.id), None);

@@ -70,6 +70,11 @@ pub struct Settings {
     /// Frames queued towards one client at most; a client that lets its
     /// queue fill is closed (logged, counted). Default 1024.
     pub session_queue: usize,
+    /// Bytes (frame headers included) queued towards one client at most;
+    /// beyond it the client is closed like a full `session_queue`, with a
+    /// reset, so neither the gate nor the kernel keeps its backlog. A
+    /// single larger frame still passes an empty queue. Default 1 MiB.
+    pub session_queue_bytes: usize,
     /// Envelopes queued on one node-to-node link at most; when full the
     /// message fails with an error answer (logged, counted). Default 65536.
     pub link_queue: usize,
@@ -125,6 +130,7 @@ impl std::fmt::Debug for Settings {
             .field("max_sessions", &self.max_sessions)
             .field("idle_timeout_ms", &self.idle_timeout_ms)
             .field("session_queue", &self.session_queue)
+            .field("session_queue_bytes", &self.session_queue_bytes)
             .field("link_queue", &self.link_queue)
             .field("node_session_queue", &self.node_session_queue)
             .field("heartbeat_interval_ms", &self.heartbeat_interval_ms)
@@ -155,6 +161,7 @@ impl Default for Settings {
             max_sessions: 100_000,
             idle_timeout_ms: 60_000,
             session_queue: 1024,
+            session_queue_bytes: 1 << 20,
             link_queue: 65_536,
             node_session_queue: 1024,
             heartbeat_interval_ms: 500,

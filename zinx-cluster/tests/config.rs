@@ -280,6 +280,7 @@ fn settings_are_read_when_present() {
     assert_eq!(config.settings.error_reply, ErrorReply::None);
     // Unlisted keys keep their defaults.
     assert_eq!(config.settings.session_queue, 1024);
+    assert_eq!(config.settings.session_queue_bytes, 1 << 20);
 }
 
 #[test]
@@ -949,6 +950,10 @@ fn settings_values_that_would_break_the_runtime() {
         (
             r#"{"session_queue": 0}"#,
             "conf/settings.json: session_queue: 0 is not allowed: no frame could be queued towards a client",
+        ),
+        (
+            r#"{"session_queue_bytes": 0}"#,
+            "conf/settings.json: session_queue_bytes: 0 is not allowed: no byte could be queued towards a client",
         ),
         (
             r#"{"link_queue": 0}"#,

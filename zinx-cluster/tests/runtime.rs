@@ -662,6 +662,60 @@ async fn a_client_that_never_reads_broadcasts_is_closed_and_counted() {
 }
 
 #[tokio::test]
+async fn a_client_that_stops_reading_is_reset_within_2s_of_filling_its_bound() {
+    use tokio::io::AsyncReadExt;
+    // A bound in bytes far below the frame bound: 8 broadcasts of 32 KiB.
+    let settings = r#"{"session_queue_bytes": 262144, "secret": "test-secret"}"#;
+    let tc = TestCluster::start(settings, &[1, 2]).await;
+    // A client with a 4 KiB receive window that never reads.
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.set_recv_buffer_size(4096).unwrap();
+    let mut lazy = socket.connect(tc.addr(1).parse().unwrap()).await.unwrap();
+    let mut sender = tc.client().await;
+    let text = "x".repeat(32 * 1024);
+    let started = std::time::Instant::now();
+    let deadline = started + Duration::from_secs(20);
+    let mut sent = 0;
+    while tc.running(1).metrics(1).unwrap().queue_full_closes == 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the lazy client was not closed"
+        );
+        sender.send(16, text.clone()).await.unwrap();
+        sender.recv_timeout(T).await.expect("the sender's own copy");
+        sent += 1;
+    }
+    let full = std::time::Instant::now();
+    // Now it reads: what its own receive buffer held, then the reset.
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut got = 0usize;
+    let end = tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            match lazy.read(&mut buf).await {
+                Ok(0) => return Ok(()),
+                Ok(n) => got += n,
+                Err(e) => return Err(e),
+            }
+        }
+    })
+    .await
+    .expect("the lazy client's connection ended");
+    let gone = full.elapsed();
+    eprintln!(
+        "FIGURES slow_reader_reset: bound filled after {sent} broadcasts of 32 KiB \
+         ({:?}); connection reset {gone:?} later, after {got} bytes still in flight",
+        full - started
+    );
+    let e = end.expect_err("a reset, not an orderly close");
+    assert_eq!(e.kind(), std::io::ErrorKind::ConnectionReset, "{e}");
+    assert!(gone < Duration::from_secs(2), "gone after {gone:?}");
+    let m = tc.running(1).metrics(1).unwrap();
+    assert_eq!(m.queue_full_closes, 1);
+    assert_eq!(m.sessions_open, 1, "only the sender remains");
+    tc.shutdown().await;
+}
+
+#[tokio::test]
 async fn sessions_beyond_the_limit_are_refused_at_once() {
     let settings = r#"{"max_sessions": 2, "secret": "test-secret"}"#;
     let tc = TestCluster::start(settings, &[1, 2]).await;
@@ -747,6 +801,67 @@ async fn half_a_frame_then_silence_is_closed_at_the_idle_timeout() {
     assert_eq!(m.idle_closes, 2);
     // Only the talker's eleven frames were ever decoded.
     assert_eq!(m.frames_in, 11);
+    tc.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_trickler_is_closed_at_the_idle_timeout() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    // One byte a second, idle timeout 2.5 s: every byte arrives well within
+    // the timeout, but no frame is ever completed.
+    let settings = r#"{"idle_timeout_ms": 2500, "secret": "test-secret"}"#;
+    let tc = TestCluster::start(settings, &[1, 2]).await;
+    let mut trickler = tc.client().await;
+    // A client completing a frame (a zinx heartbeat) every second stays.
+    let mut steady = tc.client().await;
+    let started = std::time::Instant::now();
+    let trickle = async {
+        // The header of a 100-byte frame, then its data, byte by byte.
+        let mut wire = vec![0, 0, 0, 6, 0, 0, 0, 100];
+        wire.extend([7u8; 100]);
+        let stream = trickler.get_mut();
+        let mut written = 0;
+        for b in wire {
+            if stream.write_all(&[b]).await.is_err() {
+                break;
+            }
+            written += 1;
+            // A second until the next byte, watching for the close.
+            let mut probe = [0u8; 64];
+            match tokio::time::timeout(Duration::from_secs(1), stream.read(&mut probe)).await {
+                Err(_) => {}
+                Ok(Ok(n)) if n > 0 => panic!("the trickler got {n} bytes"),
+                Ok(_) => break,
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(10),
+                "the trickler is still open after {written} bytes"
+            );
+        }
+        (written, started.elapsed())
+    };
+    let keep = async {
+        for _ in 0..4 {
+            steady.send(99999, "").await.unwrap();
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        }
+    };
+    let ((written, elapsed), ()) = tokio::join!(trickle, keep);
+    eprintln!(
+        "FIGURES trickler: closed after {elapsed:?} and {written} bytes at one a second, idle_timeout_ms 2500"
+    );
+    assert!(written >= 2, "{written} bytes");
+    assert!(
+        elapsed >= Duration::from_millis(2500),
+        "closed after {elapsed:?}"
+    );
+    assert!(
+        elapsed < Duration::from_millis(2500 + 2000),
+        "closed after {elapsed:?}"
+    );
+    assert_eq!(s(&req(&mut steady, 5, "still open").await), "still open");
+    let m = tc.running(1).metrics(1).unwrap();
+    assert_eq!(m.idle_closes, 1);
     tc.shutdown().await;
 }
 

@@ -255,6 +255,11 @@ fn check_settings(
             "no frame could be queued towards a client",
         ),
         (
+            "session_queue_bytes",
+            s.session_queue_bytes == 0,
+            "no byte could be queued towards a client",
+        ),
+        (
             "link_queue",
             s.link_queue == 0,
             "no message could be queued on a link",

@@ -36,15 +36,24 @@ const UNREAD_MAX: usize = 256 * 1024;
 pub(super) const CLOSE_FLUSH: Duration = Duration::from_secs(1);
 
 pub(super) async fn serve_client(node: Arc<Node>, stream: TcpStream, session: Arc<Session>) {
-    let reason = client_loop(&node, stream, &session).await;
+    client_loop(&node, stream, &session).await;
+    // Boxed: the cleanup's futures (directory, links) need not be part of
+    // every idle session's task.
+    Box::pin(session_ended(&node, &session)).await;
+}
+
+/// Marks the session closed for `reason` (the first reason given wins),
+/// counts and logs it: here, where every session's end is decided,
+/// whatever filled its queue (a push, a reply, a broadcast), and before the
+/// closing flush, which may linger.
+fn note_close(session: &Session, reason: CloseReason, node: &Node) -> CloseReason {
     session.close_with(reason);
     let reason = session.close_reason().unwrap_or(reason);
-    // Counted here, where every session ends, whatever filled its queue (a
-    // push, a reply, a broadcast).
+    let m = node.metrics();
     let counter = match reason {
-        CloseReason::Idle => Some(&node.metrics().idle_closes),
-        CloseReason::Oversize => Some(&node.metrics().oversize_closes),
-        CloseReason::QueueFull => Some(&node.metrics().queue_full_closes),
+        CloseReason::Idle => Some(&m.idle_closes),
+        CloseReason::Oversize => Some(&m.oversize_closes),
+        CloseReason::QueueFull => Some(&m.queue_full_closes),
         _ => None,
     };
     if let Some(c) = counter {
@@ -56,9 +65,7 @@ pub(super) async fn serve_client(node: Arc<Node>, stream: TcpStream, session: Ar
         }
         _ => info!(session = %session.id, ?reason, "session closed"),
     }
-    // Boxed: the cleanup's futures (directory, links) need not be part of
-    // every idle session's task.
-    Box::pin(session_ended(&node, &session)).await;
+    reason
 }
 
 /// The life of a client connection, in one task: read and dispatch frames,
@@ -70,7 +77,7 @@ pub(super) async fn serve_client(node: Arc<Node>, stream: TcpStream, session: Ar
 /// survive between wake-ups: the work of a wake-up (dispatching frames,
 /// a write that blocks, the closing flush) runs in boxed futures that exist
 /// while it runs, and the read buffer holds only a partial frame.
-async fn client_loop(node: &Arc<Node>, stream: TcpStream, session: &Arc<Session>) -> CloseReason {
+async fn client_loop(node: &Arc<Node>, stream: TcpStream, session: &Arc<Session>) {
     let sessions = node.sessions();
     let mut codec = FrameCodec::new(node.settings().max_frame_len);
     let mut rbuf = BytesMut::new();
@@ -94,10 +101,10 @@ async fn client_loop(node: &Arc<Node>, stream: TcpStream, session: &Arc<Session>
         // Write everything queued for the client.
         match flush(&stream, session) {
             Flush::Done => {}
-            Flush::Failed => return CloseReason::IoError,
+            Flush::Failed => break CloseReason::IoError,
             Flush::Blocked(rest) => {
                 if !Box::pin(flush_blocked(&stream, session, rest)).await {
-                    return CloseReason::IoError;
+                    break CloseReason::IoError;
                 }
                 // Written, or closed meanwhile (the wake-up it consumed is
                 // not there for the select below): look again.
@@ -130,7 +137,7 @@ async fn client_loop(node: &Arc<Node>, stream: TcpStream, session: &Arc<Session>
         }
         match stream.try_read_buf(&mut rbuf) {
             Ok(0) => break CloseReason::ClientClosed,
-            Ok(_) => session.touch(),
+            Ok(_) => {}
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                 // A false readiness (the idle bench sees one on most
                 // freshly accepted sockets): keep no buffer for it,
@@ -146,7 +153,7 @@ async fn client_loop(node: &Arc<Node>, stream: TcpStream, session: &Arc<Session>
         if let Some(reason) =
             Box::pin(dispatch(node, session, &mut codec, &mut rbuf, stopping)).await
         {
-            return reason;
+            break reason;
         }
         if rbuf.is_empty() {
             // Between reads the buffer holds a partial frame or
@@ -154,17 +161,27 @@ async fn client_loop(node: &Arc<Node>, stream: TcpStream, session: &Arc<Session>
             rbuf = BytesMut::new();
         }
     };
+    let reason = note_close(session, reason, node);
+    if matches!(reason, CloseReason::IoError | CloseReason::Oversize) {
+        // Nothing more to say to this client.
+        return;
+    }
     // Shutting down: what the client sent before the close and the gate
     // has not read yet is answered `node_stopping`, not dropped unread.
     if reason == CloseReason::Shutdown {
         answer_unread(node, session, &stream, &mut codec, &mut rbuf);
     }
     // Closing. A kicked or shut-down client still gets what was queued for
-    // it (e.g. the message saying why); one that stopped reading does not.
-    if session.close_reason().unwrap_or(reason) != CloseReason::QueueFull {
+    // it (e.g. the message saying why); one that stopped reading does not:
+    // it is reset (SO_LINGER 0), so the kernel drops what is still in the
+    // socket's send buffer instead of trickling it out for minutes.
+    if reason == CloseReason::QueueFull {
+        if let Err(e) = stream.set_zero_linger() {
+            debug!(session = %session.id, error = %e, "abortive close not set");
+        }
+    } else {
         Box::pin(close_flush(stream, session)).await;
     }
-    reason
 }
 
 /// What [`flush`] left.
@@ -246,28 +263,52 @@ async fn dispatch(
     stopping: bool,
 ) -> Option<CloseReason> {
     loop {
-        match codec.decode(rbuf) {
-            Ok(Some(frame)) if stopping => refuse_frame(node, session, frame),
-            Ok(Some(frame)) => handle_frame(node, session, frame).await,
+        let frame = match codec.decode(rbuf) {
+            Ok(Some(frame)) => frame,
             Ok(None) => return None,
             Err(FrameError::TooLarge { msg_id, len, max }) => {
                 warn!(session = %session.id, msg_id, len, max, "frame over the size limit: closing the connection");
                 return Some(CloseReason::Oversize);
             }
             Err(FrameError::Io(_)) => return Some(CloseReason::IoError),
+        };
+        // Idle means no complete frame: bytes that complete none (a
+        // trickle, half a header) do not keep the session alive.
+        session.touch();
+        if stopping {
+            refuse_frame(node, session, frame);
+        } else {
+            handle_frame(node, session, frame).await;
         }
     }
 }
 
 /// The last writes of a closing session: what is queued (bounded by
-/// [`CLOSE_FLUSH`]), then the shutdown of the socket.
+/// [`CLOSE_FLUSH`]), then the shutdown of the socket's sending side, then a
+/// lingering read until the client closes too (bounded likewise): closing a
+/// socket with unread data sends a reset, and a reset can make the client
+/// drop answers it has received but not yet read.
 async fn close_flush(mut stream: TcpStream, session: &Session) {
+    use tokio::io::AsyncReadExt;
     let mut wbuf = BytesMut::new();
     session.drain_into(&mut wbuf, usize::MAX);
     if !wbuf.is_empty() {
         let _ = tokio::time::timeout(CLOSE_FLUSH, stream.write_all(&wbuf)).await;
     }
-    let _ = tokio::time::timeout(CLOSE_FLUSH, stream.shutdown()).await;
+    if tokio::time::timeout(CLOSE_FLUSH, stream.shutdown())
+        .await
+        .is_ok_and(|r| r.is_ok())
+    {
+        let mut sink = [0u8; 1024];
+        let _ = tokio::time::timeout(CLOSE_FLUSH, async {
+            while let Ok(n) = stream.read(&mut sink).await {
+                if n == 0 {
+                    break;
+                }
+            }
+        })
+        .await;
+    }
 }
 
 /// Reads what the socket already holds (without waiting, at most
@@ -378,59 +419,79 @@ async fn handle_frame(node: &Arc<Node>, session: &Arc<Session>, frame: Frame) {
     node.work_finished();
 }
 
+/// Forwards a client message to a live node of group `g`. A pick that
+/// lands on a link failing at that very moment (its writer died, its
+/// reader has not removed it yet) tries the next live node once, so a
+/// dying node does not turn into `no_live_node` while another lives.
 fn forward(node: &Arc<Node>, session: &Arc<Session>, g: usize, frame: Frame) {
     let group = node.routing().group_at(g);
     let m = node.metrics();
     let msg_id = frame.msg_id;
-    let peer = node
-        .choose(group, session.id.0)
-        .and_then(|target| node.links().get(target));
-    let Some(peer) = peer else {
-        m.no_live_node.add(1);
-        let why = format!("no live node in group {:?}", group.name);
-        warn!(session = %session.id, msg_id, "{why}");
-        node.answer_error(session.id, msg_id, "no_live_node", &why);
-        return;
-    };
-    if session.mark_served(peer.id) {
-        debug!(node = peer.id, "session now served by node");
-    }
     let mut env = Envelope::new(Kind::Forward);
     env.msg_id = msg_id;
     env.node = node.id();
     env.session = session.id.0;
     env.uid = session.uid_wire();
     env.payload = frame.data;
-    // Counted before the send: the answer may come back before `send`
-    // returns.
-    peer.forward_sent();
-    match peer.send(env) {
-        Ok(()) => m.forwards.add(1),
-        Err(e) => {
-            peer.forward_done();
-            let (code, why) = match e {
-                LinkError::Down => {
-                    m.no_live_node.add(1);
-                    (
-                        "no_live_node",
-                        format!(
-                            "node {} of group {:?} is unreachable",
-                            peer.name, group.name
-                        ),
-                    )
-                }
-                LinkError::Full => {
-                    m.link_queue_full.add(1);
-                    (
-                        "overloaded",
-                        format!("link to node {} is congested", peer.name),
-                    )
-                }
-            };
-            warn!(session = %session.id, msg_id, "{why}");
-            node.answer_error(session.id, msg_id, code, &why);
+    let mut failed = None;
+    let error = loop {
+        let peer = node
+            .choose_except(group, session.id.0, failed)
+            .and_then(|target| node.links().get(target));
+        let Some(peer) = peer else {
+            m.no_live_node.add(1);
+            break (
+                "no_live_node",
+                format!("no live node in group {:?}", group.name),
+            );
+        };
+        // Tracked and counted before the send: the answer may come back
+        // before `send` returns.
+        let number = session.track_forward(peer.id, msg_id);
+        env.request = number;
+        peer.forward_sent();
+        let Err((e, back)) = peer.send_or_return(env) else {
+            m.forwards.add(1);
+            if session.mark_served(peer.id) {
+                debug!(node = peer.id, "session now served by node");
+            }
+            return;
+        };
+        peer.forward_done();
+        if !session.untrack_forward(number) {
+            // The link died between the pick and the send, and its
+            // `node_lost` answer went out already.
+            return;
         }
-    }
+        match e {
+            LinkError::Down if failed.is_none() => {
+                m.forward_retries.add(1);
+                debug!(session = %session.id, msg_id, node = peer.id, "link failed at the pick: trying another node");
+                failed = Some(peer.id);
+                env = back;
+            }
+            LinkError::Down => {
+                m.no_live_node.add(1);
+                break (
+                    "no_live_node",
+                    format!(
+                        "node {} of group {:?} is unreachable",
+                        peer.name, group.name
+                    ),
+                );
+            }
+            LinkError::Full => {
+                m.link_queue_full.add(1);
+                break (
+                    "overloaded",
+                    format!("link to node {} is congested", peer.name),
+                );
+            }
+        }
+    };
+    let (code, why) = error;
+    warn!(session = %session.id, msg_id, "{why}");
+    node.answer_error(session.id, msg_id, code, &why);
 }
 
 /// Cleans up after a session: directory, the nodes that served it, hooks.

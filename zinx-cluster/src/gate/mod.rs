@@ -17,7 +17,7 @@ use tokio_util::task::TaskTracker;
 use tracing::{Instrument, debug, debug_span, warn};
 
 use crate::node::Node;
-use crate::session::GatePhase;
+use crate::session::{GatePhase, QueueBound};
 
 /// The running client side of one gate node.
 #[derive(Debug)]
@@ -91,7 +91,10 @@ fn accept(node: &Arc<Node>, tasks: &TaskTracker, stream: TcpStream, addr: std::n
         refuse(node, stream);
         return;
     }
-    let session = node.sessions().open(settings.session_queue);
+    let session = node.sessions().open(QueueBound {
+        frames: settings.session_queue,
+        bytes: settings.session_queue_bytes,
+    });
     node.metrics().sessions_accepted.add(1);
     node.metrics().sessions_open.add(1);
     // A debug-level span: free when debug logging is off, so an idle

@@ -13,7 +13,7 @@ use crate::envelope::{Envelope, HEARTBEAT_STOPPING, HEARTBEAT_STOPPING_ACK, Kind
 use crate::error::SendError;
 use crate::frame::Frame;
 use crate::peer::Peer;
-use crate::session::SessionId;
+use crate::session::{Session, SessionId};
 
 impl Node {
     /// Handles one envelope from node `from`. Never blocks: work is spawned.
@@ -29,7 +29,7 @@ impl Node {
             Kind::Call | Kind::Cast => node.on_call(from, env),
             Kind::SessionClosed => node.on_session_closed(env),
             Kind::ToSession => node.on_to_session(from, env),
-            Kind::Done => node.on_done(from),
+            Kind::Done => node.on_done(from, &env),
             Kind::ToUid => node.on_to_uid(from, env),
             Kind::Broadcast => node.broadcast_local(
                 &Frame::new(env.msg_id, env.payload),
@@ -69,13 +69,14 @@ impl Node {
     fn on_forward(self: &Arc<Self>, env: Envelope) {
         let session = SessionId(env.session);
         let msg_id = env.msg_id;
+        let forward = env.request;
         let refuse = |code: &str, why: String| {
             warn!(%session, msg_id, "{why}");
             let frame = self.error_frame(msg_id, code, &why);
             if frame.is_some() {
                 self.metrics.error_answers.add(1);
             }
-            self.finish_forwarded(session, msg_id, frame);
+            self.finish_forwarded(session, msg_id, forward, frame);
         };
         if self.stopping.is_cancelled() {
             return refuse(
@@ -93,7 +94,11 @@ impl Node {
             );
         };
         if self
-            .enqueue(session, &env.uid, Job::new(route, env.payload))
+            .enqueue(session, &env.uid, {
+                let mut job = Job::new(route, env.payload);
+                job.forward = forward;
+                job
+            })
             .is_err()
         {
             refuse(
@@ -155,21 +160,58 @@ impl Node {
     /// A frame for a session of this gate; a final one completes a
     /// forwarded message.
     fn on_to_session(&self, from: u16, env: Envelope) {
-        let session = SessionId(env.session);
-        if let Err(e) = self.deliver_local(session, Frame::new(env.msg_id, env.payload)) {
-            debug!(%session, error = %e, "push to a closed session dropped");
+        let id = SessionId(env.session);
+        // One lookup for both the completion and the delivery.
+        let session = self.sessions.get(id);
+        if env.flags & TO_SESSION_FINAL != 0
+            && !self.forward_finished(from, id, session.as_deref(), env.request)
+        {
+            return;
         }
-        if env.flags & TO_SESSION_FINAL != 0 {
-            self.on_done(from);
+        let frame = Frame::new(env.msg_id, env.payload);
+        let delivered = match &session {
+            Some(s) => self.offer_to(s, frame),
+            None => {
+                self.metrics.to_gone_session.add(1);
+                Err(SendError::SessionGone { session: id })
+            }
+        };
+        if let Err(e) = delivered {
+            debug!(session = %id, error = %e, "push to a closed session dropped");
         }
     }
 
-    /// A forwarded message finished on node `from`.
-    fn on_done(&self, from: u16) {
+    /// A [`Kind::Done`]: a forwarded message finished without an answer.
+    fn on_done(&self, from: u16, env: &Envelope) {
+        let id = SessionId(env.session);
+        let session = self.sessions.get(id);
+        self.forward_finished(from, id, session.as_deref(), env.request);
+    }
+
+    /// Forwarded message `number` of session `id` (`session`, if still
+    /// open) finished on node `from`; false when its client was told
+    /// already that it was lost (the node's link died before, and this
+    /// answer took a new link): the client gets one outcome per request,
+    /// so this answer is dropped.
+    fn forward_finished(
+        &self,
+        from: u16,
+        id: SessionId,
+        session: Option<&Session>,
+        number: u32,
+    ) -> bool {
+        if let Some(s) = session {
+            if !s.finish_forward(from, number) {
+                self.metrics.late_answers.add(1);
+                debug!(session = %id, node = from, number, "answer after node_lost dropped");
+                return false;
+            }
+        }
         if let Some(peer) = self.links.get(from) {
             peer.forward_done();
             self.work_finished();
         }
+        true
     }
 
     fn on_to_uid(&self, from: u16, env: Envelope) {
@@ -227,14 +269,43 @@ impl Node {
         });
     }
 
-    /// A link went down: fail what waits on it; a backend forgets the
+    /// A link went down: fail what waits on it (calls, and on a gate the
+    /// forwarded messages it had not finished); a backend forgets the
     /// sessions of a gate it lost.
     pub(crate) fn link_down(&self, peer: &Peer) {
         self.rpc.fail_peer(peer.id);
+        self.fail_forwards(peer);
         for (session, uid) in self.exec.close_gate(peer.id) {
             self.run_hooks(session, uid);
         }
         // Forwards on the link are gone with it (`Peer` reset them).
         self.work_finished();
+    }
+
+    /// Answers `node_lost` to every message forwarded to `peer` that it
+    /// had not finished when its link died: each client learns, at once,
+    /// that its request will get no other answer. A walk over this gate's
+    /// sessions, once per lost link (a backend has none).
+    fn fail_forwards(&self, peer: &Peer) {
+        if self.sessions.is_empty() {
+            return;
+        }
+        let why = format!("node {} was lost before it answered", peer.name);
+        let mut lost = 0u64;
+        for s in self.sessions.all() {
+            for msg_id in s.take_forwards_to(peer.id) {
+                lost += 1;
+                if let Some(frame) = self.error_frame(msg_id, "node_lost", &why) {
+                    self.metrics.error_answers.add(1);
+                    if let Err(e) = self.offer_to(&s, frame) {
+                        debug!(session = %s.id, error = %e, "node_lost answer not delivered");
+                    }
+                }
+            }
+        }
+        if lost > 0 {
+            self.metrics.node_lost.add(lost);
+            warn!(peer = %peer.name, lost, "forwarded messages lost with the link: answered node_lost");
+        }
     }
 }

@@ -56,6 +56,9 @@ pub(crate) struct Job {
     /// The uid bound when the gate forwarded this message: a message queued
     /// before a logout still runs as the user who sent it.
     uid: Option<Arc<str>>,
+    /// The gate's number for this forward (`request` of the envelope),
+    /// returned with its completion so the gate knows which one finished.
+    pub(crate) forward: u32,
 }
 
 impl Job {
@@ -64,6 +67,7 @@ impl Job {
             route,
             data,
             uid: None,
+            forward: 0,
         }
     }
 }
@@ -251,6 +255,20 @@ impl Node {
         data: Bytes,
         local: Option<&Arc<Session>>,
     ) {
+        self.run_message(route, session, uid, data, local, 0).await;
+    }
+
+    /// [`Node::run_client_message`]; a forwarded message's completion
+    /// carries the gate's number `forward` for it.
+    async fn run_message(
+        self: &Arc<Self>,
+        route: &'static Route,
+        session: SessionId,
+        uid: Option<Arc<str>>,
+        data: Bytes,
+        local: Option<&Arc<Session>>,
+        forward: u32,
+    ) {
         let forwarded = local.is_none();
         let mut ctx = Ctx::new(self.clone(), route.msg_id, Mode::Client, Some(session), uid);
         ctx.local = local.cloned();
@@ -274,7 +292,7 @@ impl Node {
             }
         };
         if forwarded {
-            self.finish_forwarded(session, route.msg_id, outcome);
+            self.finish_forwarded(session, route.msg_id, forward, outcome);
         } else if let Some(frame) = outcome {
             if let Err(e) = ctx.reply_with(frame.msg_id, frame.data) {
                 debug!(%session, msg_id = route.msg_id, error = %e, "reply not delivered");
@@ -283,11 +301,13 @@ impl Node {
     }
 
     /// Sends the last answer of a forwarded message to its gate, marked
-    /// final; with no answer, a bare completion marker.
+    /// final and carrying the gate's number `forward` for the message;
+    /// with no answer, a bare completion marker.
     pub(crate) fn finish_forwarded(
         &self,
         session: SessionId,
         msg_id: u32,
+        forward: u32,
         answer: Option<crate::frame::Frame>,
     ) {
         let gate = session.gate();
@@ -302,6 +322,7 @@ impl Node {
             None => super::envelope(Kind::Done, self.id, msg_id, session.0, Bytes::new()),
         };
         env.flags = TO_SESSION_FINAL;
+        env.request = forward;
         match self.links.get(gate) {
             Some(peer) => {
                 if let Err(e) = peer.send(env) {
@@ -329,7 +350,7 @@ impl Node {
     /// Runs a session's queued messages one after another.
     async fn drain(self: Arc<Self>, session: SessionId) {
         while let Some(job) = self.exec.next_job(session) {
-            self.run_client_message(job.route, session, job.uid, job.data, None)
+            self.run_message(job.route, session, job.uid, job.data, None, job.forward)
                 .await;
         }
     }

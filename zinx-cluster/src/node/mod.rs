@@ -235,6 +235,18 @@ impl Node {
         g.choose(key, |id| id == self.id || self.links.is_live(id))
     }
 
+    /// [`Node::choose`] passing over node `except` (whose link just failed).
+    pub(crate) fn choose_except(
+        &self,
+        g: &routing::Group,
+        key: u64,
+        except: Option<u16>,
+    ) -> Option<u16> {
+        g.choose(key, |id| {
+            Some(id) != except && (id == self.id || self.links.is_live(id))
+        })
+    }
+
     // ---------------------------------------------------------------
     // Answers to clients
     // ---------------------------------------------------------------

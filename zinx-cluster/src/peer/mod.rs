@@ -145,11 +145,21 @@ impl Peer {
 
     /// Queues an envelope on the link without waiting.
     pub(crate) fn send(&self, env: Envelope) -> Result<(), LinkError> {
-        let guard = self.link.read().map_err(|_| LinkError::Down)?;
-        let link = guard.as_ref().ok_or(LinkError::Down)?;
+        self.send_or_return(env).map_err(|(e, _)| e)
+    }
+
+    /// [`Peer::send`], giving the envelope back when it could not be
+    /// queued (to try another node with it).
+    pub(crate) fn send_or_return(&self, env: Envelope) -> Result<(), (LinkError, Envelope)> {
+        let Ok(guard) = self.link.read() else {
+            return Err((LinkError::Down, env));
+        };
+        let Some(link) = guard.as_ref() else {
+            return Err((LinkError::Down, env));
+        };
         link.tx.try_send(env).map_err(|e| match e {
-            mpsc::error::TrySendError::Full(_) => LinkError::Full,
-            mpsc::error::TrySendError::Closed(_) => LinkError::Down,
+            mpsc::error::TrySendError::Full(env) => (LinkError::Full, env),
+            mpsc::error::TrySendError::Closed(env) => (LinkError::Down, env),
         })
     }
 

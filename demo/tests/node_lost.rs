@@ -1,0 +1,127 @@
+//! No request left unanswered: under pipelined load (32 connections × 16
+//! requests in flight, forwarded to the im nodes), an im node is killed
+//! (`kill -9`) or frozen (`SIGSTOP`). Every request must end with its echo
+//! or an error answer — the requests in flight on the lost node with
+//! `node_lost`, as soon as the gate knows the link is dead (at once for a
+//! kill, after `heartbeat_timeout_ms` for a freeze).
+//!
+//! Three demo processes (gate-1, im-1, im-2) with the harness settings
+//! (heartbeat every 200 ms, a link silent for 1000 ms declared dead). The
+//! load is `zinx_test_support::pipeline`; each test prints a `FIGURES`
+//! line (`cargo test -p demo --test node_lost -- --nocapture`).
+
+use std::time::{Duration, Instant};
+
+use zinx_test_support::T;
+use zinx_test_support::chat::wait_ready;
+use zinx_test_support::conf::Conf;
+use zinx_test_support::pipeline::{Pipeline, Report};
+use zinx_test_support::process::Proc;
+
+/// The demo server built for this test run.
+const DEMO: &str = env!("CARGO_BIN_EXE_demo");
+
+/// One test of this file at a time: each runs three processes and load.
+static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+/// `heartbeat_timeout_ms` of the harness settings.
+const HEARTBEAT_TIMEOUT: Duration = Duration::from_millis(1000);
+/// A generous bound on "at once" for a loaded 2-core machine.
+const SLACK: Duration = Duration::from_secs(2);
+const CONNS: usize = 32;
+const WINDOW: usize = 16;
+
+/// gate-1, im-1 and im-2 as three processes, the gate linked to both.
+async fn three_processes(conf: &Conf) -> (Proc, Proc, Proc) {
+    let im1 = Proc::demo(DEMO, "im-1", conf, &["--id", "2"]);
+    let im2 = Proc::demo(DEMO, "im-2", conf, &["--id", "3"]);
+    let gate = Proc::demo(DEMO, "gate-1", conf, &["--id", "1"]);
+    wait_ready(&conf.gate_addr()).await;
+    for im in ["im-1", "im-2"] {
+        gate.wait_log_n(&[&format!("{{peer={im} "), "link up"], 1, T)
+            .await;
+    }
+    (gate, im1, im2)
+}
+
+/// Runs the load, applies `fault` to im-1 after a second (phase 1 from
+/// there), keeps the load 2.5 s more, and reports. Returns the report and
+/// the instant of the fault, with the gate and its configuration (which
+/// holds the logs).
+async fn load_across(fault: impl FnOnce(&mut Proc)) -> (Report, Instant, Proc, Conf) {
+    let conf = Conf::new();
+    let (gate, mut im1, _im2) = three_processes(&conf).await;
+    let addr = conf.gate_addr().parse().unwrap();
+    let load = Pipeline::start(addr, demo::IM_ECHO, CONNS, WINDOW)
+        .await
+        .expect("the load connects");
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    load.set_phase(1);
+    let at = Instant::now();
+    fault(&mut im1);
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    let report = load.finish(Duration::from_secs(5)).await;
+    // Frozen processes are killed on drop, with the others.
+    drop(im1);
+    (report, at, gate, conf)
+}
+
+fn check(test: &str, report: &Report, at: Instant, bound: Duration) {
+    let total = report.total();
+    // Error answers are charged to the requests they answer, which were
+    // sent before the fault: the window of all of them is the one to time.
+    let last_error_ms = total
+        .error_window
+        .map(|(_, last)| last.saturating_duration_since(at).as_millis());
+    let first_error_ms = total
+        .error_window
+        .map(|(first, _)| first.saturating_duration_since(at).as_millis());
+    eprintln!(
+        "FIGURES {test}: {} s, sent {}, echoed {}, errors {:?}, never answered {}; \
+         error answers {first_error_ms:?}..{last_error_ms:?} ms after the fault \
+         (bound {} ms); closed connections {}",
+        report.ran.as_secs_f64(),
+        total.sent,
+        total.echoed,
+        total.errors,
+        total.never_answered,
+        bound.as_millis(),
+        report.closed_connections,
+    );
+    assert_eq!(report.closed_connections, 0, "{report:?}");
+    assert_eq!(total.never_answered, 0, "{total:?}");
+    assert!(total.sent > (CONNS * WINDOW) as u64, "{total:?}");
+    // The node held about half the sessions, 16 requests in flight each.
+    let lost = total.errors.get("node_lost").copied().unwrap_or(0);
+    assert!(lost > 0, "nothing answered node_lost: {total:?}");
+    for code in total.errors.keys() {
+        assert_eq!(code, "node_lost", "{total:?}");
+    }
+    let (first, last) = total.error_window.expect("error answers after the fault");
+    assert!(first >= at, "an error answer came before the fault");
+    assert!(
+        last.saturating_duration_since(at) < bound,
+        "the last error answer came {:?} after the fault",
+        last.saturating_duration_since(at)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_9_of_a_backend_leaves_no_request_unanswered() {
+    let _serial = SERIAL.lock().await;
+    let (report, at, mut gate, _conf) = load_across(|im1| im1.kill()).await;
+    assert!(gate.running(), "the gate died:\n{}", gate.log());
+    // A kill closes the socket: the gate knows at once.
+    check("kill_9_pipelined", &report, at, SLACK);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigstop_of_a_backend_leaves_no_request_unanswered() {
+    let _serial = SERIAL.lock().await;
+    let (report, at, mut gate, _conf) = load_across(|im1| im1.signal(libc::SIGSTOP)).await;
+    assert!(gate.running(), "the gate died:\n{}", gate.log());
+    gate.wait_log_n(&["{peer=im-1 ", "declared dead"], 1, T)
+        .await;
+    // A frozen node is found by the heartbeat timeout.
+    check("sigstop_pipelined", &report, at, HEARTBEAT_TIMEOUT + SLACK);
+}
