@@ -50,7 +50,9 @@ impl RedisCli for RedisServer {
         self.cli(&["--scan", "--pattern", "zinx:uid:*"])
             .into_iter()
             .filter_map(|key| {
-                let sid: u64 = self.cli(&["GET", &key]).first()?.parse().ok()?;
+                // `<session>:<gate>:<run>`
+                let value = self.cli(&["GET", &key]);
+                let sid: u64 = value.first()?.split(':').next()?.parse().ok()?;
                 Some((key.trim_start_matches("zinx:uid:").to_string(), sid >> 48))
             })
             .collect()

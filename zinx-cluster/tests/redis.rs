@@ -175,11 +175,18 @@ impl RedisQueries for RedisServer {
     /// The session id bound to `uid`, if any.
     async fn binding(&self, uid: &str) -> Option<u64> {
         let mut c = self.conn().await;
+        // `<session>:<gate>:<run>`
         redis::cmd("GET")
             .arg(format!("zinx:uid:{uid}"))
-            .query_async::<Option<u64>>(&mut c)
+            .query_async::<Option<String>>(&mut c)
             .await
             .expect("GET")
+            .map(|v| {
+                v.split(':')
+                    .next()
+                    .and_then(|s| s.parse().ok())
+                    .expect("a session id first")
+            })
     }
 
     /// Subscribers of a gate's channel.

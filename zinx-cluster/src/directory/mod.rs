@@ -15,7 +15,9 @@
 //! The directory is a store and a bus: it never calls into the node. The
 //! gate runs the loops that use it (`gate::directory`).
 
+mod outbox;
 mod redis;
+mod seal;
 mod subscription;
 
 use std::sync::Arc;
@@ -26,7 +28,8 @@ use crate::envelope::Envelope;
 use crate::error::SendError;
 use crate::session::SessionId;
 
-pub(crate) use redis::{RedisDirectory, redact};
+pub(crate) use redis::{Identity, RedisDirectory, redact};
+pub(crate) use seal::Refused;
 pub(crate) use subscription::Subscription;
 
 /// The directory a node uses.
@@ -73,11 +76,21 @@ impl Directory {
         }
     }
 
-    /// Sends an envelope to another gate.
+    /// Sends an envelope to another gate and waits until it is
+    /// published.
     pub(crate) async fn publish(&self, gate: u16, env: Envelope) -> Result<(), SendError> {
         match self {
             Directory::Memory { .. } => Err(SendError::Unreachable { node: gate }),
             Directory::Redis(r) => r.publish(gate, env).await,
+        }
+    }
+
+    /// Queues an envelope for another gate without waiting (bounded; a
+    /// gate known unreachable fails at once).
+    pub(crate) fn send(&self, gate: u16, env: Envelope) -> Result<(), SendError> {
+        match self {
+            Directory::Memory { .. } => Err(SendError::Unreachable { node: gate }),
+            Directory::Redis(r) => r.send(gate, env),
         }
     }
 
@@ -98,8 +111,8 @@ impl Directory {
         }
     }
 
-    /// After the node is closed: waits (bounded) for the directory's own
-    /// work to end.
+    /// After the node is closed: publishes what is queued for other gates
+    /// and waits (bounded) for the directory's own work to end.
     pub(crate) async fn close(&self) {
         match self {
             Directory::Memory { .. } => {}
