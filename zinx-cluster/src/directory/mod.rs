@@ -15,6 +15,7 @@
 //! The directory is a store and a bus: it never calls into the node. The
 //! gate runs the loops that use it (`gate::directory`).
 
+mod keepalive;
 mod outbox;
 mod redis;
 mod seal;
@@ -28,7 +29,7 @@ use crate::envelope::Envelope;
 use crate::error::SendError;
 use crate::session::SessionId;
 
-pub(crate) use redis::{Identity, RedisDirectory, redact};
+pub(crate) use redis::{Identity, RedisDirectory};
 pub(crate) use seal::Refused;
 pub(crate) use subscription::Subscription;
 

@@ -49,6 +49,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{Instrument, debug, error, info, info_span, warn};
 
+use super::keepalive::{DELETE_IF_LUA, REFRESH_LUA};
 use super::outbox::Outbox;
 use super::seal::{Opener, Sealer};
 use crate::envelope::Envelope;
@@ -62,10 +63,6 @@ use crate::settings::Settings;
 /// Longest wait for Redis in any directory operation (connecting included):
 /// a hung or unreachable Redis fails the operation, never wedges a session.
 pub(crate) const OP_TIMEOUT: Duration = Duration::from_secs(1);
-
-/// Bindings per keep-alive (or final cleanup) script run: large enough for
-/// few round trips, small enough that one run never holds Redis for long.
-const BATCH: usize = 256;
 
 /// Redis unreachable this long with a connection manager this old: replace
 /// the manager, in case it is stuck on a failed connection it does not
@@ -100,31 +97,6 @@ redis.call('DEL', KEYS[1])
 return 0
 ";
 
-/// Deletes `KEYS[1]` if it still holds `ARGV[1]`.
-const DELETE_IF_LUA: &str = r"
-if redis.call('GET', KEYS[1]) == ARGV[1] then
-  return redis.call('DEL', KEYS[1])
-end
-return 0
-";
-
-/// Keeps alive each binding of `KEYS` (for `ARGV[1]` ms) that still names
-/// its session `ARGV[i + 1]`, re-creates those that are gone, and returns
-/// the (1-based) positions of the re-created ones.
-const REFRESH_LUA: &str = r"
-local recreated = {}
-for i, key in ipairs(KEYS) do
-  local holder = redis.call('GET', key)
-  if holder == ARGV[i + 1] then
-    redis.call('PEXPIRE', key, ARGV[1])
-  elseif not holder then
-    redis.call('SET', key, ARGV[i + 1], 'PX', ARGV[1])
-    recreated[#recreated + 1] = i
-  end
-end
-return recreated
-";
-
 /// The command connection and what decides when to replace it.
 struct Managed {
     /// Multiplexed, reconnecting connection shared by every operation.
@@ -149,17 +121,17 @@ pub(crate) struct RedisDirectory {
     /// `<prefix>:gate:`.
     gate_prefix: String,
     /// Lifetime of a binding its gate stops refreshing (`directory_ttl_ms`).
-    ttl_ms: u64,
+    pub(super) ttl_ms: u64,
     /// This node's id.
-    node: u16,
+    pub(super) node: u16,
     /// This node's run id (a random number drawn at start): names this
     /// process in its bindings and its run key.
-    run: u64,
+    pub(super) run: u64,
     /// Lifetime of a gate's run key (`heartbeat_timeout_ms`): a gate
     /// silent this long is dead to the directory.
-    run_ttl_ms: u64,
+    pub(super) run_ttl_ms: u64,
     /// How often a gate refreshes its run key (`heartbeat_interval_ms`).
-    run_period: Duration,
+    pub(super) run_period: Duration,
     /// Signs what this node publishes.
     sealer: Sealer,
     /// The cluster secret, for the subscription's [`Opener`].
@@ -167,11 +139,11 @@ pub(crate) struct RedisDirectory {
     /// [`LOCATE_LUA`].
     locate_script: Script,
     /// [`DELETE_IF_LUA`].
-    delete_if_script: Script,
+    pub(super) delete_if_script: Script,
     /// [`UNBIND_LUA`].
     unbind_script: Script,
     /// [`REFRESH_LUA`].
-    refresh_script: Script,
+    pub(super) refresh_script: Script,
     /// The startup check and the bus publishers; `close` waits for them.
     pub(super) tasks: TaskTracker,
     /// Cancelled by `close`: the bus publishers publish what is queued
@@ -192,20 +164,6 @@ impl std::fmt::Debug for RedisDirectory {
             .field("uid_prefix", &self.uid_prefix)
             .field("ttl_ms", &self.ttl_ms)
             .finish_non_exhaustive()
-    }
-}
-
-/// `url` with the password (the user info) replaced by `***`.
-pub(crate) fn redact(url: &str) -> String {
-    let Some(scheme_end) = url.find("://").map(|i| i + 3) else {
-        return url.to_string();
-    };
-    let rest = &url[scheme_end..];
-    // The last `@` ends the user info even when the password holds `@` or
-    // `/` (the path and query of a Redis URL have none).
-    match rest.rfind('@') {
-        Some(at) => format!("{}***{}", &url[..scheme_end], &rest[at..]),
-        None => url.to_string(),
     }
 }
 
@@ -240,7 +198,7 @@ impl RedisDirectory {
         settings: &Settings,
         me: Identity,
     ) -> Result<RedisDirectory, String> {
-        let shown = redact(url);
+        let shown = crate::settings::redact(url);
         let client = Client::open(url).map_err(|e| format!("invalid Redis URL {shown:?}: {e}"))?;
         let manager = ConnectionManager::new_lazy_with_config(client.clone(), manager_config())
             .map_err(|e| format!("Redis at {shown}: {e}"))?;
@@ -290,7 +248,7 @@ impl RedisDirectory {
     }
 
     /// What a binding of `session` (of this gate) holds.
-    fn value(&self, session: SessionId) -> String {
+    pub(super) fn value(&self, session: SessionId) -> String {
         format!("{}:{}:{}", session.0, self.node, self.run)
     }
 
@@ -446,7 +404,10 @@ impl RedisDirectory {
 
     /// Removes each binding that still names its session; returns how many
     /// were removed.
-    async fn unbind_many(&self, bindings: &[(&str, SessionId)]) -> Result<u64, SendError> {
+    pub(super) async fn unbind_many(
+        &self,
+        bindings: &[(&str, SessionId)],
+    ) -> Result<u64, SendError> {
         let mut inv = self.unbind_script.prepare_invoke();
         for (uid, session) in bindings {
             inv.key(self.key(uid)).arg(self.value(*session));
@@ -484,38 +445,6 @@ impl RedisDirectory {
         })
     }
 
-    /// Writes this gate's run key: it is alive for the heartbeat timeout.
-    pub(crate) async fn keep_run_alive(&self) -> Result<(), SendError> {
-        let mut cmd = redis::cmd("SET");
-        cmd.arg(self.run_key(self.node))
-            .arg(self.run)
-            .arg("PX")
-            .arg(self.run_ttl_ms);
-        let cmd = &cmd;
-        self.op("refresh the gate's run", true, |mut c| async move {
-            cmd.query_async(&mut c).await
-        })
-        .await
-    }
-
-    /// Removes this gate's run key if it still names this run (shutdown):
-    /// its bindings are stale at once.
-    pub(crate) async fn end_run(&self) -> Result<(), SendError> {
-        let mut inv = self.delete_if_script.prepare_invoke();
-        inv.key(self.run_key(self.node)).arg(self.run);
-        let inv = &inv;
-        self.op("end the gate's run", true, |mut c| async move {
-            inv.invoke_async::<i64>(&mut c).await
-        })
-        .await
-        .map(|_| ())
-    }
-
-    /// How often a gate refreshes its run key.
-    pub(crate) fn run_period(&self) -> Duration {
-        self.run_period
-    }
-
     /// The signed message carrying `env` to gate `gate`.
     pub(super) fn seal(&self, gate: u16, env: &Envelope) -> Result<BytesMut, String> {
         self.sealer.seal(gate, env)
@@ -530,58 +459,6 @@ impl RedisDirectory {
             cmd.query_async(&mut c).await
         })
         .await
-    }
-
-    // ---------------------------------------------------------------
-    // Keep-alive (the gate runs the loop, see `gate::directory`)
-    // ---------------------------------------------------------------
-
-    /// Keeps alive (for the TTL) each binding that still names its
-    /// session, re-creates those Redis lost, and returns the re-created
-    /// ones.
-    pub(crate) async fn refresh<'a>(
-        &self,
-        bindings: &'a [(Arc<str>, SessionId)],
-    ) -> Result<Vec<&'a (Arc<str>, SessionId)>, SendError> {
-        let mut recreated_all = Vec::new();
-        for chunk in bindings.chunks(BATCH) {
-            let mut inv = self.refresh_script.prepare_invoke();
-            inv.arg(self.ttl_ms);
-            for (uid, session) in chunk {
-                inv.key(self.key(uid)).arg(self.value(*session));
-            }
-            let inv = &inv;
-            let recreated: Vec<usize> = self
-                .op("refresh bindings", true, |mut c| async move {
-                    inv.invoke_async(&mut c).await
-                })
-                .await?;
-            recreated_all.extend(
-                recreated
-                    .into_iter()
-                    .filter_map(|i| i.checked_sub(1).and_then(|i| chunk.get(i))),
-            );
-        }
-        Ok(recreated_all)
-    }
-
-    /// Removes each binding that still names its session, in batches;
-    /// returns how many were removed.
-    pub(crate) async fn unbind_all(
-        &self,
-        bindings: &[(Arc<str>, SessionId)],
-    ) -> Result<u64, SendError> {
-        let mut removed = 0;
-        for chunk in bindings.chunks(BATCH) {
-            let chunk: Vec<(&str, SessionId)> = chunk.iter().map(|(u, s)| (&**u, *s)).collect();
-            removed += self.unbind_many(&chunk).await?;
-        }
-        Ok(removed)
-    }
-
-    /// The keep-alive period: a third of the TTL.
-    pub(crate) fn refresh_period(&self) -> Duration {
-        Duration::from_millis((self.ttl_ms / 3).max(1))
     }
 
     // ---------------------------------------------------------------
@@ -721,20 +598,6 @@ mod tests {
             key: LinkKey::new(b"s").unwrap(),
             metrics: Arc::default(),
         }
-    }
-
-    #[test]
-    fn passwords_are_hidden_in_urls() {
-        assert_eq!(
-            redact("redis://127.0.0.1:6379/0"),
-            "redis://127.0.0.1:6379/0"
-        );
-        assert_eq!(
-            redact("redis://:s3cret@redis.internal:6379/0"),
-            "redis://***@redis.internal:6379/0"
-        );
-        assert_eq!(redact("rediss://user:p@s/s@h/1"), "rediss://***@h/1");
-        assert_eq!(redact("not a url"), "not a url");
     }
 
     #[tokio::test]
