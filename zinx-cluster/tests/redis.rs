@@ -1192,9 +1192,19 @@ async fn a_backend_keeps_a_gate_s_sessions_across_a_link_blip_and_ends_them_when
             .and_then(|n| n.parse().ok())
             .expect("an id"),
     );
-    // A backend serves bob (the same one for the session's life: sticky).
+    // A backend serves bob (the same one for the session's life: sticky),
+    // and carol.
     let served_by = s(&req(&mut bob, 9, "").await);
     assert!(served_by.ends_with(" bob"), "{served_by}");
+    let mut carol = tc.login(2, "carol").await;
+    let carol_id = SessionId(
+        s(&req(&mut carol, 7, "").await)
+            .rsplit(' ')
+            .next()
+            .and_then(|n| n.parse().ok())
+            .expect("an id"),
+    );
+    assert!(s(&req(&mut carol, 9, "").await).ends_with(" carol"));
     let ended_for = |session: SessionId| -> Vec<u16> {
         ended
             .lock()
@@ -1206,8 +1216,10 @@ async fn a_backend_keeps_a_gate_s_sessions_across_a_link_blip_and_ends_them_when
     };
 
     // A blip: gate-2 freezes until both backends declare its links dead,
-    // then goes on and links again, from the same run.
+    // then goes on and links again, from the same run. carol leaves
+    // meanwhile: her gate tells the backend when it can.
     child.freeze(true);
+    drop(carol);
     let frozen = Instant::now();
     for (id, b) in &backends {
         while b.link_up(*id, 2) {
@@ -1224,7 +1236,16 @@ async fn a_backend_keeps_a_gate_s_sessions_across_a_link_blip_and_ends_them_when
         }
     }
     let back = frozen.elapsed();
+    while ended_for(carol_id).is_empty() {
+        assert!(
+            frozen.elapsed() < back + T,
+            "carol's session close never reached the backend that served her"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let carol_ended = frozen.elapsed();
     tokio::time::sleep(HEARTBEAT_TIMEOUT + Duration::from_millis(700)).await;
+    assert_eq!(ended_for(carol_id).len(), 1, "carol's hook ran twice");
     assert_eq!(
         ended_for(bob_id),
         Vec::<u16>::new(),
@@ -1245,7 +1266,7 @@ async fn a_backend_keeps_a_gate_s_sessions_across_a_link_blip_and_ends_them_when
     }
     let gone = killed.elapsed();
     eprintln!(
-        "FIGURES gate blip: links down {down:?} after SIGSTOP, back {back:?} after it, sessions kept; after kill -9 the backends ended the gate's sessions in {gone:?} (heartbeat timeout {HEARTBEAT_TIMEOUT:?})"
+        "FIGURES gate blip: links down {down:?} after SIGSTOP, back {back:?} after it, sessions kept; the close of a session during the blip reached its backend {carol_ended:?} after SIGSTOP; after kill -9 the backends ended the gate's sessions in {gone:?} (heartbeat timeout {HEARTBEAT_TIMEOUT:?})"
     );
     for (_, b) in backends {
         b.shutdown().await;

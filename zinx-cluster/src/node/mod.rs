@@ -8,7 +8,7 @@
 //! | [`delivery`] | getting a frame to a session, a uid, everybody |
 //! | [`call`] | `call` / `cast` to another group |
 //! | [`dispatch`] | one small function per kind of envelope received |
-//! | [`gate_loss`] | a backend ending a gate's sessions once that gate is really gone |
+//! | [`gate_loss`] | sessions across a lost gate link: a backend ends them once the gate is really gone; a gate re-sends the closes the link missed |
 //! | [`ctx`] | [`Ctx`], what a handler sees of all this |
 //!
 //! The node holds them together with what they share: its identity, the
@@ -93,6 +93,9 @@ pub(crate) struct Node {
     draining: AtomicBool,
     /// Woken when in-flight work finishes while draining.
     work_done: Notify,
+    /// On a gate: session-closed notices for backends whose link was down,
+    /// sent when it is back (`gate_loss`).
+    pending_closes: gate_loss::PendingCloses,
 }
 
 impl std::fmt::Debug for Node {
@@ -186,6 +189,7 @@ impl Node {
             closed,
             draining: AtomicBool::new(false),
             work_done: Notify::new(),
+            pending_closes: gate_loss::PendingCloses::default(),
         }
     }
 
