@@ -266,7 +266,7 @@ impl Node {
         if self.links.get(gate).is_some_and(|p| p.is_up()) {
             return self.ask_gate_for_session(session, env).await.map(|_| ());
         }
-        self.directory.publish(gate, env).await
+        self.publish_to_gate(gate, env).await
     }
 
     /// Closes the session bound to `uid`, wherever it is.
@@ -320,6 +320,16 @@ impl Node {
                     SendError::NotOnline(_) => SendError::NotOnline(uid.to_string()),
                     e => e,
                 });
+        }
+        self.publish_to_gate(gate, env).await
+    }
+
+    /// Sends an envelope to another gate through the directory's bus and
+    /// waits until it is published. Only to gates of the configuration: a
+    /// session id or a directory entry naming another node gets no queue.
+    async fn publish_to_gate(&self, gate: u16, env: Envelope) -> Result<(), SendError> {
+        if !self.gates.contains(&gate) {
+            return Err(SendError::Unreachable { node: gate });
         }
         self.directory.publish(gate, env).await
     }
