@@ -5,12 +5,16 @@
 //! - in memory (default): there is one gate, so the answer is that gate, and
 //!   the gate itself says whether U is online;
 //! - in Redis (several gates, see `redis`): bindings
-//!   `uid → session id` with a TTL that the owning gate refreshes, so a
-//!   crashed gate leaves nothing stale.
+//!   `uid → session id` with a TTL that the owning gate refreshes, naming
+//!   the run of the gate's process; a binding whose gate's run key lapsed
+//!   (the gate died) or names another run is stale: not online, and
+//!   deleted on lookup (`keepalive` keeps a live gate's keys fresh).
 //!
 //! The directory also carries messages between gates (which have no
-//! internal port): encoded envelopes published to the target gate, read by
-//! that gate from its [`Subscription`].
+//! internal port): encoded envelopes signed with the cluster secret
+//! (`seal`), queued per target gate and published in order (`outbox`),
+//! read by that gate from its [`Subscription`], which drops forged and
+//! replayed ones.
 //!
 //! The directory is a store and a bus: it never calls into the node. The
 //! gate runs the loops that use it (`gate::directory`).
