@@ -44,12 +44,15 @@ const WAIT_AT_MOST: Duration = Duration::from_secs(3);
 
 /// One message to publish, and who waits for its outcome.
 struct Outgoing {
+    /// The message.
     env: Envelope,
+    /// The sender waiting for the outcome, if it waits.
     done: Option<oneshot::Sender<Result<(), SendError>>>,
 }
 
 /// The queue of one target gate and what is known of it.
 struct Target {
+    /// The queue its publisher drains (`link_queue` messages).
     tx: mpsc::Sender<Outgoing>,
     /// When its last publish failed (ms since `Outbox::epoch`, plus one),
     /// 0 while it succeeds.
@@ -58,6 +61,7 @@ struct Target {
 
 /// The queues of every target gate (created at a gate's first message).
 pub(crate) struct Outbox {
+    /// By target gate id (only gates of the configuration get one).
     targets: std::sync::Mutex<HashMap<u16, Target>>,
     /// Zero of `failed_at`.
     epoch: Instant,

@@ -108,6 +108,7 @@ pub(crate) enum Refused {
 /// were seen.
 #[derive(Debug, Clone, Copy)]
 struct RunSeen {
+    /// The highest seq seen.
     highest: u64,
     /// Bit `i`: seq `highest - 1 - i` was seen.
     below: u64,
