@@ -50,7 +50,9 @@ impl RedisCli for RedisServer {
         self.cli(&["--scan", "--pattern", "zinx:uid:*"])
             .into_iter()
             .filter_map(|key| {
-                let sid: u64 = self.cli(&["GET", &key]).first()?.parse().ok()?;
+                // `<session>:<gate>:<run>`
+                let value = self.cli(&["GET", &key]);
+                let sid: u64 = value.first()?.split(':').next()?.parse().ok()?;
                 Some((key.trim_start_matches("zinx:uid:").to_string(), sid >> 48))
             })
             .collect()
@@ -137,11 +139,14 @@ async fn two_gate_processes_share_users_through_redis() {
     .await;
     expect(&mut alice2, 3, json!({"from": "bob", "text": "which one?"})).await;
 
-    // kill -9 gate-2: within the TTL bob is not online and Redis holds no
-    // binding of gate-2.
+    // kill -9 gate-2: within the heartbeat timeout (its run key lapses) bob
+    // is not online, and within the TTL Redis holds no binding of gate-2.
     let mut carol = login(&g1, "carol").await;
     procs[1].kill();
     let killed = Instant::now();
+    let heartbeat_timeout =
+        Duration::from_millis(settings["heartbeat_timeout_ms"].as_u64().unwrap());
+    let not_online_deadline = killed + heartbeat_timeout + Duration::from_millis(1500);
     let deadline = killed + Duration::from_secs(3) + Duration::from_millis(1500);
     loop {
         carol
@@ -155,15 +160,17 @@ async fn two_gate_processes_share_users_through_redis() {
         if f.msg_id == 3 && body(&f) == json!({"ok": false, "error": "bob is not online"}) {
             break;
         }
-        // Until the binding expires: an error answer (gate-2 unreachable).
+        // Until gate-2's run key lapses: an error answer (gate-2
+        // unreachable).
         assert!(
             f.msg_id == 0 || (f.msg_id == 3 && body(&f)["ok"] == json!(false)),
             "unexpected {:?}",
             String::from_utf8_lossy(&f.data)
         );
         assert!(
-            Instant::now() < deadline,
-            "bob still online long after the TTL"
+            Instant::now() < not_online_deadline,
+            "bob still online {:?} after his gate was killed (heartbeat timeout {heartbeat_timeout:?})",
+            killed.elapsed()
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }

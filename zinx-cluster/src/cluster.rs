@@ -12,9 +12,9 @@ use tokio_util::sync::CancellationToken;
 use tracing::{error, info, warn};
 
 use crate::config::{ClusterConfig, ConfigErrors, NodeConfig, NodeId, NodeType};
-use crate::directory::{Directory, RedisDirectory};
+use crate::directory::{Directory, Identity, RedisDirectory};
 use crate::gate::Gate;
-use crate::metrics::MetricsSnapshot;
+use crate::metrics::{Metrics, MetricsSnapshot};
 use crate::node::{Node, NodeParts, SessionClosed, SessionHook};
 use crate::peer::LinkKey;
 use crate::registry::{self, RegistryErrors};
@@ -152,9 +152,9 @@ impl Cluster {
 
         let gates: Vec<u16> = config.gates().map(|g| g.id).collect();
         let redis_url = config.settings.effective_redis_url();
-        let directory_for = |_: &NodeConfig| -> Result<Directory, StartError> {
+        let directory_for = |me: Identity| -> Result<Directory, StartError> {
             match (gates.as_slice(), redis_url.as_deref()) {
-                (_, Some(url)) => RedisDirectory::open(url, &config.settings)
+                (_, Some(url)) => RedisDirectory::open(url, &config.settings, me)
                     .map(|d| Directory::Redis(Arc::new(d)))
                     .map_err(StartError::Directory),
                 ([only], None) => Ok(Directory::Memory { gate: *only }),
@@ -175,9 +175,17 @@ impl Cluster {
 
         // Every fallible step before any port is bound or any node runs.
         let key = LinkKey::new(secret.as_bytes()).map_err(StartError::Secret)?;
+        // Each node's run: a random id naming this process of it, so the
+        // others tell a restarted node from a link that blipped.
         let mut directories = Vec::new();
         for n in &selected {
-            directories.push(directory_for(n)?);
+            let me = Identity {
+                node: n.id,
+                run: rand::random::<u64>().max(1),
+                key: key.clone(),
+                metrics: Arc::new(Metrics::default()),
+            };
+            directories.push((directory_for(me.clone())?, me));
         }
 
         // Bind everything before anything runs: a taken port fails the
@@ -197,7 +205,7 @@ impl Cluster {
 
         let root = CancellationToken::new();
         let mut nodes = Vec::new();
-        for ((n, listener), directory) in selected.iter().zip(listeners).zip(directories) {
+        for ((n, listener), (directory, me)) in selected.iter().zip(listeners).zip(directories) {
             let node = Arc::new(Node::new(
                 n,
                 &config,
@@ -205,6 +213,8 @@ impl Cluster {
                     handlers: table.clone(),
                     directory,
                     key: key.clone(),
+                    run: me.run,
+                    metrics: me.metrics,
                     hooks: self.hooks.clone(),
                     root: root.clone(),
                 },

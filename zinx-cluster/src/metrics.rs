@@ -135,6 +135,23 @@ counters! {
     links_down,
     /// Incoming links refused in the hello (bad secret, version, or node).
     link_auth_failures,
+    /// Messages on this gate's Redis channel dropped as unsigned or
+    /// forged (no valid proof of the cluster secret).
+    bus_forged,
+    /// Signed messages on this gate's Redis channel dropped as replays
+    /// (seen before, or stamped outside the accepted time).
+    bus_replayed,
+    /// Messages to other gates refused at once: their gate was known
+    /// unreachable through the bus.
+    bus_unreachable,
+    /// Messages to other gates refused because the gate's bus queue was
+    /// full.
+    bus_queue_full,
+    /// Messages to other gates that Redis failed to publish or that no
+    /// gate received.
+    bus_publish_failures,
+    /// Uid bindings found on a dead or restarted gate and removed.
+    stale_bindings,
 }
 
 #[cfg(test)]

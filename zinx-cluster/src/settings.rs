@@ -144,10 +144,7 @@ impl std::fmt::Debug for Settings {
             .field("balance", &self.balance)
             .field("error_reply", &self.error_reply)
             .field("error_msg_id", &self.error_msg_id)
-            .field(
-                "redis_url",
-                &self.redis_url.as_deref().map(crate::directory::redact),
-            )
+            .field("redis_url", &self.redis_url.as_deref().map(redact))
             .field("directory_ttl_ms", &self.directory_ttl_ms)
             .field("directory_prefix", &self.directory_prefix)
             .finish_non_exhaustive()
@@ -214,9 +211,37 @@ impl Settings {
     }
 }
 
+/// `url` with the password (the user info) replaced by `***`.
+pub(crate) fn redact(url: &str) -> String {
+    let Some(scheme_end) = url.find("://").map(|i| i + 3) else {
+        return url.to_string();
+    };
+    let rest = &url[scheme_end..];
+    // The last `@` ends the user info even when the password holds `@` or
+    // `/` (the path and query of a Redis URL have none).
+    match rest.rfind('@') {
+        Some(at) => format!("{}***{}", &url[..scheme_end], &rest[at..]),
+        None => url.to_string(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn passwords_are_hidden_in_urls() {
+        assert_eq!(
+            redact("redis://127.0.0.1:6379/0"),
+            "redis://127.0.0.1:6379/0"
+        );
+        assert_eq!(
+            redact("redis://:s3cret@redis.internal:6379/0"),
+            "redis://***@redis.internal:6379/0"
+        );
+        assert_eq!(redact("rediss://user:p@s/s@h/1"), "rediss://***@h/1");
+        assert_eq!(redact("not a url"), "not a url");
+    }
 
     #[test]
     fn debug_hides_the_secret_and_the_redis_password() {

@@ -19,7 +19,9 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use serde::Deserialize;
 use zinx_cluster::prelude::*;
-use zinx_cluster::{Client, ClientError, Cluster, ClusterConfig, Frame, Select, StartError};
+use zinx_cluster::{
+    Client, ClientError, Cluster, ClusterConfig, Frame, Select, SessionClosed, StartError,
+};
 
 use zinx_test_support::T;
 use zinx_test_support::cluster::{TestCluster, expect, req, s};
@@ -27,6 +29,10 @@ use zinx_test_support::free_ports;
 use zinx_test_support::redis::RedisServer;
 /// `directory_ttl_ms` of these tests (the smallest the config accepts).
 const TTL: Duration = Duration::from_millis(3000);
+/// `heartbeat_timeout_ms` of these tests: a gate's run key lives this long.
+const HEARTBEAT_TIMEOUT: Duration = Duration::from_millis(600);
+/// `link_queue` of these tests: also the bound of each bus queue.
+const LINK_QUEUE: usize = 4096;
 
 // ----------------------------------------------------------------------
 // Handlers
@@ -94,6 +100,29 @@ async fn gate_broadcast(ctx: &mut Ctx, data: Bytes) -> Result<Option<Bytes>, Han
     Ok(None)
 }
 
+/// Pushes `<count>` frames to session `<id>` (the payload: `<id> <count>`)
+/// without waiting, and tells how each went.
+#[handler(msg_id = 19, group = "gate")]
+async fn gate_flood(ctx: &mut Ctx, data: Bytes) -> Result<Option<Bytes>, HandlerError> {
+    let text = utf8(&data)?;
+    let mut words = text.split(' ').map(|w| w.parse::<u64>());
+    let (Some(Ok(session)), Some(Ok(count))) = (words.next(), words.next()) else {
+        return Err(HandlerError::msg("expected `<session> <count>`"));
+    };
+    let (mut ok, mut congested, mut unreachable, mut other) = (0, 0, 0, 0);
+    for i in 0..count {
+        match ctx.push_raw(SessionId(session), 19, format!("flood {i}")) {
+            Ok(()) => ok += 1,
+            Err(SendError::Congested { .. }) => congested += 1,
+            Err(SendError::Unreachable { .. }) => unreachable += 1,
+            Err(_) => other += 1,
+        }
+    }
+    reply(format!(
+        "ok={ok} congested={congested} unreachable={unreachable} other={other}"
+    ))
+}
+
 /// Gate-side kick of a uid (the payload), wherever it is.
 #[handler(msg_id = 18, group = "gate")]
 async fn gate_kick(ctx: &mut Ctx, data: Bytes) -> Result<Option<Bytes>, HandlerError> {
@@ -142,7 +171,7 @@ const ROUTE: &str = r#"{
     "gate": [{"MsgID": 1, "Name": "login"}, {"MsgID": 2, "Name": "logout"},
              {"MsgID": 5, "Name": "echo"}, {"MsgID": 7, "Name": "whoami"},
              {"MsgID": 8, "Name": "push"}, {"MsgID": 16, "Name": "broadcast"},
-             {"MsgID": 18, "Name": "kick"}],
+             {"MsgID": 18, "Name": "kick"}, {"MsgID": 19, "Name": "flood"}],
     "im": [{"MsgID": 3, "Name": "send"}, {"MsgID": 4, "Name": "broadcast"},
            {"MsgID": 6, "Name": "echo"}, {"MsgID": 9, "Name": "whoami"},
            {"MsgID": 14, "Name": "kick"}]
@@ -175,11 +204,18 @@ impl RedisQueries for RedisServer {
     /// The session id bound to `uid`, if any.
     async fn binding(&self, uid: &str) -> Option<u64> {
         let mut c = self.conn().await;
+        // `<session>:<gate>:<run>`
         redis::cmd("GET")
             .arg(format!("zinx:uid:{uid}"))
-            .query_async::<Option<u64>>(&mut c)
+            .query_async::<Option<String>>(&mut c)
             .await
             .expect("GET")
+            .map(|v| {
+                v.split(':')
+                    .next()
+                    .and_then(|s| s.parse().ok())
+                    .expect("a session id first")
+            })
     }
 
     /// Subscribers of a gate's channel.
@@ -257,10 +293,11 @@ fn settings(redis_url: Option<&str>) -> String {
         .map(|u| format!(r#", "redis_url": "{u}""#))
         .unwrap_or_default();
     format!(
-        r#"{{"heartbeat_interval_ms": 100, "heartbeat_timeout_ms": 600,
+        r#"{{"heartbeat_interval_ms": 100, "heartbeat_timeout_ms": {},
         "reconnect_min_ms": 20, "reconnect_max_ms": 200, "call_timeout_ms": 1000,
-        "shutdown_grace_ms": 1000, "secret": "test-secret",
+        "shutdown_grace_ms": 1000, "secret": "test-secret", "link_queue": {LINK_QUEUE},
         "directory_ttl_ms": {}{redis}}}"#,
+        HEARTBEAT_TIMEOUT.as_millis(),
         TTL.as_millis()
     )
 }
@@ -530,7 +567,7 @@ const CHILD_DINX: &str = "ZINX_TEST_CHILD_DINX";
 const CHILD_SETTINGS: &str = "ZINX_TEST_CHILD_SETTINGS";
 const CHILD_READY: &str = "ZINX-TEST-CHILD-GATE-READY";
 
-/// Not a test of its own: when started by `a_killed_gate_leaves_nothing_older_than_the_ttl`
+/// Not a test of its own: when started by a test with a gate to kill
 /// (with `ZINX_TEST_CHILD_GATE` set), runs that gate of the given cluster
 /// until killed. Otherwise it returns at once.
 #[tokio::test]
@@ -599,6 +636,16 @@ impl ChildGate {
         child
     }
 
+    /// SIGSTOP (`true`) or SIGCONT: the gate freezes or goes on.
+    fn freeze(&self, frozen: bool) {
+        let signal = if frozen { "-STOP" } else { "-CONT" };
+        let status = Command::new("kill")
+            .args([signal, &self.0.id().to_string()])
+            .status()
+            .expect("kill runs");
+        assert!(status.success(), "kill {signal} failed");
+    }
+
     /// SIGKILL: no cleanup at all.
     fn kill(&mut self) {
         let _ = self.0.kill();
@@ -613,7 +660,7 @@ impl Drop for ChildGate {
 }
 
 #[tokio::test]
-async fn a_killed_gate_leaves_nothing_older_than_the_ttl() {
+async fn a_killed_gate_s_users_are_not_online_within_the_heartbeat_timeout() {
     let redis = require_redis!();
     let tc = TestCluster::start(&redis.url(), &[3, 4, 1]).await;
     // gate-2 in its own process, to be killed without any cleanup.
@@ -646,30 +693,38 @@ async fn a_killed_gate_leaves_nothing_older_than_the_ttl() {
         pttl > 0,
         "bob's binding is still there right after the kill"
     );
-    while redis.binding("bob").await.is_some() {
-        assert!(
-            killed.elapsed() < TTL + Duration::from_millis(500),
-            "a dead gate's binding outlived the TTL"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    let expired_after = killed.elapsed();
-    // Once expired, backends say bob is offline (before, that his gate is
-    // unreachable: an error answer, never silence).
-    loop {
+    // gate-2's run key lapses within the heartbeat timeout: from then on
+    // bob is not online (before, an error answer, never silence), long
+    // before his binding's TTL would have ended it.
+    let mut errors = 0;
+    let not_online_after = loop {
         let f = req(&mut alice, 3, &chat("bob", "still there?")).await;
         if s(&f) == "bob is not online" {
-            break;
+            break killed.elapsed();
         }
         error_of(&f);
+        errors += 1;
         assert!(
-            killed.elapsed() < TTL + Duration::from_secs(2),
-            "bob still looks online"
+            killed.elapsed() < HEARTBEAT_TIMEOUT + Duration::from_millis(1500),
+            "bob still looks online {:?} after his gate was killed",
+            killed.elapsed()
         );
-        tokio::time::sleep(Duration::from_millis(50)).await;
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert!(not_online_after < TTL);
+    // The stale binding was removed on the way (compare-and-delete).
+    assert_eq!(redis.binding("bob").await, None);
+    let removed_after = killed.elapsed();
+    // Every later send says so too, from a backend and from a gate.
+    for _ in 0..5 {
+        assert_eq!(
+            s(&req(&mut alice, 3, &chat("bob", "hello?")).await),
+            "bob is not online"
+        );
+        assert_eq!(s(&req(&mut alice, 8, "bob").await), "bob is not online");
     }
     eprintln!(
-        "timing: binding of the killed gate expired {expired_after:?} after the kill (PTTL then {pttl} ms, TTL {TTL:?})"
+        "FIGURES killed gate: bob not online {not_online_after:?} after the kill ({errors} error answers before; heartbeat timeout {HEARTBEAT_TIMEOUT:?}, binding TTL {TTL:?}, PTTL at the kill {pttl} ms); stale binding gone {removed_after:?} after the kill"
     );
     // The rest of the cluster is fine.
     assert_eq!(s(&req(&mut alice, 5, "echo").await), "echo");
@@ -931,4 +986,292 @@ async fn a_bad_redis_url_is_refused_at_start() {
     let text = e.to_string();
     assert!(text.contains("invalid Redis URL"), "{text}");
     assert!(!text.contains("hunter2"), "the password leaked: {text}");
+}
+
+/// The counters of node `id` of the test cluster.
+fn metrics_of(tc: &TestCluster, id: u16) -> zinx_cluster::MetricsSnapshot {
+    tc.running(id).metrics(id).expect("a node of the cluster")
+}
+
+/// Waits until `check` holds for node `id`'s counters.
+async fn wait_metrics(
+    tc: &TestCluster,
+    id: u16,
+    what: &str,
+    check: impl Fn(&zinx_cluster::MetricsSnapshot) -> bool,
+) {
+    let deadline = Instant::now() + T;
+    while !check(&metrics_of(tc, id)) {
+        assert!(
+            Instant::now() < deadline,
+            "node {id}: {what}: {:?}",
+            metrics_of(tc, id)
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+#[tokio::test]
+async fn messages_on_a_gate_channel_without_the_secret_reach_nobody() {
+    use futures::StreamExt;
+
+    let redis = require_redis!();
+    let tc = TestCluster::start(&redis.url(), &[3, 4, 1, 2]).await;
+    tc.wait_ready(&redis).await;
+    let mut alice = tc.login(1, "alice").await;
+    let mut bob = tc.login(2, "bob").await;
+
+    // Listen on gate-2's channel, to capture what gate-1 sends there.
+    let client = redis::Client::open(redis.url()).unwrap();
+    let mut pubsub = client.get_async_pubsub().await.unwrap();
+    pubsub.subscribe("zinx:gate:2").await.unwrap();
+    let mut heard = pubsub.into_on_message();
+    assert_eq!(s(&req(&mut alice, 8, "bob").await), "pushed");
+    expect(&mut bob, 8, "from gate-1 to bob").await;
+    let genuine: Vec<u8> = tokio::time::timeout(T, heard.next())
+        .await
+        .expect("gate-1's message on gate-2's channel")
+        .expect("a message")
+        .get_payload_bytes()
+        .to_vec();
+
+    // What anyone who can PUBLISH on this Redis could send before: the
+    // bare envelope pushing to bob, without its trailer (run, seq, time:
+    // 24 bytes; HMAC-SHA256: 32).
+    let unsigned = genuine[..genuine.len() - 56].to_vec();
+    // The genuine message with its frame altered (its text), and with its
+    // MAC altered.
+    let mut altered = genuine.clone();
+    let at = altered
+        .windows(4)
+        .position(|w| w == b"from")
+        .expect("the text in the frame");
+    altered[at..at + 4].copy_from_slice(b"FROM");
+    let mut bad_mac = genuine.clone();
+    let last = bad_mac.len() - 1;
+    bad_mac[last] ^= 0x55;
+
+    let mut c = redis.conn().await;
+    let mut publish = async |channel: &str, payload: &[u8]| -> i64 {
+        redis::cmd("PUBLISH")
+            .arg(channel)
+            .arg(payload)
+            .query_async(&mut c)
+            .await
+            .unwrap()
+    };
+    for forged in [&unsigned, &altered, &bad_mac] {
+        assert!(publish("zinx:gate:2", forged).await >= 1);
+    }
+    // A replay of the genuine message, to gate-2 and to gate-1.
+    assert!(publish("zinx:gate:2", &genuine).await >= 1);
+    assert!(publish("zinx:gate:1", &genuine).await >= 1);
+
+    // Nobody got anything; every one was counted.
+    wait_metrics(&tc, 2, "3 forged, 1 replayed", |m| {
+        m.bus_forged == 3 && m.bus_replayed == 1
+    })
+    .await;
+    // Signed for gate-2: on gate-1's channel it proves nothing.
+    wait_metrics(&tc, 1, "1 forged", |m| m.bus_forged == 1).await;
+    assert_quiet(&mut bob).await;
+    assert_quiet(&mut alice).await;
+
+    // Genuine traffic still flows, both ways.
+    assert_eq!(s(&req(&mut alice, 8, "bob").await), "pushed");
+    expect(&mut bob, 8, "from gate-1 to bob").await;
+    assert_eq!(s(&req(&mut bob, 8, "alice").await), "pushed");
+    expect(&mut alice, 8, "from gate-2 to alice").await;
+    let (m1, m2) = (metrics_of(&tc, 1), metrics_of(&tc, 2));
+    eprintln!(
+        "FIGURES forged bus messages: gate-2 dropped {} forged and {} replayed, gate-1 dropped {} forged; none reached a client",
+        m2.bus_forged, m2.bus_replayed, m1.bus_forged
+    );
+    tc.shutdown().await;
+    assert_no_panics();
+}
+
+#[tokio::test]
+async fn pushes_to_another_gate_are_bounded_and_report_failure() {
+    let redis = require_redis!();
+    let mut tc = TestCluster::start(&redis.url(), &[3, 4, 1, 2]).await;
+    tc.wait_ready(&redis).await;
+    let mut alice = tc.login(1, "alice").await;
+    let mut bob = tc.login(2, "bob").await;
+    let bob_id: u64 = s(&req(&mut bob, 7, "").await)
+        .rsplit(' ')
+        .next()
+        .and_then(|n| n.parse().ok())
+        .expect("an id");
+
+    // Redis hangs: nothing drains gate-1's queue for gate-2. 10,000 pushes
+    // fill it (the publisher holds one batch) and the rest are refused at
+    // once: no task, no memory per push beyond the bound.
+    redis.freeze(true);
+    let count = 10_000;
+    let started = Instant::now();
+    let f = req(&mut alice, 19, &format!("{bob_id} {count}")).await;
+    let took = started.elapsed();
+    let outcome = s(&f);
+    let field = |name: &str| -> usize {
+        outcome
+            .split(' ')
+            .find_map(|kv| kv.strip_prefix(name)?.strip_prefix('='))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("{name} in {outcome:?}"))
+    };
+    let (ok, congested, other) = (field("ok"), field("congested"), field("other"));
+    assert!(
+        ok <= LINK_QUEUE + 64,
+        "{outcome}: more queued than the bound"
+    );
+    assert!(ok >= LINK_QUEUE, "{outcome}: the queue did not fill");
+    assert_eq!(ok + congested + field("unreachable"), count, "{outcome}");
+    assert_eq!(other, 0, "{outcome}");
+    assert_eq!(metrics_of(&tc, 1).bus_queue_full, congested as u64);
+    eprintln!(
+        "FIGURES bounded bus: {count} pushes to a gate with Redis hung took {took:?}: {outcome}"
+    );
+    redis.freeze(false);
+    // What was queued is published once Redis is back (bob reads them or
+    // is closed for a full queue: either way gate-1 recovers).
+    let _ = bob;
+
+    // gate-2 stops: a broadcast from gate-1 reports that it did not reach
+    // it, at the latest once a publish reached nobody.
+    tc.stop(2).await;
+    let stopped = Instant::now();
+    let reported = loop {
+        let f = req(&mut alice, 16, "anyone?").await;
+        if f.msg_id == 0 {
+            let text = error_of(&f)["error"].as_str().unwrap().to_string();
+            assert!(text.contains("did not reach gate(s) [2]"), "{text}");
+            break stopped.elapsed();
+        }
+        assert_eq!(s(&f), "anyone?", "alice's own copy");
+        assert!(
+            stopped.elapsed() < T,
+            "broadcasts kept reporting success to a stopped gate"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    eprintln!(
+        "FIGURES bus failure: a broadcast reported gate-2 unreached {reported:?} after it stopped"
+    );
+    tc.shutdown().await;
+    assert_no_panics();
+}
+
+#[tokio::test]
+async fn a_backend_keeps_a_gate_s_sessions_across_a_link_blip_and_ends_them_when_it_dies() {
+    use std::sync::{Arc, Mutex};
+
+    let redis = require_redis!();
+    let tc = TestCluster::start(&redis.url(), &[1]).await;
+    // The backends, with a hook that records the sessions they end.
+    let ended: Arc<Mutex<Vec<(u16, SessionId)>>> = Arc::default();
+    let mut backends = Vec::new();
+    for id in BACKENDS {
+        let ended = ended.clone();
+        let running = Cluster::new(tc.config.clone())
+            .on_session_closed(move |c: SessionClosed| {
+                let ended = ended.clone();
+                async move { ended.lock().unwrap().push((c.node, c.session)) }
+            })
+            .start(Select::Id(id))
+            .await
+            .expect("backend starts");
+        backends.push((id, running));
+    }
+    let mut child = ChildGate::start(&tc, 2).await;
+    tc.wait_ready(&redis).await;
+    let mut bob = tc.login(2, "bob").await;
+    let bob_id = SessionId(
+        s(&req(&mut bob, 7, "").await)
+            .rsplit(' ')
+            .next()
+            .and_then(|n| n.parse().ok())
+            .expect("an id"),
+    );
+    // A backend serves bob (the same one for the session's life: sticky),
+    // and carol.
+    let served_by = s(&req(&mut bob, 9, "").await);
+    assert!(served_by.ends_with(" bob"), "{served_by}");
+    let mut carol = tc.login(2, "carol").await;
+    let carol_id = SessionId(
+        s(&req(&mut carol, 7, "").await)
+            .rsplit(' ')
+            .next()
+            .and_then(|n| n.parse().ok())
+            .expect("an id"),
+    );
+    assert!(s(&req(&mut carol, 9, "").await).ends_with(" carol"));
+    let ended_for = |session: SessionId| -> Vec<u16> {
+        ended
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|(_, s)| *s == session)
+            .map(|(n, _)| *n)
+            .collect()
+    };
+
+    // A blip: gate-2 freezes until both backends declare its links dead,
+    // then goes on and links again, from the same run. carol leaves
+    // meanwhile: her gate tells the backend when it can.
+    child.freeze(true);
+    drop(carol);
+    let frozen = Instant::now();
+    for (id, b) in &backends {
+        while b.link_up(*id, 2) {
+            assert!(frozen.elapsed() < T, "backend {id} did not notice");
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+    let down = frozen.elapsed();
+    child.freeze(false);
+    for (id, b) in &backends {
+        while !b.link_up(*id, 2) {
+            assert!(frozen.elapsed() < T, "link {id} -> 2 did not come back");
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+    let back = frozen.elapsed();
+    while ended_for(carol_id).is_empty() {
+        assert!(
+            frozen.elapsed() < back + T,
+            "carol's session close never reached the backend that served her"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let carol_ended = frozen.elapsed();
+    tokio::time::sleep(HEARTBEAT_TIMEOUT + Duration::from_millis(700)).await;
+    assert_eq!(ended_for(carol_id).len(), 1, "carol's hook ran twice");
+    assert_eq!(
+        ended_for(bob_id),
+        Vec::<u16>::new(),
+        "a backend ended bob's session although his gate only blipped"
+    );
+    assert!(s(&req(&mut bob, 9, "").await).ends_with(" bob"));
+
+    // gate-2 dies: the backend ends bob's session within the heartbeat
+    // timeout of noticing.
+    child.kill();
+    let killed = Instant::now();
+    while ended_for(bob_id).is_empty() {
+        assert!(
+            killed.elapsed() < 2 * HEARTBEAT_TIMEOUT + Duration::from_secs(3),
+            "bob's session not ended by {served_by:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let gone = killed.elapsed();
+    eprintln!(
+        "FIGURES gate blip: links down {down:?} after SIGSTOP, back {back:?} after it, sessions kept; the close of a session during the blip reached its backend {carol_ended:?} after SIGSTOP; after kill -9 the backends ended the gate's sessions in {gone:?} (heartbeat timeout {HEARTBEAT_TIMEOUT:?})"
+    );
+    for (_, b) in backends {
+        b.shutdown().await;
+    }
+    tc.shutdown().await;
+    assert_no_panics();
 }

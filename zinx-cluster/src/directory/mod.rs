@@ -5,17 +5,24 @@
 //! - in memory (default): there is one gate, so the answer is that gate, and
 //!   the gate itself says whether U is online;
 //! - in Redis (several gates, see `redis`): bindings
-//!   `uid → session id` with a TTL that the owning gate refreshes, so a
-//!   crashed gate leaves nothing stale.
+//!   `uid → session id` with a TTL that the owning gate refreshes, naming
+//!   the run of the gate's process; a binding whose gate's run key lapsed
+//!   (the gate died) or names another run is stale: not online, and
+//!   deleted on lookup (`keepalive` keeps a live gate's keys fresh).
 //!
 //! The directory also carries messages between gates (which have no
-//! internal port): encoded envelopes published to the target gate, read by
-//! that gate from its [`Subscription`].
+//! internal port): encoded envelopes signed with the cluster secret
+//! (`seal`), queued per target gate and published in order (`outbox`),
+//! read by that gate from its [`Subscription`], which drops forged and
+//! replayed ones.
 //!
 //! The directory is a store and a bus: it never calls into the node. The
 //! gate runs the loops that use it (`gate::directory`).
 
+mod keepalive;
+mod outbox;
 mod redis;
+mod seal;
 mod subscription;
 
 use std::sync::Arc;
@@ -26,7 +33,8 @@ use crate::envelope::Envelope;
 use crate::error::SendError;
 use crate::session::SessionId;
 
-pub(crate) use redis::{RedisDirectory, redact};
+pub(crate) use redis::{Identity, RedisDirectory};
+pub(crate) use seal::Refused;
 pub(crate) use subscription::Subscription;
 
 /// The directory a node uses.
@@ -73,11 +81,21 @@ impl Directory {
         }
     }
 
-    /// Sends an envelope to another gate.
+    /// Sends an envelope to another gate and waits until it is
+    /// published.
     pub(crate) async fn publish(&self, gate: u16, env: Envelope) -> Result<(), SendError> {
         match self {
             Directory::Memory { .. } => Err(SendError::Unreachable { node: gate }),
             Directory::Redis(r) => r.publish(gate, env).await,
+        }
+    }
+
+    /// Queues an envelope for another gate without waiting (bounded; a
+    /// gate known unreachable fails at once).
+    pub(crate) fn send(&self, gate: u16, env: Envelope) -> Result<(), SendError> {
+        match self {
+            Directory::Memory { .. } => Err(SendError::Unreachable { node: gate }),
+            Directory::Redis(r) => r.send(gate, env),
         }
     }
 
@@ -98,8 +116,8 @@ impl Directory {
         }
     }
 
-    /// After the node is closed: waits (bounded) for the directory's own
-    /// work to end.
+    /// After the node is closed: publishes what is queued for other gates
+    /// and waits (bounded) for the directory's own work to end.
     pub(crate) async fn close(&self) {
         match self {
             Directory::Memory { .. } => {}

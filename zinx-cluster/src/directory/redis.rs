@@ -5,15 +5,20 @@
 //!
 //! | what | Redis | value |
 //! |---|---|---|
-//! | where uid U is | string `<prefix>:uid:<U>`, with a TTL | the session id in decimal (its gate in the high 16 bits) |
-//! | messages to gate N | pub/sub channel `<prefix>:gate:<N>` | one encoded [`Envelope`] (a zinx TLV frame) |
+//! | where uid U is | string `<prefix>:uid:<U>`, with a TTL | `<session>:<gate>:<run>`: the session id in decimal (its gate in the high 16 bits), its gate, and the run id of that gate's process |
+//! | gate N is alive | string `<prefix>:gate:<N>:run`, TTL `heartbeat_timeout_ms` | the run id of gate N's process, refreshed every `heartbeat_interval_ms` |
+//! | messages to gate N | pub/sub channel `<prefix>:gate:<N>` | one encoded [`Envelope`] (a zinx TLV frame) and a signed trailer (see `seal`) |
 //!
-//! - bind: `SET key session GET PX ttl` (Redis 6.2 or newer) writes the
+//! - bind: `SET key value GET PX ttl` (Redis 6.2 or newer) writes the
 //!   binding and returns the previous holder in one step, so two logins of
-//!   one uid on two gates always see each other.
+//!   one uid on two gates always see each other; the same round trip
+//!   refreshes the gate's run key.
 //! - unbind: a Lua compare-and-delete, so an older session closing never
 //!   removes the binding of a newer login.
-//! - locate: `GET`.
+//! - locate: a Lua script reads the binding and its gate's run key; a
+//!   binding whose gate run key is gone (the gate died: nobody refreshed it
+//!   within the heartbeat timeout) or names another run (the gate was
+//!   restarted) is stale: the script deletes it and the uid is not online.
 //! - keep-alive: every `ttl / 3` each gate runs a Lua script over its
 //!   bindings, in batches: `PEXPIRE` where the key still names the gate's
 //!   session, re-create it where the key is gone (Redis restarted without
@@ -44,19 +49,20 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{Instrument, debug, error, info, info_span, warn};
 
+use super::keepalive::{DELETE_IF_LUA, REFRESH_LUA};
+use super::outbox::Outbox;
+use super::seal::{Opener, Sealer};
 use crate::envelope::Envelope;
 use crate::error::SendError;
 use crate::frame::FrameCodec;
+use crate::metrics::Metrics;
+use crate::peer::LinkKey;
 use crate::session::SessionId;
 use crate::settings::Settings;
 
 /// Longest wait for Redis in any directory operation (connecting included):
 /// a hung or unreachable Redis fails the operation, never wedges a session.
 pub(crate) const OP_TIMEOUT: Duration = Duration::from_secs(1);
-
-/// Bindings per keep-alive (or final cleanup) script run: large enough for
-/// few round trips, small enough that one run never holds Redis for long.
-const BATCH: usize = 256;
 
 /// Redis unreachable this long with a connection manager this old: replace
 /// the manager, in case it is stuck on a failed connection it does not
@@ -78,21 +84,17 @@ end
 return removed
 ";
 
-/// Keeps alive each binding of `KEYS` (for `ARGV[1]` ms) that still names
-/// its session `ARGV[i + 1]`, re-creates those that are gone, and returns
-/// the (1-based) positions of the re-created ones.
-const REFRESH_LUA: &str = r"
-local recreated = {}
-for i, key in ipairs(KEYS) do
-  local holder = redis.call('GET', key)
-  if holder == ARGV[i + 1] then
-    redis.call('PEXPIRE', key, ARGV[1])
-  elseif not holder then
-    redis.call('SET', key, ARGV[i + 1], 'PX', ARGV[1])
-    recreated[#recreated + 1] = i
-  end
-end
-return recreated
+/// The binding of `KEYS[1]` if its gate's run (`ARGV[1]` is the gate key
+/// prefix) is the one alive; a stale binding is deleted and `0` returned.
+/// A value without a run (written by an older version) is returned as is.
+const LOCATE_LUA: &str = r"
+local v = redis.call('GET', KEYS[1])
+if not v then return false end
+local gate, run = string.match(v, '^%d+:(%d+):(%d+)$')
+if not gate then return v end
+if redis.call('GET', ARGV[1] .. gate .. ':run') == run then return v end
+redis.call('DEL', KEYS[1])
+return 0
 ";
 
 /// The command connection and what decides when to replace it.
@@ -119,13 +121,40 @@ pub(crate) struct RedisDirectory {
     /// `<prefix>:gate:`.
     gate_prefix: String,
     /// Lifetime of a binding its gate stops refreshing (`directory_ttl_ms`).
-    ttl_ms: u64,
+    pub(super) ttl_ms: u64,
+    /// This node's id.
+    pub(super) node: u16,
+    /// This node's run id (a random number drawn at start): names this
+    /// process in its bindings and its run key.
+    pub(super) run: u64,
+    /// Lifetime of a gate's run key (`heartbeat_timeout_ms`): a gate
+    /// silent this long is dead to the directory.
+    pub(super) run_ttl_ms: u64,
+    /// How often a gate refreshes its run key (`heartbeat_interval_ms`).
+    pub(super) run_period: Duration,
+    /// Signs what this node publishes.
+    sealer: Sealer,
+    /// The cluster secret, for the subscription's [`Opener`].
+    key: LinkKey,
+    /// [`LOCATE_LUA`].
+    locate_script: Script,
+    /// [`DELETE_IF_LUA`].
+    pub(super) delete_if_script: Script,
     /// [`UNBIND_LUA`].
     unbind_script: Script,
     /// [`REFRESH_LUA`].
-    refresh_script: Script,
-    /// The startup check; `close` waits for it.
-    tasks: TaskTracker,
+    pub(super) refresh_script: Script,
+    /// The startup check and the bus publishers; `close` waits for them.
+    pub(super) tasks: TaskTracker,
+    /// Cancelled by `close`: the bus publishers publish what is queued
+    /// and end.
+    pub(super) stopping: CancellationToken,
+    /// The bus's queues, one per target gate (see `outbox`).
+    pub(super) outbox: Outbox,
+    /// Bound of each queue (`link_queue`, as a link's).
+    pub(super) queue_len: usize,
+    /// The node's counters (the bus counts what it refuses and fails).
+    pub(super) metrics: Arc<Metrics>,
 }
 
 impl std::fmt::Debug for RedisDirectory {
@@ -135,20 +164,6 @@ impl std::fmt::Debug for RedisDirectory {
             .field("uid_prefix", &self.uid_prefix)
             .field("ttl_ms", &self.ttl_ms)
             .finish_non_exhaustive()
-    }
-}
-
-/// `url` with the password (the user info) replaced by `***`.
-pub(crate) fn redact(url: &str) -> String {
-    let Some(scheme_end) = url.find("://").map(|i| i + 3) else {
-        return url.to_string();
-    };
-    let rest = &url[scheme_end..];
-    // The last `@` ends the user info even when the password holds `@` or
-    // `/` (the path and query of a Redis URL have none).
-    match rest.rfind('@') {
-        Some(at) => format!("{}***{}", &url[..scheme_end], &rest[at..]),
-        None => url.to_string(),
     }
 }
 
@@ -178,8 +193,12 @@ impl RedisDirectory {
     /// URL is checked here: nothing connects yet, so a Redis that is down
     /// at startup delays nothing (the connection is made by the first
     /// operation and retried by every later one).
-    pub(crate) fn open(url: &str, settings: &Settings) -> Result<RedisDirectory, String> {
-        let shown = redact(url);
+    pub(crate) fn open(
+        url: &str,
+        settings: &Settings,
+        me: Identity,
+    ) -> Result<RedisDirectory, String> {
+        let shown = crate::settings::redact(url);
         let client = Client::open(url).map_err(|e| format!("invalid Redis URL {shown:?}: {e}"))?;
         let manager = ConnectionManager::new_lazy_with_config(client.clone(), manager_config())
             .map_err(|e| format!("Redis at {shown}: {e}"))?;
@@ -195,9 +214,21 @@ impl RedisDirectory {
             uid_prefix: format!("{prefix}:uid:"),
             gate_prefix: format!("{prefix}:gate:"),
             ttl_ms: settings.directory_ttl_ms,
+            node: me.node,
+            run: me.run,
+            run_ttl_ms: settings.heartbeat_timeout_ms.max(1),
+            run_period: Duration::from_millis(settings.heartbeat_interval_ms.max(1)),
+            sealer: Sealer::new(me.key.clone(), me.run),
+            key: me.key,
+            locate_script: Script::new(LOCATE_LUA),
+            delete_if_script: Script::new(DELETE_IF_LUA),
             unbind_script: Script::new(UNBIND_LUA),
             refresh_script: Script::new(REFRESH_LUA),
             tasks: TaskTracker::new(),
+            stopping: CancellationToken::new(),
+            outbox: Outbox::new(),
+            queue_len: settings.link_queue.max(1),
+            metrics: me.metrics,
         })
     }
 
@@ -209,6 +240,21 @@ impl RedisDirectory {
     /// The pub/sub channel of a gate.
     pub(crate) fn channel(&self, gate: u16) -> String {
         format!("{}{gate}", self.gate_prefix)
+    }
+
+    /// The key that says which run of a gate is alive.
+    pub(crate) fn run_key(&self, gate: u16) -> String {
+        format!("{}{gate}:run", self.gate_prefix)
+    }
+
+    /// What a binding of `session` (of this gate) holds.
+    pub(super) fn value(&self, session: SessionId) -> String {
+        format!("{}:{}:{}", session.0, self.node, self.run)
+    }
+
+    /// This node's id.
+    pub(crate) fn node(&self) -> u16 {
+        self.node
     }
 
     fn managed(&self) -> MutexGuard<'_, Managed> {
@@ -267,7 +313,7 @@ impl RedisDirectory {
     /// found the connection dropped (Redis restarted) or an old failed
     /// connection attempt, and the second runs on the fresh connection that
     /// the failure started.
-    async fn op<T, F, Fut>(&self, what: &str, retry: bool, f: F) -> Result<T, SendError>
+    pub(super) async fn op<T, F, Fut>(&self, what: &str, retry: bool, f: F) -> Result<T, SendError>
     where
         F: Fn(ConnectionManager) -> Fut,
         Fut: Future<Output = redis::RedisResult<T>>,
@@ -320,23 +366,31 @@ impl RedisDirectory {
         uid: &str,
         session: SessionId,
     ) -> Result<Option<SessionId>, SendError> {
-        let mut cmd = redis::cmd("SET");
-        cmd.arg(self.key(uid))
-            .arg(session.0)
+        let mut pipe = redis::pipe();
+        // The run key first: a binding is never visible before its run.
+        pipe.cmd("SET")
+            .arg(self.run_key(self.node))
+            .arg(self.run)
+            .arg("PX")
+            .arg(self.run_ttl_ms)
+            .ignore()
+            .cmd("SET")
+            .arg(self.key(uid))
+            .arg(self.value(session))
             .arg("GET")
             .arg("PX")
             .arg(self.ttl_ms);
-        let cmd = &cmd;
+        let pipe = &pipe;
         // A retried SET that had in fact run returns this very session as
         // the previous holder; the caller ignores it.
-        let previous: Option<String> = self
+        let (previous,): (Option<String>,) = self
             .op("bind", true, |mut c| async move {
-                cmd.query_async(&mut c).await
+                pipe.query_async(&mut c).await
             })
             .await?;
-        Ok(previous.and_then(|p| match p.parse::<u64>() {
-            Ok(id) => Some(SessionId(id)),
-            Err(_) => {
+        Ok(previous.and_then(|p| match session_of(&p) {
+            Some(id) => Some(id),
+            None => {
                 warn!(uid, value = %p, "a directory binding held something else than a session id; overwritten");
                 None
             }
@@ -350,10 +404,13 @@ impl RedisDirectory {
 
     /// Removes each binding that still names its session; returns how many
     /// were removed.
-    async fn unbind_many(&self, bindings: &[(&str, SessionId)]) -> Result<u64, SendError> {
+    pub(super) async fn unbind_many(
+        &self,
+        bindings: &[(&str, SessionId)],
+    ) -> Result<u64, SendError> {
         let mut inv = self.unbind_script.prepare_invoke();
         for (uid, session) in bindings {
-            inv.key(self.key(uid)).arg(session.0);
+            inv.key(self.key(uid)).arg(self.value(*session));
         }
         let inv = &inv;
         self.op("unbind", true, |mut c| async move {
@@ -362,42 +419,35 @@ impl RedisDirectory {
         .await
     }
 
-    /// The gate holding `uid`, or `None` when it is bound nowhere.
+    /// The gate holding `uid`, or `None` when it is bound nowhere, or
+    /// bound on a gate that is dead or restarted (that stale binding is
+    /// removed on the way).
     pub(crate) async fn locate(&self, uid: &str) -> Result<Option<u16>, SendError> {
-        let mut cmd = redis::cmd("GET");
-        cmd.arg(self.key(uid));
-        let cmd = &cmd;
-        let holder: Option<String> = self
+        let mut inv = self.locate_script.prepare_invoke();
+        inv.key(self.key(uid)).arg(&self.gate_prefix);
+        let inv = &inv;
+        let holder: redis::Value = self
             .op("locate", true, |mut c| async move {
-                cmd.query_async(&mut c).await
+                inv.invoke_async(&mut c).await
             })
             .await?;
-        Ok(holder
-            .and_then(|h| h.parse::<u64>().ok())
-            .map(|id| SessionId(id).gate()))
+        Ok(match holder {
+            redis::Value::BulkString(v) => std::str::from_utf8(&v)
+                .ok()
+                .and_then(session_of)
+                .map(SessionId::gate),
+            redis::Value::Int(_) => {
+                self.metrics.stale_bindings.add(1);
+                debug!(uid, "binding on a dead gate removed: not online");
+                None
+            }
+            _ => None,
+        })
     }
 
-    /// Publishes an envelope on gate `gate`'s channel. Fails with
-    /// [`SendError::Unreachable`] when no gate listens there (it is down,
-    /// or its subscription is being re-established).
-    pub(crate) async fn publish(&self, gate: u16, env: Envelope) -> Result<(), SendError> {
-        let mut buf = BytesMut::with_capacity(env.wire_len());
-        env.encode_into(&mut buf)
-            .map_err(|e| SendError::directory(format!("message not encodable: {e}")))?;
-        let mut cmd = redis::cmd("PUBLISH");
-        cmd.arg(self.channel(gate)).arg(&buf[..]);
-        let cmd = &cmd;
-        // Not retried: a publish that did reach Redis before the connection
-        // dropped would be delivered twice.
-        let receivers: i64 = self
-            .op("publish", false, |mut c| async move {
-                cmd.query_async(&mut c).await
-            })
-            .await?;
-        if receivers == 0 {
-            return Err(SendError::Unreachable { node: gate });
-        }
-        Ok(())
+    /// The signed message carrying `env` to gate `gate`.
+    pub(super) fn seal(&self, gate: u16, env: &Envelope) -> Result<BytesMut, String> {
+        self.sealer.seal(gate, env)
     }
 
     /// `INFO server`: proves Redis answers, and tells its version.
@@ -412,58 +462,6 @@ impl RedisDirectory {
     }
 
     // ---------------------------------------------------------------
-    // Keep-alive (the gate runs the loop, see `gate::directory`)
-    // ---------------------------------------------------------------
-
-    /// Keeps alive (for the TTL) each binding that still names its
-    /// session, re-creates those Redis lost, and returns the re-created
-    /// ones.
-    pub(crate) async fn refresh<'a>(
-        &self,
-        bindings: &'a [(Arc<str>, SessionId)],
-    ) -> Result<Vec<&'a (Arc<str>, SessionId)>, SendError> {
-        let mut recreated_all = Vec::new();
-        for chunk in bindings.chunks(BATCH) {
-            let mut inv = self.refresh_script.prepare_invoke();
-            inv.arg(self.ttl_ms);
-            for (uid, session) in chunk {
-                inv.key(self.key(uid)).arg(session.0);
-            }
-            let inv = &inv;
-            let recreated: Vec<usize> = self
-                .op("refresh bindings", true, |mut c| async move {
-                    inv.invoke_async(&mut c).await
-                })
-                .await?;
-            recreated_all.extend(
-                recreated
-                    .into_iter()
-                    .filter_map(|i| i.checked_sub(1).and_then(|i| chunk.get(i))),
-            );
-        }
-        Ok(recreated_all)
-    }
-
-    /// Removes each binding that still names its session, in batches;
-    /// returns how many were removed.
-    pub(crate) async fn unbind_all(
-        &self,
-        bindings: &[(Arc<str>, SessionId)],
-    ) -> Result<u64, SendError> {
-        let mut removed = 0;
-        for chunk in bindings.chunks(BATCH) {
-            let chunk: Vec<(&str, SessionId)> = chunk.iter().map(|(u, s)| (&**u, *s)).collect();
-            removed += self.unbind_many(&chunk).await?;
-        }
-        Ok(removed)
-    }
-
-    /// The keep-alive period: a third of the TTL.
-    pub(crate) fn refresh_period(&self) -> Duration {
-        Duration::from_millis((self.ttl_ms / 3).max(1))
-    }
-
-    // ---------------------------------------------------------------
     // Startup check
     // ---------------------------------------------------------------
 
@@ -475,14 +473,16 @@ impl RedisDirectory {
             .spawn(self.clone().check(closed).instrument(span));
     }
 
-    /// Waits (a bounded time) for the check to end.
+    /// Stops the bus publishers once they have published what is queued,
+    /// and waits (a bounded time) for them and the check to end.
     pub(crate) async fn close(&self) {
+        self.stopping.cancel();
         self.tasks.close();
         if tokio::time::timeout(CLOSE_TIMEOUT, self.tasks.wait())
             .await
             .is_err()
         {
-            warn!(url = %self.url, "directory check still running at the end of shutdown");
+            warn!(url = %self.url, "directory check or bus publishers still running at the end of shutdown");
         }
     }
 
@@ -520,9 +520,14 @@ impl RedisDirectory {
         }
     }
 
-    /// A subscription to gate `gate`'s channel (see [`Subscription`]).
-    pub(crate) fn subscribe(self: &Arc<Self>, gate: u16) -> Subscription {
-        Subscription::new(self.clone(), self.channel(gate))
+    /// A subscription to this gate's channel (see [`Subscription`]),
+    /// opening only messages signed for it.
+    pub(crate) fn subscribe(self: &Arc<Self>) -> Subscription {
+        Subscription::new(
+            self.clone(),
+            self.channel(self.node),
+            Opener::new(self.key.clone(), self.node),
+        )
     }
 
     /// Opens a pub/sub connection subscribed to `channel`, within
@@ -544,7 +549,30 @@ impl RedisDirectory {
     }
 }
 
-/// Decodes one message of a gate channel: exactly one envelope frame.
+/// The session of a binding's value (`<session>:<gate>:<run>`, or a bare
+/// session id as older versions wrote).
+fn session_of(value: &str) -> Option<SessionId> {
+    value
+        .split(':')
+        .next()
+        .and_then(|s| s.parse::<u64>().ok())
+        .map(SessionId)
+}
+
+/// Who a node's directory speaks for.
+#[derive(Debug, Clone)]
+pub(crate) struct Identity {
+    /// The node id.
+    pub(crate) node: u16,
+    /// The run id of this process.
+    pub(crate) run: u64,
+    /// The cluster secret (signs and checks gate-to-gate messages).
+    pub(crate) key: LinkKey,
+    /// The node's counters.
+    pub(crate) metrics: Arc<Metrics>,
+}
+
+/// Decodes the envelope of a gate channel message: exactly one frame.
 pub(crate) fn decode(payload: &[u8]) -> Result<Envelope, String> {
     let mut buf = BytesMut::from(payload);
     let frame = FrameCodec::new(payload.len())
@@ -563,18 +591,13 @@ mod tests {
     use crate::envelope::Kind;
     use bytes::Bytes;
 
-    #[test]
-    fn passwords_are_hidden_in_urls() {
-        assert_eq!(
-            redact("redis://127.0.0.1:6379/0"),
-            "redis://127.0.0.1:6379/0"
-        );
-        assert_eq!(
-            redact("redis://:s3cret@redis.internal:6379/0"),
-            "redis://***@redis.internal:6379/0"
-        );
-        assert_eq!(redact("rediss://user:p@s/s@h/1"), "rediss://***@h/1");
-        assert_eq!(redact("not a url"), "not a url");
+    fn me() -> Identity {
+        Identity {
+            node: 1,
+            run: 42,
+            key: LinkKey::new(b"s").unwrap(),
+            metrics: Arc::default(),
+        }
     }
 
     #[tokio::test]
@@ -583,14 +606,25 @@ mod tests {
             directory_prefix: "chat".into(),
             ..Settings::default()
         };
-        let d = RedisDirectory::open("redis://127.0.0.1:1/0", &settings).unwrap();
+        let d = RedisDirectory::open("redis://127.0.0.1:1/0", &settings, me()).unwrap();
         assert_eq!(d.key("alice"), "chat:uid:alice");
         assert_eq!(d.channel(7), "chat:gate:7");
+        assert_eq!(d.run_key(7), "chat:gate:7:run");
+        assert_eq!(
+            d.value(SessionId::new(1, 5)),
+            format!("{}:1:42", SessionId::new(1, 5).0)
+        );
+        assert_eq!(
+            session_of(&d.value(SessionId::new(1, 5))),
+            Some(SessionId::new(1, 5))
+        );
+        assert_eq!(session_of("12"), Some(SessionId(12)));
+        assert_eq!(session_of("x:1:2"), None);
     }
 
     #[tokio::test]
     async fn a_bad_url_is_a_clear_error() {
-        let e = RedisDirectory::open("http://:pw@nowhere", &Settings::default()).unwrap_err();
+        let e = RedisDirectory::open("http://:pw@nowhere", &Settings::default(), me()).unwrap_err();
         assert!(
             e.starts_with("invalid Redis URL \"http://***@nowhere\""),
             "{e}"

@@ -3,8 +3,11 @@
 //!
 //! [`Subscription::next`] hides the connection's life: it subscribes,
 //! pings a quiet subscription to notice a silently dead connection, and
-//! resubscribes with capped backoff whenever it is lost. It only yields;
-//! the gate decides what to do with each envelope (see `gate::directory`).
+//! resubscribes with capped backoff whenever it is lost. Only messages
+//! signed with the cluster secret for this gate, and not seen before, pass
+//! (see `seal`); the others are yielded as [`Refused`] for the gate to
+//! count. It only yields; the gate decides what to do with each envelope
+//! (see `gate::directory`).
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -13,7 +16,8 @@ use futures::StreamExt;
 use redis::aio::{PubSubSink, PubSubStream};
 use tracing::{debug, info, warn};
 
-use super::redis::{OP_TIMEOUT, RedisDirectory, decode};
+use super::redis::{OP_TIMEOUT, RedisDirectory};
+use super::seal::{Opener, Refused};
 use crate::envelope::{Envelope, Kind};
 
 /// First and largest delay between attempts to resubscribe a gate's channel.
@@ -36,6 +40,8 @@ pub(crate) struct Subscription {
     backoff: Duration,
     /// Since when the channel has been lost (logged once per outage).
     lost_since: Option<Instant>,
+    /// Checks each message's signature and freshness.
+    opener: Opener,
 }
 
 impl std::fmt::Debug for Subscription {
@@ -48,20 +54,22 @@ impl std::fmt::Debug for Subscription {
 }
 
 impl Subscription {
-    pub(super) fn new(dir: Arc<RedisDirectory>, channel: String) -> Subscription {
+    pub(super) fn new(dir: Arc<RedisDirectory>, channel: String, opener: Opener) -> Subscription {
         Subscription {
             dir,
             channel,
             conn: None,
             backoff: RESUBSCRIBE_MIN,
             lost_since: None,
+            opener,
         }
     }
 
-    /// The next envelope published to this gate. Waits through outages
-    /// (resubscribing); messages that are not one envelope of a kind a
-    /// gate takes from another gate are logged and skipped.
-    pub(crate) async fn next(&mut self) -> Envelope {
+    /// The next envelope published to this gate, or a message refused as
+    /// forged or replayed. Waits through outages (resubscribing);
+    /// authentic messages that are not one envelope of a kind a gate takes
+    /// from another gate are logged and skipped.
+    pub(crate) async fn next(&mut self) -> Result<Envelope, Refused> {
         loop {
             let Some((sink, messages)) = self.conn.as_mut() else {
                 self.connect().await;
@@ -71,9 +79,16 @@ impl Subscription {
             tokio::pin!(ping);
             let lost = tokio::select! {
                 msg = messages.next() => match msg {
-                    Some(msg) => match accept(msg.get_payload_bytes()) {
-                        Some(env) => return env,
-                        None => continue,
+                    Some(msg) => match self.opener.open(msg.get_payload_bytes()) {
+                        Ok(env) => match accept(env) {
+                            Some(env) => return Ok(env),
+                            None => continue,
+                        },
+                        Err(Refused::Malformed(e)) => {
+                            warn!(error = %e, "undecodable message on the gate channel ignored");
+                            continue;
+                        }
+                        Err(refused) => return Err(refused),
                     },
                     None => "gate channel subscription lost; resubscribing",
                 },
@@ -116,28 +131,22 @@ impl Subscription {
     }
 }
 
-/// The envelope of one channel message, if it is one a gate takes from
-/// another gate.
-fn accept(payload: &[u8]) -> Option<Envelope> {
-    match decode(payload) {
-        Ok(mut env) => match env.kind {
-            Kind::ToSession | Kind::ToUid | Kind::Broadcast | Kind::Kick => {
-                // Published messages are never requests: nothing answers
-                // them over a link.
-                env.request = 0;
-                Some(env)
-            }
-            kind => {
-                warn!(
-                    ?kind,
-                    from = env.node,
-                    "unexpected envelope on the gate channel ignored"
-                );
-                None
-            }
-        },
-        Err(e) => {
-            warn!(error = %e, "undecodable message on the gate channel ignored");
+/// The envelope of one authentic channel message, if it is one a gate
+/// takes from another gate.
+fn accept(mut env: Envelope) -> Option<Envelope> {
+    match env.kind {
+        Kind::ToSession | Kind::ToUid | Kind::Broadcast | Kind::Kick => {
+            // Published messages are never requests: nothing answers them
+            // over a link.
+            env.request = 0;
+            Some(env)
+        }
+        kind => {
+            warn!(
+                ?kind,
+                from = env.node,
+                "unexpected envelope on the gate channel ignored"
+            );
             None
         }
     }
@@ -146,13 +155,7 @@ fn accept(payload: &[u8]) -> Option<Envelope> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use bytes::{Bytes, BytesMut};
-
-    fn wire(env: &Envelope) -> BytesMut {
-        let mut buf = BytesMut::new();
-        env.encode_into(&mut buf).expect("encodable");
-        buf
-    }
+    use bytes::Bytes;
 
     #[test]
     fn only_gate_to_gate_kinds_pass_and_never_as_requests() {
@@ -160,11 +163,9 @@ mod tests {
         push.node = 4;
         push.request = 9;
         push.uid = Bytes::from_static(b"bob");
-        let got = accept(&wire(&push)).expect("a push to a uid passes");
+        let got = accept(push.clone()).expect("a push to a uid passes");
         assert_eq!(got.request, 0);
         assert_eq!(got.uid, push.uid);
-        let forward = Envelope::new(Kind::Forward);
-        assert!(accept(&wire(&forward)).is_none());
-        assert!(accept(b"garbage").is_none());
+        assert!(accept(Envelope::new(Kind::Forward)).is_none());
     }
 }

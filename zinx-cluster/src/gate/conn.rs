@@ -508,19 +508,11 @@ async fn session_ended(node: &Arc<Node>, session: &Arc<Session>) {
         }
     }
     for served in session.served() {
-        if let Some(peer) = node.links().get(served) {
-            let mut env = Envelope::new(Kind::SessionClosed);
-            env.node = node.id();
-            env.session = session.id.0;
-            env.uid = uid_wire.clone();
-            if let Err(e) = peer.send(env) {
-                debug!(
-                    node = served,
-                    ?e,
-                    "session close not announced; the node drops it with the link"
-                );
-            }
-        }
+        let mut env = Envelope::new(Kind::SessionClosed);
+        env.node = node.id();
+        env.session = session.id.0;
+        env.uid = uid_wire.clone();
+        node.announce_close(served, env);
     }
     node.run_hooks(session.id, uid);
 }

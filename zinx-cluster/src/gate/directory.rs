@@ -1,14 +1,18 @@
 //! A gate's loops over the shared directory (Redis, with several gates):
-//! the subscriber that hands what other gates publish to this gate, and the
-//! keep-alive of this gate's bindings (with their removal at shutdown).
+//! the subscriber that hands what other gates publish to this gate (and
+//! counts what it refuses), the keep-alive of this gate's bindings (with
+//! their removal at shutdown), and the gate's liveness: its run key,
+//! refreshed every heartbeat interval, without which its bindings are
+//! stale to everyone else.
 //! The directory itself is only a store and a bus; the gate drives it.
 
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use tokio_util::task::TaskTracker;
 use tracing::{Instrument, debug, info, info_span, warn};
 
-use crate::directory::{RedisDirectory, Subscription};
+use crate::directory::{RedisDirectory, Refused, Subscription};
 use crate::node::Node;
 
 /// Starts the loops when the node's directory is Redis.
@@ -17,18 +21,64 @@ pub(super) fn start(node: &Arc<Node>, tasks: &TaskTracker) {
         return;
     };
     let span = info_span!("directory", node = node.id());
-    tasks.spawn(subscriber(node.clone(), redis.subscribe(node.id())).instrument(span.clone()));
+    tasks.spawn(subscriber(node.clone(), redis.subscribe()).instrument(span.clone()));
+    tasks.spawn(liveness(node.clone(), redis.clone()).instrument(span.clone()));
     tasks.spawn(keep_alive(node.clone(), redis).instrument(span));
 }
 
-/// Hands every envelope other gates publish to this gate to the node.
+/// Refused messages are logged at most this often (a flood of forgeries
+/// must not flood the log); every one is counted.
+const REFUSED_LOG_EVERY: Duration = Duration::from_secs(5);
+
+/// Hands every authentic envelope other gates publish to this gate to the
+/// node; counts the refused ones.
 async fn subscriber(node: Arc<Node>, mut sub: Subscription) {
+    let closed = node.closed().clone();
+    let mut logged: Option<Instant> = None;
+    loop {
+        let next = tokio::select! {
+            _ = closed.cancelled() => return,
+            next = sub.next() => next,
+        };
+        let refused = match next {
+            Ok(env) => {
+                node.dispatch(env.node, env);
+                continue;
+            }
+            Err(r) => r,
+        };
+        match &refused {
+            Refused::Forged => node.metrics().bus_forged.add(1),
+            _ => node.metrics().bus_replayed.add(1),
+        }
+        if logged.is_none_or(|t| t.elapsed() >= REFUSED_LOG_EVERY) {
+            logged = Some(Instant::now());
+            let m = node.metrics();
+            warn!(
+                ?refused,
+                forged_total = m.bus_forged.get(),
+                replayed_total = m.bus_replayed.get(),
+                "message on the gate channel refused: not signed with the cluster secret for this gate, or a replay"
+            );
+        }
+    }
+}
+
+/// Keeps this gate's run key alive every heartbeat interval until the node
+/// closes, then removes it (its bindings are stale at once).
+async fn liveness(node: Arc<Node>, redis: Arc<RedisDirectory>) {
+    let mut tick = tokio::time::interval(redis.run_period());
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let closed = node.closed().clone();
     loop {
         tokio::select! {
-            _ = closed.cancelled() => return,
-            env = sub.next() => node.dispatch(env.node, env),
+            _ = closed.cancelled() => break,
+            // A failure was logged as an outage by the directory.
+            _ = tick.tick() => { let _ = redis.keep_run_alive().await; }
         }
+    }
+    if let Err(e) = redis.end_run().await {
+        debug!(error = %e, "run key left to its TTL");
     }
 }
 

@@ -54,6 +54,7 @@ impl Gate {
         });
         gate.background.spawn(sweep(node.clone()));
         directory::start(&node, &gate.background);
+        gate.background.spawn(resend_closes(node));
         gate
     }
 
@@ -77,6 +78,23 @@ impl Gate {
             warn!(
                 "directory cleanup still running at the end of shutdown; bindings left expire with their TTL"
             );
+        }
+    }
+}
+
+/// Every heartbeat interval until the node closes: session-closed notices
+/// that a lost link may have missed go out again on the new one
+/// (`node::gate_loss`).
+async fn resend_closes(node: Arc<Node>) {
+    let mut tick = tokio::time::interval(Duration::from_millis(
+        node.settings().heartbeat_interval_ms.max(1),
+    ));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let closed = node.closed().clone();
+    loop {
+        tokio::select! {
+            _ = closed.cancelled() => return,
+            _ = tick.tick() => node.flush_pending_closes(),
         }
     }
 }

@@ -58,8 +58,9 @@ impl Node {
     }
 
     /// Sends an envelope that needs no answer to gate `gate`: over its link
-    /// when there is one, else through the directory's bus (in the
-    /// background: a publish waits for Redis).
+    /// when there is one, else on the directory's bus (queued like on a
+    /// link: bounded, and failing at once when the gate is known
+    /// unreachable).
     fn to_gate(&self, gate: u16, env: Envelope) -> Result<(), SendError> {
         if let Some(peer) = self.links.get(gate) {
             return peer.send(env).map_err(|e| link_send_error(gate, e));
@@ -67,15 +68,7 @@ impl Node {
         if !self.gates.contains(&gate) {
             return Err(SendError::Unreachable { node: gate });
         }
-        let Some(redis) = self.directory.redis().cloned() else {
-            return Err(SendError::Unreachable { node: gate });
-        };
-        tokio::spawn(async move {
-            if let Err(e) = redis.publish(gate, env).await {
-                warn!(gate, error = %e, "message to another gate failed");
-            }
-        });
-        Ok(())
+        self.directory.send(gate, env)
     }
 
     /// Queues a frame on a session of this gate.
@@ -277,10 +270,10 @@ impl Node {
             return self.kick_local(session);
         }
         let env = envelope(Kind::Kick, self.id, 0, session.0, Bytes::new());
-        if self.links.get(gate).is_some() {
+        if self.links.get(gate).is_some_and(|p| p.is_up()) {
             return self.ask_gate_for_session(session, env).await.map(|_| ());
         }
-        self.directory.publish(gate, env).await
+        self.publish_to_gate(gate, env).await
     }
 
     /// Closes the session bound to `uid`, wherever it is.
@@ -327,7 +320,9 @@ impl Node {
                 uid: uid.to_string(),
             });
         }
-        if self.links.get(gate).is_some() {
+        // Over the link when it is up; else through the bus, which reaches
+        // the gate while only the link is down.
+        if self.links.get(gate).is_some_and(|p| p.is_up()) {
             return self
                 .ask_gate(gate, env)
                 .await
@@ -338,6 +333,16 @@ impl Node {
                     },
                     e => e,
                 });
+        }
+        self.publish_to_gate(gate, env).await
+    }
+
+    /// Sends an envelope to another gate through the directory's bus and
+    /// waits until it is published. Only to gates of the configuration: a
+    /// session id or a directory entry naming another node gets no queue.
+    async fn publish_to_gate(&self, gate: u16, env: Envelope) -> Result<(), SendError> {
+        if !self.gates.contains(&gate) {
+            return Err(SendError::Unreachable { node: gate });
         }
         self.directory.publish(gate, env).await
     }

@@ -271,13 +271,12 @@ impl Node {
 
     /// A link went down: fail what waits on it (calls, and on a gate the
     /// forwarded messages it had not finished); a backend forgets the
-    /// sessions of a gate it lost.
-    pub(crate) fn link_down(&self, peer: &Peer) {
+    /// sessions of a gate it lost, once the gate is really gone
+    /// (`gate_loss`).
+    pub(crate) fn link_down(self: &Arc<Self>, peer: &Peer) {
         self.rpc.fail_peer(peer.id);
         self.fail_forwards(peer);
-        for (session, uid) in self.exec.close_gate(peer.id) {
-            self.run_hooks(session, uid);
-        }
+        self.gate_link_lost(peer);
         // Forwards on the link are gone with it (`Peer` reset them).
         self.work_finished();
     }

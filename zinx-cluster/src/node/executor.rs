@@ -146,15 +146,20 @@ impl Executor {
         self.queues.remove(&session).map(|(_, q)| q.uid)
     }
 
-    /// Forgets every session of gate `gate`; returns them with their uids.
-    pub(crate) fn close_gate(&self, gate: u16) -> Vec<(SessionId, Option<Arc<str>>)> {
-        let gone: Vec<SessionId> = self
-            .queues
+    /// The sessions of gate `gate` this node knows.
+    pub(crate) fn sessions_of(&self, gate: u16) -> Vec<SessionId> {
+        self.queues
             .iter()
             .filter(|q| q.key().gate() == gate)
             .map(|q| *q.key())
-            .collect();
-        gone.into_iter()
+            .collect()
+    }
+
+    /// Forgets every session of gate `gate`; returns them with their uids.
+    #[cfg(test)]
+    pub(crate) fn close_gate(&self, gate: u16) -> Vec<(SessionId, Option<Arc<str>>)> {
+        self.sessions_of(gate)
+            .into_iter()
             .filter_map(|s| self.close_session(s).map(|uid| (s, uid)))
             .collect()
     }

@@ -8,6 +8,7 @@
 //! | [`delivery`] | getting a frame to a session, a uid, everybody |
 //! | [`call`] | `call` / `cast` to another group |
 //! | [`dispatch`] | one small function per kind of envelope received |
+//! | [`gate_loss`] | sessions across a lost gate link: a backend ends them once the gate is really gone; a gate re-sends the closes the link missed |
 //! | [`ctx`] | [`Ctx`], what a handler sees of all this |
 //!
 //! The node holds them together with what they share: its identity, the
@@ -21,6 +22,7 @@ pub(crate) mod ctx;
 mod delivery;
 mod dispatch;
 mod executor;
+mod gate_loss;
 mod routing;
 mod rpc;
 
@@ -91,6 +93,9 @@ pub(crate) struct Node {
     draining: AtomicBool,
     /// Woken when in-flight work finishes while draining.
     work_done: Notify,
+    /// On a gate: session-closed notices for backends whose link was down,
+    /// sent when it is back (`gate_loss`).
+    pending_closes: gate_loss::PendingCloses,
 }
 
 impl std::fmt::Debug for Node {
@@ -110,6 +115,11 @@ pub(crate) struct NodeParts {
     pub(crate) directory: Directory,
     /// The cluster secret as a key.
     pub(crate) key: LinkKey,
+    /// This process's run id of the node (told to linked nodes in the
+    /// hello; names the node's bindings in the directory).
+    pub(crate) run: u64,
+    /// The node's counters (shared with its directory).
+    pub(crate) metrics: Arc<Metrics>,
     /// Session-closed hooks.
     pub(crate) hooks: Vec<SessionHook>,
     /// Cancelled when the process starts shutting down.
@@ -119,7 +129,7 @@ pub(crate) struct NodeParts {
 impl Node {
     pub(crate) fn new(me: &NodeConfig, config: &ClusterConfig, parts: NodeParts) -> Node {
         let settings = Arc::new(config.settings.clone());
-        let metrics = Arc::new(Metrics::default());
+        let metrics = parts.metrics;
         let routing = routing::Routing::new(config, &me.group, &parts.handlers);
         let mut peers = std::collections::HashMap::new();
         for n in &config.nodes {
@@ -146,15 +156,18 @@ impl Node {
         }
         let stopping = parts.root.child_token();
         let closed = CancellationToken::new();
-        let links = Arc::new(Links::new(
-            me.id,
-            peers,
-            parts.key,
-            settings.clone(),
-            metrics.clone(),
-            stopping.clone(),
-            closed.clone(),
-        ));
+        let links = Arc::new(
+            Links::new(
+                me.id,
+                peers,
+                parts.key,
+                settings.clone(),
+                metrics.clone(),
+                stopping.clone(),
+                closed.clone(),
+            )
+            .with_run(parts.run),
+        );
         Node {
             id: me.id,
             name: me.name.clone(),
@@ -176,6 +189,7 @@ impl Node {
             closed,
             draining: AtomicBool::new(false),
             work_done: Notify::new(),
+            pending_closes: gate_loss::PendingCloses::default(),
         }
     }
 

@@ -1,7 +1,9 @@
 //! The hello that opens every link: a challenge from the acceptor, a hello
 //! from the dialer proving knowledge of the cluster secret (HMAC-SHA256
 //! over the acceptor's nonce and both node ids), and the acceptor's own
-//! proof. Either side failing drops the connection.
+//! proof. Either side failing drops the connection. The hello also tells
+//! the dialer's run id (covered by its proof), so the acceptor knows a
+//! link that comes back from the same process from a restarted one.
 
 use std::sync::Arc;
 
@@ -17,7 +19,10 @@ use crate::envelope::{Envelope, Kind, LINK_PROTOCOL_VERSION};
 use crate::frame::{Frame, FrameCodec};
 
 const NONCE_LEN: usize = 16;
-const MAC_LEN: usize = 32;
+/// Length of an HMAC-SHA256.
+pub(crate) const MAC_LEN: usize = 32;
+/// The dialer's run id at the end of its hello.
+const RUN_LEN: usize = 8;
 
 type HmacSha256 = Hmac<Sha256>;
 
@@ -38,6 +43,27 @@ impl LinkKey {
         <HmacSha256 as hmac::digest::KeyInit>::new_from_slice(secret)
             .map(LinkKey)
             .map_err(|e| format!("cannot set up the HMAC key of the cluster secret: {e}"))
+    }
+
+    /// HMAC-SHA256 of `label` followed by `parts` (the gate-to-gate bus
+    /// signs its messages with it).
+    pub(crate) fn sign(&self, label: &[u8], parts: &[&[u8]]) -> [u8; MAC_LEN] {
+        self.mac_of(label, parts).finalize().into_bytes().into()
+    }
+
+    /// Whether `mac` is [`LinkKey::sign`] of `label` and `parts` (compared
+    /// in constant time).
+    pub(crate) fn verify(&self, label: &[u8], parts: &[&[u8]], mac: &[u8]) -> bool {
+        self.mac_of(label, parts).verify_slice(mac).is_ok()
+    }
+
+    fn mac_of(&self, label: &[u8], parts: &[&[u8]]) -> HmacSha256 {
+        let mut mac = self.0.clone();
+        mac.update(label);
+        for p in parts {
+            mac.update(p);
+        }
+        mac
     }
 
     /// The proof of `label` over a nonce and two node ids.
@@ -108,15 +134,16 @@ pub(super) async fn hello_as_dialer(
     }
     let their_nonce = p.split_to(NONCE_LEN);
     let my_nonce = nonce();
-    let mac = links
+    let mut mac = links
         .key
-        .proof(b"zinx-hello", &their_nonce, links.id, peer.id)
-        .finalize()
-        .into_bytes();
-    let mut payload = BytesMut::with_capacity(2 + NONCE_LEN + MAC_LEN);
+        .proof(b"zinx-hello", &their_nonce, links.id, peer.id);
+    mac.update(&links.run.to_be_bytes());
+    let mac = mac.finalize().into_bytes();
+    let mut payload = BytesMut::with_capacity(2 + NONCE_LEN + MAC_LEN + RUN_LEN);
     payload.put_u16(LINK_PROTOCOL_VERSION);
     payload.extend_from_slice(&my_nonce);
     payload.extend_from_slice(&mac);
+    payload.put_u64(links.run);
     let mut hello = Envelope::new(Kind::Hello);
     hello.node = links.id;
     hello.payload = payload.freeze();
@@ -155,9 +182,12 @@ pub(super) async fn hello_as_acceptor(
         return Err(format!("expected a hello, got {:?}", hello.kind));
     }
     let mut p = hello.payload.clone();
-    if p.len() != 2 + NONCE_LEN + MAC_LEN {
-        return Err("malformed hello".into());
-    }
+    // Without a run id: a dialer of an earlier version.
+    let with_run = match p.len().checked_sub(2 + NONCE_LEN + MAC_LEN) {
+        Some(0) => false,
+        Some(RUN_LEN) => true,
+        _ => return Err("malformed hello".into()),
+    };
     let version = p.get_u16();
     if version != LINK_PROTOCOL_VERSION {
         return Err(format!(
@@ -165,17 +195,20 @@ pub(super) async fn hello_as_acceptor(
         ));
     }
     let their_nonce = p.split_to(NONCE_LEN);
-    let their_mac = p;
-    links
+    let their_mac = p.split_to(MAC_LEN);
+    let run = if with_run { p.get_u64() } else { 0 };
+    let mut proof = links
         .key
-        .proof(b"zinx-hello", &my_nonce, hello.node, links.id)
-        .verify_slice(&their_mac)
-        .map_err(|_| {
-            format!(
-                "node {} failed to prove the cluster secret (wrong secret?)",
-                hello.node
-            )
-        })?;
+        .proof(b"zinx-hello", &my_nonce, hello.node, links.id);
+    if with_run {
+        proof.update(&run.to_be_bytes());
+    }
+    proof.verify_slice(&their_mac).map_err(|_| {
+        format!(
+            "node {} failed to prove the cluster secret (wrong secret?)",
+            hello.node
+        )
+    })?;
     let peer = links
         .peers
         .get(&hello.node)
@@ -196,6 +229,7 @@ pub(super) async fn hello_as_acceptor(
     ack.node = links.id;
     ack.payload = Bytes::copy_from_slice(&ack_mac);
     send_envelope(&mut framed, ack).await?;
+    peer.run.store(run, std::sync::atomic::Ordering::Relaxed);
     Ok((peer, framed))
 }
 

@@ -31,7 +31,7 @@ use crate::frame::FrameCodec;
 use crate::metrics::Metrics;
 use crate::settings::Settings;
 
-pub(crate) use handshake::LinkKey;
+pub(crate) use handshake::{LinkKey, MAC_LEN};
 
 /// Why a message could not be put on a link.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -80,6 +80,9 @@ pub(crate) struct Peer {
     /// Client messages forwarded to this peer whose handler has not yet
     /// reported finished (the gate's shutdown waits for them).
     forwards: AtomicU64,
+    /// The run id the peer told in its latest hello (0: not told): the
+    /// same run after a link blip is the same process, with its sessions.
+    run: AtomicU64,
 }
 
 impl Peer {
@@ -95,6 +98,7 @@ impl Peer {
             generations: AtomicU64::new(1),
             stop_acked: AtomicBool::new(false),
             forwards: AtomicU64::new(0),
+            run: AtomicU64::new(0),
         }
     }
 
@@ -107,6 +111,17 @@ impl Peer {
     /// The peer is shutting down: choose it for nothing new.
     pub(crate) fn mark_stopping(&self) {
         self.stopping.store(true, Ordering::Relaxed);
+    }
+
+    /// The peer's run id as told in its latest hello (0: not told).
+    pub(crate) fn run(&self) -> u64 {
+        self.run.load(Ordering::Relaxed)
+    }
+
+    /// How many links to the peer have come up so far: changes whenever a
+    /// new link is made.
+    pub(crate) fn links_made(&self) -> u64 {
+        self.generations.load(Ordering::Relaxed)
     }
 
     /// Whether a link is up (whether or not the peer takes new work).
@@ -221,6 +236,8 @@ pub(crate) struct Links {
     peers: HashMap<u16, Arc<Peer>>,
     /// Proves (and checks) knowledge of the cluster secret.
     key: LinkKey,
+    /// This node's run id, told to the nodes it dials in the hello.
+    run: u64,
     /// Frame limit, queue bound, heartbeat and reconnect timing.
     settings: Arc<Settings>,
     /// Link counters (shared with the node).
@@ -249,12 +266,20 @@ impl Links {
             id,
             peers,
             key,
+            run: 0,
             settings,
             metrics,
             stopping,
             closed,
             tasks: TaskTracker::new(),
         }
+    }
+
+    /// Tells `run`, this process's run id, in the hellos of the links this
+    /// node dials.
+    pub(crate) fn with_run(mut self, run: u64) -> Links {
+        self.run = run;
+        self
     }
 
     /// The peer with node id `id`, if this node links with it.
