@@ -18,6 +18,7 @@ mod error;
 mod frame;
 mod gate;
 mod handler;
+mod http;
 mod macro_support;
 mod metrics;
 mod node;
@@ -26,6 +27,7 @@ mod redis_directory;
 mod registry;
 mod session;
 mod settings;
+mod transport;
 
 pub use client::{Client, ClientError};
 pub use cluster::{Cluster, RunningCluster, Select, StartError};
@@ -53,6 +55,7 @@ pub use registry::{
 };
 pub use session::SessionId;
 pub use settings::{Balance, DEFAULT_SECRET, ErrorReply, REDIS_URL_ENV, SECRET_ENV, Settings};
+pub use transport::tls::{TlsConfigError, load_server_config};
 pub use zinx_cluster_macros::handler;
 
 /// Everything a handler module needs: `use zinx_cluster::prelude::*;`.
