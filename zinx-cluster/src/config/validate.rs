@@ -210,6 +210,18 @@ fn take<T>(result: Result<T, String>, slot: &mut Option<T>, problems: &mut Vec<S
     }
 }
 
+/// Like [`take`] for an optional value: `Ok(None)` leaves `slot` alone.
+fn take_optional<T>(
+    result: Result<Option<T>, String>,
+    slot: &mut Option<T>,
+    problems: &mut Vec<String>,
+) {
+    match result {
+        Ok(v) => *slot = v,
+        Err(message) => problems.push(message),
+    }
+}
+
 /// `" (\"name\")"` for labels, or nothing when the name is unknown or empty.
 fn name_suffix(name: Option<&str>) -> String {
     match name {
@@ -228,6 +240,12 @@ struct RawNode {
     node_type: Option<NodeType>,
     ip: Option<(String, IpAddr)>,
     port: Option<u16>,
+    /// `WsPort` (absent: `Ok(None)`).
+    ws_port: Option<u16>,
+    /// `WsPath`, default `/`.
+    ws_path: String,
+    /// `AdminPort`.
+    admin_port: Option<u16>,
 }
 
 impl RawNode {
@@ -254,7 +272,21 @@ impl RawNode {
             node_type: self.node_type?,
             ip,
             port: self.port?,
+            ws_port: self.ws_port,
+            ws_path: self.ws_path,
+            admin_port: self.admin_port,
         })
+    }
+
+    /// Every port this node binds, with its key, for the clash check.
+    fn bound_ports(&self) -> impl Iterator<Item = (&'static str, u16)> {
+        [
+            ("Port", self.port),
+            ("WsPort", self.ws_port),
+            ("AdminPort", self.admin_port),
+        ]
+        .into_iter()
+        .filter_map(|(key, port)| Some((key, port?)))
     }
 }
 
@@ -294,7 +326,8 @@ fn parse_dinx(file: &str, text: &str, errors: &mut Vec<ConfigError>) -> Option<D
     };
     // Index into dinx.nodes of the first node with an ID / address.
     let mut by_id: HashMap<NodeId, usize> = HashMap::new();
-    let mut by_addr: HashMap<SocketAddr, usize> = HashMap::new();
+    // Every bound address (Port, WsPort, AdminPort) → (node index, key).
+    let mut by_addr: HashMap<SocketAddr, (usize, &'static str)> = HashMap::new();
     // Whether some entry's Type could not be read: then "no gate" may be a
     // consequence of that mistake and is not reported.
     let mut type_unknown = false;
@@ -333,12 +366,23 @@ fn parse_dinx(file: &str, text: &str, errors: &mut Vec<ConfigError>) -> Option<D
                     errors.push(error(file, Some(node.label()), message));
                 }
             }
-            if let (Some((_, ip)), Some(port)) = (&node.ip, node.port) {
-                let addr = SocketAddr::new(*ip, port);
-                if let Some(first) = first_seen(&mut by_addr, addr, at) {
-                    let also = dinx.nodes[first].label();
-                    let message = format!("address {addr} is also used by {also}");
-                    errors.push(error(file, Some(node.label()), message));
+            if let Some((_, ip)) = &node.ip {
+                for (key, port) in node.bound_ports() {
+                    let addr = SocketAddr::new(*ip, port);
+                    if let Some((first, first_key)) = first_seen(&mut by_addr, addr, (at, key)) {
+                        let also = if first == at {
+                            format!("its {first_key}")
+                        } else if first_key == "Port" {
+                            dinx.nodes[first].label()
+                        } else {
+                            format!("{} ({first_key})", dinx.nodes[first].label())
+                        };
+                        let message = match key {
+                            "Port" => format!("address {addr} is also used by {also}"),
+                            _ => format!("{key}: address {addr} is also used by {also}"),
+                        };
+                        errors.push(error(file, Some(node.label()), message));
+                    }
                 }
             }
             dinx.nodes.push(node);
@@ -400,6 +444,9 @@ fn parse_node(
         node_type: None,
         ip: None,
         port: None,
+        ws_port: None,
+        ws_path: "/".to_string(),
+        admin_port: None,
     };
     let Value::Object(obj) = value else {
         errors.push(error(
@@ -455,6 +502,44 @@ fn parse_node(
         _ => Err(format!("Port {port} is out of range 1..=65535")),
     });
     take(port, &mut node.port, &mut problems);
+    let optional_port = |key: &str| match field(obj, key) {
+        Err(_) => Ok(None),
+        Ok(_) => int_field(obj, key).and_then(|port| match u16::try_from(port) {
+            Ok(p) if p > 0 => Ok(Some(p)),
+            _ => Err(format!("{key} {port} is out of range 1..=65535")),
+        }),
+    };
+    take_optional(optional_port("WsPort"), &mut node.ws_port, &mut problems);
+    take_optional(
+        optional_port("AdminPort"),
+        &mut node.admin_port,
+        &mut problems,
+    );
+    if field(obj, "WsPath").is_ok() {
+        let path = string_field(obj, "WsPath").and_then(|path| {
+            if !path.starts_with('/') {
+                Err(format!(
+                    "WsPath {path:?} must start with \"/\" (e.g. \"/\" or \"/ws\")"
+                ))
+            } else if path.contains(|c: char| c.is_whitespace() || c == '?' || c == '#') {
+                Err(format!(
+                    "WsPath {path:?}: a path without spaces, '?' or '#'"
+                ))
+            } else {
+                Ok(path)
+            }
+        });
+        match path {
+            Ok(p) => node.ws_path = p,
+            Err(message) => problems.push(message),
+        }
+        if node.ws_port.is_none() && field(obj, "WsPort").is_err() {
+            problems.push("WsPath without WsPort: add the WebSocket port".to_string());
+        }
+    }
+    if node.ws_port.is_some() && node.node_type == Some(NodeType::Backend) {
+        problems.push("WsPort on a backend node: only gates (Type 1) accept clients".to_string());
+    }
 
     let label = node.label();
     errors.extend(
@@ -668,6 +753,11 @@ fn check_settings(
             s.reconnect_min_ms == 0,
             "a dead peer would be redialled without pause",
         ),
+        (
+            "trace_every",
+            s.trace_every == 0,
+            "write 1 to trace every message (tracing is off without otlp_endpoint)",
+        ),
     ];
     for (key, is_zero, why) in at_least_one {
         if is_zero {
@@ -703,6 +793,17 @@ fn check_settings(
             ),
         );
     }
+    match (&s.tls_cert, &s.tls_key) {
+        (Some(_), None) => problem(
+            "tls_cert",
+            "tls_cert without tls_key: TLS needs both PEM files".to_string(),
+        ),
+        (None, Some(_)) => problem(
+            "tls_key",
+            "tls_key without tls_cert: TLS needs both PEM files".to_string(),
+        ),
+        _ => {}
+    }
     if let Some(dinx) = dinx {
         for group in s.balance.keys() {
             if !dinx.has_group(group) {
@@ -714,7 +815,7 @@ fn check_settings(
 
 /// Records that `key` is first seen at index `at`; when it was seen before,
 /// returns that earlier index instead (for "duplicate ... (also ...)").
-fn first_seen<K: Eq + Hash>(seen: &mut HashMap<K, usize>, key: K, at: usize) -> Option<usize> {
+fn first_seen<K: Eq + Hash, V: Copy>(seen: &mut HashMap<K, V>, key: K, at: V) -> Option<V> {
     match seen.entry(key) {
         Entry::Occupied(first) => Some(*first.get()),
         Entry::Vacant(slot) => {
