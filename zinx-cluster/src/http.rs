@@ -7,7 +7,7 @@
 //! here: a request is its head, a response closes the connection.
 
 // Not yet called by the gate: wired in with the node split.
-#![cfg_attr(not(test), allow(dead_code))]
+#![allow(dead_code)]
 
 use std::time::Duration;
 

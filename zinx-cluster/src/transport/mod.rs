@@ -8,7 +8,7 @@
 //! transports are tested here with a fake endpoint, without a cluster.
 
 // Not yet called by the gate: wired in with the node split.
-#![cfg_attr(not(test), allow(dead_code))]
+#![allow(dead_code)]
 
 use std::future::Future;
 use std::time::Duration;
