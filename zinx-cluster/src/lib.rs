@@ -7,6 +7,7 @@
 #[allow(unused_extern_crates)]
 extern crate self as zinx_cluster;
 
+mod admin;
 mod balance;
 mod client;
 mod cluster;
@@ -29,6 +30,7 @@ mod session;
 mod settings;
 mod transport;
 
+pub use admin::Page;
 pub use client::{Client, ClientError};
 pub use cluster::{Cluster, RunningCluster, Select, StartError};
 pub use config::{
