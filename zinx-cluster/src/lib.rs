@@ -28,6 +28,7 @@ mod redis_directory;
 mod registry;
 mod session;
 mod settings;
+pub mod trace;
 mod transport;
 
 pub use admin::Page;
@@ -39,8 +40,8 @@ pub use config::{
 };
 pub use ctx::{Ctx, KickTarget};
 pub use envelope::{
-    ENVELOPE_HEADER_LEN, ENVELOPE_OVERHEAD, Envelope, EnvelopeError, Kind, LINK_PROTOCOL_VERSION,
-    Status,
+    ENVELOPE_HEADER_LEN, ENVELOPE_OVERHEAD, Envelope, EnvelopeError, FLAG_TRACED, Kind,
+    LINK_PROTOCOL_VERSION, Status,
 };
 pub use error::{CallError, SendError};
 pub use frame::{

@@ -1232,3 +1232,25 @@ fn tls_needs_both_files_and_resolves_them_against_the_conf_dir() {
             .is_none()
     );
 }
+
+#[test]
+fn otlp_endpoint_must_be_plain_http() {
+    let p = problems(
+        DINX,
+        ROUTE,
+        Some(r#"{"otlp_endpoint": "https://collector:4318", "trace_every": 0}"#),
+    );
+    assert_eq!(
+        p,
+        [
+            "conf/settings.json: trace_every: 0 is not allowed: write 1 to trace every message (tracing is off without otlp_endpoint)",
+            r#"conf/settings.json: otlp_endpoint: "https://collector:4318": only http:// endpoints are supported"#,
+        ]
+    );
+    let config = load_ok(
+        DINX,
+        ROUTE,
+        Some(r#"{"otlp_endpoint": "http://127.0.0.1:4318"}"#),
+    );
+    assert_eq!(config.settings.trace_every, 1);
+}

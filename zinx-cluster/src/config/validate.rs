@@ -793,6 +793,11 @@ fn check_settings(
             ),
         );
     }
+    if let Some(url) = &s.otlp_endpoint {
+        if let Err(e) = crate::trace::check_endpoint(url) {
+            problem("otlp_endpoint", format!("{url:?}: {}", e.why));
+        }
+    }
     match (&s.tls_cert, &s.tls_key) {
         (Some(_), None) => problem(
             "tls_cert",
