@@ -624,3 +624,4 @@ pub async fn check_chat(addr: &str) {
     )
     .await;
 }
+pub mod webdriver;
