@@ -32,7 +32,7 @@ pub mod trace;
 mod transport;
 
 pub use admin::Page;
-pub use client::{Client, ClientError};
+pub use client::{Client, ClientError, ClientTls};
 pub use cluster::{Cluster, RunningCluster, Select, StartError};
 pub use config::{
     ClusterConfig, ConfigError, ConfigErrors, DINX_FILE, NodeConfig, NodeId, NodeType, ROUTE_FILE,

@@ -224,4 +224,56 @@ mod tests {
             Ended::Session(crate::session::CloseReason::ClientClosed)
         );
     }
+
+    /// The library's `Client` over real sockets: TLS, ws:// and wss://.
+    #[tokio::test]
+    async fn the_client_speaks_every_transport() {
+        use crate::client::{Client, ClientTls};
+        use tokio::net::TcpListener;
+        let dir = tempfile::tempdir().unwrap();
+        let (cert, key, _) = testing::self_signed(dir.path());
+        let server_config = load_server_config(&cert, &key).unwrap();
+        let trust = ClientTls::trusting_pem_file(&cert).unwrap();
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        // Serves three connections: TLS, WS, WSS.
+        let server = tokio::spawn(async move {
+            let (tcp, _) = listener.accept().await.unwrap();
+            let tls = accept(&server_config, tcp).await.unwrap();
+            stream::serve(tls, &Echo::default(), limits()).await;
+            let (tcp, _) = listener.accept().await.unwrap();
+            let socket = ws::accept(tcp, "/zinx", 1024).await.unwrap();
+            ws::serve(socket, &Echo::default(), limits()).await;
+            let (tcp, _) = listener.accept().await.unwrap();
+            let tls = accept(&server_config, tcp).await.unwrap();
+            let socket = ws::accept(tls, "/zinx", 1024).await.unwrap();
+            ws::serve(socket, &Echo::default(), limits()).await
+        });
+        let t = std::time::Duration::from_secs(5);
+        let mut c = Client::connect_tls(addr, &trust, "localhost")
+            .await
+            .unwrap();
+        assert_eq!(c.request(5, "a", t).await.unwrap(), Frame::new(5, "a"));
+        drop(c);
+        let mut c = Client::connect_ws(&format!("ws://{addr}/zinx"), None)
+            .await
+            .unwrap();
+        // Two frames in one message, answered as two messages.
+        let mut two = bytes::BytesMut::new();
+        Frame::new(1, "x").encode_into(&mut two).unwrap();
+        Frame::new(2, "y").encode_into(&mut two).unwrap();
+        c.send_raw(two.freeze()).await.unwrap();
+        assert_eq!(c.recv_timeout(t).await.unwrap(), Frame::new(1, "x"));
+        assert_eq!(c.recv_timeout(t).await.unwrap(), Frame::new(2, "y"));
+        drop(c);
+        let url = format!("wss://localhost:{}/zinx", addr.port());
+        let mut c = Client::connect_ws(&url, Some(&trust)).await.unwrap();
+        c.send(9, vec![7u8; 1000]).await.unwrap();
+        assert_eq!(
+            c.recv_timeout(t).await.unwrap(),
+            Frame::new(9, vec![7u8; 1000])
+        );
+        drop(c);
+        server.await.unwrap();
+    }
 }
