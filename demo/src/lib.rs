@@ -24,6 +24,8 @@
 
 use serde::{Deserialize, Serialize};
 
+pub mod web;
+
 /// Log in: binds the session to a user name.
 pub const LOGIN: u32 = 1;
 /// Log out: removes the session's user name.
