@@ -17,7 +17,7 @@
 use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
-use futures::{SinkExt, StreamExt};
+use futures::{FutureExt, SinkExt, StreamExt};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::Message;
@@ -38,6 +38,8 @@ pub(crate) const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// tungstenite's read buffer, allocated per connection: small, so that many
 /// idle sessions stay cheap.
 const READ_BUFFER: usize = 8 * 1024;
+/// Messages already received that one read handles before writing answers.
+const READ_BURST: usize = 64;
 /// On close, the close frame (and what was queued) gets this long.
 const CLOSE_FLUSH: Duration = Duration::from_secs(1);
 
@@ -152,6 +154,76 @@ where
     .await)
 }
 
+/// Handles one read from the WebSocket; `Some` when the connection ends.
+async fn on_message<S, E>(
+    msg: Option<Result<Message, WsError>>,
+    ws: &mut WebSocketStream<S>,
+    rbuf: &mut BytesMut,
+    codec: &mut FrameCodec,
+    ep: &E,
+) -> Option<Ended>
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send,
+    E: Endpoint,
+{
+    let data = match msg {
+        Some(Ok(Message::Binary(data))) => data,
+        Some(Ok(Message::Text(_))) => {
+            warn!("WebSocket text message: closing (zinx frames travel in binary messages)");
+            return Some(Ended::TextMessage);
+        }
+        Some(Ok(Message::Ping(_))) => {
+            // tungstenite queued the pong; send it now.
+            let _ = ws.flush().await;
+            return None;
+        }
+        Some(Ok(Message::Pong(_) | Message::Frame(_))) => return None,
+        Some(Ok(Message::Close(_))) | None => {
+            return Some(Ended::Session(CloseReason::ClientClosed));
+        }
+        Some(Err(WsError::Capacity(CapacityError::MessageTooLong { size, max_size }))) => {
+            warn!(
+                size,
+                max_size, "WebSocket message over the size limit: closing"
+            );
+            return Some(Ended::Session(CloseReason::Oversize));
+        }
+        Some(Err(WsError::Protocol(e))) => {
+            warn!(error = %e, "WebSocket protocol error: closing");
+            return Some(Ended::Protocol);
+        }
+        Some(Err(e)) => {
+            debug!(error = %e, "WebSocket read failed");
+            return Some(Ended::Session(CloseReason::IoError));
+        }
+    };
+    // The common case, whole frames in one message, decodes from the
+    // message itself without a copy.
+    if rbuf.is_empty() {
+        *rbuf = BytesMut::from(data);
+    } else {
+        rbuf.extend_from_slice(&data);
+    }
+    loop {
+        match codec.decode(rbuf) {
+            Ok(Some(frame)) => ep.frame_in(frame).await,
+            Ok(None) => break,
+            Err(FrameError::TooLarge { msg_id, len, max }) => {
+                warn!(
+                    msg_id,
+                    len, max, "frame over the size limit: closing the connection"
+                );
+                return Some(Ended::Session(CloseReason::Oversize));
+            }
+            Err(FrameError::Io(_)) => return Some(Ended::Session(CloseReason::IoError)),
+        }
+    }
+    if rbuf.is_empty() {
+        *rbuf = BytesMut::new();
+    }
+    None
+}
+
 /// The close frame telling the client why, when there is one to send.
 fn close_frame(ended: Ended) -> Option<CloseFrame> {
     let (code, reason) = match ended {
@@ -223,55 +295,23 @@ where
                 idle_timer.as_mut().reset(next.into());
             }
             msg = ws.next() => {
-                last_read = Instant::now();
-                let data = match msg {
-                    Some(Ok(Message::Binary(data))) => data,
-                    Some(Ok(Message::Text(_))) => {
-                        warn!("WebSocket text message: closing (zinx frames travel in binary messages)");
-                        break Ended::TextMessage;
-                    }
-                    Some(Ok(Message::Ping(_))) => {
-                        // tungstenite queued the pong; send it now.
-                        let _ = ws.flush().await;
-                        continue;
-                    }
-                    Some(Ok(Message::Pong(_) | Message::Frame(_))) => continue,
-                    Some(Ok(Message::Close(_))) | None => {
-                        break Ended::Session(CloseReason::ClientClosed);
-                    }
-                    Some(Err(WsError::Capacity(CapacityError::MessageTooLong { size, max_size }))) => {
-                        warn!(size, max_size, "WebSocket message over the size limit: closing");
-                        break Ended::Session(CloseReason::Oversize);
-                    }
-                    Some(Err(WsError::Protocol(e))) => {
-                        warn!(error = %e, "WebSocket protocol error: closing");
-                        break Ended::Protocol;
-                    }
-                    Some(Err(e)) => {
-                        debug!(error = %e, "WebSocket read failed");
-                        break Ended::Session(CloseReason::IoError);
-                    }
-                };
-                // The common case, whole frames in one message, decodes from
-                // the message itself without a copy.
-                if rbuf.is_empty() {
-                    rbuf = BytesMut::from(data);
-                } else {
-                    rbuf.extend_from_slice(&data);
-                }
+                // Then whatever else has already arrived, so that answers
+                // to a pipelined burst leave in one write, as on TCP.
+                let mut msg = msg;
+                let mut handled = 0;
                 loop {
-                    match codec.decode(&mut rbuf) {
-                        Ok(Some(frame)) => ep.frame_in(frame).await,
-                        Ok(None) => break,
-                        Err(FrameError::TooLarge { msg_id, len, max }) => {
-                            warn!(msg_id, len, max, "frame over the size limit: closing the connection");
-                            break 'conn Ended::Session(CloseReason::Oversize);
-                        }
-                        Err(FrameError::Io(_)) => break 'conn Ended::Session(CloseReason::IoError),
+                    last_read = Instant::now();
+                    if let Some(ended) = on_message(msg, &mut ws, &mut rbuf, &mut codec, ep).await {
+                        break 'conn ended;
                     }
-                }
-                if rbuf.is_empty() {
-                    rbuf = BytesMut::new();
+                    handled += 1;
+                    if handled == READ_BURST {
+                        break;
+                    }
+                    match ws.next().now_or_never() {
+                        Some(next) => msg = next,
+                        None => break,
+                    }
                 }
             }
         }
