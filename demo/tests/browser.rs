@@ -5,16 +5,14 @@
 //! Without a browser the tests say so and pass, unless
 //! `ZINX_REQUIRE_BROWSER=1` (as `.ci/run` sets), where that is a failure.
 
-mod common;
-
 use std::path::Path;
 use std::time::Duration;
 
-use common::webdriver::{Driver, browser_paths};
 use futures::{SinkExt, StreamExt};
 use serde_json::{Value, json};
 use tokio::net::TcpListener;
 use tokio_tungstenite::tungstenite::Message;
+use zinx_test_support::webdriver::{Driver, browser_paths};
 
 /// The browser, or `None` (after saying why) when the test cannot run here.
 fn driver() -> Option<Driver> {

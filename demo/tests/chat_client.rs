@@ -1,24 +1,30 @@
 //! The chat client, scripted through its stdin, against a running demo.
 
-mod common;
-
 use std::time::Duration;
 
-use common::{Conf, Proc, T, wait_ready};
+use zinx_test_support::T;
+use zinx_test_support::chat::wait_ready;
+use zinx_test_support::conf::Conf;
+use zinx_test_support::process::Proc;
+
+/// The demo server built for this test run.
+const DEMO: &str = env!("CARGO_BIN_EXE_demo");
+/// The chat client built for this test run.
+const DEMO_CLIENT: &str = env!("CARGO_BIN_EXE_demo-client");
 
 #[tokio::test]
 async fn two_chat_clients_talk_through_the_cluster() {
     let conf = Conf::new();
-    let mut demo = Proc::demo("demo", &conf, &[]);
+    let mut demo = Proc::demo(DEMO, "demo", &conf, &[]);
     let addr = conf.gate_addr();
     wait_ready(&addr).await;
 
-    let mut bob = Proc::client("bob", &addr, conf.path());
+    let mut bob = Proc::client(DEMO_CLIENT, "bob", &addr, conf.path());
     bob.wait_line("* logged in as bob", T);
 
     // alice's whole session is piped in; at the end of input she waits for
     // her answers and exits 0.
-    let mut alice = Proc::client("alice", &addr, conf.path());
+    let mut alice = Proc::client(DEMO_CLIENT, "alice", &addr, conf.path());
     for line in [
         "/to bob hi bob",
         "/all hello everyone",

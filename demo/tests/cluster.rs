@@ -1,13 +1,17 @@
 //! The demo cluster as processes: one per node, or all in one; the chat
 //! protocol end to end; losing an im node; shutdown on Ctrl-C.
 
-mod common;
-
 use std::time::{Duration, Instant};
 
-use common::{Conf, Proc, T, body, check_chat, check_echo, login, quiet, wait_ready};
 use serde_json::json;
 use zinx_cluster::{Client, Frame};
+use zinx_test_support::T;
+use zinx_test_support::chat::{body, check_chat, check_echo, login, quiet, wait_ready};
+use zinx_test_support::conf::Conf;
+use zinx_test_support::process::Proc;
+
+/// The demo server built for this test run.
+const DEMO: &str = env!("CARGO_BIN_EXE_demo");
 
 /// Why a round after the failover must be tried again: the gate answered
 /// with its error frame (e.g. `no_live_node` while it still counted the
@@ -95,9 +99,9 @@ async fn round(
 #[tokio::test]
 async fn three_processes_chat_survive_a_crashed_im_node_and_stop_cleanly() {
     let conf = Conf::new();
-    let mut im1 = Proc::demo("im-1", &conf, &["--id", "2"]);
-    let mut im2 = Proc::demo("im-2", &conf, &["--id", "3"]);
-    let mut gate = Proc::demo("gate-1", &conf, &["--id", "1"]);
+    let mut im1 = Proc::demo(DEMO, "im-1", &conf, &["--id", "2"]);
+    let mut im2 = Proc::demo(DEMO, "im-2", &conf, &["--id", "3"]);
+    let mut gate = Proc::demo(DEMO, "gate-1", &conf, &["--id", "1"]);
     let addr = conf.gate_addr();
     wait_ready(&addr).await;
     // Both im nodes linked to the gate, so both serve sessions.
@@ -156,7 +160,7 @@ async fn three_processes_chat_survive_a_crashed_im_node_and_stop_cleanly() {
 #[tokio::test]
 async fn all_nodes_in_one_process() {
     let conf = Conf::new();
-    let mut demo = Proc::demo("demo", &conf, &[]);
+    let mut demo = Proc::demo(DEMO, "demo", &conf, &[]);
     let addr = conf.gate_addr();
     wait_ready(&addr).await;
     let log = demo.log();

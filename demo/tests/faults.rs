@@ -18,19 +18,24 @@
 //! (`cargo test -p demo --test faults -- --nocapture`); RELIABILITY.md
 //! reports them.
 
-mod common;
-
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime};
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
-use common::{Conf, Proc, SETTINGS, T, check_chat, log_time, login, wait_ready};
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::task::JoinHandle;
 use zinx_cluster::{Client, ClientError};
+use zinx_test_support::T;
+use zinx_test_support::chat::{check_chat, login, wait_ready};
+use zinx_test_support::conf::{Conf, SETTINGS};
+use zinx_test_support::logs::log_time;
+use zinx_test_support::process::Proc;
+
+/// The demo server built for this test run.
+const DEMO: &str = env!("CARGO_BIN_EXE_demo");
 
 /// One test of this file at a time.
 static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
@@ -301,9 +306,9 @@ fn figures(test: &str, started: Instant, mut v: Value) {
 
 /// gate-1, im-1 and im-2 as three processes, the gate linked to both.
 async fn three_processes(conf: &Conf) -> (Proc, Proc, Proc) {
-    let im1 = Proc::demo("im-1", conf, &["--id", "2"]);
-    let im2 = Proc::demo("im-2", conf, &["--id", "3"]);
-    let gate = Proc::demo("gate-1", conf, &["--id", "1"]);
+    let im1 = Proc::demo(DEMO, "im-1", conf, &["--id", "2"]);
+    let im2 = Proc::demo(DEMO, "im-2", conf, &["--id", "3"]);
+    let gate = Proc::demo(DEMO, "gate-1", conf, &["--id", "1"]);
     wait_ready(&conf.gate_addr()).await;
     for im in ["im-1", "im-2"] {
         link_event(&gate, im, "up", 1, T).await;
@@ -352,7 +357,7 @@ async fn kill_9_of_an_im_node_under_load() {
     sleep(REPLY_TIMEOUT + Duration::from_millis(500)).await;
 
     let restarted = SystemTime::now();
-    let _im1b = Proc::demo("im-1-restarted", &conf, &["--id", "2"]);
+    let _im1b = Proc::demo(DEMO, "im-1-restarted", &conf, &["--id", "2"]);
     let up_again = link_event(&gate, "im-1", "up", 2, T).await;
     let relinked = log_time(&up_again);
     sleep(Duration::from_millis(700)).await;
@@ -653,7 +658,7 @@ async fn kill_9_of_the_gate_under_load() {
     }
 
     let restarted = SystemTime::now();
-    let gate2 = Proc::demo("gate-1-restarted", &conf, &["--id", "1"]);
+    let gate2 = Proc::demo(DEMO, "gate-1-restarted", &conf, &["--id", "1"]);
     wait_ready(&addr).await;
     let serving = SystemTime::now();
     for im in ["im-1", "im-2"] {

@@ -5,59 +5,36 @@
 //! persistence. Without `redis-server` it prints a loud notice and passes;
 //! with `ZINX_REQUIRE_REDIS=1` (as in CI) a missing server fails it.
 
-mod common;
-
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::*;
 use serde_json::json;
 use zinx_cluster::Client;
+use zinx_test_support::T;
+use zinx_test_support::chat::{
+    ask, body, check_echo, expect, login, quiet, send_both_ways, wait_ready,
+};
+use zinx_test_support::conf::{DEMO_ROUTES, SETTINGS, write_conf};
+use zinx_test_support::free_ports;
+use zinx_test_support::process::Proc;
+use zinx_test_support::redis::RedisServer;
 
-struct Redis {
-    child: Child,
-    port: u16,
+/// The demo server built for this test run.
+const DEMO: &str = env!("CARGO_BIN_EXE_demo");
+
+/// Reading the test Redis with `redis-cli`.
+trait RedisCli {
+    /// `redis-cli` output of a command, one value per line.
+    fn cli(&self, args: &[&str]) -> Vec<String>;
+
+    /// uid → gate of every binding in Redis.
+    fn bindings(&self) -> Vec<(String, u64)>;
 }
 
-impl Redis {
-    fn start() -> Option<Redis> {
-        if Command::new("redis-server")
-            .arg("--version")
-            .stdout(Stdio::null())
-            .status()
-            .is_err()
-        {
-            if std::env::var("ZINX_REQUIRE_REDIS").as_deref() == Ok("1") {
-                panic!("redis-server is not installed and ZINX_REQUIRE_REDIS=1");
-            }
-            eprintln!(
-                "\n==================== SKIPPED ====================\n\
-                 several_gates: redis-server is not on PATH, so the several-gates\n\
-                 process test did not run. Install it (apt-get install redis-server)\n\
-                 or run bash .ci/run.\n\
-                 ================================================\n"
-            );
-            return None;
-        }
-        let port = free_port();
-        let child = Command::new("redis-server")
-            .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
-            .args(["--save", "", "--appendonly", "no"])
-            .stdout(Stdio::null())
-            .spawn()
-            .expect("redis-server starts");
-        let deadline = Instant::now() + Duration::from_secs(5);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(Instant::now() < deadline, "redis-server did not listen");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        Some(Redis { child, port })
-    }
-
-    /// `redis-cli` output of a command, one value per line.
+impl RedisCli for RedisServer {
     fn cli(&self, args: &[&str]) -> Vec<String> {
         let out = Command::new("redis-cli")
-            .args(["-p", &self.port.to_string()])
+            .args(["-p", &self.port().to_string()])
             .args(args)
             .output()
             .expect("redis-cli runs");
@@ -80,26 +57,12 @@ impl Redis {
     }
 }
 
-impl Drop for Redis {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
-}
-
 #[tokio::test]
 async fn two_gate_processes_share_users_through_redis() {
-    let Some(redis) = Redis::start() else {
+    let Some(redis) = RedisServer::start("the several-gates process test").await else {
         return;
     };
-    let p: Vec<u16> = (0..4).map(|_| free_port()).collect();
+    let p = free_ports(4).expect("free ports");
     let dir = tempfile::tempdir().unwrap();
     let dinx = json!({
         "gate": [
@@ -112,15 +75,20 @@ async fn two_gate_processes_share_users_through_redis() {
         ]
     });
     let mut settings: serde_json::Value = serde_json::from_str(SETTINGS).unwrap();
-    settings["redis_url"] = json!(format!("redis://127.0.0.1:{}/0", redis.port));
+    settings["redis_url"] = json!(redis.url());
     settings["directory_ttl_ms"] = json!(3000);
-    std::fs::write(dir.path().join("dinx.json"), dinx.to_string()).unwrap();
-    std::fs::write(dir.path().join("route.json"), shipped_routes()).unwrap();
-    std::fs::write(dir.path().join("settings.json"), settings.to_string()).unwrap();
+    write_conf(
+        dir.path(),
+        &dinx.to_string(),
+        DEMO_ROUTES,
+        &settings.to_string(),
+    )
+    .unwrap();
 
     let mut procs: Vec<Proc> = (1..=4)
         .map(|id| {
             Proc::demo_in(
+                DEMO,
                 &format!("node-{id}"),
                 dir.path(),
                 &["--id", &id.to_string()],

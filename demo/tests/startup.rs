@@ -1,13 +1,15 @@
 //! The demo refuses to start, naming every problem, before it opens any
 //! port.
 
-mod common;
-
 use std::net::{TcpListener, TcpStream};
 use std::time::Duration;
 
-use common::{Conf, Proc, shipped_routes};
 use serde_json::Value;
+use zinx_test_support::conf::{Conf, DEMO_ROUTES};
+use zinx_test_support::process::Proc;
+
+/// The demo server built for this test run.
+const DEMO: &str = env!("CARGO_BIN_EXE_demo");
 
 /// Runs `demo` on `conf` with `args`, which must refuse to start: exit code
 /// 2, no port opened. Returns what it printed.
@@ -15,7 +17,7 @@ fn refused(conf: &Conf, args: &[&str]) -> String {
     // Hold the gate's port: a demo that opened ports before checking would
     // fail with "cannot listen" instead of naming the problem.
     let held = TcpListener::bind(("127.0.0.1", conf.ports[0])).unwrap();
-    let mut demo = Proc::demo("demo", conf, args);
+    let mut demo = Proc::demo(DEMO, "demo", conf, args);
     let status = demo.wait_exit(Duration::from_secs(10));
     let out = demo.log();
     assert_eq!(status.code(), Some(2), "{out}");
@@ -33,7 +35,7 @@ fn refused(conf: &Conf, args: &[&str]) -> String {
 
 /// route.json with its JSON edited by `edit`.
 fn routes_edited(edit: impl FnOnce(&mut Value)) -> String {
-    let mut routes: Value = serde_json::from_str(&shipped_routes()).unwrap();
+    let mut routes: Value = serde_json::from_str(DEMO_ROUTES).unwrap();
     edit(&mut routes);
     routes.to_string()
 }

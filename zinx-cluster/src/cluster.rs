@@ -5,7 +5,6 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use tokio::net::TcpListener;
@@ -13,10 +12,11 @@ use tokio_util::sync::CancellationToken;
 use tracing::{error, info, warn};
 
 use crate::config::{ClusterConfig, ConfigErrors, NodeConfig, NodeId, NodeType};
-use crate::directory::Directory;
+use crate::directory::{Directory, RedisDirectory};
+use crate::gate::Gate;
 use crate::metrics::MetricsSnapshot;
-use crate::node::{Node, SessionClosed, SessionHook};
-use crate::redis_directory::RedisDirectory;
+use crate::node::{Node, NodeParts, SessionClosed, SessionHook};
+use crate::peer::LinkKey;
 use crate::registry::{self, RegistryErrors};
 
 /// Which nodes of `dinx.json` this process runs.
@@ -49,6 +49,9 @@ pub enum StartError {
     /// The shared directory could not be set up.
     #[error("user directory: {0}")]
     Directory(String),
+    /// The cluster secret could not be turned into a link key.
+    #[error("cluster secret: {0}")]
+    Secret(String),
     /// A node could not bind its address.
     #[error("node {name} (ID {id}) cannot listen on {addr}: {source}")]
     Bind {
@@ -170,6 +173,7 @@ impl Cluster {
         }
 
         // Every fallible step before any port is bound or any node runs.
+        let key = LinkKey::new(secret.as_bytes()).map_err(StartError::Secret)?;
         let mut directories = Vec::new();
         for n in &selected {
             directories.push(directory_for(n)?);
@@ -192,18 +196,19 @@ impl Cluster {
 
         let root = CancellationToken::new();
         let mut nodes = Vec::new();
-        let mut addrs = Vec::new();
         for ((n, listener), directory) in selected.iter().zip(listeners).zip(directories) {
             let node = Arc::new(Node::new(
                 n,
                 &config,
-                table.clone(),
-                directory,
-                secret.as_bytes().to_vec(),
-                self.hooks.clone(),
-                &root,
+                NodeParts {
+                    handlers: table.clone(),
+                    directory,
+                    key: key.clone(),
+                    hooks: self.hooks.clone(),
+                    root: root.clone(),
+                },
             ));
-            addrs.push(listener.local_addr().ok());
+            let addr = listener.local_addr().ok();
             let mut ids: Vec<u32> = table
                 .iter()
                 .filter(|r| r.group == n.group)
@@ -222,23 +227,21 @@ impl Cluster {
                 n.addr(),
                 ids
             );
-            match n.node_type {
+            node.directory().start(n.id, node.closed().clone());
+            let gate = match n.node_type {
                 NodeType::Gate => {
-                    tokio::spawn(crate::gate::accept_clients(node.clone(), listener));
+                    node.links().start(node.clone(), None);
+                    Some(Gate::start(node.clone(), listener))
                 }
                 NodeType::Backend => {
-                    tokio::spawn(crate::peer::accept_links(node.clone(), listener));
+                    node.links().start(node.clone(), Some(listener));
+                    None
                 }
-            }
-            Directory::start(&node);
-            for peer in node.peers.values().filter(|p| p.we_dial) {
-                tokio::spawn(crate::peer::dial_loop(node.clone(), peer.clone()));
-            }
-            nodes.push(node);
+            };
+            nodes.push(Running { node, gate, addr });
         }
         Ok(RunningCluster {
             nodes,
-            addrs,
             root,
             grace: Duration::from_millis(config.settings.shutdown_grace_ms),
         })
@@ -278,49 +281,58 @@ async fn wait_for_signal() {
     }
 }
 
+/// One node running in this process.
+#[derive(Debug)]
+struct Running {
+    /// The node.
+    node: Arc<Node>,
+    /// Its client side, on a gate.
+    gate: Option<Gate>,
+    /// The address it listens on.
+    addr: Option<SocketAddr>,
+}
+
 /// The nodes started by [`Cluster::start`].
 #[derive(Debug)]
 pub struct RunningCluster {
-    nodes: Vec<Arc<Node>>,
-    addrs: Vec<Option<SocketAddr>>,
+    nodes: Vec<Running>,
     root: CancellationToken,
     grace: Duration,
 }
 
+/// Links get this long after the grace period to flush what was queued.
+const LINK_FLUSH: Duration = Duration::from_secs(1);
+
 impl RunningCluster {
+    fn node(&self, id: NodeId) -> Option<&Running> {
+        self.nodes.iter().find(|r| r.node.id() == id)
+    }
+
     /// The ids of the nodes running here.
     pub fn node_ids(&self) -> Vec<NodeId> {
-        self.nodes.iter().map(|n| n.id).collect()
+        self.nodes.iter().map(|r| r.node.id()).collect()
     }
 
     /// The address a node of this process listens on.
     pub fn local_addr(&self, id: NodeId) -> Option<SocketAddr> {
-        let i = self.nodes.iter().position(|n| n.id == id)?;
-        self.addrs.get(i).copied().flatten()
+        self.node(id).and_then(|r| r.addr)
     }
 
     /// A copy of a node's counters.
     pub fn metrics(&self, id: NodeId) -> Option<MetricsSnapshot> {
-        self.nodes
-            .iter()
-            .find(|n| n.id == id)
-            .map(|n| n.metrics.snapshot())
+        self.node(id).map(|r| r.node.metrics().snapshot())
     }
 
     /// Whether every link of every node here is up (all peers reachable).
     pub fn all_links_up(&self) -> bool {
         self.nodes
             .iter()
-            .all(|n| n.peers.values().all(|p| p.is_live()))
+            .all(|r| r.node.links().iter().all(|p| p.is_live()))
     }
 
     /// Whether node `from` (running here) has a live link to node `to`.
     pub fn link_up(&self, from: NodeId, to: NodeId) -> bool {
-        self.nodes
-            .iter()
-            .find(|n| n.id == from)
-            .and_then(|n| n.peers.get(&to))
-            .is_some_and(|p| p.is_live())
+        self.node(from).is_some_and(|r| r.node.links().is_live(to))
     }
 
     /// Waits until every link is up, at most `timeout`; true when they are.
@@ -336,60 +348,34 @@ impl RunningCluster {
     }
 
     /// Graceful shutdown: stop accepting and reading new work, let in-flight
-    /// handlers finish and their answers reach clients (bounded by
-    /// `shutdown_grace_ms`), then close sessions and links.
+    /// work finish — handlers here, and messages forwarded to other nodes
+    /// until those report them finished — bounded by `shutdown_grace_ms`;
+    /// then close sessions (each flushes what is queued for it) and links
+    /// (each flushes what is queued on it), and wait for both.
     pub async fn shutdown(self) {
         let deadline = Instant::now() + self.grace;
         self.root.cancel();
-        for n in &self.nodes {
-            n.announce_stopping();
-        }
-        for n in &self.nodes {
-            n.tasks.close();
+        for r in &self.nodes {
+            r.node.begin_stop();
         }
         let drained = tokio::time::timeout_at(deadline.into(), async {
-            for n in &self.nodes {
-                n.tasks.wait().await;
-                // Handlers running in place on a gate (not tasks).
-                while n.metrics.inflight.load(Ordering::Relaxed) != 0 {
-                    tokio::time::sleep(Duration::from_millis(5)).await;
-                }
+            for r in &self.nodes {
+                r.node.drained().await;
             }
         })
         .await;
         if drained.is_err() {
-            warn!(grace = ?self.grace, "handlers still running at the end of the grace period");
+            warn!(grace = ?self.grace, "work still in flight at the end of the grace period");
         }
-        // Answers may still be crossing links from other processes: wait
-        // until the traffic settles (or the grace period ends).
-        let activity = |nodes: &[Arc<Node>]| -> u64 {
-            nodes
-                .iter()
-                .map(|n| {
-                    n.metrics.frames_out.load(Ordering::Relaxed)
-                        + n.metrics.handled.load(Ordering::Relaxed)
-                })
-                .sum()
-        };
-        loop {
-            let before = activity(&self.nodes);
-            tokio::time::sleep(Duration::from_millis(50)).await;
-            if activity(&self.nodes) == before || Instant::now() >= deadline {
-                break;
+        for r in &self.nodes {
+            r.node.close(LINK_FLUSH).await;
+        }
+        for r in &self.nodes {
+            if let Some(gate) = &r.gate {
+                gate.closed().await;
             }
+            r.node.directory().close().await;
         }
-        for n in &self.nodes {
-            n.closed.cancel();
-            for p in n.peers.values() {
-                p.close();
-            }
-        }
-        // A gate's last removal of the directory bindings it still holds.
-        for n in &self.nodes {
-            n.directory.close().await;
-        }
-        // Let writers flush what was queued.
-        tokio::time::sleep(Duration::from_millis(50)).await;
         info!("shutdown complete");
     }
 }

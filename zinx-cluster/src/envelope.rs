@@ -21,6 +21,9 @@
 //! messages are byte for byte as above. The bit belongs to the envelope
 //! layer: [`Envelope::flags`] never shows it, [`Envelope::trace`] does.
 
+// Public only with the `internals` feature (fuzzing, benchmarks).
+#![cfg_attr(not(feature = "internals"), allow(unreachable_pub))]
+
 use bytes::{Buf, Bytes, BytesMut};
 
 use crate::frame::{Frame, HEADER_LEN};
@@ -40,12 +43,20 @@ const _: () = assert!(ENVELOPE_OVERHEAD <= 32);
 pub const FLAG_TRACED: u8 = 0x80;
 
 /// Version of the link protocol, stated in the hello.
-pub const LINK_PROTOCOL_VERSION: u16 = 1;
+/// Version 2 added [`Kind::Done`] and the final flag of a
+/// [`Kind::ToSession`].
+pub const LINK_PROTOCOL_VERSION: u16 = 2;
 
 /// `flags` of a [`Kind::Heartbeat`] that announces a graceful shutdown:
 /// messages already on their way are still answered (with `node_stopping`),
 /// but the receiver must not choose the sender for anything new.
 pub(crate) const HEARTBEAT_STOPPING: u8 = 1;
+
+/// `flags` of a [`Kind::Heartbeat`] answering [`HEARTBEAT_STOPPING`]: the
+/// sender will send nothing new. The link is ordered, so once this arrives
+/// every message sent before it has arrived too: the stopping node may
+/// close the link without losing any.
+pub(crate) const HEARTBEAT_STOPPING_ACK: u8 = 2;
 
 /// What an envelope asks its receiver to do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -87,6 +98,11 @@ pub enum Kind {
     /// Node → gate: close the session `session`, or the session bound to the
     /// uid in the body when there is one.
     Kick = 15,
+    /// Node → gate: the handler of a message forwarded for session
+    /// `session` finished without a final answer (a [`Kind::ToSession`]
+    /// with the final flag ends one that answered). The gate counts what
+    /// each node still owes it.
+    Done = 16,
 }
 
 impl Kind {
@@ -109,6 +125,7 @@ impl Kind {
             13 => Bind,
             14 => Unbind,
             15 => Kick,
+            16 => Done,
             _ => return None,
         })
     }
@@ -404,7 +421,7 @@ mod tests {
     }
 
     fn arb_kind() -> impl Strategy<Value = Kind> {
-        (1u8..=15).prop_map(|b| Kind::from_u8(b).expect("1..=15 are kinds"))
+        (1u8..=16).prop_map(|b| Kind::from_u8(b).expect("1..=16 are kinds"))
     }
 
     proptest! {
@@ -442,7 +459,7 @@ mod tests {
         #[test]
         fn header_shaped_bytes_decode_exactly_when_valid(
             msg_id: u32,
-            kind in 0u8..=16,
+            kind in 0u8..=17,
             uid_len in 0u16..48,
             mut data in proptest::collection::vec(any::<u8>(), 17..200),
         ) {
@@ -454,7 +471,7 @@ mod tests {
             let fits = usize::from(uid_len) <= data.len() - ENVELOPE_HEADER_LEN;
             match Envelope::decode(Frame::new(msg_id, data.clone())) {
                 Ok(env) => {
-                    prop_assert!((1..=15).contains(&kind) && fits);
+                    prop_assert!((1..=16).contains(&kind) && fits);
                     prop_assert_eq!(env.uid.len(), usize::from(uid_len));
                     let mut wire = BytesMut::new();
                     env.encode_into(&mut wire).unwrap();

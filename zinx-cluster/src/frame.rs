@@ -25,6 +25,10 @@ pub const DEFAULT_MAX_FRAME_LEN: usize = 64 * 1024;
 /// The msg_id zinx clients use for their heartbeat (`StartHeartBeat`).
 pub const ZINX_HEARTBEAT_MSG_ID: u32 = 99999;
 
+/// A writer (a client session, a link) gathers up to this many bytes of
+/// queued frames into one write: few syscalls under load, bounded memory.
+pub(crate) const WRITE_BATCH: usize = 64 * 1024;
+
 /// One zinx message: a numeric id and its payload.
 ///
 /// `data` is a [`Bytes`], so a frame can be forwarded, queued or broadcast
@@ -172,18 +176,6 @@ impl Encoder<&Frame> for FrameCodec {
             });
         }
         frame.encode_into(dst)
-    }
-}
-
-/// Pre-encoded wire bytes (one or more whole frames), written as they are.
-///
-/// Broadcast encodes a frame once and hands the same bytes to every session.
-impl Encoder<Bytes> for FrameCodec {
-    type Error = FrameError;
-
-    fn encode(&mut self, wire: Bytes, dst: &mut BytesMut) -> Result<(), FrameError> {
-        dst.extend_from_slice(&wire);
-        Ok(())
     }
 }
 

@@ -14,18 +14,8 @@ use bytes::Bytes;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use crate::ctx::Ctx;
-
 /// A boxed, `Send` future: what a type-erased handler entry returns.
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
-
-/// The type-erased entry point generated beside every `#[handler]` fn.
-///
-/// It decodes the payload with the handler's extractor, runs the handler and
-/// converts its return value: `Ok(Some(bytes))` is a reply on the same msg_id,
-/// `Ok(None)` no reply.
-pub type HandlerFn =
-    for<'a> fn(&'a mut Ctx, Bytes) -> BoxFuture<'a, Result<Option<Bytes>, HandlerFailure>>;
 
 /// A payload that could not be turned into the handler's argument type.
 ///

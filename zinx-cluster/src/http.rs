@@ -2,7 +2,7 @@
 //! request head (bounded in size and time) and writing a small response.
 //!
 //! Two users: the WebSocket upgrade of a gate's `WsPort`
-//! ([`crate::transport::ws`]) and the admin endpoint ([`crate::admin`]).
+//! (`transport::ws`) and the admin endpoint (`admin`).
 //! Neither needs bodies, chunked encoding or keep-alive, so none of it is
 //! here: a request is its head, a response closes the connection.
 

@@ -12,7 +12,6 @@ mod balance;
 mod client;
 mod cluster;
 mod config;
-mod ctx;
 mod directory;
 mod envelope;
 mod error;
@@ -22,9 +21,9 @@ mod handler;
 mod http;
 mod macro_support;
 mod metrics;
+mod net;
 mod node;
 mod peer;
-mod redis_directory;
 mod registry;
 mod session;
 mod settings;
@@ -38,22 +37,20 @@ pub use config::{
     ClusterConfig, ConfigError, ConfigErrors, DINX_FILE, NodeConfig, NodeId, NodeType, ROUTE_FILE,
     RouteConfig, SETTINGS_FILE,
 };
-pub use ctx::{Ctx, KickTarget};
-pub use envelope::{
-    ENVELOPE_HEADER_LEN, ENVELOPE_OVERHEAD, Envelope, EnvelopeError, FLAG_TRACED, Kind,
-    LINK_PROTOCOL_VERSION, Status,
-};
+pub use envelope::{ENVELOPE_HEADER_LEN, ENVELOPE_OVERHEAD, FLAG_TRACED, LINK_PROTOCOL_VERSION};
+#[cfg(feature = "internals")]
+pub use envelope::{Envelope, EnvelopeError, Kind, Status};
 pub use error::{CallError, SendError};
 pub use frame::{
     DEFAULT_MAX_FRAME_LEN, Frame, FrameCodec, FrameError, HEADER_LEN, ZINX_HEARTBEAT_MSG_ID,
 };
 pub use handler::{
-    BoxFuture, FromPayload, HandlerError, HandlerFailure, HandlerFn, IntoReply, Json, PayloadError,
+    BoxFuture, FromPayload, HandlerError, HandlerFailure, IntoReply, Json, PayloadError,
 };
 pub use metrics::MetricsSnapshot;
-pub use node::{SessionClosed, SessionHook};
+pub use node::{Ctx, KickTarget, SessionClosed, SessionHook};
 pub use registry::{
-    HandlerTable, RegistryError, RegistryErrors, Route, check_handlers, registered,
+    HandlerFn, HandlerTable, RegistryError, RegistryErrors, Route, check_handlers, registered,
     validate_handlers,
 };
 pub use session::SessionId;

@@ -11,8 +11,8 @@ use std::future::Future;
 
 use bytes::Bytes;
 
-use crate::ctx::Ctx;
 use crate::handler::{BoxFuture, HandlerFailure, IntoReply};
+use crate::node::Ctx;
 
 /// What every generated entry point returns (the return type of
 /// [`HandlerFn`](crate::HandlerFn)).

@@ -25,8 +25,8 @@ const SHARDS: usize = 8;
 #[repr(align(64))]
 struct Slot(AtomicU64);
 
-/// A counter sharded per thread. Its methods are named like `AtomicU64`'s
-/// so that call sites read the same.
+/// A counter sharded per thread. Always relaxed: a monitoring counter
+/// orders nothing.
 #[derive(Debug, Default)]
 pub(crate) struct Counter([Slot; SHARDS]);
 
@@ -39,18 +39,18 @@ fn slot() -> usize {
 }
 
 impl Counter {
-    /// Adds `n` (the ordering is always relaxed).
-    pub(crate) fn fetch_add(&self, n: u64, _: Ordering) {
+    /// Adds `n`.
+    pub(crate) fn add(&self, n: u64) {
         self.0[slot()].0.fetch_add(n, Ordering::Relaxed);
     }
 
     /// Subtracts `n`; a slot may wrap, the sum does not.
-    pub(crate) fn fetch_sub(&self, n: u64, _: Ordering) {
+    pub(crate) fn sub(&self, n: u64) {
         self.0[slot()].0.fetch_sub(n, Ordering::Relaxed);
     }
 
     /// The sum of the slots.
-    pub(crate) fn load(&self, _: Ordering) -> u64 {
+    pub(crate) fn get(&self) -> u64 {
         self.0
             .iter()
             .fold(0u64, |sum, s| sum.wrapping_add(s.0.load(Ordering::Relaxed)))
@@ -75,7 +75,7 @@ macro_rules! counters {
         impl Metrics {
             pub(crate) fn snapshot(&self) -> MetricsSnapshot {
                 MetricsSnapshot {
-                    $( $name: self.$name.load(Ordering::Relaxed), )*
+                    $( $name: self.$name.get(), )*
                 }
             }
         }
@@ -158,10 +158,10 @@ mod tests {
                 let c = c.clone();
                 std::thread::spawn(move || {
                     for _ in 0..1000 {
-                        c.fetch_add(2, Ordering::Relaxed);
+                        c.add(2);
                     }
                     for _ in 0..500 {
-                        c.fetch_sub(1, Ordering::Relaxed);
+                        c.sub(1);
                     }
                 })
             })
@@ -169,11 +169,11 @@ mod tests {
         for h in handles {
             h.join().unwrap();
         }
-        assert_eq!(c.load(Ordering::Relaxed), 4 * (2000 - 500));
+        assert_eq!(c.get(), 4 * (2000 - 500));
         // A slot may go below zero; the sum stays right.
         let d = Counter::default();
-        d.fetch_sub(1, Ordering::Relaxed);
-        d.fetch_add(1, Ordering::Relaxed);
-        assert_eq!(d.load(Ordering::Relaxed), 0);
+        d.sub(1);
+        d.add(1);
+        assert_eq!(d.get(), 0);
     }
 }

@@ -18,7 +18,17 @@ use std::fmt;
 
 use crate::config::{ClusterConfig, RouteConfig};
 use crate::frame::ZINX_HEARTBEAT_MSG_ID;
-use crate::handler::HandlerFn;
+use crate::handler::{BoxFuture, HandlerFailure};
+use crate::node::Ctx;
+use bytes::Bytes;
+
+/// The type-erased entry point generated beside every `#[handler]` fn.
+///
+/// It decodes the payload with the handler's extractor, runs the handler and
+/// converts its return value: `Ok(Some(bytes))` is a reply on the same msg_id,
+/// `Ok(None)` no reply.
+pub type HandlerFn =
+    for<'a> fn(&'a mut Ctx, Bytes) -> BoxFuture<'a, Result<Option<Bytes>, HandlerFailure>>;
 
 /// One registered handler: what `#[handler]` submits.
 #[derive(Clone, Copy)]

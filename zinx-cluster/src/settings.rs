@@ -61,7 +61,9 @@ pub enum ErrorReply {
 }
 
 /// Tuning knobs; see the module docs for the file format.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+///
+/// `Debug` never shows the secret, nor the password of the Redis URL.
+#[derive(Clone, PartialEq, Eq, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Settings {
     /// Largest data length of a client frame; a header announcing more
@@ -141,6 +143,36 @@ pub struct Settings {
     pub trace_every: u32,
 }
 
+impl std::fmt::Debug for Settings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Settings")
+            .field("max_frame_len", &self.max_frame_len)
+            .field("max_sessions", &self.max_sessions)
+            .field("idle_timeout_ms", &self.idle_timeout_ms)
+            .field("session_queue", &self.session_queue)
+            .field("link_queue", &self.link_queue)
+            .field("node_session_queue", &self.node_session_queue)
+            .field("heartbeat_interval_ms", &self.heartbeat_interval_ms)
+            .field("heartbeat_timeout_ms", &self.heartbeat_timeout_ms)
+            .field("reconnect_min_ms", &self.reconnect_min_ms)
+            .field("reconnect_max_ms", &self.reconnect_max_ms)
+            .field("call_timeout_ms", &self.call_timeout_ms)
+            .field("shutdown_grace_ms", &self.shutdown_grace_ms)
+            .field("secret", &self.secret.as_ref().map(|_| "***"))
+            .field("default_balance", &self.default_balance)
+            .field("balance", &self.balance)
+            .field("error_reply", &self.error_reply)
+            .field("error_msg_id", &self.error_msg_id)
+            .field(
+                "redis_url",
+                &self.redis_url.as_deref().map(crate::directory::redact),
+            )
+            .field("directory_ttl_ms", &self.directory_ttl_ms)
+            .field("directory_prefix", &self.directory_prefix)
+            .finish_non_exhaustive()
+    }
+}
+
 impl Default for Settings {
     fn default() -> Self {
         Settings {
@@ -209,5 +241,27 @@ impl Settings {
             Ok(s) if !s.is_empty() => Some(s),
             _ => self.redis_url.clone(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_hides_the_secret_and_the_redis_password() {
+        let s = Settings {
+            secret: Some("hunter2-cluster".into()),
+            redis_url: Some("redis://:pa55word@redis.internal:6379/0".into()),
+            ..Settings::default()
+        };
+        let shown = format!("{s:?}");
+        assert!(!shown.contains("hunter2"), "{shown}");
+        assert!(!shown.contains("pa55word"), "{shown}");
+        assert!(
+            shown.contains("redis://***@redis.internal:6379/0"),
+            "{shown}"
+        );
+        assert!(shown.contains("secret: Some(\"***\")"), "{shown}");
     }
 }

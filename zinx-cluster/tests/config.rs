@@ -1135,6 +1135,18 @@ proptest! {
     }
 }
 
+#[test]
+fn debug_of_a_cluster_shows_neither_secret_nor_redis_password() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../conf");
+    let mut config = ClusterConfig::load(&dir).unwrap_or_else(|e| panic!("{e}"));
+    config.settings.secret = Some("s3cret-cluster-key".into());
+    config.settings.redis_url = Some("redis://user:hunter2@10.0.0.5:6379/0".into());
+    let shown = format!("{:?}", zinx_cluster::Cluster::new(config));
+    assert!(!shown.contains("s3cret-cluster-key"), "{shown}");
+    assert!(!shown.contains("hunter2"), "{shown}");
+    assert!(shown.contains("redis://***@10.0.0.5:6379/0"), "{shown}");
+}
+
 // ------------------------------------------- WebSocket, admin and TLS keys
 
 #[test]

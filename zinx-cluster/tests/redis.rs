@@ -10,7 +10,7 @@
 //! `ZINX_REQUIRE_REDIS=1` a missing server fails them. `ZINX_REDIS_URL`
 //! must not be set (it would point the nodes at another Redis).
 
-use std::io::{BufRead, BufReader, Write};
+use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::sync::Once;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -21,9 +21,10 @@ use serde::Deserialize;
 use zinx_cluster::prelude::*;
 use zinx_cluster::{Client, ClientError, Cluster, ClusterConfig, Frame, Select, StartError};
 
-mod common;
-
-use common::*;
+use zinx_test_support::T;
+use zinx_test_support::cluster::{TestCluster, expect, req, s};
+use zinx_test_support::free_ports;
+use zinx_test_support::redis::RedisServer;
 /// `directory_ttl_ms` of these tests (the smallest the config accepts).
 const TTL: Duration = Duration::from_millis(3000);
 
@@ -151,116 +152,18 @@ const ROUTE: &str = r#"{
 // A redis-server of our own
 // ----------------------------------------------------------------------
 
-/// A `redis-server` child on 127.0.0.1, without persistence; killed on
-/// drop.
-struct RedisServer {
-    port: u16,
-    child: Option<Child>,
-    /// Its working directory (nothing is written there; just not ours).
-    dir: tempfile::TempDir,
+/// What these tests ask the test Redis directly.
+trait RedisQueries {
+    async fn conn(&self) -> redis::aio::MultiplexedConnection;
+
+    /// The session id bound to `uid`, if any.
+    async fn binding(&self, uid: &str) -> Option<u64>;
+
+    /// Subscribers of a gate's channel.
+    async fn subscribers(&self, gate: u16) -> i64;
 }
 
-impl RedisServer {
-    /// Starts one, or returns `None` (after a loud notice) when
-    /// `redis-server` is not installed and `ZINX_REQUIRE_REDIS` is not 1.
-    async fn start() -> Option<RedisServer> {
-        check_environment();
-        let installed = Command::new("redis-server")
-            .arg("--version")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()
-            .is_ok_and(|s| s.success());
-        if !installed {
-            if std::env::var("ZINX_REQUIRE_REDIS").is_ok_and(|v| v == "1") {
-                panic!("ZINX_REQUIRE_REDIS=1 but redis-server is not on PATH");
-            }
-            // Straight to stderr: `eprintln!` would be captured by the test
-            // harness and never shown for a passing test.
-            let _ = writeln!(
-                std::io::stderr(),
-                "\n=====================================================================\n\
-                 SKIPPED: redis-server is not installed, so the several-gates tests\n\
-                 did not run. Install it (e.g. apt-get install redis-server) or set\n\
-                 ZINX_REQUIRE_REDIS=1 to make this a failure.\n\
-                 ====================================================================="
-            );
-            return None;
-        }
-        let mut server = RedisServer {
-            port: free_port(),
-            child: None,
-            dir: tempfile::tempdir().expect("a temporary directory"),
-        };
-        server.spawn().await;
-        Some(server)
-    }
-
-    async fn spawn(&mut self) {
-        let child = Command::new("redis-server")
-            .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
-            .args(["--save", "", "--appendonly", "no"])
-            .arg("--dir")
-            .arg(self.dir.path())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("redis-server starts");
-        self.child = Some(child);
-        let deadline = Instant::now() + T;
-        loop {
-            if let Ok(mut c) = redis::Client::open(self.url())
-                .expect("a valid URL")
-                .get_multiplexed_async_connection()
-                .await
-            {
-                if redis::cmd("PING")
-                    .query_async::<String>(&mut c)
-                    .await
-                    .is_ok()
-                {
-                    return;
-                }
-            }
-            assert!(
-                Instant::now() < deadline,
-                "redis-server did not come up on port {}",
-                self.port
-            );
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    }
-
-    fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}/0", self.port)
-    }
-
-    /// Kills it (SIGKILL: no goodbye to the clients).
-    fn stop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-
-    /// Freezes it (SIGSTOP) or thaws it (SIGCONT): a Redis that accepts
-    /// connections and never answers.
-    fn freeze(&self, frozen: bool) {
-        let pid = self.child.as_ref().expect("running").id().to_string();
-        let signal = if frozen { "-STOP" } else { "-CONT" };
-        let ok = Command::new("kill")
-            .args([signal, &pid])
-            .status()
-            .is_ok_and(|s| s.success());
-        assert!(ok, "kill {signal} {pid} failed");
-    }
-
-    /// Starts it again on the same port, empty.
-    async fn restart(&mut self) {
-        self.stop();
-        self.spawn().await;
-    }
-
+impl RedisQueries for RedisServer {
     async fn conn(&self) -> redis::aio::MultiplexedConnection {
         redis::Client::open(self.url())
             .expect("a valid URL")
@@ -292,20 +195,15 @@ impl RedisServer {
     }
 }
 
-impl Drop for RedisServer {
-    fn drop(&mut self) {
-        self.stop();
-    }
-}
-
 /// The Redis of a test, or return (passing) when there is none.
 macro_rules! require_redis {
-    () => {
-        match RedisServer::start().await {
+    () => {{
+        check_environment();
+        match RedisServer::start("the several-gates tests").await {
             Some(r) => r,
             None => return,
         }
-    };
+    }};
 }
 
 static PANICS: AtomicUsize = AtomicUsize::new(0);
@@ -342,7 +240,7 @@ fn assert_no_panics() {
 // ----------------------------------------------------------------------
 
 fn dinx() -> String {
-    let p: Vec<u16> = (0..4).map(|_| free_port()).collect();
+    let p = free_ports(4).expect("free ports");
     format!(
         r#"{{
         "gate": [{{"ID": 1, "Name": "gate-1", "Type": 1, "IP": "127.0.0.1", "Port": {}}},
@@ -370,8 +268,21 @@ fn settings(redis_url: Option<&str>) -> String {
 const GATES: [u16; 2] = [1, 2];
 const BACKENDS: [u16; 2] = [3, 4];
 
-impl TestCluster {
+/// What these tests start: a two-gate cluster on a test Redis.
+trait RedisCluster {
     /// Starts the nodes `ids` of a fresh two-gate cluster on `redis_url`.
+    async fn start(redis_url: &str, ids: &[u16]) -> TestCluster;
+
+    async fn client(&self, gate: u16) -> Client;
+
+    async fn login(&self, gate: u16, name: &str) -> Client;
+
+    /// Waits until every running gate links to every backend and listens
+    /// on its Redis channel.
+    async fn wait_ready(&self, redis: &RedisServer);
+}
+
+impl RedisCluster for TestCluster {
     async fn start(redis_url: &str, ids: &[u16]) -> TestCluster {
         TestCluster::launch(dinx(), ROUTE, settings(Some(redis_url)), ids).await
     }
@@ -387,8 +298,6 @@ impl TestCluster {
         c
     }
 
-    /// Waits until every running gate links to every backend and listens
-    /// on its Redis channel.
     async fn wait_ready(&self, redis: &RedisServer) {
         let deadline = Instant::now() + T;
         for id in self.ids() {

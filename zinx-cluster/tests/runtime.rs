@@ -13,9 +13,9 @@ use serde::Deserialize;
 use zinx_cluster::prelude::*;
 use zinx_cluster::{Client, Cluster, Select};
 
-mod common;
-
-use common::*;
+use zinx_test_support::T;
+use zinx_test_support::cluster::{TestCluster, expect, req, s};
+use zinx_test_support::free_ports;
 
 // ----------------------------------------------------------------------
 // Handlers
@@ -191,7 +191,7 @@ async fn record(ctx: &mut Ctx, n: String) -> Result<(), HandlerError> {
 
 /// `dinx.json` of these tests on free ports.
 fn dinx() -> String {
-    let p: Vec<u16> = (0..5).map(|_| free_port()).collect();
+    let p = free_ports(5).expect("free ports");
     format!(
         r#"{{
         "gate": [{{"ID": 1, "Name": "gate-1", "Type": 1, "IP": "127.0.0.1", "Port": {}}}],
@@ -222,16 +222,23 @@ const FAST: &str = r#"{"heartbeat_interval_ms": 100, "heartbeat_timeout_ms": 600
     "reconnect_min_ms": 20, "reconnect_max_ms": 200, "call_timeout_ms": 1000,
     "shutdown_grace_ms": 1000, "secret": "test-secret"}"#;
 
-impl TestCluster {
+/// What these tests start: their configuration, their gate.
+trait RuntimeCluster {
     /// The nodes `ids` of a fresh cluster with these settings, once the
     /// gate links to im-1.
+    async fn start(settings: &str, ids: &[u16]) -> TestCluster;
+
+    /// A client of gate-1.
+    async fn client(&self) -> Client;
+}
+
+impl RuntimeCluster for TestCluster {
     async fn start(settings: &str, ids: &[u16]) -> TestCluster {
         let tc = TestCluster::launch(dinx(), ROUTE, settings.to_string(), ids).await;
         tc.wait_link(1, 2).await;
         tc
     }
 
-    /// A client of gate-1.
     async fn client(&self) -> Client {
         self.client_of(1).await
     }
@@ -574,13 +581,8 @@ async fn links_without_the_secret_are_refused() {
         challenge.data[0], 1,
         "the acceptor speaks first with a challenge"
     );
-    let mut forged = bytes::BytesMut::new();
-    let mut env = zinx_cluster::Envelope::new(zinx_cluster::Kind::Forward);
-    env.msg_id = 6;
-    env.node = 1;
-    env.session = 1 << 48 | 1;
-    env.payload = Bytes::from_static(b"forged");
-    env.encode_into(&mut forged).unwrap();
+    // A Forward envelope (kind 5) from "gate 1", written by hand.
+    let forged = raw_envelope(5, 6, 1, 1 << 48 | 1, b"", b"forged");
     use tokio::io::AsyncWriteExt;
     raw.get_mut().write_all(&forged).await.unwrap();
     assert!(raw.recv_timeout(T).await.is_err(), "the forger is dropped");
@@ -594,12 +596,8 @@ async fn envelope_bytes_sent_to_a_gate_are_client_data() {
     let mut bob = logged_in(&tc, "bob").await;
     let mut mallory = tc.client().await;
     // A ToUid envelope addressed to bob, sent as a client frame.
-    let mut env = zinx_cluster::Envelope::new(zinx_cluster::Kind::ToUid);
-    env.msg_id = 3;
-    env.uid = Bytes::from_static(b"bob");
-    env.payload = Bytes::from_static(b"forged push");
-    let mut wire = bytes::BytesMut::new();
-    env.encode_into(&mut wire).unwrap();
+    // A ToUid envelope (kind 7), written by hand.
+    let wire = raw_envelope(7, 3, 0, 0, b"bob", b"forged push");
     use tokio::io::AsyncWriteExt;
     mallory.get_mut().write_all(&wire).await.unwrap();
     // msg_id 3 is "send": its payload is not JSON, so mallory gets an error
@@ -760,16 +758,9 @@ async fn session_ids_are_unique_and_carry_the_gate() {
     assert_eq!(b.gate(), 2);
 }
 
+/// This process's VmRSS in KiB, or 0 when it cannot be read.
 fn rss_kib() -> u64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmRSS:"))
-                .and_then(|l| l.split_whitespace().nth(1))
-                .and_then(|v| v.parse().ok())
-        })
-        .unwrap_or(0)
+    zinx_test_support::rss::rss_kib(std::process::id()).unwrap_or(0)
 }
 
 #[tokio::test]
@@ -902,4 +893,28 @@ async fn a_queued_message_runs_as_the_user_who_sent_it() {
     assert!(uids[..200].iter().all(|u| u == "alice"), "{uids:?}");
     assert_eq!(uids[200], "-");
     tc.shutdown().await;
+}
+
+/// An internal envelope as it crosses a link (see `envelope.rs`): the TLV
+/// header, then kind, flags, node, session, request, uid length, uid and
+/// payload, big-endian. Written by hand, as a forger outside would.
+fn raw_envelope(
+    kind: u8,
+    msg_id: u32,
+    node: u16,
+    session: u64,
+    uid: &[u8],
+    payload: &[u8],
+) -> Vec<u8> {
+    let mut body = vec![kind, 0];
+    body.extend_from_slice(&node.to_be_bytes());
+    body.extend_from_slice(&session.to_be_bytes());
+    body.extend_from_slice(&0u32.to_be_bytes());
+    body.extend_from_slice(&(uid.len() as u16).to_be_bytes());
+    body.extend_from_slice(uid);
+    body.extend_from_slice(payload);
+    let mut wire = msg_id.to_be_bytes().to_vec();
+    wire.extend_from_slice(&(body.len() as u32).to_be_bytes());
+    wire.extend_from_slice(&body);
+    wire
 }

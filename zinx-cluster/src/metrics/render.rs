@@ -92,8 +92,7 @@ mod tests {
     #[test]
     fn counters_and_links_render() {
         let m = super::super::Metrics::default();
-        m.frames_in
-            .fetch_add(3, std::sync::atomic::Ordering::Relaxed);
+        m.frames_in.add(3);
         let mut out = String::new();
         snapshot(&mut out, "gate-1", &m.snapshot());
         links(

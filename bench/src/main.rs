@@ -1,0 +1,328 @@
+//! `bench`: load and benchmark tool for zinx-cluster gates.
+//!
+//! - `echo-server`: the baseline, a plain tokio server echoing every frame.
+//! - `load`: closed-loop request load with reply checking and latency
+//!   percentiles.
+//! - `idle`: RSS cost of idle sessions in a server process.
+//! - `broadcast`: fan-out latency of the demo's broadcast.
+//! - `suite`: all of the above against a baseline and the demo cluster,
+//!   written to BENCHMARKS.md and a JSON file.
+//!
+//! Build it beside the demo (`cargo build --release -p demo -p bench`);
+//! `suite` starts `target/release/demo` as child processes (or `--demo
+//! PATH`). See `docs/bench.md` for examples.
+
+mod broadcast;
+mod echo_server;
+mod idle;
+mod load;
+mod suite;
+mod sys;
+
+use std::net::Ipv4Addr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+use clap::{Args, Parser, Subcommand};
+
+/// Load and benchmark tool for zinx-cluster gates (zinx TLV frames).
+#[derive(Parser, Debug)]
+#[command(name = "bench", version)]
+struct Cli {
+    /// Tokio worker threads (default: one per core).
+    #[arg(long, global = true)]
+    threads: Option<usize>,
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand, Debug)]
+enum Cmd {
+    /// Baseline server: echoes every frame with the same codec, until
+    /// SIGINT/SIGTERM.
+    EchoServer(EchoServerArgs),
+    /// Keep WINDOW requests in flight on each of CONNS connections and check
+    /// every reply.
+    Load(LoadArgs),
+    /// Open many idle sessions and report the server's RSS per session.
+    Idle(IdleArgs),
+    /// Broadcast (demo msg 4) to many logged-in sessions and time delivery.
+    Broadcast(BroadcastArgs),
+    /// Run every scenario against the baseline and the demo cluster and write
+    /// BENCHMARKS.md and a JSON file.
+    Suite(SuiteArgs),
+}
+
+#[derive(Args, Debug)]
+struct EchoServerArgs {
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1:9000")]
+    addr: String,
+    /// Largest frame data accepted, bytes.
+    #[arg(long, default_value_t = zinx_cluster::DEFAULT_MAX_FRAME_LEN)]
+    max_frame_len: usize,
+}
+
+#[derive(Args, Debug)]
+#[command(group(clap::ArgGroup::new("stop").required(true).args(["duration", "requests"])))]
+struct LoadArgs {
+    /// Server address (host:port).
+    #[arg(long)]
+    addr: String,
+    /// msg_id of every request; replies must come back on it.
+    #[arg(long, default_value_t = 5)]
+    msg_id: u32,
+    /// Connections.
+    #[arg(long, default_value_t = 100)]
+    conns: usize,
+    /// Requests in flight per connection.
+    #[arg(long, default_value_t = 16)]
+    window: usize,
+    /// Payload bytes per request (at least 16: the request identifier).
+    #[arg(long, default_value_t = 64)]
+    size: usize,
+    /// Measure for this many seconds.
+    #[arg(long)]
+    duration: Option<f64>,
+    /// Measure this many requests (over all connections).
+    #[arg(long)]
+    requests: Option<u64>,
+    /// Unmeasured load for this many seconds first.
+    #[arg(long, default_value_t = 0.0)]
+    warmup: f64,
+    /// Seconds a connection waits for a reply before counting its requests
+    /// in flight as lost.
+    #[arg(long, default_value_t = 10.0)]
+    reply_timeout: f64,
+    /// Print one JSON line instead of text (and no progress bar).
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Args, Debug)]
+struct IdleArgs {
+    /// Server address (host:port).
+    #[arg(long)]
+    addr: String,
+    /// Sessions to open.
+    #[arg(long, default_value_t = 10_000)]
+    conns: usize,
+    /// Server process whose RSS is measured.
+    #[arg(long)]
+    pid: Option<u32>,
+    /// Seconds to wait after connecting before reading the RSS.
+    #[arg(long, default_value_t = 2.0)]
+    settle: f64,
+    /// Sessions checked with an echo at the end.
+    #[arg(long, default_value_t = 100)]
+    sample: usize,
+    /// msg_id of the liveness echo (5: the demo gate's local echo).
+    #[arg(long, default_value_t = 5)]
+    echo_msg_id: u32,
+    /// First loopback source address; sessions spread over it and the
+    /// following addresses, 20,000 each, when the server is on loopback.
+    #[arg(long, default_value = "127.0.0.2")]
+    source_base: Ipv4Addr,
+    /// Print one JSON line instead of text.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Args, Debug)]
+struct BroadcastArgs {
+    /// Gate address (host:port).
+    #[arg(long)]
+    addr: String,
+    /// Logged-in sessions (all receive every broadcast).
+    #[arg(long, default_value_t = 1000)]
+    sessions: usize,
+    /// Broadcasts, one per round.
+    #[arg(long, default_value_t = 10)]
+    rounds: usize,
+    /// Seconds a round waits for every delivery.
+    #[arg(long, default_value_t = 10.0)]
+    timeout: f64,
+    /// Seconds between rounds.
+    #[arg(long, default_value_t = 0.2)]
+    pause: f64,
+    /// First loopback source address (see `idle`).
+    #[arg(long, default_value = "127.0.0.2")]
+    source_base: Ipv4Addr,
+    /// Print one JSON line instead of text.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Args, Debug)]
+struct SuiteArgs {
+    /// Markdown report.
+    #[arg(long, default_value = "BENCHMARKS.md")]
+    out: PathBuf,
+    /// Machine-readable results.
+    #[arg(long, default_value = "bench-results.json")]
+    json_out: PathBuf,
+    /// Short smoke run: 2 rounds of 1 s, small session counts.
+    #[arg(long)]
+    quick: bool,
+    /// Rounds of the interleaved load scenarios [default: 3, quick 2].
+    #[arg(long)]
+    rounds: Option<usize>,
+    /// Measured seconds per load run [default: 10, quick 1].
+    #[arg(long)]
+    duration: Option<f64>,
+    /// Warmup seconds per load run [default: 2, quick 0.3].
+    #[arg(long)]
+    warmup: Option<f64>,
+    /// Idle sessions [default: 50000, quick 2000].
+    #[arg(long)]
+    idle_sessions: Option<usize>,
+    /// Broadcast sessions [default: 10000, quick 500].
+    #[arg(long)]
+    broadcast_sessions: Option<usize>,
+    /// Broadcast rounds [default: 10, quick 3].
+    #[arg(long)]
+    broadcast_rounds: Option<usize>,
+    /// The demo binary [default: `demo` next to this executable].
+    #[arg(long)]
+    demo: Option<PathBuf>,
+    /// Criterion's output directory [default: ../criterion from this
+    /// executable's directory, i.e. target/criterion].
+    #[arg(long)]
+    criterion_dir: Option<PathBuf>,
+    /// Keep the temporary directory (generated configuration, child logs).
+    #[arg(long)]
+    keep_tmp: bool,
+    /// Exit non-zero when a target is missed (always on a failure).
+    #[arg(long)]
+    strict: bool,
+    /// The JSON results (`--json-out`) of an earlier run: the report gets a
+    /// "Before and after" section comparing the headline figures.
+    #[arg(long)]
+    before: Option<PathBuf>,
+}
+
+fn secs(v: f64, flag: &str) -> Result<Duration> {
+    Duration::try_from_secs_f64(v)
+        .with_context(|| format!("{flag} must be a non-negative number of seconds"))
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let mut rt = tokio::runtime::Builder::new_multi_thread();
+    rt.enable_all();
+    if let Some(n) = cli.threads {
+        rt.worker_threads(n.max(1));
+    }
+    let result = rt
+        .build()
+        .context("starting the tokio runtime")
+        .and_then(|rt| rt.block_on(run(cli.cmd)));
+    match result {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => ExitCode::FAILURE,
+        Err(e) => {
+            eprintln!("bench: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+/// Runs a subcommand; `Ok(false)` when it ran but found failures.
+async fn run(cmd: Cmd) -> Result<bool> {
+    match cmd {
+        Cmd::EchoServer(a) => {
+            echo_server::run(&a.addr, a.max_frame_len).await?;
+            Ok(true)
+        }
+        Cmd::Load(a) => {
+            let stop = match (a.duration, a.requests) {
+                (Some(d), None) => load::StopAt::Duration(secs(d, "--duration")?),
+                (None, Some(r)) => load::StopAt::Requests(r),
+                _ => bail!("give exactly one of --duration and --requests"),
+            };
+            let plan = load::LoadPlan {
+                addr: sys::resolve(&a.addr).await?,
+                msg_id: a.msg_id,
+                conns: a.conns,
+                window: a.window,
+                size: a.size,
+                stop,
+                warmup: secs(a.warmup, "--warmup")?,
+                reply_timeout: secs(a.reply_timeout, "--reply-timeout")?,
+                progress: !a.json,
+            };
+            let report = load::run(&plan).await?;
+            if a.json {
+                println!("{}", serde_json::to_string(&report)?);
+            } else {
+                println!("{}", report.human());
+            }
+            if !report.clean() {
+                eprintln!("bench load: FAILED (errors, mismatches, lost requests or no replies)");
+            }
+            Ok(report.clean())
+        }
+        Cmd::Idle(a) => {
+            let plan = idle::IdlePlan {
+                addr: sys::resolve(&a.addr).await?,
+                conns: a.conns,
+                pid: a.pid,
+                settle: secs(a.settle, "--settle")?,
+                sample: a.sample,
+                echo_msg_id: a.echo_msg_id,
+                source_base: a.source_base,
+                progress: !a.json,
+            };
+            let report = idle::run(&plan).await?;
+            if a.json {
+                println!("{}", serde_json::to_string(&report)?);
+            } else {
+                println!("{}", report.human());
+            }
+            Ok(report.clean())
+        }
+        Cmd::Broadcast(a) => {
+            let plan = broadcast::BroadcastPlan {
+                addr: sys::resolve(&a.addr).await?,
+                sessions: a.sessions,
+                rounds: a.rounds,
+                timeout: secs(a.timeout, "--timeout")?,
+                pause: secs(a.pause, "--pause")?,
+                source_base: a.source_base,
+                progress: !a.json,
+            };
+            let report = broadcast::run(&plan).await?;
+            if a.json {
+                println!("{}", serde_json::to_string(&report)?);
+            } else {
+                println!("{}", report.human());
+            }
+            Ok(report.clean())
+        }
+        Cmd::Suite(a) => {
+            let q = a.quick;
+            let plan = suite::SuitePlan {
+                out: a.out,
+                json_out: a.json_out,
+                quick: q,
+                rounds: a.rounds.unwrap_or(if q { 2 } else { 3 }).max(1),
+                duration: secs(
+                    a.duration.unwrap_or(if q { 1.0 } else { 10.0 }),
+                    "--duration",
+                )?,
+                warmup: secs(a.warmup.unwrap_or(if q { 0.3 } else { 2.0 }), "--warmup")?,
+                idle_sessions: a.idle_sessions.unwrap_or(if q { 2_000 } else { 50_000 }),
+                broadcast_sessions: a.broadcast_sessions.unwrap_or(if q { 500 } else { 10_000 }),
+                broadcast_rounds: a.broadcast_rounds.unwrap_or(if q { 3 } else { 10 }),
+                demo: a.demo,
+                criterion_dir: a.criterion_dir,
+                keep_tmp: a.keep_tmp,
+                strict: a.strict,
+                before: a.before,
+            };
+            suite::run(&plan).await
+        }
+    }
+}

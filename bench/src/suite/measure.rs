@@ -1,0 +1,303 @@
+//! Turning the suite's runs into figures: medians over rounds, codec
+//! figures read from criterion's output, and the summary rows judged
+//! against the targets.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::time::SystemTime;
+
+use anyhow::{Context, Result};
+use serde::Serialize;
+
+use super::report::ms;
+use super::{
+    BROADCAST_P50_MS_MAX, CODEC_NS_MAX, FORWARD_C10W1_RATIO_MIN, FORWARD_RATIO_MIN, IDLE_BYTES_MAX,
+    LOCAL_RATIO_MIN, P99_RATIO_MAX,
+};
+use crate::broadcast::{BroadcastReport, median};
+use crate::idle::IdleReport;
+use crate::load::LoadReport;
+
+/// One line of the summary table.
+#[derive(Debug, Clone, Serialize)]
+pub(super) struct Row {
+    pub(super) scenario: String,
+    pub(super) measured: String,
+    pub(super) target: String,
+    /// `None`: not measured in this run.
+    pub(super) pass: Option<bool>,
+    /// The exact command(s) that produced the number.
+    pub(super) command: String,
+}
+
+/// A codec microbenchmark figure read from criterion's output.
+#[derive(Debug, Clone, Serialize)]
+pub(super) struct CodecFigure {
+    pub(super) name: &'static str,
+    pub(super) ns: Option<f64>,
+    pub(super) source: String,
+}
+
+/// Reads criterion's estimate of one benchmark, in ns.
+pub(super) fn criterion_figure(dir: &Path, name: &'static str) -> CodecFigure {
+    let path = dir
+        .join("codec")
+        .join(name)
+        .join("new")
+        .join("estimates.json");
+    let read = || -> Result<(f64, &'static str)> {
+        let text = std::fs::read_to_string(&path)?;
+        let v: serde_json::Value = serde_json::from_str(&text)?;
+        // The slope (linear sampling) is the figure criterion prints; flat
+        // sampling has only the mean.
+        ["slope", "mean"]
+            .iter()
+            .find_map(|k| {
+                let ns = v.get(*k)?.get("point_estimate")?.as_f64()?;
+                Some((ns, *k))
+            })
+            .context("no slope or mean point_estimate")
+    };
+    match read() {
+        Ok((ns, estimate)) => {
+            let when = std::fs::metadata(&path)
+                .and_then(|m| m.modified())
+                .ok()
+                .and_then(|t| SystemTime::now().duration_since(t).ok())
+                .map(|age| {
+                    format!(
+                        ", written {:.0} min before this run",
+                        age.as_secs_f64() / 60.0
+                    )
+                })
+                .unwrap_or_default();
+            CodecFigure {
+                name,
+                ns: Some(ns),
+                source: format!("{} (criterion {estimate}{when})", path.display()),
+            }
+        }
+        Err(_) => CodecFigure {
+            name,
+            ns: None,
+            source: format!("not found: {}", path.display()),
+        },
+    }
+}
+
+/// Median of one figure over a scenario's rounds.
+pub(super) fn median_of(runs: &[LoadReport], f: impl Fn(&LoadReport) -> f64) -> Option<f64> {
+    let mut v: Vec<f64> = runs.iter().map(f).collect();
+    v.sort_by(f64::total_cmp);
+    median(&v)
+}
+
+pub(super) fn summary_rows(
+    load: &BTreeMap<&'static str, Vec<LoadReport>>,
+    commands: &BTreeMap<&'static str, String>,
+    broadcast: Option<&BroadcastReport>,
+    idle_gate: Option<&IdleReport>,
+    idle_baseline: Option<&IdleReport>,
+    codec: &[CodecFigure],
+) -> Vec<Row> {
+    let runs = |k: &str| load.get(k).map(Vec::as_slice).unwrap_or(&[]);
+    let clean = |k: &str| runs(k).iter().all(LoadReport::clean);
+    let cmd = |keys: &[&str]| {
+        keys.iter()
+            .filter_map(|k| commands.get(k).map(|c| format!("`{c}`")))
+            .collect::<Vec<_>>()
+            .join(" vs ")
+    };
+    let mut rows = Vec::new();
+
+    let mut throughput = |title: &str, subject: &str, baseline: &str, min: f64| {
+        let s = median_of(runs(subject), |r| r.msgs_per_s);
+        let b = median_of(runs(baseline), |r| r.msgs_per_s);
+        let (measured, pass) = match (s, b) {
+            (Some(s), Some(b)) if b > 0.0 => {
+                let ratio = s / b;
+                let mut m =
+                    format!("{s:.0} msg/s vs baseline {b:.0} msg/s = **{ratio:.2} x baseline**");
+                if !clean(subject) {
+                    m.push_str(" (errors/mismatches: see details)");
+                }
+                (m, Some(ratio >= min && clean(subject) && clean(baseline)))
+            }
+            _ => ("not measured".to_string(), None),
+        };
+        rows.push(Row {
+            scenario: title.to_string(),
+            measured,
+            target: format!(">= {min:.2} x baseline msg/s"),
+            pass,
+            command: cmd(&[baseline, subject]),
+        });
+    };
+    throughput(
+        "Gate-local echo (msg 5), 100 conns x window 16, 64 B",
+        "local_echo_w16",
+        "baseline_w16",
+        LOCAL_RATIO_MIN,
+    );
+    throughput(
+        "Forwarded echo (msg 6, gate -> im -> gate), 100 conns x window 16, 64 B",
+        "forward_echo_w16",
+        "baseline_w16",
+        FORWARD_RATIO_MIN,
+    );
+    throughput(
+        "Forwarded echo (msg 6), 10 conns x window 1, 64 B",
+        "forward_echo_c10w1",
+        "baseline_c10w1",
+        FORWARD_C10W1_RATIO_MIN,
+    );
+
+    {
+        let s = median_of(runs("forward_echo_w1"), |r| r.latency_us.p99 as f64);
+        let b = median_of(runs("baseline_w1"), |r| r.latency_us.p99 as f64);
+        let (measured, pass) = match (s, b) {
+            (Some(s), Some(b)) if b > 0.0 => {
+                let ratio = s / b;
+                (
+                    format!("p99 {s:.0} us vs baseline p99 {b:.0} us = **{ratio:.2} x baseline**"),
+                    Some(
+                        ratio <= P99_RATIO_MAX && clean("forward_echo_w1") && clean("baseline_w1"),
+                    ),
+                )
+            }
+            _ => ("not measured".to_string(), None),
+        };
+        rows.push(Row {
+            scenario: "Forwarded echo p99 latency, 100 conns x window 1, 64 B".into(),
+            measured,
+            target: format!("<= {P99_RATIO_MAX:.0} x baseline p99"),
+            pass,
+            command: cmd(&["baseline_w1", "forward_echo_w1"]),
+        });
+    }
+
+    {
+        let (measured, pass) = match idle_gate {
+            Some(r) => match (r.bytes_per_session, r.rss_before_kib, r.rss_after_kib) {
+                (Some(b), Some(before), Some(after)) => (
+                    format!(
+                        "**{:.0} B/session** ({:.2} KiB): gate RSS {:.1} -> {:.1} MiB with {} sessions{}",
+                        b,
+                        b / 1024.0,
+                        before as f64 / 1024.0,
+                        after as f64 / 1024.0,
+                        r.connected,
+                        if r.clean() {
+                            ""
+                        } else {
+                            " (not clean: see details)"
+                        }
+                    ),
+                    Some(b <= IDLE_BYTES_MAX && r.clean()),
+                ),
+                _ => ("not measured".into(), None),
+            },
+            None => ("not measured (failed: see details)".into(), Some(false)),
+        };
+        rows.push(Row {
+            scenario: match idle_gate {
+                Some(r) if r.attempted < r.requested => format!(
+                    "Idle sessions on one gate (gate process alone), {} sessions \
+                     ({} asked: capped by RLIMIT_NOFILE, see notes)",
+                    r.attempted, r.requested
+                ),
+                r => format!(
+                    "Idle sessions on one gate (gate process alone), {} sessions",
+                    r.map_or(0, |r| r.attempted)
+                ),
+            },
+            measured,
+            target: "<= 8 KiB RSS per session".into(),
+            pass,
+            command: cmd(&["idle_gate"]),
+        });
+    }
+    if let Some(r) = idle_baseline {
+        rows.push(Row {
+            scenario: format!(
+                "Idle sessions on the baseline echo-server (sanity figure), {} sessions",
+                r.requested
+            ),
+            measured: format!("{:.0} B/session", r.bytes_per_session.unwrap_or(0.0)),
+            target: "none (reference)".into(),
+            pass: None,
+            command: cmd(&["idle_baseline"]),
+        });
+    }
+
+    {
+        let (measured, pass) = match broadcast {
+            Some(r) => (
+                format!(
+                    "all received in p50 **{}**, max {} over {} rounds; {} missing",
+                    ms(r.all_delivered_p50_ms),
+                    ms(r.all_delivered_max_ms),
+                    r.rounds.len(),
+                    r.missing
+                ),
+                Some(
+                    r.clean()
+                        && r.all_delivered_p50_ms
+                            .is_some_and(|p| p <= BROADCAST_P50_MS_MAX),
+                ),
+            ),
+            None => ("failed: see details".into(), Some(false)),
+        };
+        rows.push(Row {
+            scenario: format!(
+                "Broadcast to {} sessions on one gate",
+                broadcast.map_or(0, |r| r.sessions)
+            ),
+            measured,
+            target: format!("all delivered, p50 <= {BROADCAST_P50_MS_MAX:.0} ms"),
+            pass,
+            command: cmd(&["broadcast"]),
+        });
+    }
+
+    for c in codec {
+        rows.push(Row {
+            scenario: format!("Codec {} (64 B payload)", c.name.replace('_', " ")),
+            measured: c.ns.map_or_else(
+                || "not measured in this run".into(),
+                |ns| format!("{ns:.1} ns/op"),
+            ),
+            target: format!("<= {CODEC_NS_MAX:.0} ns/op"),
+            pass: c.ns.map(|ns| ns <= CODEC_NS_MAX),
+            command: "`cargo bench -p zinx-cluster --bench codec`".into(),
+        });
+    }
+    rows
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn missing_criterion_results_say_so() {
+        let dir = tempfile::tempdir().unwrap();
+        let fig = criterion_figure(dir.path(), "frame_encode");
+        assert_eq!(fig.ns, None);
+        assert!(fig.source.starts_with("not found"));
+        let est = dir.path().join("codec/frame_encode/new");
+        std::fs::create_dir_all(&est).unwrap();
+        std::fs::write(
+            est.join("estimates.json"),
+            r#"{"mean":{"point_estimate":12.5}}"#,
+        )
+        .unwrap();
+        assert_eq!(criterion_figure(dir.path(), "frame_encode").ns, Some(12.5));
+        std::fs::write(
+            est.join("estimates.json"),
+            r#"{"mean":{"point_estimate":12.5},"slope":{"point_estimate":11.0}}"#,
+        )
+        .unwrap();
+        assert_eq!(criterion_figure(dir.path(), "frame_encode").ns, Some(11.0));
+    }
+}

@@ -1,0 +1,472 @@
+//! The suite's scenarios in order: the children started, the load shapes
+//! run interleaved for several rounds, then broadcast and idle sessions,
+//! then the figures handed to the report.
+
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::io::Write as _;
+use std::net::{Ipv4Addr, SocketAddr};
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+
+use zinx_test_support::process::Server;
+
+use super::compare;
+use super::conf::{SETTINGS_JSON, write_conf};
+use super::measure::{CodecFigure, criterion_figure, summary_rows};
+use super::report::{MarkdownInput, Results, markdown, pass_str, utc_now};
+use super::{FEW_CONNS, LOAD_CONNS, LOAD_SIZE, SuiteEnv, SuitePlan};
+use crate::broadcast::BroadcastPlan;
+use crate::idle::{IdlePlan, IdleReport};
+use crate::load::{LoadPlan, LoadReport, StopAt};
+
+/// One load run of the interleaved sequence.
+pub(super) struct Shape {
+    /// Key in the results.
+    pub(super) key: &'static str,
+    /// Against the baseline (true) or the gate.
+    pub(super) baseline: bool,
+    pub(super) msg_id: u32,
+    /// Connections.
+    pub(super) conns: usize,
+    /// Requests in flight per connection.
+    pub(super) window: usize,
+}
+
+pub(super) const SHAPES: &[Shape] = &[
+    Shape {
+        key: "baseline_w16",
+        baseline: true,
+        msg_id: 5,
+        conns: LOAD_CONNS,
+        window: 16,
+    },
+    Shape {
+        key: "local_echo_w16",
+        baseline: false,
+        msg_id: 5,
+        conns: LOAD_CONNS,
+        window: 16,
+    },
+    Shape {
+        key: "forward_echo_w16",
+        baseline: false,
+        msg_id: 6,
+        conns: LOAD_CONNS,
+        window: 16,
+    },
+    Shape {
+        key: "baseline_w1",
+        baseline: true,
+        msg_id: 5,
+        conns: LOAD_CONNS,
+        window: 1,
+    },
+    Shape {
+        key: "forward_echo_w1",
+        baseline: false,
+        msg_id: 6,
+        conns: LOAD_CONNS,
+        window: 1,
+    },
+    // Few connections, one request each: the forwarding hop's own latency
+    // decides throughput (issue 11's "forwarded c10w1" figure).
+    Shape {
+        key: "baseline_c10w1",
+        baseline: true,
+        msg_id: 5,
+        conns: FEW_CONNS,
+        window: 1,
+    },
+    Shape {
+        key: "forward_echo_c10w1",
+        baseline: false,
+        msg_id: 6,
+        conns: FEW_CONNS,
+        window: 1,
+    },
+];
+
+pub(super) async fn run_in(plan: &SuitePlan, env: SuiteEnv) -> Result<bool> {
+    let SuiteEnv {
+        command,
+        machine,
+        exe,
+        demo,
+        criterion_dir,
+        idle_sessions,
+        notes,
+        tmp_path,
+        before,
+    } = env;
+
+    let ports = zinx_test_support::free_ports(8).context("finding free ports")?;
+    let baseline_addr: SocketAddr = SocketAddr::from(([127, 0, 0, 1], ports[0]));
+    let gate_addr: SocketAddr = SocketAddr::from(([127, 0, 0, 1], ports[1]));
+    let idle_gate_addr: SocketAddr = SocketAddr::from(([127, 0, 0, 1], ports[4]));
+    let idle_baseline_addr: SocketAddr = SocketAddr::from(([127, 0, 0, 1], ports[7]));
+    let conf_all = tmp_path.join("conf");
+    let conf_idle = tmp_path.join("conf-idle");
+    let dinx_all = write_conf(&conf_all, &ports[1..4])?;
+    let dinx_idle = write_conf(&conf_idle, &ports[4..7])?;
+
+    let mut servers = BTreeMap::new();
+    let baseline_args = vec![
+        "echo-server".to_string(),
+        "--addr".to_string(),
+        baseline_addr.to_string(),
+    ];
+    servers.insert(
+        "baseline",
+        format!("{} {}", exe.display(), baseline_args.join(" ")),
+    );
+    let demo_all_args = vec!["--conf".to_string(), conf_all.display().to_string()];
+    servers.insert(
+        "demo",
+        format!("{} {}", demo.display(), demo_all_args.join(" ")),
+    );
+    servers.insert("demo_conf_dinx", dinx_all);
+    servers.insert("demo_conf_settings", SETTINGS_JSON.to_string());
+    servers.insert(
+        "demo_conf_route",
+        serde_json::from_str::<serde_json::Value>(zinx_test_support::conf::DEMO_ROUTES)
+            .map(|v| v.to_string())
+            .unwrap_or_else(|_| zinx_test_support::conf::DEMO_ROUTES.to_string()),
+    );
+    let idle_ids = ["1", "2", "3"];
+    servers.insert(
+        "demo_idle",
+        idle_ids
+            .iter()
+            .map(|id| {
+                format!(
+                    "{} --conf {} --id {id}",
+                    demo.display(),
+                    conf_idle.display()
+                )
+            })
+            .collect::<Vec<_>>()
+            .join(" & "),
+    );
+    servers.insert("demo_idle_conf_dinx", dinx_idle);
+
+    let mut child_exits = Vec::new();
+    let mut baseline = Server::spawn(
+        "baseline echo-server",
+        &exe,
+        &baseline_args,
+        tmp_path.join("echo-server.log"),
+    )?;
+    baseline
+        .wait_ready(baseline_addr, &[5], Duration::from_secs(20))
+        .await?;
+    let mut cluster = Server::spawn(
+        "demo cluster",
+        &demo,
+        &demo_all_args,
+        tmp_path.join("demo.log"),
+    )?;
+    cluster
+        .wait_ready(gate_addr, &[5, 6], Duration::from_secs(60))
+        .await?;
+    println!(
+        "baseline on {baseline_addr} (pid {}), demo gate on {gate_addr} (pid {})",
+        baseline.pid(),
+        cluster.pid()
+    );
+
+    // Interleaved load rounds.
+    let mut load: BTreeMap<&'static str, Vec<LoadReport>> = BTreeMap::new();
+    let mut commands: BTreeMap<&'static str, String> = BTreeMap::new();
+    let mut failures: Vec<String> = Vec::new();
+    for round in 1..=plan.rounds {
+        for shape in SHAPES {
+            let load_plan = LoadPlan {
+                addr: if shape.baseline {
+                    baseline_addr
+                } else {
+                    gate_addr
+                },
+                msg_id: shape.msg_id,
+                conns: shape.conns,
+                window: shape.window,
+                size: LOAD_SIZE,
+                stop: StopAt::Duration(plan.duration),
+                warmup: plan.warmup,
+                reply_timeout: Duration::from_secs(10),
+                progress: true,
+            };
+            commands.insert(shape.key, load_plan.command());
+            let report = crate::load::run(&load_plan)
+                .await
+                .with_context(|| format!("load run {} round {round}", shape.key))?;
+            println!(
+                "round {round} {:<17} {:>9.0} msg/s  p50 {:>6} us  p99 {:>6} us  errors {} mismatches {} lost {}",
+                shape.key,
+                report.msgs_per_s,
+                report.latency_us.p50,
+                report.latency_us.p99,
+                report.errors,
+                report.mismatches,
+                report.lost
+            );
+            if !report.clean() {
+                failures.push(format!(
+                    "{} round {round}: errors {} mismatches {} lost {} ({})",
+                    shape.key,
+                    report.errors,
+                    report.mismatches,
+                    report.lost,
+                    report.first_problem.clone().unwrap_or_default()
+                ));
+            }
+            load.entry(shape.key).or_default().push(report);
+        }
+    }
+
+    // Broadcast on the same cluster.
+    let broadcast_plan = BroadcastPlan {
+        addr: gate_addr,
+        sessions: plan.broadcast_sessions,
+        rounds: plan.broadcast_rounds,
+        timeout: Duration::from_secs(10),
+        pause: Duration::from_millis(200),
+        source_base: Ipv4Addr::new(127, 0, 3, 2),
+        progress: true,
+    };
+    println!(
+        "broadcast: {} sessions x {} rounds",
+        plan.broadcast_sessions, plan.broadcast_rounds
+    );
+    let broadcast = match crate::broadcast::run(&broadcast_plan).await {
+        Ok(r) => {
+            println!("{}", r.human());
+            if !r.clean() {
+                failures.push(format!(
+                    "broadcast: {}",
+                    r.first_problem
+                        .clone()
+                        .unwrap_or_else(|| "not clean".into())
+                ));
+            }
+            Some(r)
+        }
+        Err(e) => {
+            failures.push(format!("broadcast: {e:#}"));
+            println!("broadcast failed: {e:#}");
+            None
+        }
+    };
+    child_exits.push(cluster.stop(Duration::from_secs(10)).await);
+
+    child_exits.push(baseline.stop(Duration::from_secs(10)).await);
+
+    // Idle sessions: a fresh baseline as a sanity figure (the load runs grew
+    // the first one's heap, which would hide per-session growth), then the
+    // gate alone in its own process (im nodes beside it in theirs).
+    let idle_baseline_args = vec![
+        "echo-server".to_string(),
+        "--addr".to_string(),
+        idle_baseline_addr.to_string(),
+    ];
+    let mut fresh_baseline = Server::spawn(
+        "fresh baseline echo-server",
+        &exe,
+        &idle_baseline_args,
+        tmp_path.join("echo-server-idle.log"),
+    )?;
+    fresh_baseline
+        .wait_ready(idle_baseline_addr, &[5], Duration::from_secs(20))
+        .await?;
+    println!("idle: {idle_sessions} sessions on a fresh baseline");
+    let idle_baseline_plan = IdlePlan {
+        addr: idle_baseline_addr,
+        conns: idle_sessions,
+        pid: Some(fresh_baseline.pid()),
+        settle: Duration::from_secs(2),
+        sample: 100,
+        echo_msg_id: 5,
+        source_base: Ipv4Addr::new(127, 0, 1, 2),
+        progress: true,
+    };
+    let idle_baseline = report_idle(
+        crate::idle::run(&idle_baseline_plan).await,
+        "idle baseline",
+        &mut failures,
+    );
+    child_exits.push(fresh_baseline.stop(Duration::from_secs(10)).await);
+
+    let mut idle_nodes = Vec::new();
+    for id in idle_ids {
+        let args = vec![
+            "--conf".to_string(),
+            conf_idle.display().to_string(),
+            "--id".to_string(),
+            id.to_string(),
+        ];
+        idle_nodes.push(Server::spawn(
+            &format!("demo --id {id}"),
+            &demo,
+            &args,
+            tmp_path.join(format!("demo-id{id}.log")),
+        )?);
+    }
+    let idle_gate = match idle_nodes.first_mut() {
+        Some(gate) => {
+            gate.wait_ready(idle_gate_addr, &[5, 6], Duration::from_secs(60))
+                .await?;
+            println!(
+                "idle: {idle_sessions} sessions on the gate alone (pid {})",
+                gate.pid()
+            );
+            let idle_plan = IdlePlan {
+                addr: idle_gate_addr,
+                pid: Some(gate.pid()),
+                source_base: Ipv4Addr::new(127, 0, 2, 2),
+                ..idle_baseline_plan.clone()
+            };
+            commands.insert("idle_gate", idle_plan.command());
+            report_idle(
+                crate::idle::run(&idle_plan).await,
+                "idle gate",
+                &mut failures,
+            )
+        }
+        None => None,
+    };
+    commands.insert("idle_baseline", idle_baseline_plan.command());
+    commands.insert("broadcast", broadcast_plan.command());
+    for node in &mut idle_nodes {
+        child_exits.push(node.stop(Duration::from_secs(10)).await);
+    }
+    for e in &child_exits {
+        println!("{e}");
+    }
+
+    let codec: Vec<CodecFigure> = [
+        "frame_encode",
+        "frame_decode",
+        "envelope_encode",
+        "envelope_decode",
+    ]
+    .into_iter()
+    .map(|n| criterion_figure(&criterion_dir, n))
+    .collect();
+
+    let rows = summary_rows(
+        &load,
+        &commands,
+        broadcast.as_ref(),
+        idle_gate.as_ref(),
+        idle_baseline.as_ref(),
+        &codec,
+    );
+    let generated = utc_now();
+    let results = Results {
+        generated_utc: generated.clone(),
+        command: &command,
+        machine: &machine,
+        quick: plan.quick,
+        rounds: plan.rounds,
+        load_duration_s: plan.duration.as_secs_f64(),
+        load_warmup_s: plan.warmup.as_secs_f64(),
+        servers: &servers,
+        rows: &rows,
+        load: &load,
+        broadcast: broadcast.as_ref(),
+        idle_gate: idle_gate.as_ref(),
+        idle_baseline: idle_baseline.as_ref(),
+        codec: &codec,
+        notes: &notes,
+        failures: &failures,
+        child_exits: &child_exits,
+        before: plan.before.as_ref().map(|p| p.display().to_string()),
+    };
+    let before_after = match &before {
+        Some(before) => {
+            let after = serde_json::to_value(&results).context("serialising results")?;
+            let path = plan.before.as_deref().map(|p| p.display().to_string());
+            Some(compare::markdown(
+                before,
+                &after,
+                path.as_deref().unwrap_or("an earlier run"),
+            ))
+        }
+        None => None,
+    };
+    let md = markdown(&MarkdownInput {
+        generated: &generated,
+        command: &command,
+        machine: &machine,
+        plan,
+        servers: &servers,
+        rows: &rows,
+        load: &load,
+        commands: &commands,
+        broadcast: broadcast.as_ref(),
+        idle_gate: idle_gate.as_ref(),
+        idle_baseline: idle_baseline.as_ref(),
+        codec: &codec,
+        failures: &failures,
+        notes: &notes,
+        child_exits: &child_exits,
+        before_after: before_after.as_deref(),
+    });
+    std::fs::write(&plan.out, md).with_context(|| format!("writing {}", plan.out.display()))?;
+    let mut f = File::create(&plan.json_out)
+        .with_context(|| format!("writing {}", plan.json_out.display()))?;
+    serde_json::to_writer_pretty(&mut f, &results).context("serialising results")?;
+    writeln!(f).context("writing results")?;
+
+    println!();
+    for r in &rows {
+        println!(
+            "{:<4}  {}: {} (target {})",
+            pass_str(r.pass),
+            r.scenario,
+            r.measured,
+            r.target
+        );
+    }
+    println!(
+        "wrote {} and {}",
+        plan.out.display(),
+        plan.json_out.display()
+    );
+    if !failures.is_empty() {
+        println!("failures:");
+        for f in &failures {
+            println!("  {f}");
+        }
+        return Ok(false);
+    }
+    let missed = rows.iter().any(|r| r.pass == Some(false));
+    Ok(!(plan.strict && missed))
+}
+
+fn report_idle(
+    r: Result<IdleReport>,
+    what: &str,
+    failures: &mut Vec<String>,
+) -> Option<IdleReport> {
+    match r {
+        Ok(r) => {
+            println!("{}", r.human());
+            if !r.clean() {
+                failures.push(format!(
+                    "{what}: {}",
+                    r.first_problem
+                        .clone()
+                        .unwrap_or_else(|| "not clean".into())
+                ));
+            }
+            Some(r)
+        }
+        Err(e) => {
+            println!("{what} failed: {e:#}");
+            failures.push(format!("{what}: {e:#}"));
+            None
+        }
+    }
+}

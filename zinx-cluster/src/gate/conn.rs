@@ -1,0 +1,315 @@
+//! One client connection of a gate: reading its frames, running or
+//! forwarding each message, and writing what is queued for it.
+//!
+//! Each client has one task, which reads, runs the gate's own handlers in
+//! place (so one session's messages run in order), and writes the session's
+//! bounded queue. An idle session holds no read buffer: the task waits for
+//! readability before it allocates one.
+
+use std::io;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::BytesMut;
+use tokio::io::AsyncWriteExt;
+use tokio::net::TcpStream;
+use tokio_util::codec::Decoder;
+use tracing::{debug, info, warn};
+
+use crate::envelope::{Envelope, Kind};
+use crate::frame::{Frame, FrameCodec, FrameError, WRITE_BATCH, ZINX_HEARTBEAT_MSG_ID};
+use crate::node::{Dest, Node};
+use crate::peer::LinkError;
+use crate::session::{CloseReason, Offer, Session};
+
+/// Read buffer of an active session.
+const READ_CHUNK: usize = 4 * 1024;
+/// On close, queued frames get this long to reach the client.
+pub(super) const CLOSE_FLUSH: Duration = Duration::from_secs(1);
+
+pub(super) async fn serve_client(node: Arc<Node>, stream: TcpStream, session: Arc<Session>) {
+    let reason = client_loop(&node, stream, &session).await;
+    session.close_with(reason);
+    let reason = session.close_reason().unwrap_or(reason);
+    // Counted here, where every session ends, whatever filled its queue (a
+    // push, a reply, a broadcast).
+    let m = node.metrics();
+    let counter = match reason {
+        CloseReason::Idle => Some(&m.idle_closes),
+        CloseReason::Oversize => Some(&m.oversize_closes),
+        CloseReason::QueueFull => Some(&m.queue_full_closes),
+        _ => None,
+    };
+    if let Some(c) = counter {
+        c.add(1);
+    }
+    match reason {
+        CloseReason::ClientClosed | CloseReason::Shutdown => {
+            debug!(session = %session.id, ?reason, "session closed")
+        }
+        _ => info!(session = %session.id, ?reason, "session closed"),
+    }
+    session_ended(&node, &session).await;
+}
+
+/// The life of a client connection, in one task: read and dispatch frames,
+/// write what is queued for the client (replies of in-place handlers are
+/// written after the read that caused them, in one write, without waking
+/// anyone), until the session must close; returns why.
+async fn client_loop(
+    node: &Arc<Node>,
+    mut stream: TcpStream,
+    session: &Arc<Session>,
+) -> CloseReason {
+    let mut codec = FrameCodec::new(node.settings().max_frame_len);
+    let mut rbuf = BytesMut::new();
+    let mut wbuf = BytesMut::new();
+    let idle = match node.settings().idle_timeout_ms {
+        0 => None,
+        ms => Some(Duration::from_millis(ms)),
+    };
+    let mut last_read = Instant::now();
+    let idle_timer = tokio::time::sleep(idle.unwrap_or(Duration::from_secs(3600)));
+    tokio::pin!(idle_timer);
+    let mut stopping = false;
+    let reason = loop {
+        // Write everything queued for the client.
+        loop {
+            let more = session.drain_into(&mut wbuf, WRITE_BATCH);
+            if wbuf.is_empty() {
+                break;
+            }
+            let written = tokio::select! {
+                w = stream.write_all(&wbuf) => w,
+                _ = session.close.cancelled() => break,
+            };
+            if written.is_err() {
+                return CloseReason::IoError;
+            }
+            wbuf.clear();
+            if !more {
+                break;
+            }
+        }
+        if wbuf.capacity() > 2 * WRITE_BATCH {
+            wbuf = BytesMut::new();
+        }
+        // Wait for bytes from the client (without holding a read buffer),
+        // frames for it, a close, or the idle deadline.
+        tokio::select! {
+            biased;
+            _ = session.close.cancelled() => {
+                break session.close_reason().unwrap_or(CloseReason::Kicked);
+            }
+            _ = node.closed().cancelled() => break CloseReason::Shutdown,
+            // Shutting down: the session stays until in-flight answers have
+            // been delivered and the node closes; what the client sends
+            // meanwhile is answered `node_stopping` instead of run (dropping
+            // it unread would leave requests sent before the shutdown
+            // without any answer).
+            _ = node.stopping().cancelled(), if !stopping => stopping = true,
+            _ = session.ready.notified() => {}
+            _ = &mut idle_timer, if idle.is_some() && !stopping => {
+                let d = idle.unwrap_or_default();
+                if last_read.elapsed() >= d {
+                    break CloseReason::Idle;
+                }
+                idle_timer.as_mut().reset((last_read + d).into());
+            }
+            r = stream.readable() => {
+                if r.is_err() {
+                    break CloseReason::IoError;
+                }
+                if rbuf.capacity() - rbuf.len() < 512 {
+                    rbuf.reserve(READ_CHUNK);
+                }
+                match stream.try_read_buf(&mut rbuf) {
+                    Ok(0) => break CloseReason::ClientClosed,
+                    Ok(_) => last_read = Instant::now(),
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+                    Err(_) => break CloseReason::IoError,
+                }
+                loop {
+                    match codec.decode(&mut rbuf) {
+                        Ok(Some(frame)) if stopping => refuse_frame(node, session, frame),
+                        Ok(Some(frame)) => handle_frame(node, session, frame).await,
+                        Ok(None) => break,
+                        Err(FrameError::TooLarge { msg_id, len, max }) => {
+                            warn!(session = %session.id, msg_id, len, max, "frame over the size limit: closing the connection");
+                            return CloseReason::Oversize;
+                        }
+                        Err(FrameError::Io(_)) => return CloseReason::IoError,
+                    }
+                }
+                if rbuf.is_empty() && rbuf.capacity() > 4 * READ_CHUNK {
+                    // A large frame passed: give its memory back.
+                    rbuf = BytesMut::new();
+                }
+            }
+        }
+    };
+    // Closing. A kicked or shut-down client still gets what was queued for
+    // it (e.g. the message saying why); one that stopped reading does not.
+    if session.close_reason().unwrap_or(reason) != CloseReason::QueueFull {
+        session.drain_into(&mut wbuf, usize::MAX);
+        if !wbuf.is_empty() {
+            let _ = tokio::time::timeout(CLOSE_FLUSH, stream.write_all(&wbuf)).await;
+        }
+        let _ = tokio::time::timeout(CLOSE_FLUSH, stream.shutdown()).await;
+    }
+    reason
+}
+
+/// Answers a frame read while the gate shuts down with `node_stopping`: the
+/// client learns that it was not run.
+fn refuse_frame(node: &Arc<Node>, session: &Arc<Session>, frame: Frame) {
+    let m = node.metrics();
+    m.frames_in.add(1);
+    if frame.msg_id == ZINX_HEARTBEAT_MSG_ID {
+        m.heartbeats_in.add(1);
+        return;
+    }
+    let why = format!("node {} is shutting down", node.name());
+    if let Some(answer) = node.error_frame(frame.msg_id, "node_stopping", &why) {
+        m.error_answers.add(1);
+        // Offered directly, not through `deliver` (which counts
+        // `frames_out`): shutdown waits while `frames_out` moves, and a
+        // client that keeps sending must not hold it up until the grace
+        // period ends.
+        if session.offer(answer) == Offer::Full {
+            warn!(session = %session.id, "client does not read: outbound queue full, closing");
+        }
+    }
+}
+
+/// Runs one client frame: in place, forwarded, or answered as an error.
+async fn handle_frame(node: &Arc<Node>, session: &Arc<Session>, frame: Frame) {
+    let m = node.metrics();
+    m.frames_in.add(1);
+    let msg_id = frame.msg_id;
+    if msg_id == ZINX_HEARTBEAT_MSG_ID {
+        m.heartbeats_in.add(1);
+        return;
+    }
+    match node.routing().dest(msg_id) {
+        Some(Dest::Local(route)) => {
+            // Counted, not tracked as a task: a shared task counter is a
+            // contended cache line on every message.
+            m.inflight.add(1);
+            node.run_client_message(route, session.id, session.uid(), frame.data, Some(session))
+                .await;
+            m.inflight.sub(1);
+            node.work_finished();
+        }
+        Some(Dest::Group(g)) => forward(node, session, g, frame),
+        Some(Dest::OtherGate(g)) => {
+            let why = format!(
+                "msg_id {msg_id} belongs to gate group {:?}, not served by this gate",
+                node.routing().group_at(g).name
+            );
+            m.unknown_msg_id.add(1);
+            warn!(session = %session.id, msg_id, "{why}");
+            node.answer_error(session.id, msg_id, "wrong_gate", &why);
+        }
+        None => {
+            m.unknown_msg_id.add(1);
+            warn!(
+                session = %session.id,
+                msg_id,
+                "api msgID = {msg_id} is not FOUND: no route in route.json"
+            );
+            node.answer_error(
+                session.id,
+                msg_id,
+                "unknown_msg_id",
+                &format!("no route for msg_id {msg_id}"),
+            );
+        }
+    }
+}
+
+fn forward(node: &Arc<Node>, session: &Arc<Session>, g: usize, frame: Frame) {
+    let group = node.routing().group_at(g);
+    let m = node.metrics();
+    let msg_id = frame.msg_id;
+    let peer = node
+        .choose(group, session.id.0)
+        .and_then(|target| node.links().get(target));
+    let Some(peer) = peer else {
+        m.no_live_node.add(1);
+        let why = format!("no live node in group {:?}", group.name);
+        warn!(session = %session.id, msg_id, "{why}");
+        node.answer_error(session.id, msg_id, "no_live_node", &why);
+        return;
+    };
+    if session.mark_served(peer.id) {
+        debug!(node = peer.id, "session now served by node");
+    }
+    let mut env = Envelope::new(Kind::Forward);
+    env.msg_id = msg_id;
+    env.node = node.id();
+    env.session = session.id.0;
+    env.uid = session.uid_wire();
+    env.payload = frame.data;
+    // Counted before the send: the answer may come back before `send`
+    // returns.
+    peer.forward_sent();
+    match peer.send(env) {
+        Ok(()) => m.forwards.add(1),
+        Err(e) => {
+            peer.forward_done();
+            let (code, why) = match e {
+                LinkError::Down => {
+                    m.no_live_node.add(1);
+                    (
+                        "no_live_node",
+                        format!(
+                            "node {} of group {:?} is unreachable",
+                            peer.name, group.name
+                        ),
+                    )
+                }
+                LinkError::Full => {
+                    m.link_queue_full.add(1);
+                    (
+                        "overloaded",
+                        format!("link to node {} is congested", peer.name),
+                    )
+                }
+            };
+            warn!(session = %session.id, msg_id, "{why}");
+            node.answer_error(session.id, msg_id, code, &why);
+        }
+    }
+}
+
+/// Cleans up after a session: directory, the nodes that served it, hooks.
+async fn session_ended(node: &Arc<Node>, session: &Arc<Session>) {
+    if node.sessions().remove(session.id).is_none() {
+        return;
+    }
+    node.metrics().sessions_open.sub(1);
+    let uid = session.uid();
+    let uid_wire = session.uid_wire();
+    if let Some(uid) = &uid {
+        if let Err(e) = node.directory().unbind(uid, session.id).await {
+            warn!(%uid, error = %e, "directory unbind failed; the binding expires with its TTL");
+        }
+    }
+    for served in session.served() {
+        if let Some(peer) = node.links().get(served) {
+            let mut env = Envelope::new(Kind::SessionClosed);
+            env.node = node.id();
+            env.session = session.id.0;
+            env.uid = uid_wire.clone();
+            if let Err(e) = peer.send(env) {
+                debug!(
+                    node = served,
+                    ?e,
+                    "session close not announced; the node drops it with the link"
+                );
+            }
+        }
+    }
+    node.run_hooks(session.id, uid);
+}

@@ -1,0 +1,138 @@
+//! `call` and `cast`: running a handler of another group (or of this
+//! node's own) on a node chosen by the group's balancing.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+
+use super::ctx::Mode;
+use super::rpc::RequestError;
+use super::{Node, envelope, text};
+use crate::config::NodeType;
+use crate::envelope::{Envelope, Kind, Status};
+use crate::error::CallError;
+use crate::peer::LinkError;
+use crate::session::SessionId;
+
+/// The session and uid a call carries, so the callee's `Ctx` sees them.
+pub(crate) type Origin = (Option<SessionId>, Option<Arc<str>>);
+
+impl Node {
+    /// Calls the handler of `msg_id` on a node of `group` and waits for its
+    /// reply.
+    pub(crate) async fn call(
+        self: &Arc<Self>,
+        group: &str,
+        msg_id: u32,
+        payload: Bytes,
+        origin: Origin,
+        timeout: Duration,
+    ) -> Result<Bytes, CallError> {
+        let target = self.call_target(group, origin.0)?;
+        self.metrics.calls.add(1);
+        let timed_out = || CallError::Timeout {
+            group: group.to_string(),
+            msg_id,
+            after: timeout,
+        };
+        let (status, answer) = if target == self.id {
+            let route = self
+                .handlers
+                .get(msg_id)
+                .ok_or_else(|| CallError::Remote(format!("no handler for msg_id {msg_id}")))?;
+            let fut = self.invoke(
+                route,
+                Mode::Call { from: self.id },
+                origin.0,
+                origin.1,
+                payload,
+            );
+            tokio::time::timeout(timeout, fut).await.map_err(|_| {
+                self.metrics.call_timeouts.add(1);
+                timed_out()
+            })?
+        } else {
+            let env = self.call_envelope(Kind::Call, msg_id, payload, origin);
+            match self.request(target, env, timeout).await {
+                Ok(a) => a,
+                Err(RequestError::Timeout) => {
+                    self.metrics.call_timeouts.add(1);
+                    return Err(timed_out());
+                }
+                Err(RequestError::Lost) | Err(RequestError::Link(LinkError::Down)) => {
+                    return Err(CallError::LinkLost(target));
+                }
+                Err(RequestError::Link(LinkError::Full)) => {
+                    return Err(CallError::Congested(target));
+                }
+            }
+        };
+        match status {
+            Status::Ok => Ok(answer),
+            Status::NoReply => Err(CallError::NoReply),
+            Status::NotFound | Status::Failed => Err(CallError::Remote(text(&answer))),
+        }
+    }
+
+    /// Runs the handler of `msg_id` on a node of `group`; no answer.
+    pub(crate) fn cast(
+        self: &Arc<Self>,
+        group: &str,
+        msg_id: u32,
+        payload: Bytes,
+        origin: Origin,
+    ) -> Result<(), CallError> {
+        let target = self.call_target(group, origin.0)?;
+        if target == self.id {
+            let route = self
+                .handlers
+                .get(msg_id)
+                .ok_or_else(|| CallError::Remote(format!("no handler for msg_id {msg_id}")))?;
+            let node = self.clone();
+            self.exec.spawn(async move {
+                node.invoke(
+                    route,
+                    Mode::Cast { from: node.id },
+                    origin.0,
+                    origin.1,
+                    payload,
+                )
+                .await;
+            });
+            return Ok(());
+        }
+        let env = self.call_envelope(Kind::Cast, msg_id, payload, origin);
+        let peer = self.links.get(target).ok_or(CallError::LinkLost(target))?;
+        peer.send(env).map_err(|e| match e {
+            LinkError::Down => CallError::LinkLost(target),
+            LinkError::Full => CallError::Congested(target),
+        })
+    }
+
+    /// A call or cast carrying the caller's session and uid.
+    fn call_envelope(&self, kind: Kind, msg_id: u32, payload: Bytes, origin: Origin) -> Envelope {
+        let session = origin.0.map_or(0, |s| s.0);
+        let mut env = envelope(kind, self.id, msg_id, session, payload);
+        if let Some(uid) = origin.1 {
+            env.uid = Bytes::copy_from_slice(uid.as_bytes());
+        }
+        env
+    }
+
+    fn call_target(&self, group: &str, session: Option<SessionId>) -> Result<u16, CallError> {
+        let g = self
+            .routing
+            .group(group)
+            .ok_or_else(|| CallError::UnknownGroup(group.to_string()))?;
+        if g.node_type == NodeType::Gate && !g.nodes.contains(&self.id) {
+            return Err(CallError::GateGroup(group.to_string()));
+        }
+        let key = match session {
+            Some(s) => s.0,
+            None => u64::from(self.rpc.next_id()),
+        };
+        self.choose(g, key)
+            .ok_or_else(|| CallError::NoLiveNode(group.to_string()))
+    }
+}

@@ -1,0 +1,228 @@
+//! What a node does with each kind of envelope it receives, over a link or
+//! (on a gate) through the directory's bus: one small function per kind.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use tracing::{debug, info, warn};
+
+use super::ctx::Mode;
+use super::executor::Job;
+use super::{BROADCAST_USERS_ONLY, Node, TO_SESSION_FINAL, text, uid_of};
+use crate::envelope::{Envelope, HEARTBEAT_STOPPING, HEARTBEAT_STOPPING_ACK, Kind, Status};
+use crate::error::SendError;
+use crate::frame::Frame;
+use crate::peer::Peer;
+use crate::session::SessionId;
+
+impl Node {
+    /// Handles one envelope from node `from`. Never blocks: work is spawned.
+    pub(crate) fn dispatch(self: &Arc<Self>, from: u16, env: Envelope) {
+        let node = self;
+        match env.kind {
+            Kind::Heartbeat => node.on_heartbeat(from, &env),
+            Kind::Forward => node.on_forward(env),
+            Kind::Response => {
+                node.rpc
+                    .resolve(env.request, Status::from_u8(env.flags), env.payload)
+            }
+            Kind::Call | Kind::Cast => node.on_call(from, env),
+            Kind::SessionClosed => node.on_session_closed(env),
+            Kind::ToSession => node.on_to_session(from, env),
+            Kind::Done => node.on_done(from),
+            Kind::ToUid => node.on_to_uid(from, env),
+            Kind::Broadcast => node.broadcast_local(
+                &Frame::new(env.msg_id, env.payload),
+                env.flags & BROADCAST_USERS_ONLY != 0,
+            ),
+            Kind::Bind | Kind::Unbind | Kind::Kick => node.on_session_op(from, env),
+            kind @ (Kind::Challenge | Kind::Hello | Kind::HelloAck) => {
+                warn!(from, ?kind, "unexpected envelope ignored")
+            }
+        }
+    }
+
+    fn on_heartbeat(&self, from: u16, env: &Envelope) {
+        let Some(peer) = self.links.get(from) else {
+            return;
+        };
+        if env.flags & HEARTBEAT_STOPPING != 0 {
+            info!(peer = %peer.name, "peer is shutting down: no new work goes to it");
+            peer.mark_stopping();
+            // From here on nothing new is chosen for it: say so, behind
+            // everything already sent on the link.
+            let mut ack = Envelope::new(Kind::Heartbeat);
+            ack.node = self.id;
+            ack.flags = HEARTBEAT_STOPPING_ACK;
+            if let Err(e) = peer.send(ack) {
+                debug!(peer = %peer.name, ?e, "shutdown notice not acknowledged");
+            }
+        }
+        if env.flags & HEARTBEAT_STOPPING_ACK != 0 {
+            peer.mark_stop_acked();
+            self.work_finished();
+        }
+    }
+
+    /// A client message forwarded by a gate: queued behind the session's
+    /// earlier ones, or refused with a final error answer.
+    fn on_forward(self: &Arc<Self>, env: Envelope) {
+        let session = SessionId(env.session);
+        let msg_id = env.msg_id;
+        let refuse = |code: &str, why: String| {
+            warn!(%session, msg_id, "{why}");
+            let frame = self.error_frame(msg_id, code, &why);
+            if frame.is_some() {
+                self.metrics.error_answers.add(1);
+            }
+            self.finish_forwarded(session, msg_id, frame);
+        };
+        if self.stopping.is_cancelled() {
+            return refuse(
+                "node_stopping",
+                format!("node {} is shutting down", self.name),
+            );
+        }
+        let Some(route) = self.handlers.get(msg_id) else {
+            self.metrics.unknown_msg_id.add(1);
+            return refuse(
+                "unknown_msg_id",
+                format!("node {} has no handler for msg_id {msg_id}", self.name),
+            );
+        };
+        if self
+            .enqueue(session, &env.uid, Job::new(route, env.payload))
+            .is_err()
+        {
+            refuse(
+                "overloaded",
+                format!(
+                    "more than {} messages of this session are waiting on node {}",
+                    self.settings.node_session_queue, self.name
+                ),
+            );
+        }
+    }
+
+    fn on_call(self: &Arc<Self>, from: u16, env: Envelope) {
+        let respond = env.kind == Kind::Call;
+        let Some(route) = self.handlers.get(env.msg_id) else {
+            warn!(
+                from,
+                msg_id = env.msg_id,
+                "call for a msg_id with no handler here"
+            );
+            if respond {
+                let why = format!(
+                    "node {} has no handler for msg_id {}",
+                    self.name, env.msg_id
+                );
+                self.respond(from, env.request, Status::Failed, Bytes::from(why));
+            }
+            return;
+        };
+        let mode = if respond {
+            Mode::Call { from }
+        } else {
+            Mode::Cast { from }
+        };
+        let session = (env.session != 0).then_some(SessionId(env.session));
+        let node = self.clone();
+        self.exec.spawn(async move {
+            let (status, payload) = node
+                .invoke(route, mode, session, uid_of(&env.uid), env.payload)
+                .await;
+            if respond {
+                node.respond(from, env.request, status, payload);
+            }
+        });
+    }
+
+    fn on_session_closed(&self, env: Envelope) {
+        let session = SessionId(env.session);
+        if self.exec.close_session(session).is_some() {
+            self.run_hooks(session, uid_of(&env.uid));
+        }
+    }
+
+    /// A frame for a session of this gate; a final one completes a
+    /// forwarded message.
+    fn on_to_session(&self, from: u16, env: Envelope) {
+        let session = SessionId(env.session);
+        if let Err(e) = self.deliver_local(session, Frame::new(env.msg_id, env.payload)) {
+            debug!(%session, error = %e, "push to a closed session dropped");
+        }
+        if env.flags & TO_SESSION_FINAL != 0 {
+            self.on_done(from);
+        }
+    }
+
+    /// A forwarded message finished on node `from`.
+    fn on_done(&self, from: u16) {
+        if let Some(peer) = self.links.get(from) {
+            peer.forward_done();
+            self.work_finished();
+        }
+    }
+
+    fn on_to_uid(&self, from: u16, env: Envelope) {
+        let uid = text(&env.uid);
+        let status = match self.sessions.by_uid(&uid) {
+            Some(s) => match self.deliver_local(s.id, Frame::new(env.msg_id, env.payload)) {
+                Ok(()) => Status::Ok,
+                Err(_) => Status::NotFound,
+            },
+            None => Status::NotFound,
+        };
+        self.respond(from, env.request, status, Bytes::new());
+    }
+
+    /// Bind, unbind or kick asked of this gate by a backend.
+    fn on_session_op(self: &Arc<Self>, from: u16, env: Envelope) {
+        let node = self.clone();
+        tokio::spawn(async move {
+            let session = SessionId(env.session);
+            let result = match env.kind {
+                Kind::Bind => node
+                    .bind_session(session, &text(&env.uid))
+                    .await
+                    .map(|kicked| {
+                        kicked
+                            .map(|k| Bytes::copy_from_slice(&k.0.to_be_bytes()))
+                            .unwrap_or_default()
+                    }),
+                Kind::Unbind => node.unbind_session(session).await.map(|_| Bytes::new()),
+                _ => {
+                    let target = if env.uid.is_empty() {
+                        node.sessions.get(session)
+                    } else {
+                        node.sessions.by_uid(&text(&env.uid))
+                    };
+                    match target {
+                        Some(s) => node.kick_local(s.id).map(|_| Bytes::new()),
+                        None => Err(SendError::NotOnline(text(&env.uid))),
+                    }
+                }
+            };
+            let (status, payload) = match result {
+                Ok(p) => (Status::Ok, p),
+                Err(SendError::NotOnline(_) | SendError::SessionGone(_)) => {
+                    (Status::NotFound, Bytes::new())
+                }
+                Err(e) => (Status::Failed, Bytes::from(e.to_string())),
+            };
+            node.respond(from, env.request, status, payload);
+        });
+    }
+
+    /// A link went down: fail what waits on it; a backend forgets the
+    /// sessions of a gate it lost.
+    pub(crate) fn link_down(&self, peer: &Peer) {
+        self.rpc.fail_peer(peer.id);
+        for (session, uid) in self.exec.close_gate(peer.id) {
+            self.run_hooks(session, uid);
+        }
+        // Forwards on the link are gone with it (`Peer` reset them).
+        self.work_finished();
+    }
+}

@@ -1,0 +1,453 @@
+//! Running handlers: the per-session queues that keep one session's
+//! forwarded messages in order, the handler invocation itself (a panic
+//! becomes a handler error), and the session-closed hooks.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use dashmap::DashMap;
+use futures::FutureExt;
+use tokio_util::task::TaskTracker;
+use tracing::{Instrument, debug, debug_span, warn};
+
+use super::ctx::{Ctx, Mode};
+use super::{Node, TO_SESSION_FINAL, uid_of};
+use crate::envelope::{Kind, Status};
+use crate::handler::{BoxFuture, HandlerFailure};
+use crate::registry::Route;
+use crate::session::{Session, SessionId};
+
+/// Called when a session closes, on the gate and on every node that served
+/// it.
+pub type SessionHook = Arc<dyn Fn(SessionClosed) -> BoxFuture<'static, ()> + Send + Sync>;
+
+/// What a session-closed hook is told.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionClosed {
+    /// The session that closed.
+    pub session: SessionId,
+    /// Its uid, if it was bound.
+    pub uid: Option<String>,
+    /// The node running the hook.
+    pub node: u16,
+}
+
+/// A client session this node has served: its waiting messages, in
+/// arrival order, and its uid. Kept until the gate says the session closed
+/// (or the gate's link goes down), so the session-closed hooks run here too.
+#[derive(Default)]
+struct SessionQueue {
+    /// Messages waiting to run.
+    jobs: VecDeque<Job>,
+    /// A drain task is running this session's messages.
+    running: bool,
+    /// The uid the gate last sent with the session's messages (reused
+    /// while it does not change, so a message costs no allocation).
+    uid: Option<Arc<str>>,
+}
+
+/// One forwarded message waiting to run.
+pub(crate) struct Job {
+    /// Its handler.
+    pub(crate) route: &'static Route,
+    /// Its payload.
+    pub(crate) data: Bytes,
+    /// The uid bound when the gate forwarded this message: a message queued
+    /// before a logout still runs as the user who sent it.
+    uid: Option<Arc<str>>,
+}
+
+impl Job {
+    pub(crate) fn new(route: &'static Route, data: Bytes) -> Job {
+        Job {
+            route,
+            data,
+            uid: None,
+        }
+    }
+}
+
+/// What [`Executor::enqueue`] did with a job.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Enqueued {
+    /// Queued behind the session's running job.
+    Queued,
+    /// Queued, and nothing runs this session's jobs: start a drain.
+    StartDrain,
+}
+
+/// The node's handler executions and hooks.
+pub(crate) struct Executor {
+    /// Sessions served by this node, with their waiting messages.
+    queues: DashMap<SessionId, SessionQueue>,
+    /// `node_session_queue`: jobs one session may have waiting.
+    limit: usize,
+    /// Drain tasks, calls, casts and hooks (shutdown waits for them).
+    tasks: TaskTracker,
+    /// Session-closed hooks.
+    hooks: Vec<SessionHook>,
+}
+
+impl Executor {
+    pub(crate) fn new(limit: usize, hooks: Vec<SessionHook>) -> Executor {
+        Executor {
+            queues: DashMap::new(),
+            limit: limit.max(1),
+            tasks: TaskTracker::new(),
+            hooks,
+        }
+    }
+
+    /// Queues a forwarded message behind the session's earlier ones; gives
+    /// the job back when the session already has `limit` waiting.
+    pub(crate) fn enqueue(
+        &self,
+        session: SessionId,
+        uid: &Bytes,
+        mut job: Job,
+    ) -> Result<Enqueued, Job> {
+        let mut q = self.queues.entry(session).or_default();
+        if q.jobs.len() >= self.limit {
+            return Err(job);
+        }
+        match (&q.uid, uid.is_empty()) {
+            (Some(cur), false) if cur.as_bytes() == &uid[..] => {}
+            (None, true) => {}
+            _ => q.uid = uid_of(uid),
+        }
+        job.uid = q.uid.clone();
+        q.jobs.push_back(job);
+        if q.running {
+            Ok(Enqueued::Queued)
+        } else {
+            q.running = true;
+            Ok(Enqueued::StartDrain)
+        }
+    }
+
+    /// The session's next job; `None` (and the session marked idle) when
+    /// there is none, or when the session closed meanwhile.
+    fn next_job(&self, session: SessionId) -> Option<Job> {
+        let mut q = self.queues.get_mut(&session)?;
+        let job = q.jobs.pop_front();
+        if job.is_none() {
+            q.running = false;
+        }
+        job
+    }
+
+    /// Forgets a session (it closed); its uid when this node served it.
+    pub(crate) fn close_session(&self, session: SessionId) -> Option<Option<Arc<str>>> {
+        self.queues.remove(&session).map(|(_, q)| q.uid)
+    }
+
+    /// Forgets every session of gate `gate`; returns them with their uids.
+    pub(crate) fn close_gate(&self, gate: u16) -> Vec<(SessionId, Option<Arc<str>>)> {
+        let gone: Vec<SessionId> = self
+            .queues
+            .iter()
+            .filter(|q| q.key().gate() == gate)
+            .map(|q| *q.key())
+            .collect();
+        gone.into_iter()
+            .filter_map(|s| self.close_session(s).map(|uid| (s, uid)))
+            .collect()
+    }
+
+    /// Runs `fut` as tracked work (shutdown waits for it).
+    pub(crate) fn spawn<F>(&self, fut: F)
+    where
+        F: std::future::Future<Output = ()> + Send + 'static,
+    {
+        self.tasks.spawn(fut);
+    }
+
+    /// Runs the session-closed hooks. A hook that panics, whether while
+    /// making its future or while running it, is logged like a panicking
+    /// handler and hurts nobody else.
+    pub(crate) fn run_hooks(&self, node: u16, session: SessionId, uid: Option<Arc<str>>) {
+        for hook in &self.hooks {
+            let closed = SessionClosed {
+                session,
+                uid: uid.as_deref().map(str::to_string),
+                node,
+            };
+            match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| hook(closed))) {
+                Ok(fut) => {
+                    self.tasks.spawn(async move {
+                        if let Err(panic) = std::panic::AssertUnwindSafe(fut).catch_unwind().await
+                        {
+                            warn!(%session, panic = panic_text(&*panic), "session-closed hook panicked");
+                        }
+                    });
+                }
+                Err(panic) => {
+                    warn!(%session, panic = panic_text(&*panic), "session-closed hook panicked");
+                }
+            }
+        }
+    }
+
+    /// No more new work: `wait` can end.
+    pub(crate) fn close(&self) {
+        self.tasks.close();
+    }
+
+    /// Whether no tracked work runs.
+    pub(crate) fn is_idle(&self) -> bool {
+        self.tasks.is_empty()
+    }
+
+    /// Waits until tracked work has ended (after [`Executor::close`]).
+    pub(crate) async fn wait(&self) {
+        self.tasks.wait().await
+    }
+}
+
+fn panic_text(panic: &(dyn std::any::Any + Send)) -> String {
+    panic
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "non-string panic".into())
+}
+
+/// Runs a handler; a panic becomes a handler error.
+async fn run_entry(
+    route: &'static Route,
+    ctx: &mut Ctx,
+    data: Bytes,
+) -> Result<Option<Bytes>, HandlerFailure> {
+    // Debug level: a per-message span must cost nothing when debug logs
+    // are off (an enabled span allocates and formats its fields).
+    let span = debug_span!("msg", msg_id = route.msg_id, group = route.group);
+    match std::panic::AssertUnwindSafe((route.entry)(ctx, data).instrument(span))
+        .catch_unwind()
+        .await
+    {
+        Ok(r) => r,
+        Err(panic) => Err(HandlerFailure::Handler(crate::HandlerError::new(format!(
+            "handler {} panicked: {}",
+            route.name,
+            panic_text(&*panic)
+        )))),
+    }
+}
+
+impl Node {
+    /// Runs a client message's handler and delivers its outcome: the reply
+    /// to the session, or the error answer.
+    ///
+    /// `local` is the session itself when the handler runs on its gate:
+    /// replies then go straight to its queue, without a table lookup. When
+    /// the message was forwarded (`local` is `None`), the outcome is marked
+    /// final, so the gate knows the message is finished.
+    pub(crate) async fn run_client_message(
+        self: &Arc<Self>,
+        route: &'static Route,
+        session: SessionId,
+        uid: Option<Arc<str>>,
+        data: Bytes,
+        local: Option<&Arc<Session>>,
+    ) {
+        let forwarded = local.is_none();
+        let mut ctx = Ctx::new(self.clone(), route.msg_id, Mode::Client, Some(session), uid);
+        ctx.local = local.cloned();
+        let result = run_entry(route, &mut ctx, data).await;
+        self.metrics.handled.add(1);
+        let outcome = match result {
+            Ok(Some(reply)) => Some(crate::frame::Frame::new(route.msg_id, reply)),
+            Ok(None) => None,
+            Err(failure) => {
+                match failure {
+                    HandlerFailure::Payload(_) => &self.metrics.bad_payload,
+                    HandlerFailure::Handler(_) => &self.metrics.handler_errors,
+                }
+                .add(1);
+                warn!(%session, msg_id = route.msg_id, handler = route.name, error = %failure, "message failed");
+                let frame = self.error_frame(route.msg_id, failure.code(), &failure.to_string());
+                if frame.is_some() {
+                    self.metrics.error_answers.add(1);
+                }
+                frame
+            }
+        };
+        if forwarded {
+            self.finish_forwarded(session, route.msg_id, outcome);
+        } else if let Some(frame) = outcome {
+            if let Err(e) = ctx.reply_with(frame.msg_id, frame.data) {
+                debug!(%session, msg_id = route.msg_id, error = %e, "reply not delivered");
+            }
+        }
+    }
+
+    /// Sends the last answer of a forwarded message to its gate, marked
+    /// final; with no answer, a bare completion marker.
+    pub(crate) fn finish_forwarded(
+        &self,
+        session: SessionId,
+        msg_id: u32,
+        answer: Option<crate::frame::Frame>,
+    ) {
+        let gate = session.gate();
+        let mut env = match answer {
+            Some(frame) => super::envelope(
+                Kind::ToSession,
+                self.id,
+                frame.msg_id,
+                session.0,
+                frame.data,
+            ),
+            None => super::envelope(Kind::Done, self.id, msg_id, session.0, Bytes::new()),
+        };
+        env.flags = TO_SESSION_FINAL;
+        match self.links.get(gate) {
+            Some(peer) => {
+                if let Err(e) = peer.send(env) {
+                    debug!(%session, msg_id, ?e, "final answer not sent: the gate's link is gone");
+                }
+            }
+            None => debug!(%session, msg_id, "final answer for a gate without a link dropped"),
+        }
+    }
+
+    /// Queues a forwarded message and starts its session's drain if idle.
+    pub(crate) fn enqueue(
+        self: &Arc<Self>,
+        session: SessionId,
+        uid: &Bytes,
+        job: Job,
+    ) -> Result<(), Job> {
+        if self.exec.enqueue(session, uid, job)? == Enqueued::StartDrain {
+            let node = self.clone();
+            self.exec.spawn(async move { node.drain(session).await });
+        }
+        Ok(())
+    }
+
+    /// Runs a session's queued messages one after another.
+    async fn drain(self: Arc<Self>, session: SessionId) {
+        while let Some(job) = self.exec.next_job(session) {
+            self.run_client_message(job.route, session, job.uid, job.data, None)
+                .await;
+        }
+    }
+
+    /// Runs the handler of a call or cast and returns its answer.
+    pub(crate) async fn invoke(
+        self: &Arc<Self>,
+        route: &'static Route,
+        mode: Mode,
+        session: Option<SessionId>,
+        uid: Option<Arc<str>>,
+        data: Bytes,
+    ) -> (Status, Bytes) {
+        let mut ctx = Ctx::new(self.clone(), route.msg_id, mode, session, uid);
+        let result = run_entry(route, &mut ctx, data).await;
+        self.metrics.handled.add(1);
+        match result {
+            Ok(Some(reply)) => (Status::Ok, reply),
+            Ok(None) => match ctx.take_call_reply() {
+                Some(reply) => (Status::Ok, reply),
+                None => (Status::NoReply, Bytes::new()),
+            },
+            Err(failure) => {
+                self.metrics.handler_errors.add(1);
+                warn!(msg_id = route.msg_id, handler = route.name, ?mode, error = %failure, "call failed");
+                (Status::Failed, Bytes::from(failure.to_string()))
+            }
+        }
+    }
+
+    /// Runs the hooks of a session that closed.
+    pub(crate) fn run_hooks(&self, session: SessionId, uid: Option<Arc<str>>) {
+        self.exec.run_hooks(self.id, session, uid);
+        // A draining shutdown now has hook tasks to wait for.
+        self.work_finished();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::registry::Route;
+
+    fn entry<'a>(_: &'a mut Ctx, _: Bytes) -> BoxFuture<'a, Result<Option<Bytes>, HandlerFailure>> {
+        Box::pin(async { Ok(None) })
+    }
+
+    static ROUTE: Route = Route {
+        msg_id: 6,
+        group: "im",
+        name: "echo",
+        module: "test",
+        file: file!(),
+        line: line!(),
+        entry,
+    };
+
+    fn job(data: &'static [u8]) -> Job {
+        Job::new(&ROUTE, Bytes::from_static(data))
+    }
+
+    #[test]
+    fn one_drain_per_session_in_arrival_order() {
+        let exec = Executor::new(8, Vec::new());
+        let s = SessionId::new(1, 1);
+        let alice = Bytes::from_static(b"alice");
+        assert_eq!(
+            exec.enqueue(s, &alice, job(b"1")).ok(),
+            Some(Enqueued::StartDrain)
+        );
+        assert_eq!(
+            exec.enqueue(s, &alice, job(b"2")).ok(),
+            Some(Enqueued::Queued)
+        );
+        let first = exec.next_job(s).expect("first job");
+        assert_eq!(&first.data[..], b"1");
+        assert_eq!(first.uid.as_deref(), Some("alice"));
+        assert_eq!(&exec.next_job(s).expect("second job").data[..], b"2");
+        assert!(exec.next_job(s).is_none());
+        // Idle again: the next message starts a new drain.
+        assert_eq!(
+            exec.enqueue(s, &Bytes::new(), job(b"3")).ok(),
+            Some(Enqueued::StartDrain)
+        );
+        assert_eq!(exec.next_job(s).expect("third").uid, None);
+    }
+
+    #[test]
+    fn a_full_session_queue_gives_the_job_back() {
+        let exec = Executor::new(1, Vec::new());
+        let s = SessionId::new(1, 1);
+        assert!(exec.enqueue(s, &Bytes::new(), job(b"1")).is_ok());
+        assert!(exec.enqueue(s, &Bytes::new(), job(b"2")).is_err());
+    }
+
+    #[test]
+    fn closing_a_gate_forgets_only_its_sessions() {
+        let exec = Executor::new(8, Vec::new());
+        let bob = Bytes::from_static(b"bob");
+        for (gate, seq) in [(1, 1), (1, 2), (4, 1)] {
+            let _ = exec.enqueue(SessionId::new(gate, seq), &bob, job(b"x"));
+        }
+        let mut gone = exec.close_gate(1);
+        gone.sort_by_key(|(s, _)| *s);
+        assert_eq!(gone.len(), 2);
+        assert_eq!(gone[0].1.as_deref(), Some("bob"));
+        assert!(exec.next_job(SessionId::new(1, 1)).is_none());
+        assert!(exec.next_job(SessionId::new(4, 1)).is_some());
+    }
+
+    #[tokio::test]
+    async fn a_panicking_hook_is_contained() {
+        let hook: SessionHook = Arc::new(|_| panic!("hook made no future"));
+        let late: SessionHook = Arc::new(|_| Box::pin(async { panic!("hook future panicked") }));
+        let exec = Executor::new(8, vec![hook, late]);
+        exec.run_hooks(1, SessionId::new(1, 1), None);
+        exec.close();
+        exec.wait().await;
+        assert!(exec.is_idle());
+    }
+}

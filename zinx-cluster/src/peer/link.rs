@@ -1,0 +1,223 @@
+//! Running links: the acceptor of a backend's port, one dial loop per
+//! peer this node dials (single-flight, capped exponential backoff), and
+//! the reader and writer of an authenticated link with its heartbeats.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use bytes::BytesMut;
+use futures::StreamExt;
+use tokio::io::AsyncWriteExt;
+use tokio::net::tcp::OwnedWriteHalf;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::mpsc;
+use tokio_util::codec::{Framed, FramedRead};
+use tokio_util::sync::CancellationToken;
+use tracing::{Instrument, debug, info, info_span, warn};
+
+use super::handshake::{hello_as_acceptor, hello_as_dialer};
+use super::{Link, LinkEvents, Links, Peer};
+use crate::envelope::{Envelope, Kind};
+use crate::frame::{FrameCodec, WRITE_BATCH};
+
+/// How long the hello may take before the connection is dropped.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// Accepts links on a backend's address until the node stops.
+pub(super) async fn accept_links<E: LinkEvents>(
+    links: Arc<Links>,
+    events: Arc<E>,
+    listener: TcpListener,
+) {
+    let stop = links.stopping.clone();
+    crate::net::accept_loop(
+        listener,
+        &stop,
+        "link",
+        Duration::from_millis(50),
+        |stream, addr| {
+            let links = links.clone();
+            let events = events.clone();
+            links.tasks.clone().spawn(async move {
+                match tokio::time::timeout(HANDSHAKE_TIMEOUT, hello_as_acceptor(&links, stream))
+                    .await
+                {
+                    Ok(Ok((peer, framed))) => run_link(links, events, peer, framed).await,
+                    Ok(Err(reason)) => {
+                        links.metrics.link_auth_failures.add(1);
+                        warn!(%addr, %reason, "link refused");
+                    }
+                    Err(_) => {
+                        links.metrics.link_auth_failures.add(1);
+                        warn!(%addr, "link refused: no hello within {HANDSHAKE_TIMEOUT:?}");
+                    }
+                }
+            });
+        },
+    )
+    .await;
+}
+
+/// Keeps a link to `peer` up until the node closes: dial, hello, run,
+/// and on failure retry after a capped exponential backoff.
+pub(super) async fn dial_loop<E: LinkEvents>(links: Arc<Links>, events: Arc<E>, peer: Arc<Peer>) {
+    let min = Duration::from_millis(links.settings.reconnect_min_ms.max(1));
+    let max = Duration::from_millis(links.settings.reconnect_max_ms.max(1));
+    let closed = links.closed.clone();
+    let mut backoff = min;
+    let mut failures = 0u32;
+    while !closed.is_cancelled() {
+        let attempt = async {
+            let stream = TcpStream::connect(&peer.addr)
+                .await
+                .map_err(|e| format!("connect {}: {e}", peer.addr))?;
+            let _ = stream.set_nodelay(true);
+            hello_as_dialer(&links, &peer, stream).await
+        };
+        let result = tokio::select! {
+            _ = closed.cancelled() => break,
+            r = tokio::time::timeout(HANDSHAKE_TIMEOUT, attempt) => r,
+        };
+        match result {
+            Ok(Ok(framed)) => {
+                backoff = min;
+                failures = 0;
+                run_link(links.clone(), events.clone(), peer.clone(), framed).await;
+            }
+            Ok(Err(reason)) => {
+                failures += 1;
+                if failures == 1 {
+                    warn!(peer = %peer.name, %reason, "link down; retrying with backoff");
+                } else {
+                    debug!(peer = %peer.name, %reason, failures, "link still down");
+                }
+            }
+            Err(_) => {
+                failures += 1;
+                if failures == 1 {
+                    warn!(peer = %peer.name, "dial timed out; retrying with backoff");
+                }
+            }
+        }
+        tokio::select! {
+            _ = closed.cancelled() => break,
+            _ = tokio::time::sleep(backoff) => {}
+        }
+        backoff = (backoff * 2).min(max);
+    }
+}
+
+/// Runs an authenticated link until it fails, goes silent past the
+/// heartbeat timeout, is replaced, or the node closes.
+async fn run_link<E: LinkEvents>(
+    links: Arc<Links>,
+    events: Arc<E>,
+    peer: Arc<Peer>,
+    framed: Framed<TcpStream, FrameCodec>,
+) {
+    let generation = peer.generations.fetch_add(1, Ordering::Relaxed);
+    let span = info_span!("peer", peer = %peer.name, id = peer.id, group = %peer.group);
+    let parts = framed.into_parts();
+    let (rd, wr) = parts.io.into_split();
+    let mut reader = FramedRead::new(rd, parts.codec);
+    *reader.read_buffer_mut() = parts.read_buf;
+    let (tx, rx) = mpsc::channel(links.settings.link_queue.max(1));
+    let cancel = links.closed.child_token();
+    let heartbeat = Duration::from_millis(links.settings.heartbeat_interval_ms.max(1));
+    let dead_after = Duration::from_millis(links.settings.heartbeat_timeout_ms.max(1));
+    links
+        .tasks
+        .spawn(write_link(wr, rx, heartbeat, cancel.clone()).instrument(span.clone()));
+    peer.install(Link {
+        tx,
+        generation,
+        cancel: cancel.clone(),
+    });
+    links.metrics.links_up.add(1);
+    info!(parent: &span, addr = %peer.addr, "link up");
+    let reason = loop {
+        let next = tokio::select! {
+            _ = cancel.cancelled() => break "closed".to_string(),
+            n = tokio::time::timeout(dead_after, reader.next()) => n,
+        };
+        match next {
+            Err(_) => break format!("silent for {dead_after:?}: declared dead"),
+            Ok(None) => break "closed by peer".to_string(),
+            Ok(Some(Err(e))) => break format!("read failed: {e}"),
+            Ok(Some(Ok(frame))) => match Envelope::decode(frame) {
+                Ok(env) => events.on_envelope(peer.id, env),
+                Err(e) => break format!("malformed envelope: {e}"),
+            },
+        }
+    };
+    cancel.cancel();
+    if peer.remove(generation) {
+        links.metrics.links_down.add(1);
+        if links.closed.is_cancelled() {
+            debug!(parent: &span, %reason, "link closed");
+        } else {
+            warn!(parent: &span, %reason, "link down");
+        }
+        events.on_link_down(&peer);
+    }
+}
+
+/// Writes queued envelopes, gathering many into one write, and a
+/// heartbeat whenever the link has been quiet for `heartbeat`.
+async fn write_link(
+    mut wr: OwnedWriteHalf,
+    mut rx: mpsc::Receiver<Envelope>,
+    heartbeat: Duration,
+    cancel: CancellationToken,
+) {
+    let mut buf = BytesMut::with_capacity(WRITE_BATCH);
+    loop {
+        let next = tokio::select! {
+            biased;
+            n = tokio::time::timeout(heartbeat, rx.recv()) => n,
+            _ = cancel.cancelled() => break,
+        };
+        match next {
+            Err(_) => encode(&Envelope::new(Kind::Heartbeat), &mut buf),
+            Ok(None) => break,
+            Ok(Some(env)) => {
+                encode(&env, &mut buf);
+                while buf.len() < WRITE_BATCH {
+                    match rx.try_recv() {
+                        Ok(env) => encode(&env, &mut buf),
+                        Err(_) => break,
+                    }
+                }
+            }
+        }
+        let written = tokio::select! {
+            w = wr.write_all(&buf) => w,
+            _ = cancel.cancelled() => break,
+        };
+        if written.is_err() {
+            cancel.cancel();
+            return;
+        }
+        buf.clear();
+        if buf.capacity() > 4 * WRITE_BATCH {
+            buf = BytesMut::with_capacity(WRITE_BATCH);
+        }
+    }
+    // Closing: what was already queued (answers of finished handlers during
+    // a graceful shutdown) still goes out, within a bound.
+    while let Ok(env) = rx.try_recv() {
+        encode(&env, &mut buf);
+    }
+    if !buf.is_empty() {
+        let _ = tokio::time::timeout(Duration::from_secs(1), wr.write_all(&buf)).await;
+    }
+    let _ = wr.shutdown().await;
+}
+
+fn encode(env: &Envelope, buf: &mut BytesMut) {
+    if let Err(e) = env.encode_into(buf) {
+        // Only a uid over 64 KiB can fail, and uids are checked at bind.
+        warn!(error = %e, kind = ?env.kind, "envelope dropped: cannot encode");
+    }
+}
