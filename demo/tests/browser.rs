@@ -8,11 +8,20 @@
 use std::path::Path;
 use std::time::Duration;
 
+use zinx_test_support::T;
+use zinx_test_support::chat::wait_ready;
+use zinx_test_support::conf::Conf;
+use zinx_test_support::process::Proc;
+use zinx_test_support::webdriver::{Browser, Driver, browser_paths};
+
+/// The demo server built for this test run.
+const DEMO: &str = env!("CARGO_BIN_EXE_demo");
+/// The chat client built for this test run.
+const DEMO_CLIENT: &str = env!("CARGO_BIN_EXE_demo-client");
 use futures::{SinkExt, StreamExt};
 use serde_json::{Value, json};
 use tokio::net::TcpListener;
 use tokio_tungstenite::tungstenite::Message;
-use zinx_test_support::webdriver::{Driver, browser_paths};
 
 /// The browser, or `None` (after saying why) when the test cannot run here.
 fn driver() -> Option<Driver> {
@@ -118,4 +127,91 @@ async fn chat_page_reads_frames_batched_and_split_across_messages() {
             (3, json!({"to": "bob", "text": "hi bob"})),
         ]
     );
+}
+
+/// Logs a browser in on the demo's chat page.
+fn open_chat(b: &Browser<'_>, url: &str, name: &str) {
+    b.goto(url);
+    b.wait_for(
+        "the socket to open",
+        "return !document.getElementById('login').disabled",
+    );
+    b.type_into(&b.find("#name"), name);
+    b.click(&b.find("#login"));
+    b.wait_for(
+        "the login",
+        &format!("return document.getElementById('status').textContent === 'logged in as {name}'"),
+    );
+}
+
+/// Waits until the page's log shows a line from `from` with `text`.
+fn wait_line(b: &Browser<'_>, from: &str, text: &str) {
+    let script = format!(
+        "return [...document.querySelectorAll('#log li')].some(li => li.dataset.from === {from:?} && li.dataset.text === {text:?})"
+    );
+    b.wait_for(&format!("{from}: {text}"), &script);
+}
+
+fn send(b: &Browser<'_>, to: &str, text: &str) {
+    b.type_into(&b.find("#to"), to);
+    b.type_into(&b.find("#text"), text);
+    b.click(&b.find("#send"));
+}
+
+fn broadcast(b: &Browser<'_>, text: &str) {
+    b.type_into(&b.find("#shout"), text);
+    b.click(&b.find("#broadcast"));
+}
+
+/// The real thing: the demo serves its page, two browsers and a TCP
+/// demo-client chat through the cluster (the browsers over WebSocket).
+/// With `ZINX_SCREENSHOTS=DIR`, both windows are saved there as PNG.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_browsers_and_a_tcp_client_chat_through_the_demo() {
+    let Some(driver) = driver() else { return };
+    let conf = Conf::new();
+    let mut demo = Proc::demo(DEMO, "demo", &conf, &[]);
+    wait_ready(&conf.gate_addr()).await;
+    let url = format!("http://127.0.0.1:{}/chat/", conf.admin_port);
+    let mut carol = Proc::client(DEMO_CLIENT, "carol", &conf.gate_addr(), conf.path());
+    carol.wait_line("* logged in as carol", T);
+
+    let (carol, shots) = tokio::task::spawn_blocking(move || {
+        let alice = driver.session();
+        let bob = driver.session();
+        open_chat(&alice, &url, "alice");
+        open_chat(&bob, &url, "bob");
+
+        send(&alice, "bob", "hi bob, from a browser");
+        wait_line(&bob, "alice", "hi bob, from a browser");
+        broadcast(&bob, "hello everybody");
+        wait_line(&alice, "bob", "hello everybody");
+        wait_line(&bob, "bob", "hello everybody");
+        carol.wait_line("[all] bob: hello everybody", T);
+
+        carol.say("/to alice hi alice, from a terminal");
+        wait_line(&alice, "carol", "hi alice, from a terminal");
+        send(&alice, "carol", "hi carol, from a browser");
+        carol.wait_line("[alice] hi carol, from a browser", T);
+        send(&bob, "dave", "anyone?");
+        b_wait_error(&bob, "dave is not online");
+        (carol, [alice.screenshot(), bob.screenshot()])
+    })
+    .await
+    .unwrap();
+    if let Ok(dir) = std::env::var("ZINX_SCREENSHOTS") {
+        for (name, png) in ["alice", "bob"].iter().zip(shots) {
+            std::fs::write(Path::new(&dir).join(format!("chat-{name}.png")), png).unwrap();
+        }
+    }
+    drop(carol);
+    demo.interrupt();
+    assert_eq!(demo.wait_exit(Duration::from_secs(10)).code(), Some(0));
+}
+
+fn b_wait_error(b: &Browser<'_>, text: &str) {
+    let script = format!(
+        "return [...document.querySelectorAll('#log li.error')].some(li => li.dataset.text === {text:?})"
+    );
+    b.wait_for(text, &script);
 }

@@ -13,9 +13,6 @@
 //! most [`MAX_CONNECTIONS`] served at once (more wait in the kernel's
 //! backlog), one request per connection.
 
-// Not yet started by the cluster: wired in with the node split.
-#![allow(dead_code)]
-
 use std::sync::Arc;
 use std::time::Duration;
 

@@ -6,9 +6,6 @@
 //! Neither needs bodies, chunked encoding or keep-alive, so none of it is
 //! here: a request is its head, a response closes the connection.
 
-// Not yet called by the gate: wired in with the node split.
-#![allow(dead_code)]
-
 use std::time::Duration;
 
 use bytes::BytesMut;

@@ -16,7 +16,6 @@ mod family;
 mod labelled;
 pub(crate) mod render;
 
-#[allow(unused_imports)] // recorded once wired in (node split)
 pub(crate) use labelled::{DirOp, Labelled, Outcome, Transport};
 
 const SHARDS: usize = 8;

@@ -4,6 +4,7 @@ use std::collections::VecDeque;
 use std::fmt;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::Instant;
 
 use bytes::Bytes;
 use dashmap::DashMap;
@@ -85,6 +86,10 @@ pub(crate) struct Session {
     uid: Mutex<Option<(Arc<str>, Bytes)>>,
     /// Nodes this session's messages were forwarded to: told when it closes.
     served: Mutex<Vec<u16>>,
+    /// With metrics on: forwards waiting for their final answer, oldest
+    /// first, as (node, group, sent at), for the forward-duration
+    /// histogram. Empty (no allocation) while nothing is forwarded.
+    forwards: Mutex<VecDeque<(u16, usize, Instant)>>,
     /// Cancelled to close the session (kick, queue full, shutdown).
     pub(crate) close: CancellationToken,
     /// The first reason given for closing.
@@ -111,6 +116,7 @@ impl Session {
             ready: Notify::new(),
             uid: Mutex::new(None),
             served: Mutex::new(Vec::new()),
+            forwards: Mutex::new(VecDeque::new()),
             close: CancellationToken::new(),
             reason: Mutex::new(None),
         })
@@ -215,7 +221,47 @@ impl Session {
     pub(crate) fn served(&self) -> Vec<u16> {
         self.served.lock().map(|s| s.clone()).unwrap_or_default()
     }
+
+    /// Notes a message forwarded to `node` of group `group` now (metrics).
+    /// Past [`MAX_TIMED_FORWARDS`] waiting, the record starts over: timing
+    /// is for monitoring and must not grow a session's memory.
+    pub(crate) fn forward_sent(&self, node: u16, group: usize) {
+        if let Ok(mut f) = self.forwards.lock() {
+            if f.len() >= MAX_TIMED_FORWARDS {
+                f.clear();
+            }
+            f.push_back((node, group, Instant::now()));
+        }
+    }
+
+    /// The group and send time of the oldest forward to `node` (whose final
+    /// answer just arrived: a node answers one session's messages in
+    /// order), removed.
+    pub(crate) fn forward_finished(&self, node: u16) -> Option<(usize, Instant)> {
+        let mut f = self.forwards.lock().ok()?;
+        let i = f.iter().position(|(n, _, _)| *n == node)?;
+        let (_, group, sent) = f.remove(i)?;
+        if f.is_empty() && f.capacity() > 16 {
+            *f = VecDeque::new();
+        }
+        Some((group, sent))
+    }
 }
+
+impl Session {
+    /// Forgets the newest forward to `node` (it could not be sent).
+    pub(crate) fn forward_unsent(&self, node: u16) {
+        if let Ok(mut f) = self.forwards.lock() {
+            if let Some(i) = f.iter().rposition(|(n, _, _)| *n == node) {
+                f.remove(i);
+            }
+        }
+    }
+}
+
+/// Forwards of one session timed at once at most (see
+/// [`Session::forward_sent`]).
+const MAX_TIMED_FORWARDS: usize = 1024;
 
 /// 2025-01-01T00:00:00Z in Unix milliseconds.
 const SEQ_EPOCH_MS: u64 = 1_735_689_600_000;

@@ -18,9 +18,12 @@ use tracing::{debug, info, warn};
 
 use crate::envelope::{Envelope, Kind};
 use crate::frame::{Frame, FrameCodec, FrameError, WRITE_BATCH, ZINX_HEARTBEAT_MSG_ID};
+use crate::metrics::{DirOp, Outcome, Transport};
 use crate::node::{Dest, Node};
 use crate::peer::LinkError;
 use crate::session::{CloseReason, Offer, Session};
+use crate::trace::{AttrValue, SpanKind, TraceContext};
+use crate::transport::Ended;
 
 /// Read buffer of an active session.
 const READ_CHUNK: usize = 4 * 1024;
@@ -29,6 +32,18 @@ pub(super) const CLOSE_FLUSH: Duration = Duration::from_secs(1);
 
 pub(super) async fn serve_client(node: Arc<Node>, stream: TcpStream, session: Arc<Session>) {
     let reason = client_loop(&node, stream, &session).await;
+    finish(&node, &session, Transport::Tcp, Ended::Session(reason)).await;
+}
+
+/// Ends a session of any transport: its close reason counted and logged,
+/// then the directory, the nodes that served it and the hooks told.
+pub(super) async fn finish(
+    node: &Arc<Node>,
+    session: &Arc<Session>,
+    transport: Transport,
+    ended: Ended,
+) {
+    let reason = ended.reason();
     session.close_with(reason);
     let reason = session.close_reason().unwrap_or(reason);
     // Counted here, where every session ends, whatever filled its queue (a
@@ -47,9 +62,15 @@ pub(super) async fn serve_client(node: Arc<Node>, stream: TcpStream, session: Ar
         CloseReason::ClientClosed | CloseReason::Shutdown => {
             debug!(session = %session.id, ?reason, "session closed")
         }
-        _ => info!(session = %session.id, ?reason, "session closed"),
+        _ => info!(session = %session.id, ?reason, ?transport, "session closed"),
     }
-    session_ended(&node, &session).await;
+    let labelled = node.labelled();
+    match ended {
+        Ended::TextMessage => labelled.ws_closed(transport, true),
+        Ended::Protocol => labelled.ws_closed(transport, false),
+        Ended::Session(_) => labelled.session_closed(transport, reason),
+    }
+    session_ended(node, session).await;
 }
 
 /// The life of a client connection, in one task: read and dispatch frames,
@@ -162,13 +183,14 @@ async fn client_loop(
 
 /// Answers a frame read while the gate shuts down with `node_stopping`: the
 /// client learns that it was not run.
-fn refuse_frame(node: &Arc<Node>, session: &Arc<Session>, frame: Frame) {
+pub(super) fn refuse_frame(node: &Arc<Node>, session: &Arc<Session>, frame: Frame) {
     let m = node.metrics();
     m.frames_in.add(1);
     if frame.msg_id == ZINX_HEARTBEAT_MSG_ID {
         m.heartbeats_in.add(1);
         return;
     }
+    node.labelled().message(frame.msg_id, Outcome::NodeStopping);
     let why = format!("node {} is shutting down", node.name());
     if let Some(answer) = node.error_frame(frame.msg_id, "node_stopping", &why) {
         m.error_answers.add(1);
@@ -183,7 +205,7 @@ fn refuse_frame(node: &Arc<Node>, session: &Arc<Session>, frame: Frame) {
 }
 
 /// Runs one client frame: in place, forwarded, or answered as an error.
-async fn handle_frame(node: &Arc<Node>, session: &Arc<Session>, frame: Frame) {
+pub(super) async fn handle_frame(node: &Arc<Node>, session: &Arc<Session>, frame: Frame) {
     let m = node.metrics();
     m.frames_in.add(1);
     let msg_id = frame.msg_id;
@@ -191,28 +213,62 @@ async fn handle_frame(node: &Arc<Node>, session: &Arc<Session>, frame: Frame) {
         m.heartbeats_in.add(1);
         return;
     }
+    // Tracing on: a root span per client message (when sampled); off, this
+    // is the only cost.
+    let mut span = if node.tracer().enabled() {
+        node.tracer().start_root("zinx.message", SpanKind::Server)
+    } else {
+        None
+    };
+    if let Some(sp) = span.as_mut() {
+        sp.set("zinx.msg_id", AttrValue::Int(i64::from(msg_id)));
+        sp.set("zinx.session", AttrValue::Str(session.id.to_string()));
+    }
+    let trace = span.as_ref().map(|sp| sp.context());
+    let labelled = node.labelled();
     match node.routing().dest(msg_id) {
         Some(Dest::Local(route)) => {
             // Counted, not tracked as a task: a shared task counter is a
             // contended cache line on every message.
             m.inflight.add(1);
-            node.run_client_message(route, session.id, session.uid(), frame.data, Some(session))
-                .await;
+            node.run_client_message(
+                route,
+                session.id,
+                session.uid(),
+                frame.data,
+                Some(session),
+                trace.as_ref(),
+            )
+            .await;
             m.inflight.sub(1);
             node.work_finished();
         }
-        Some(Dest::Group(g)) => forward(node, session, g, frame),
+        Some(Dest::Group(g)) => {
+            let outcome = forward(node, session, g, frame, trace);
+            labelled.message(msg_id, outcome);
+            if let Some(sp) = span.as_mut() {
+                sp.set(
+                    "zinx.group",
+                    AttrValue::Str(node.routing().group_at(g).name.clone()),
+                );
+                if outcome != Outcome::Forwarded {
+                    sp.fail(outcome.label());
+                }
+            }
+        }
         Some(Dest::OtherGate(g)) => {
             let why = format!(
                 "msg_id {msg_id} belongs to gate group {:?}, not served by this gate",
                 node.routing().group_at(g).name
             );
             m.unknown_msg_id.add(1);
+            labelled.message(msg_id, Outcome::WrongGate);
             warn!(session = %session.id, msg_id, "{why}");
             node.answer_error(session.id, msg_id, "wrong_gate", &why);
         }
         None => {
             m.unknown_msg_id.add(1);
+            labelled.message(msg_id, Outcome::UnknownMsgId);
             warn!(
                 session = %session.id,
                 msg_id,
@@ -228,7 +284,16 @@ async fn handle_frame(node: &Arc<Node>, session: &Arc<Session>, frame: Frame) {
     }
 }
 
-fn forward(node: &Arc<Node>, session: &Arc<Session>, g: usize, frame: Frame) {
+/// Sends a client message on to a node of group `g` (with the gate's
+/// trace context, when tracing); the outcome for the metrics (the client
+/// has been answered when it is an error).
+fn forward(
+    node: &Arc<Node>,
+    session: &Arc<Session>,
+    g: usize,
+    frame: Frame,
+    trace: Option<TraceContext>,
+) -> Outcome {
     let group = node.routing().group_at(g);
     let m = node.metrics();
     let msg_id = frame.msg_id;
@@ -240,7 +305,7 @@ fn forward(node: &Arc<Node>, session: &Arc<Session>, g: usize, frame: Frame) {
         let why = format!("no live node in group {:?}", group.name);
         warn!(session = %session.id, msg_id, "{why}");
         node.answer_error(session.id, msg_id, "no_live_node", &why);
-        return;
+        return Outcome::NoLiveNode;
     };
     if session.mark_served(peer.id) {
         debug!(node = peer.id, "session now served by node");
@@ -251,14 +316,24 @@ fn forward(node: &Arc<Node>, session: &Arc<Session>, g: usize, frame: Frame) {
     env.session = session.id.0;
     env.uid = session.uid_wire();
     env.payload = frame.data;
+    env.trace = trace;
     // Counted before the send: the answer may come back before `send`
     // returns.
     peer.forward_sent();
+    if node.labelled().enabled() {
+        session.forward_sent(peer.id, g);
+    }
     match peer.send(env) {
-        Ok(()) => m.forwards.add(1),
+        Ok(()) => {
+            m.forwards.add(1);
+            Outcome::Forwarded
+        }
         Err(e) => {
             peer.forward_done();
-            let (code, why) = match e {
+            if node.labelled().enabled() {
+                session.forward_unsent(peer.id);
+            }
+            let (code, why, outcome) = match e {
                 LinkError::Down => {
                     m.no_live_node.add(1);
                     (
@@ -267,6 +342,7 @@ fn forward(node: &Arc<Node>, session: &Arc<Session>, g: usize, frame: Frame) {
                             "node {} of group {:?} is unreachable",
                             peer.name, group.name
                         ),
+                        Outcome::NoLiveNode,
                     )
                 }
                 LinkError::Full => {
@@ -274,11 +350,13 @@ fn forward(node: &Arc<Node>, session: &Arc<Session>, g: usize, frame: Frame) {
                     (
                         "overloaded",
                         format!("link to node {} is congested", peer.name),
+                        Outcome::Overloaded,
                     )
                 }
             };
             warn!(session = %session.id, msg_id, "{why}");
             node.answer_error(session.id, msg_id, code, &why);
+            outcome
         }
     }
 }
@@ -292,7 +370,9 @@ async fn session_ended(node: &Arc<Node>, session: &Arc<Session>) {
     let uid = session.uid();
     let uid_wire = session.uid_wire();
     if let Some(uid) = &uid {
-        if let Err(e) = node.directory().unbind(uid, session.id).await {
+        let r = node.directory().unbind(uid, session.id).await;
+        node.count_directory(DirOp::Unbind, &r);
+        if let Err(e) = r {
             warn!(%uid, error = %e, "directory unbind failed; the binding expires with its TTL");
         }
     }

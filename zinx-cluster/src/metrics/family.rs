@@ -7,9 +7,6 @@
 //! separate allocation padded to a cache line, so two threads recording
 //! the same row never write the same line.
 
-// Not yet recorded by the node: wired in with the node split.
-#![allow(dead_code)]
-
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 

@@ -4,9 +4,6 @@
 //! route names counts under `msg_id="other"`, so no client can grow the
 //! label set.
 
-// Not yet recorded by the node: wired in with the node split.
-#![allow(dead_code)]
-
 use std::time::Duration;
 
 use super::family::{HISTOGRAM_COLS, Table};
@@ -145,8 +142,9 @@ pub(crate) struct Labelled {
     /// The msg_ids of `route.json`, sorted: row `i` is `msg_ids[i]`, row
     /// `msg_ids.len()` is every other msg_id.
     msg_ids: Box<[u32]>,
-    /// The groups a gate forwards to: row `i` of `forward`.
-    groups: Box<[String]>,
+    /// The groups a gate forwards to, as (routing index, name): row `i` of
+    /// `forward` is `groups[i]`.
+    groups: Box<[(usize, String)]>,
     /// `zinx_messages_total`: rows msg_ids + other, columns [`Outcome::ALL`].
     messages: Table,
     /// `zinx_handler_duration_seconds`: rows msg_ids + other.
@@ -167,12 +165,12 @@ impl Labelled {
     pub(crate) fn new(
         enabled: bool,
         msg_ids: impl IntoIterator<Item = u32>,
-        groups: impl IntoIterator<Item = String>,
+        groups: impl IntoIterator<Item = (usize, String)>,
     ) -> Labelled {
         let mut ids: Vec<u32> = msg_ids.into_iter().collect();
         ids.sort_unstable();
         ids.dedup();
-        let groups: Box<[String]> = groups.into_iter().collect();
+        let groups: Box<[(usize, String)]> = groups.into_iter().collect();
         let rows = ids.len() + 1;
         Labelled {
             enabled,
@@ -221,14 +219,16 @@ impl Labelled {
         self.handler.observe(row, took);
     }
 
-    /// Records a forwarded message's time from the gate to its answer, for
-    /// group row `group`.
+    /// Records a forwarded message's time from the gate to its final
+    /// answer, for the group of routing index `group`.
     #[inline]
     pub(crate) fn forward_answered(&self, group: usize, took: Duration) {
         if !self.enabled {
             return;
         }
-        self.forward.observe(group, took);
+        if let Some(row) = self.groups.iter().position(|(g, _)| *g == group) {
+            self.forward.observe(row, took);
+        }
     }
 
     /// A session opened on `transport` (always counted: it is a gauge).
@@ -256,11 +256,13 @@ impl Labelled {
     }
 
     /// Sessions open on a transport.
+    #[cfg(test)]
     pub(crate) fn sessions(&self, transport: Transport) -> u64 {
         self.sessions.get(0, transport as usize)
     }
 
     /// Messages of `msg_id` counted with `outcome`.
+    #[cfg(test)]
     pub(crate) fn messages(&self, msg_id: u32, outcome: Outcome) -> u64 {
         self.messages.get(self.row(msg_id), outcome as usize)
     }
@@ -320,7 +322,7 @@ impl Labelled {
             "histogram",
             "Gate: time from forwarding a client message to its answer, by group.",
         );
-        for (row, group) in self.groups.iter().enumerate() {
+        for (row, (_, group)) in self.groups.iter().enumerate() {
             let labels = format!("node=\"{node}\",group=\"{}\"", super::render::escape(group));
             super::render::histogram(
                 out,
@@ -383,7 +385,9 @@ mod tests {
 
     #[test]
     fn unknown_msg_ids_share_one_label() {
-        let m = Labelled::new(true, [3, 1, 6], ["im".to_string()]);
+        let m = Labelled::new(true, [3, 1, 6], [(1, "im".to_string())]);
+        m.forward_answered(1, Duration::from_millis(2));
+        m.forward_answered(0, Duration::from_millis(2));
         m.message(3, Outcome::Forwarded);
         m.message(77, Outcome::UnknownMsgId);
         m.message(1_000_000, Outcome::UnknownMsgId);
@@ -404,6 +408,9 @@ mod tests {
             "zinx_handler_duration_seconds_bucket{node=\"gate-1\",msg_id=\"1\",le=\"0.0001\"} 1"
         ));
         assert!(!out.contains("msg_id=\"77\""));
+        assert!(
+            out.contains("zinx_forward_duration_seconds_count{node=\"gate-1\",group=\"im\"} 1")
+        );
     }
 
     #[test]

@@ -1,9 +1,6 @@
 //! The Prometheus text exposition format (version 0.0.4), written by hand
 //! from our own atomics: `# HELP`, `# TYPE`, then one sample a line.
 
-// Not yet recorded by the node: wired in with the node split.
-#![allow(dead_code)]
-
 use std::fmt::Write;
 
 use super::MetricsSnapshot;

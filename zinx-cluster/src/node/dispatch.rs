@@ -12,6 +12,7 @@ use super::{BROADCAST_USERS_ONLY, Node, TO_SESSION_FINAL, text, uid_of};
 use crate::envelope::{Envelope, HEARTBEAT_STOPPING, HEARTBEAT_STOPPING_ACK, Kind, Status};
 use crate::error::SendError;
 use crate::frame::Frame;
+use crate::metrics::Outcome;
 use crate::peer::Peer;
 use crate::session::SessionId;
 
@@ -29,7 +30,7 @@ impl Node {
             Kind::Call | Kind::Cast => node.on_call(from, env),
             Kind::SessionClosed => node.on_session_closed(env),
             Kind::ToSession => node.on_to_session(from, env),
-            Kind::Done => node.on_done(from),
+            Kind::Done => node.on_done(from, SessionId(env.session)),
             Kind::ToUid => node.on_to_uid(from, env),
             Kind::Broadcast => node.broadcast_local(
                 &Frame::new(env.msg_id, env.payload),
@@ -71,6 +72,7 @@ impl Node {
         let msg_id = env.msg_id;
         let refuse = |code: &str, why: String| {
             warn!(%session, msg_id, "{why}");
+            self.labelled.message(msg_id, Outcome::of_code(code));
             let frame = self.error_frame(msg_id, code, &why);
             if frame.is_some() {
                 self.metrics.error_answers.add(1);
@@ -90,10 +92,9 @@ impl Node {
                 format!("node {} has no handler for msg_id {msg_id}", self.name),
             );
         };
-        if self
-            .enqueue(session, &env.uid, Job::new(route, env.payload))
-            .is_err()
-        {
+        let mut job = Job::new(route, env.payload);
+        job.trace = env.trace;
+        if self.enqueue(session, &env.uid, job).is_err() {
             refuse(
                 "overloaded",
                 format!(
@@ -153,15 +154,26 @@ impl Node {
             debug!(%session, error = %e, "push to a closed session dropped");
         }
         if env.flags & TO_SESSION_FINAL != 0 {
-            self.on_done(from);
+            self.on_done(from, session);
         }
     }
 
-    /// A forwarded message finished on node `from`.
-    fn on_done(&self, from: u16) {
+    /// A forwarded message of `session` finished on node `from`.
+    fn on_done(&self, from: u16, session: SessionId) {
         if let Some(peer) = self.links.get(from) {
             peer.forward_done();
             self.work_finished();
+        }
+        if self.labelled.enabled() {
+            // A node answers one session's messages in order: its oldest
+            // forward to `from` is the one that finished.
+            let timed = self
+                .sessions
+                .get(session)
+                .and_then(|s| s.forward_finished(from));
+            if let Some((group, sent)) = timed {
+                self.labelled.forward_answered(group, sent.elapsed());
+            }
         }
     }
 

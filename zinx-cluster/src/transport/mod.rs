@@ -7,9 +7,6 @@
 //! runs the connection until it ends, returning why ([`Ended`]). So the
 //! transports are tested here with a fake endpoint, without a cluster.
 
-// Not yet called by the gate: wired in with the node split.
-#![allow(dead_code)]
-
 use std::future::Future;
 use std::time::Duration;
 
@@ -22,8 +19,7 @@ pub(crate) mod stream;
 pub(crate) mod tls;
 pub(crate) mod ws;
 
-/// A transport gathers up to this many bytes of queued frames per write.
-pub(crate) const WRITE_BATCH: usize = 64 * 1024;
+pub(crate) use crate::frame::WRITE_BATCH;
 
 /// The session side of one client connection, as a transport sees it.
 ///
