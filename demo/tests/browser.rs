@@ -169,7 +169,7 @@ fn broadcast(b: &Browser<'_>, text: &str) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_browsers_and_a_tcp_client_chat_through_the_demo() {
     let Some(driver) = driver() else { return };
-    let conf = Conf::new();
+    let conf = Conf::with_web();
     let mut demo = Proc::demo(DEMO, "demo", &conf, &[]);
     wait_ready(&conf.gate_addr()).await;
     let url = format!("http://127.0.0.1:{}/chat/", conf.admin_port);

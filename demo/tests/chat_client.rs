@@ -68,7 +68,7 @@ async fn two_chat_clients_talk_through_the_cluster() {
 
 #[tokio::test]
 async fn a_websocket_chat_client_talks_to_a_tcp_one() {
-    let conf = Conf::new();
+    let conf = Conf::with_web();
     let mut demo = Proc::demo(DEMO, "demo", &conf, &[]);
     let addr = conf.gate_addr();
     wait_ready(&addr).await;

@@ -71,9 +71,10 @@ pub struct Conf {
     dir: tempfile::TempDir,
     /// Ports of gate-1 (ID 1), im-1 (ID 2), im-2 (ID 3).
     pub ports: [u16; 3],
-    /// gate-1's WebSocket port.
+    /// gate-1's WebSocket port (listening only with [`Conf::with_web`]).
     pub ws_port: u16,
-    /// gate-1's admin port (metrics, health, the demo's chat page).
+    /// gate-1's admin port (metrics, health, the demo's chat page;
+    /// listening only with [`Conf::with_web`]).
     pub admin_port: u16,
 }
 
@@ -93,13 +94,27 @@ impl Conf {
         Conf::with_files(DEMO_ROUTES, settings_json)
     }
 
+    /// The shipped routes and test settings, with gate-1 also on a
+    /// WebSocket port and an admin port.
+    pub fn with_web() -> Conf {
+        Conf::build(DEMO_ROUTES, SETTINGS, true)
+    }
+
     /// Both files given.
     pub fn with_files(route_json: &str, settings_json: &str) -> Conf {
+        Conf::build(route_json, settings_json, false)
+    }
+
+    fn build(route_json: &str, settings_json: &str, web: bool) -> Conf {
         let p = free_ports(5).expect("free ports");
         let ports = [p[0], p[1], p[2]];
         let (ws_port, admin_port) = (p[3], p[4]);
         let dir = tempfile::tempdir().expect("a temporary directory");
-        let dinx = demo_dinx_web(ports, ws_port, admin_port);
+        let dinx = if web {
+            demo_dinx_web(ports, ws_port, admin_port)
+        } else {
+            demo_dinx(ports)
+        };
         write_conf(dir.path(), &dinx, route_json, settings_json)
             .expect("writing the test configuration");
         Conf {

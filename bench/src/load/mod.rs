@@ -30,7 +30,7 @@ use crate::sys::Connector;
 
 mod conn;
 
-use conn::{Conn, ConnTotals};
+use conn::{Conn, ConnTotals, Wire};
 
 /// Bytes of the identifying prefix of every request payload.
 pub(crate) const PAYLOAD_HEADER: usize = 16;
@@ -77,6 +77,8 @@ pub(crate) struct LoadPlan {
     pub(crate) reply_timeout: Duration,
     /// Show a progress bar on stderr.
     pub(crate) progress: bool,
+    /// Speak WebSocket, upgrading on this path.
+    pub(crate) ws: Option<String>,
 }
 
 impl LoadPlan {
@@ -86,8 +88,12 @@ impl LoadPlan {
             StopAt::Duration(d) => format!("--duration {}", d.as_secs_f64()),
             StopAt::Requests(r) => format!("--requests {r}"),
         };
+        let ws = match &self.ws {
+            Some(path) => format!(" --ws {path}"),
+            None => String::new(),
+        };
         format!(
-            "bench load --addr {} --msg-id {} --conns {} --window {} --size {} {stop} --warmup {}",
+            "bench load --addr {} --msg-id {} --conns {} --window {} --size {} {stop} --warmup {}{ws}",
             self.addr,
             self.msg_id,
             self.conns,
@@ -273,6 +279,20 @@ pub(crate) async fn run(plan: &LoadPlan) -> Result<LoadReport> {
         .collect::<std::io::Result<_>>()
         .with_context(|| format!("connecting to {}", plan.addr))?;
     streams.sort_by_key(|(i, _)| *i);
+    let mut wires = Vec::with_capacity(streams.len());
+    for (i, stream) in streams {
+        let wire = match &plan.ws {
+            None => Wire::Tcp(stream),
+            Some(path) => {
+                let url = format!("ws://{}{path}", plan.addr);
+                let (ws, _) = tokio_tungstenite::client_async(url.as_str(), stream)
+                    .await
+                    .with_context(|| format!("WebSocket upgrade at {url}"))?;
+                Wire::Ws(Box::new(ws))
+            }
+        };
+        wires.push((i, wire));
+    }
 
     let shared = Arc::new(Shared {
         measuring: AtomicBool::new(plan.warmup.is_zero()),
@@ -290,9 +310,9 @@ pub(crate) async fn run(plan: &LoadPlan) -> Result<LoadReport> {
     let bar = progress_bar(plan);
     let mut tasks = tokio::task::JoinSet::new();
     let mut start = Instant::now();
-    for (i, stream) in streams {
+    for (i, wire) in wires {
         let conn = Conn::new(i as u32, plan, shared.clone());
-        tasks.spawn(conn.run(stream));
+        tasks.spawn(conn.run(wire));
     }
 
     if !plan.warmup.is_zero() {
