@@ -475,7 +475,40 @@ mod tests {
             warmup: Duration::ZERO,
             reply_timeout: Duration::from_secs(2),
             progress: false,
+            ws: None,
         }
+    }
+
+    /// A WebSocket echo: every binary message back as it came.
+    async fn ws_echo_server() -> SocketAddr {
+        use futures::SinkExt;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            while let Ok((tcp, _)) = listener.accept().await {
+                tokio::spawn(async move {
+                    let Ok(mut ws) = tokio_tungstenite::accept_async(tcp).await else {
+                        return;
+                    };
+                    while let Some(Ok(msg)) = ws.next().await {
+                        if msg.is_binary() && ws.send(msg).await.is_err() {
+                            return;
+                        }
+                    }
+                });
+            }
+        });
+        addr
+    }
+
+    #[tokio::test]
+    async fn websocket_requests_get_their_exact_replies() {
+        let mut p = plan(ws_echo_server().await, 2000);
+        p.ws = Some("/".into());
+        assert!(p.command().ends_with(" --ws /"), "{}", p.command());
+        let report = run(&p).await.unwrap();
+        assert!(report.clean(), "{}", report.human());
+        assert_eq!(report.messages, 2000);
     }
 
     #[tokio::test]
