@@ -141,9 +141,19 @@ fn demo_conf_of_the_workspace_loads() {
     assert_eq!(
         config.nodes,
         [
-            node(1, "gate-1", "gate", NodeType::Gate, "127.0.0.1", 10000),
-            node(2, "im-1", "im", NodeType::Backend, "127.0.0.1", 20000),
-            node(3, "im-2", "im", NodeType::Backend, "127.0.0.1", 21000),
+            NodeConfig {
+                ws_port: Some(9000),
+                admin_port: Some(9100),
+                ..node(1, "gate-1", "gate", NodeType::Gate, "127.0.0.1", 10000)
+            },
+            NodeConfig {
+                admin_port: Some(9101),
+                ..node(2, "im-1", "im", NodeType::Backend, "127.0.0.1", 20000)
+            },
+            NodeConfig {
+                admin_port: Some(9102),
+                ..node(3, "im-2", "im", NodeType::Backend, "127.0.0.1", 21000)
+            },
         ]
     );
     assert_eq!(

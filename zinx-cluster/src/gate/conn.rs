@@ -14,7 +14,7 @@ use bytes::BytesMut;
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 use tokio_util::codec::Decoder;
-use tracing::{debug, info, warn};
+use tracing::{Instrument, debug, info, info_span, warn};
 
 use crate::envelope::{Envelope, Kind};
 use crate::frame::{Frame, FrameCodec, FrameError, WRITE_BATCH, ZINX_HEARTBEAT_MSG_ID};
@@ -22,7 +22,7 @@ use crate::metrics::{DirOp, Outcome, Transport};
 use crate::node::{Dest, Node};
 use crate::peer::LinkError;
 use crate::session::{CloseReason, Offer, Session};
-use crate::trace::{AttrValue, SpanKind, TraceContext};
+use crate::trace::{ActiveSpan, AttrValue, SpanKind, TraceContext};
 use crate::transport::Ended;
 
 /// Read buffer of an active session.
@@ -224,6 +224,26 @@ pub(super) async fn handle_frame(node: &Arc<Node>, session: &Arc<Session>, frame
         sp.set("zinx.msg_id", AttrValue::Int(i64::from(msg_id)));
         sp.set("zinx.session", AttrValue::Str(session.id.to_string()));
     }
+    match span.as_ref().map(|sp| sp.context().trace_id_hex()) {
+        // The trace id in the gate's log lines for this message too.
+        Some(trace_id) => {
+            route_frame(node, session, frame, &mut span)
+                .instrument(info_span!("trace", %trace_id))
+                .await
+        }
+        None => route_frame(node, session, frame, &mut span).await,
+    }
+}
+
+/// Runs, forwards or refuses one client message (see [`handle_frame`]).
+async fn route_frame(
+    node: &Arc<Node>,
+    session: &Arc<Session>,
+    frame: Frame,
+    span: &mut Option<ActiveSpan>,
+) {
+    let m = node.metrics();
+    let msg_id = frame.msg_id;
     let trace = span.as_ref().map(|sp| sp.context());
     let labelled = node.labelled();
     match node.routing().dest(msg_id) {
