@@ -134,6 +134,11 @@ struct LoadArgs {
     /// Print one JSON line instead of text (and no progress bar).
     #[arg(long)]
     json: bool,
+    /// Speak WebSocket on this path of ADDR (a gate's WsPort and WsPath,
+    /// e.g. `--ws /`): each request frame is one binary message, as zinx's
+    /// NewWsClient sends them.
+    #[arg(long)]
+    ws: Option<String>,
 }
 
 #[derive(Args, Debug)]
@@ -287,6 +292,7 @@ async fn run(cmd: Cmd) -> Result<bool> {
                 warmup: secs(a.warmup, "--warmup")?,
                 reply_timeout: secs(a.reply_timeout, "--reply-timeout")?,
                 progress: !a.json,
+                ws: a.ws.clone(),
             };
             let report = load::run(&plan).await?;
             if a.json {

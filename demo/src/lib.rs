@@ -24,6 +24,8 @@
 use serde::{Deserialize, Serialize};
 use zinx_cluster::Message;
 
+pub mod web;
+
 /// Log in: binds the session to a user name.
 pub const LOGIN: u32 = Login::ID;
 /// Log out: removes the session's user name.

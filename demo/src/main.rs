@@ -7,6 +7,10 @@
 //! cargo run -p demo -- --conf DIR    # another configuration directory
 //! ```
 //!
+//! With `conf/`, the gate also speaks WebSocket on port 9000 and serves a
+//! browser chat page at <http://127.0.0.1:9100/chat/>; every node has an
+//! admin endpoint (`/metrics`, `/healthz`, `/readyz`) on 9100-9102.
+//!
 //! Runs until Ctrl-C or SIGTERM, then shuts down gracefully and exits 0.
 //! When the configuration or the handlers are wrong it prints every problem
 //! and exits 2 before opening any port.
@@ -17,7 +21,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use tracing_subscriber::EnvFilter;
-use zinx_cluster::{Cluster, NodeId, Select, SessionClosed};
+use zinx_cluster::{Cluster, NodeConfig, NodeId, Page, Select, SessionClosed};
 
 // The handler modules, one per group. Naming them here is what links them
 // into the binary: a `#[handler]` in a module or crate that nothing names
@@ -47,6 +51,15 @@ async fn session_ended(closed: SessionClosed) {
     }
 }
 
+/// A gate with a WebSocket port serves the browser chat page on its admin
+/// port, pointed at its own WebSocket.
+fn chat_pages(node: &NodeConfig) -> Vec<Page> {
+    match node.ws_port {
+        Some(port) => demo::web::chat_pages(port, &node.ws_path),
+        None => Vec::new(),
+    }
+}
+
 #[tokio::main]
 async fn main() -> ExitCode {
     let args = Args::parse();
@@ -62,7 +75,18 @@ async fn main() -> ExitCode {
 
     let select = args.id.map_or(Select::All, Select::Id);
     let started = match Cluster::from_dir(&args.conf) {
-        Ok(cluster) => cluster.on_session_closed(session_ended).run(select).await,
+        Ok(cluster) => {
+            for gate in cluster.config().gates() {
+                if let (Some(admin), Some(_)) = (gate.admin_addr(), gate.ws_port) {
+                    tracing::info!("{}: chat page on http://{admin}/chat/", gate.name);
+                }
+            }
+            cluster
+                .on_session_closed(session_ended)
+                .with_pages(chat_pages)
+                .run(select)
+                .await
+        }
         Err(e) => Err(e),
     };
     match started {

@@ -65,3 +65,25 @@ async fn two_chat_clients_talk_through_the_cluster() {
     demo.interrupt();
     assert_eq!(demo.wait_exit(Duration::from_secs(10)).code(), Some(0));
 }
+
+#[tokio::test]
+async fn a_websocket_chat_client_talks_to_a_tcp_one() {
+    let conf = Conf::with_web();
+    let mut demo = Proc::demo(DEMO, "demo", &conf, &[]);
+    let addr = conf.gate_addr();
+    wait_ready(&addr).await;
+    let ws_addr = format!("127.0.0.1:{}", conf.ws_port);
+    let mut wendy = Proc::client_with(DEMO_CLIENT, "wendy", &ws_addr, conf.path(), &["--ws"]);
+    wendy.wait_line("* logged in as wendy", T);
+    let mut tom = Proc::client(DEMO_CLIENT, "tom", &addr, conf.path());
+    tom.wait_line("* logged in as tom", T);
+    wendy.say("/to tom hi from a websocket");
+    tom.wait_line("[wendy] hi from a websocket", T);
+    tom.say("/all hello both");
+    wendy.wait_line("[all] tom: hello both", T);
+    let long = "w".repeat(60 * 1024);
+    wendy.say(&format!("/echo {long}"));
+    wendy.wait_line(&format!("echo: {long}"), T);
+    demo.interrupt();
+    assert_eq!(demo.wait_exit(Duration::from_secs(10)).code(), Some(0));
+}

@@ -36,6 +36,20 @@ pub fn demo_dinx(ports: [u16; 3]) -> String {
     .to_string()
 }
 
+/// [`demo_dinx`] with gate-1 also on a WebSocket port and an admin port
+/// (metrics, health, the demo's chat page).
+pub fn demo_dinx_web(ports: [u16; 3], ws_port: u16, admin_port: u16) -> String {
+    json!({
+        "gate": [{"ID": 1, "Name": "gate-1", "Type": 1, "IP": "127.0.0.1", "Port": ports[0],
+                  "WsPort": ws_port, "AdminPort": admin_port}],
+        "im": [
+            {"ID": 2, "Name": "im-1", "Type": 2, "IP": "127.0.0.1", "Port": ports[1]},
+            {"ID": 3, "Name": "im-2", "Type": 2, "IP": "127.0.0.1", "Port": ports[2]}
+        ]
+    })
+    .to_string()
+}
+
 /// Writes the three files into `dir` (created if missing).
 pub fn write_conf(dir: &Path, dinx: &str, route: &str, settings: &str) -> io::Result<()> {
     std::fs::create_dir_all(dir)?;
@@ -57,6 +71,11 @@ pub struct Conf {
     dir: tempfile::TempDir,
     /// Ports of gate-1 (ID 1), im-1 (ID 2), im-2 (ID 3).
     pub ports: [u16; 3],
+    /// gate-1's WebSocket port (listening only with [`Conf::with_web`]).
+    pub ws_port: u16,
+    /// gate-1's admin port (metrics, health, the demo's chat page;
+    /// listening only with [`Conf::with_web`]).
+    pub admin_port: u16,
 }
 
 impl Conf {
@@ -75,14 +94,35 @@ impl Conf {
         Conf::with_files(DEMO_ROUTES, settings_json)
     }
 
+    /// The shipped routes and test settings, with gate-1 also on a
+    /// WebSocket port and an admin port.
+    pub fn with_web() -> Conf {
+        Conf::build(DEMO_ROUTES, SETTINGS, true)
+    }
+
     /// Both files given.
     pub fn with_files(route_json: &str, settings_json: &str) -> Conf {
-        let p = free_ports(3).expect("free ports");
+        Conf::build(route_json, settings_json, false)
+    }
+
+    fn build(route_json: &str, settings_json: &str, web: bool) -> Conf {
+        let p = free_ports(5).expect("free ports");
         let ports = [p[0], p[1], p[2]];
+        let (ws_port, admin_port) = (p[3], p[4]);
         let dir = tempfile::tempdir().expect("a temporary directory");
-        write_conf(dir.path(), &demo_dinx(ports), route_json, settings_json)
+        let dinx = if web {
+            demo_dinx_web(ports, ws_port, admin_port)
+        } else {
+            demo_dinx(ports)
+        };
+        write_conf(dir.path(), &dinx, route_json, settings_json)
             .expect("writing the test configuration");
-        Conf { dir, ports }
+        Conf {
+            dir,
+            ports,
+            ws_port,
+            admin_port,
+        }
     }
 
     /// The directory to pass as `--conf`.

@@ -32,6 +32,7 @@ pub mod ports;
 pub mod process;
 pub mod redis;
 pub mod rss;
+pub mod webdriver;
 pub mod wire;
 
 use std::time::Duration;

@@ -86,9 +86,15 @@ impl Proc {
     /// Runs `<client> --addr <addr> --name <name>` with stdin and stdout
     /// piped; stderr goes to a log file in `dir`.
     pub fn client(client: &str, name: &str, addr: &str, dir: &Path) -> Proc {
+        Proc::client_with(client, name, addr, dir, &[])
+    }
+
+    /// [`Proc::client`] with more flags (`--ws`, `--tls`, ..).
+    pub fn client_with(client: &str, name: &str, addr: &str, dir: &Path, flags: &[&str]) -> Proc {
         let log = dir.join(format!("client-{name}.log"));
         let mut cmd = Command::new(client);
         cmd.args(["--addr", addr, "--name", name])
+            .args(flags)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(File::create(&log).expect("creating the log file"));

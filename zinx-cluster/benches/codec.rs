@@ -33,6 +33,7 @@ fn forward_envelope() -> Envelope {
         request: 0,
         uid: Bytes::from_static(b"alice"),
         payload: payload(),
+        trace: None,
     }
 }
 

@@ -11,13 +11,16 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tracing::{error, info, warn};
 
+use crate::admin::{AdminSource, Page};
 use crate::config::{ClusterConfig, ConfigErrors, NodeConfig, NodeId, NodeType};
 use crate::directory::{Directory, Identity, RedisDirectory};
-use crate::gate::Gate;
+use crate::gate::{ClientPorts, Gate};
 use crate::metrics::{Metrics, MetricsSnapshot};
 use crate::node::{Node, NodeParts, SessionClosed, SessionHook};
 use crate::peer::LinkKey;
 use crate::registry::{self, RegistryErrors};
+use crate::trace::{OtlpEndpointError, OtlpExporter, SpanExporter, Tracer};
+use crate::transport::tls::TlsConfigError;
 
 /// Which nodes of `dinx.json` this process runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -49,6 +52,13 @@ pub enum StartError {
     /// The shared directory could not be set up.
     #[error("user directory: {0}")]
     Directory(String),
+    /// The TLS certificate or key of `settings.json` cannot be used (the
+    /// message names the file).
+    #[error("TLS: {0}")]
+    Tls(#[from] TlsConfigError),
+    /// The OTLP span exporter could not be started.
+    #[error("tracing: {0}")]
+    Tracing(#[from] OtlpEndpointError),
     /// The cluster secret could not be turned into a link key.
     #[error("cluster secret: {0}")]
     Secret(String),
@@ -85,13 +95,22 @@ pub enum StartError {
 pub struct Cluster {
     config: ClusterConfig,
     hooks: Vec<SessionHook>,
+    /// Where spans go (else OTLP when `otlp_endpoint` is set, else off).
+    exporter: Option<Arc<dyn SpanExporter>>,
+    /// Which static pages each node's admin port serves.
+    pages: Option<PagesFn>,
 }
+
+/// Which static pages a node's admin port serves.
+type PagesFn = Box<dyn Fn(&NodeConfig) -> Vec<Page> + Send + Sync>;
 
 impl std::fmt::Debug for Cluster {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Cluster")
             .field("config", &self.config)
             .field("hooks", &self.hooks.len())
+            .field("span_exporter", &self.exporter.is_some())
+            .field("pages", &self.pages.is_some())
             .finish()
     }
 }
@@ -108,7 +127,28 @@ impl Cluster {
         Cluster {
             config,
             hooks: Vec::new(),
+            exporter: None,
+            pages: None,
         }
+    }
+
+    /// Turns tracing on with this exporter (e.g. an
+    /// [`InMemoryExporter`](crate::trace::InMemoryExporter) in tests),
+    /// whatever `otlp_endpoint` says.
+    pub fn with_span_exporter(mut self, exporter: Arc<dyn SpanExporter>) -> Self {
+        self.exporter = Some(exporter);
+        self
+    }
+
+    /// Serves static pages on each node's admin port (beside `/metrics`,
+    /// `/healthz`, `/readyz`), e.g. a browser client: `pages` says which
+    /// for a node, so a gate's page can name its own WebSocket port.
+    pub fn with_pages<F>(mut self, pages: F) -> Self
+    where
+        F: Fn(&NodeConfig) -> Vec<Page> + Send + Sync + 'static,
+    {
+        self.pages = Some(Box::new(pages));
+        self
     }
 
     /// The configuration.
@@ -188,24 +228,45 @@ impl Cluster {
             directories.push((directory_for(me.clone())?, me));
         }
 
+        let serves_clients = selected.iter().any(|n| n.node_type == NodeType::Gate);
+        let tls = match config.settings.tls_files(&config.dir) {
+            Some((cert, key)) if serves_clients => {
+                Some(crate::transport::tls::load_server_config(&cert, &key)?)
+            }
+            _ => None,
+        };
+        let exporter: Option<Arc<dyn SpanExporter>> =
+            match (self.exporter, &config.settings.otlp_endpoint) {
+                (Some(e), _) => Some(e),
+                (None, Some(url)) => Some(OtlpExporter::start(url, "zinx-cluster")?),
+                (None, None) => None,
+            };
+
         // Bind everything before anything runs: a taken port fails the
         // start cleanly.
         let mut listeners = Vec::new();
+        let mut extra = Vec::new();
         for n in &selected {
-            let l = TcpListener::bind(n.addr())
-                .await
-                .map_err(|source| StartError::Bind {
-                    id: n.id,
-                    name: n.name.clone(),
-                    addr: n.addr(),
-                    source,
-                })?;
-            listeners.push(l);
+            listeners.push(bind(n, n.addr()).await?);
+            let ws = match (n.node_type, n.ws_addr()) {
+                (NodeType::Gate, Some(addr)) => Some(bind(n, addr).await?),
+                _ => None,
+            };
+            let admin = match n.admin_addr() {
+                Some(addr) => Some(bind(n, addr).await?),
+                None => None,
+            };
+            extra.push((ws, admin));
         }
 
         let root = CancellationToken::new();
         let mut nodes = Vec::new();
-        for ((n, listener), (directory, me)) in selected.iter().zip(listeners).zip(directories) {
+        let nodes_and_ports = selected.iter().zip(listeners).zip(directories).zip(extra);
+        for (((n, listener), (directory, me)), (ws, admin)) in nodes_and_ports {
+            let tracer = match &exporter {
+                Some(e) => Tracer::new(n.name.clone(), e.clone(), config.settings.trace_every),
+                None => Tracer::off(),
+            };
             let node = Arc::new(Node::new(
                 n,
                 &config,
@@ -217,6 +278,7 @@ impl Cluster {
                     metrics: me.metrics,
                     hooks: self.hooks.clone(),
                     root: root.clone(),
+                    tracer,
                 },
             ));
             let addr = listener.local_addr().ok();
@@ -239,10 +301,37 @@ impl Cluster {
                 ids
             );
             node.directory().start(n.id, node.closed().clone());
+            if let Some(admin) = admin {
+                info!(
+                    "node {}: admin endpoint on http://{} (/metrics, /healthz, /readyz)",
+                    n.name,
+                    n.admin_addr().unwrap_or_default()
+                );
+                let source: Arc<dyn AdminSource> = node.clone();
+                let pages: Arc<[Page]> =
+                    self.pages.as_ref().map(|f| f(n)).unwrap_or_default().into();
+                tokio::spawn(crate::admin::serve(
+                    admin,
+                    source,
+                    pages,
+                    node.closed().clone(),
+                ));
+            }
             let gate = match n.node_type {
                 NodeType::Gate => {
                     node.links().start(node.clone(), None);
-                    Some(Gate::start(node.clone(), listener))
+                    if let Some(addr) = n.ws_addr().filter(|_| ws.is_some()) {
+                        let scheme = if tls.is_some() { "wss" } else { "ws" };
+                        info!(
+                            "node {}: WebSocket clients on {scheme}://{addr}{}",
+                            n.name, n.ws_path
+                        );
+                    }
+                    let ports = ClientPorts {
+                        ws: ws.map(|l| (l, n.ws_path.clone())),
+                        tls: tls.clone(),
+                    };
+                    Some(Gate::start(node.clone(), listener, ports))
                 }
                 NodeType::Backend => {
                     node.links().start(node.clone(), Some(listener));
@@ -266,6 +355,18 @@ impl Cluster {
         running.shutdown().await;
         Ok(())
     }
+}
+
+/// Binds one of node `n`'s addresses; a taken port names the node.
+async fn bind(n: &NodeConfig, addr: String) -> Result<TcpListener, StartError> {
+    TcpListener::bind(&addr)
+        .await
+        .map_err(|source| StartError::Bind {
+            id: n.id,
+            name: n.name.clone(),
+            addr,
+            source,
+        })
 }
 
 async fn wait_for_signal() {

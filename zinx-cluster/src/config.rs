@@ -11,9 +11,16 @@
 //!   `::1`: hostnames are not supported. A group is either all gates or all
 //!   backends, and the cluster needs at least one gate.
 //!
+//!   Optional keys (zinx's names): `WsPort` (a gate also serves zinx
+//!   frames over WebSocket on this port) with `WsPath` (the upgrade path,
+//!   default `/`), and `AdminPort` (any node: `/metrics`, `/healthz`,
+//!   `/readyz` over HTTP). They bind the node's `IP` like `Port`; no two
+//!   ports of the cluster may share an address.
+//!
 //!   ```json
 //!   {
-//!     "gate": [{"ID": 1, "Name": "gate-1", "Type": 1, "IP": "127.0.0.1", "Port": 10000}],
+//!     "gate": [{"ID": 1, "Name": "gate-1", "Type": 1, "IP": "127.0.0.1", "Port": 10000,
+//!               "WsPort": 9000, "WsPath": "/", "AdminPort": 9100}],
 //!     "im": [{"ID": 2, "Name": "im-1", "Type": 2, "IP": "127.0.0.1", "Port": 20000}]
 //!   }
 //!   ```
@@ -94,15 +101,36 @@ pub struct NodeConfig {
     pub ip: String,
     /// `Port`.
     pub port: u16,
+    /// `WsPort`: a gate's WebSocket port, if it serves one.
+    pub ws_port: Option<u16>,
+    /// `WsPath`: the path WebSocket clients upgrade on (default `/`).
+    pub ws_path: String,
+    /// `AdminPort`: the node's HTTP admin endpoint, if any.
+    pub admin_port: Option<u16>,
 }
 
 impl NodeConfig {
     /// `IP:Port`, with IPv6 addresses bracketed.
     pub fn addr(&self) -> String {
+        self.addr_on(self.port)
+    }
+
+    /// `IP:WsPort`, when the node serves WebSocket.
+    pub fn ws_addr(&self) -> Option<String> {
+        self.ws_port.map(|p| self.addr_on(p))
+    }
+
+    /// `IP:AdminPort`, when the node has an admin endpoint.
+    pub fn admin_addr(&self) -> Option<String> {
+        self.admin_port.map(|p| self.addr_on(p))
+    }
+
+    /// `IP:port`, with IPv6 addresses bracketed.
+    fn addr_on(&self, port: u16) -> String {
         if self.ip.contains(':') {
-            format!("[{}]:{}", self.ip, self.port)
+            format!("[{}]:{}", self.ip, port)
         } else {
-            format!("{}:{}", self.ip, self.port)
+            format!("{}:{}", self.ip, port)
         }
     }
 }

@@ -14,6 +14,12 @@
 //! the uid where one is carried), against ~90 bytes of gob type information
 //! per message in the Go original. Decoding slices the frame's `Bytes`: the
 //! payload is never copied.
+//!
+//! With tracing on, a message may carry a W3C trace context: the top bit of
+//! `flags` on the wire ([`FLAG_TRACED`]) says that 25 bytes (trace id 16,
+//! span id 8, trace flags 1) follow the header, before the uid. Untraced
+//! messages are byte for byte as above. The bit belongs to the envelope
+//! layer: [`Envelope::flags`] never shows it, [`Envelope::trace`] does.
 
 // Public only with the `internals` feature (fuzzing, benchmarks).
 #![cfg_attr(not(feature = "internals"), allow(unreachable_pub))]
@@ -21,6 +27,7 @@
 use bytes::{Buf, Bytes, BytesMut};
 
 use crate::frame::{Frame, HEADER_LEN};
+use crate::trace::{TRACE_CONTEXT_LEN, TraceContext};
 
 /// Size of the envelope header inside the TLV data.
 pub const ENVELOPE_HEADER_LEN: usize = 18;
@@ -30,6 +37,10 @@ pub const ENVELOPE_OVERHEAD: usize = HEADER_LEN + ENVELOPE_HEADER_LEN;
 
 // The PROTOCOL.md budget: at most 32 bytes of overhead per message.
 const _: () = assert!(ENVELOPE_OVERHEAD <= 32);
+
+/// The wire bit of `flags` saying a trace context follows the header. Kinds
+/// keep their own flags in the low seven bits.
+pub const FLAG_TRACED: u8 = 0x80;
 
 /// Version of the link protocol, stated in the hello.
 /// Version 2 added [`Kind::Done`] and the final flag of a
@@ -153,7 +164,8 @@ impl Status {
 pub struct Envelope {
     /// What to do.
     pub kind: Kind,
-    /// Kind-specific bits ([`Status`] for responses).
+    /// Kind-specific bits ([`Status`] for responses); the low seven bits
+    /// (the top one is [`FLAG_TRACED`] on the wire).
     pub flags: u8,
     /// The message's msg_id (0 for control kinds).
     pub msg_id: u32,
@@ -168,6 +180,8 @@ pub struct Envelope {
     pub uid: Bytes,
     /// The message data.
     pub payload: Bytes,
+    /// The trace this message belongs to, when tracing is on.
+    pub trace: Option<TraceContext>,
 }
 
 /// Why bytes from a peer are not an envelope.
@@ -190,6 +204,9 @@ pub enum EnvelopeError {
     /// A uid longer than a u16 can say.
     #[error("uid of {0} bytes is longer than 65535")]
     UidTooLong(usize),
+    /// The traced flag is set but the trace context is cut short or zero.
+    #[error("bad trace context extension")]
+    BadTrace,
 }
 
 impl Envelope {
@@ -204,12 +221,22 @@ impl Envelope {
             request: 0,
             uid: Bytes::new(),
             payload: Bytes::new(),
+            trace: None,
+        }
+    }
+
+    /// Bytes of the trace extension on the wire (0 when untraced).
+    fn trace_len(&self) -> usize {
+        if self.trace.is_some() {
+            TRACE_CONTEXT_LEN
+        } else {
+            0
         }
     }
 
     /// Bytes this envelope takes on a link.
     pub fn wire_len(&self) -> usize {
-        ENVELOPE_OVERHEAD + self.uid.len() + self.payload.len()
+        ENVELOPE_OVERHEAD + self.trace_len() + self.uid.len() + self.payload.len()
     }
 
     /// Appends the whole link frame (TLV header, envelope header, uid,
@@ -217,7 +244,7 @@ impl Envelope {
     pub fn encode_into(&self, dst: &mut BytesMut) -> Result<(), EnvelopeError> {
         let uid_len =
             u16::try_from(self.uid.len()).map_err(|_| EnvelopeError::UidTooLong(self.uid.len()))?;
-        let data_len = ENVELOPE_HEADER_LEN + self.uid.len() + self.payload.len();
+        let data_len = ENVELOPE_HEADER_LEN + self.trace_len() + self.uid.len() + self.payload.len();
         // Payloads are bounded by the link's frame limit far below 4 GiB.
         let len = u32::try_from(data_len).unwrap_or(u32::MAX);
         // Both headers built on the stack and appended at once: one bounds
@@ -226,13 +253,19 @@ impl Envelope {
         head[0..4].copy_from_slice(&self.msg_id.to_be_bytes());
         head[4..8].copy_from_slice(&len.to_be_bytes());
         head[8] = self.kind as u8;
-        head[9] = self.flags;
+        head[9] = match self.trace {
+            Some(_) => self.flags | FLAG_TRACED,
+            None => self.flags & !FLAG_TRACED,
+        };
         head[10..12].copy_from_slice(&self.node.to_be_bytes());
         head[12..20].copy_from_slice(&self.session.to_be_bytes());
         head[20..24].copy_from_slice(&self.request.to_be_bytes());
         head[24..26].copy_from_slice(&uid_len.to_be_bytes());
         dst.reserve(HEADER_LEN + data_len);
         dst.extend_from_slice(&head);
+        if let Some(trace) = &self.trace {
+            dst.extend_from_slice(&trace.to_bytes());
+        }
         dst.extend_from_slice(&self.uid);
         dst.extend_from_slice(&self.payload);
         Ok(())
@@ -246,11 +279,22 @@ impl Envelope {
         }
         let kind_byte = data.get_u8();
         let kind = Kind::from_u8(kind_byte).ok_or(EnvelopeError::UnknownKind(kind_byte))?;
-        let flags = data.get_u8();
+        let wire_flags = data.get_u8();
         let node = data.get_u16();
         let session = data.get_u64();
         let request = data.get_u32();
         let uid_len = usize::from(data.get_u16());
+        let trace = if wire_flags & FLAG_TRACED != 0 {
+            let ext: &[u8; TRACE_CONTEXT_LEN] = data
+                .get(..TRACE_CONTEXT_LEN)
+                .and_then(|b| b.try_into().ok())
+                .ok_or(EnvelopeError::BadTrace)?;
+            let trace = TraceContext::from_bytes(ext).ok_or(EnvelopeError::BadTrace)?;
+            data.advance(TRACE_CONTEXT_LEN);
+            Some(trace)
+        } else {
+            None
+        };
         if uid_len > data.len() {
             return Err(EnvelopeError::BadUidLen {
                 uid_len,
@@ -260,13 +304,14 @@ impl Envelope {
         let uid = data.split_to(uid_len);
         Ok(Envelope {
             kind,
-            flags,
+            flags: wire_flags & !FLAG_TRACED,
             msg_id,
             node,
             session,
             request,
             uid,
             payload: data,
+            trace,
         })
     }
 }
@@ -291,20 +336,21 @@ mod tests {
     fn header_layout_is_fixed_and_within_budget() {
         let env = Envelope {
             kind: Kind::Forward,
-            flags: 0xAB,
+            flags: 0x2B,
             msg_id: 6,
             node: 0x0102,
             session: 0x0102_0000_0000_0007,
             request: 9,
             uid: Bytes::from_static(b"al"),
             payload: Bytes::from_static(b"hi"),
+            trace: None,
         };
         let mut buf = BytesMut::new();
         env.encode_into(&mut buf).unwrap();
         let expect: &[u8] = &[
             0, 0, 0, 6, // msg_id
             0, 0, 0, 22, // len = 18 + 2 + 2
-            5, 0xAB, 1, 2, // kind, flags, node
+            5, 0x2B, 1, 2, // kind, flags, node
             1, 2, 0, 0, 0, 0, 0, 7, // session
             0, 0, 0, 9, // request
             0, 2, b'a', b'l', b'h', b'i',
@@ -335,6 +381,47 @@ mod tests {
         );
     }
 
+    #[test]
+    fn a_traced_envelope_carries_its_context_after_the_header() {
+        let trace = TraceContext::from_traceparent(
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+        )
+        .unwrap();
+        let mut env = Envelope::new(Kind::Response);
+        env.flags = Status::NoReply as u8;
+        env.uid = Bytes::from_static(b"al");
+        env.payload = Bytes::from_static(b"hi");
+        let mut plain = BytesMut::new();
+        env.encode_into(&mut plain).unwrap();
+        env.trace = Some(trace);
+        let mut buf = BytesMut::new();
+        env.encode_into(&mut buf).unwrap();
+        assert_eq!(buf.len(), plain.len() + TRACE_CONTEXT_LEN);
+        assert_eq!(buf[9], FLAG_TRACED | Status::NoReply as u8);
+        assert_eq!(
+            &buf[ENVELOPE_OVERHEAD..ENVELOPE_OVERHEAD + 16],
+            &trace.trace_id
+        );
+        let back = roundtrip(&env);
+        assert_eq!(back, env);
+        assert_eq!(Status::from_u8(back.flags), Status::NoReply);
+        // Flagged but cut short, or all zero: an error, not a panic.
+        let cut = Frame::new(
+            1,
+            buf.split_to(ENVELOPE_OVERHEAD + 10)
+                .split_off(HEADER_LEN)
+                .freeze(),
+        );
+        assert_eq!(Envelope::decode(cut), Err(EnvelopeError::BadTrace));
+        let mut zero = vec![0u8; ENVELOPE_HEADER_LEN + TRACE_CONTEXT_LEN];
+        zero[0] = Kind::Forward as u8;
+        zero[1] = FLAG_TRACED;
+        assert_eq!(
+            Envelope::decode(Frame::new(1, zero)),
+            Err(EnvelopeError::BadTrace)
+        );
+    }
+
     fn arb_kind() -> impl Strategy<Value = Kind> {
         (1u8..=16).prop_map(|b| Kind::from_u8(b).expect("1..=16 are kinds"))
     }
@@ -343,12 +430,14 @@ mod tests {
         #[test]
         fn round_trips(
             kind in arb_kind(), flags: u8, msg_id: u32, node: u16, session: u64, request: u32,
+            traced: bool,
             uid in proptest::collection::vec(any::<u8>(), 0..64),
             payload in proptest::collection::vec(any::<u8>(), 0..512),
         ) {
             let env = Envelope {
-                kind, flags, msg_id, node, session, request,
+                kind, flags: flags & !FLAG_TRACED, msg_id, node, session, request,
                 uid: Bytes::from(uid), payload: Bytes::from(payload),
+                trace: traced.then(TraceContext::new_root),
             };
             prop_assert_eq!(roundtrip(&env), env);
         }
@@ -356,7 +445,10 @@ mod tests {
         #[test]
         fn arbitrary_bytes_never_panic(msg_id: u32, data in proptest::collection::vec(any::<u8>(), 0..256)) {
             if let Ok(env) = Envelope::decode(Frame::new(msg_id, data.clone())) {
-                prop_assert_eq!(ENVELOPE_HEADER_LEN + env.uid.len() + env.payload.len(), data.len());
+                prop_assert_eq!(
+                    ENVELOPE_HEADER_LEN + env.trace_len() + env.uid.len() + env.payload.len(),
+                    data.len()
+                );
                 // What decodes is exactly what re-encodes: no byte is
                 // ignored or invented.
                 let mut wire = BytesMut::new();
@@ -376,6 +468,7 @@ mod tests {
             // Random bytes rarely look like a header; these do, up to a
             // kind and a uid length that may or may not fit.
             data[0] = kind;
+            data[1] &= !FLAG_TRACED;
             data.splice(16..16, uid_len.to_be_bytes());
             let fits = usize::from(uid_len) <= data.len() - ENVELOPE_HEADER_LEN;
             match Envelope::decode(Frame::new(msg_id, data.clone())) {

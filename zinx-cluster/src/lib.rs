@@ -7,6 +7,7 @@
 #[allow(unused_extern_crates)]
 extern crate self as zinx_cluster;
 
+mod admin;
 mod balance;
 mod client;
 mod cluster;
@@ -17,6 +18,7 @@ mod error;
 mod frame;
 mod gate;
 mod handler;
+mod http;
 mod macro_support;
 mod message;
 mod metrics;
@@ -26,14 +28,17 @@ mod peer;
 mod registry;
 mod session;
 mod settings;
+pub mod trace;
+mod transport;
 
-pub use client::{Client, ClientError};
+pub use admin::Page;
+pub use client::{Client, ClientError, ClientTls};
 pub use cluster::{Cluster, RunningCluster, Select, StartError};
 pub use config::{
     ClusterConfig, ConfigError, ConfigErrors, DINX_FILE, NodeConfig, NodeId, NodeType, ROUTE_FILE,
     RouteConfig, SETTINGS_FILE,
 };
-pub use envelope::{ENVELOPE_HEADER_LEN, ENVELOPE_OVERHEAD, LINK_PROTOCOL_VERSION};
+pub use envelope::{ENVELOPE_HEADER_LEN, ENVELOPE_OVERHEAD, FLAG_TRACED, LINK_PROTOCOL_VERSION};
 #[cfg(feature = "internals")]
 pub use envelope::{Envelope, EnvelopeError, Kind, Status};
 pub use error::{CallError, SendError};
@@ -56,6 +61,7 @@ pub use registry::{
 };
 pub use session::SessionId;
 pub use settings::{Balance, DEFAULT_SECRET, ErrorReply, REDIS_URL_ENV, SECRET_ENV, Settings};
+pub use transport::tls::{TlsConfigError, load_server_config};
 /// `#[derive(Message)]`: see [`Message`](trait@Message) and the handler
 /// guide ([`handler`]).
 pub use zinx_cluster_macros::Message;

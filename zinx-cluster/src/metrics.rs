@@ -5,8 +5,18 @@
 //! one cache line: on the per-message path a contended atomic costs more than
 //! the message itself. A snapshot sums the slots (relaxed: consistent enough
 //! for monitoring).
+//!
+//! Beside these plain counters, [`Labelled`] holds the per-msg_id, per-group
+//! and per-transport families, and [`render`] writes everything in the
+//! Prometheus text format for the admin endpoint's `/metrics`.
 
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+
+mod family;
+mod labelled;
+pub(crate) mod render;
+
+pub(crate) use labelled::{DirOp, Labelled, Outcome, Transport};
 
 const SHARDS: usize = 8;
 
@@ -47,18 +57,18 @@ impl Counter {
 }
 
 macro_rules! counters {
-    ($( $(#[$doc:meta])* $name:ident ),* $(,)?) => {
+    ($( $(#[doc = $doc:literal])* $name:ident ),* $(,)?) => {
         /// Live counters of one node.
         #[derive(Debug, Default)]
         pub(crate) struct Metrics {
-            $( $(#[$doc])* pub(crate) $name: Counter, )*
+            $( $(#[doc = $doc])* pub(crate) $name: Counter, )*
         }
 
         /// A copy of a node's counters at one moment.
         #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
         #[non_exhaustive]
         pub struct MetricsSnapshot {
-            $( $(#[$doc])* pub $name: u64, )*
+            $( $(#[doc = $doc])* pub $name: u64, )*
         }
 
         impl Metrics {
@@ -66,6 +76,13 @@ macro_rules! counters {
                 MetricsSnapshot {
                     $( $name: self.$name.get(), )*
                 }
+            }
+        }
+
+        impl MetricsSnapshot {
+            /// Every counter as (name, its doc comment, value).
+            pub(crate) fn named(&self) -> Vec<(&'static str, &'static str, u64)> {
+                vec![ $( (stringify!($name), concat!($( $doc, )* "").trim_start(), self.$name), )* ]
             }
         }
     };

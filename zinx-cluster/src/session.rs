@@ -109,6 +109,10 @@ struct Forwards {
     open: VecDeque<(u16, u32, u32)>,
     /// The last forward number given (never 0: 0 means "unnumbered").
     last: u32,
+    /// With metrics on: forwards waiting for their final answer, oldest
+    /// first, as (node, group, sent at), for the forward-duration
+    /// histogram. Empty (no allocation) while nothing is forwarded.
+    timed: VecDeque<(u16, usize, Instant)>,
 }
 
 /// One client connection on a gate.
@@ -365,6 +369,31 @@ impl Session {
         });
         lost
     }
+
+    /// Notes a message forwarded to `node` of group `group` now (metrics).
+    /// Past [`MAX_TIMED_FORWARDS`] waiting, the record starts over: timing
+    /// is for monitoring and must not grow a session's memory.
+    pub(crate) fn forward_sent(&self, node: u16, group: usize) {
+        if let Ok(mut f) = self.forwards.lock() {
+            if f.timed.len() >= MAX_TIMED_FORWARDS {
+                f.timed.clear();
+            }
+            f.timed.push_back((node, group, Instant::now()));
+        }
+    }
+
+    /// The group and send time of the oldest forward to `node` (whose final
+    /// answer just arrived: a node answers one session's messages in
+    /// order), removed.
+    pub(crate) fn forward_finished(&self, node: u16) -> Option<(usize, Instant)> {
+        let mut f = self.forwards.lock().ok()?;
+        let i = f.timed.iter().position(|(n, _, _)| *n == node)?;
+        let (_, group, sent) = f.timed.remove(i)?;
+        if f.timed.is_empty() && f.timed.capacity() > 16 {
+            f.timed = VecDeque::new();
+        }
+        Some((group, sent))
+    }
 }
 
 /// Milliseconds since the first call, on the monotonic clock: the time of
@@ -374,6 +403,21 @@ pub(crate) fn clock_ms() -> u64 {
     let start = *START.get_or_init(Instant::now);
     u64::try_from(start.elapsed().as_millis()).unwrap_or(u64::MAX)
 }
+
+impl Session {
+    /// Forgets the newest forward to `node` (it could not be sent).
+    pub(crate) fn forward_unsent(&self, node: u16) {
+        if let Ok(mut f) = self.forwards.lock() {
+            if let Some(i) = f.timed.iter().rposition(|(n, _, _)| *n == node) {
+                f.timed.remove(i);
+            }
+        }
+    }
+}
+
+/// Forwards of one session timed at once at most (see
+/// [`Session::forward_sent`]).
+const MAX_TIMED_FORWARDS: usize = 1024;
 
 /// 2025-01-01T00:00:00Z in Unix milliseconds.
 const SEQ_EPOCH_MS: u64 = 1_735_689_600_000;

@@ -11,11 +11,18 @@
 //!   "idle_timeout_ms": 60000,
 //!   "balance": { "im": "round_robin" },
 //!   "secret": "change me",
-//!   "redis_url": "redis://127.0.0.1:6379/0"
+//!   "redis_url": "redis://127.0.0.1:6379/0",
+//!   "tls_cert": "certs/gate.pem",
+//!   "tls_key": "certs/gate.key",
+//!   "otlp_endpoint": "http://127.0.0.1:4318/v1/traces"
 //! }
 //! ```
+//!
+//! Relative `tls_cert` / `tls_key` paths are relative to the configuration
+//! directory.
 
 use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
@@ -121,6 +128,24 @@ pub struct Settings {
     /// (`<prefix>:uid:<uid>`, `<prefix>:gate:<id>`), so several clusters can
     /// share one Redis. Default `"zinx"`.
     pub directory_prefix: String,
+    /// PEM certificate chain of the gates' client ports: with
+    /// [`Settings::tls_key`], gates serve TLS on `Port` and WSS on `WsPort`.
+    /// Default none (plain TCP and WebSocket).
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key (PKCS#8, PKCS#1 or SEC1) of [`Settings::tls_cert`].
+    pub tls_key: Option<PathBuf>,
+    /// Per-msg_id metrics (counts by outcome, handler and forward latency)
+    /// for the admin endpoint's `/metrics`. Default true; false leaves one
+    /// branch per message.
+    pub metrics: bool,
+    /// OTLP/HTTP endpoint (JSON encoding) that spans are exported to, e.g.
+    /// `http://127.0.0.1:4318/v1/traces`. Setting it turns tracing on: the
+    /// gate starts a trace per client message and the envelope carries its
+    /// W3C trace context to the backend. Default none: off.
+    pub otlp_endpoint: Option<String>,
+    /// With tracing on, trace one client message in this many (1 = every
+    /// message). Default 1.
+    pub trace_every: u32,
 }
 
 impl std::fmt::Debug for Settings {
@@ -175,6 +200,11 @@ impl Default for Settings {
             redis_url: None,
             directory_ttl_ms: 30_000,
             directory_prefix: "zinx".to_string(),
+            tls_cert: None,
+            tls_key: None,
+            metrics: true,
+            otlp_endpoint: None,
+            trace_every: 1,
         }
     }
 }
@@ -200,6 +230,13 @@ impl Settings {
             Some(s) if !s.is_empty() => (s.clone(), false),
             _ => (DEFAULT_SECRET.to_string(), true),
         }
+    }
+
+    /// The TLS certificate and key files, relative paths resolved against
+    /// the configuration directory `dir`; `None` when TLS is off.
+    pub fn tls_files(&self, dir: &Path) -> Option<(PathBuf, PathBuf)> {
+        let (cert, key) = (self.tls_cert.as_ref()?, self.tls_key.as_ref()?);
+        Some((dir.join(cert), dir.join(key)))
     }
 
     /// The Redis URL: `ZINX_REDIS_URL`, else the setting.

@@ -62,6 +62,9 @@ fn node(id: u16, name: &str, group: &str, node_type: NodeType, ip: &str, port: u
         node_type,
         ip: ip.into(),
         port,
+        ws_port: None,
+        ws_path: "/".into(),
+        admin_port: None,
     }
 }
 
@@ -139,9 +142,19 @@ fn demo_conf_of_the_workspace_loads() {
     assert_eq!(
         config.nodes,
         [
-            node(1, "gate-1", "gate", NodeType::Gate, "127.0.0.1", 10000),
-            node(2, "im-1", "im", NodeType::Backend, "127.0.0.1", 20000),
-            node(3, "im-2", "im", NodeType::Backend, "127.0.0.1", 21000),
+            NodeConfig {
+                ws_port: Some(9000),
+                admin_port: Some(9100),
+                ..node(1, "gate-1", "gate", NodeType::Gate, "127.0.0.1", 10000)
+            },
+            NodeConfig {
+                admin_port: Some(9101),
+                ..node(2, "im-1", "im", NodeType::Backend, "127.0.0.1", 20000)
+            },
+            NodeConfig {
+                admin_port: Some(9102),
+                ..node(3, "im-2", "im", NodeType::Backend, "127.0.0.1", 21000)
+            },
         ]
     );
     assert_eq!(
@@ -1193,4 +1206,124 @@ fn debug_of_a_cluster_shows_neither_secret_nor_redis_password() {
     assert!(!shown.contains("s3cret-cluster-key"), "{shown}");
     assert!(!shown.contains("hunter2"), "{shown}");
     assert!(shown.contains("redis://***@10.0.0.5:6379/0"), "{shown}");
+}
+
+// ------------------------------------------- WebSocket, admin and TLS keys
+
+#[test]
+fn ws_and_admin_ports_load_with_zinx_defaults() {
+    let config = load_ok(
+        r#"{"gate": [{"ID": 1, "Name": "gate-1", "Type": 1, "IP": "127.0.0.1", "Port": 10000,
+                      "wsport": 9000, "AdminPort": 9100}],
+            "im": [{"ID": 2, "Name": "im-1", "Type": 2, "IP": "::1", "Port": 20000,
+                    "AdminPort": 9101}]}"#,
+        ROUTE,
+        None,
+    );
+    let gate = config.node(1).unwrap();
+    assert_eq!(gate.ws_port, Some(9000));
+    assert_eq!(gate.ws_path, "/");
+    assert_eq!(gate.ws_addr().as_deref(), Some("127.0.0.1:9000"));
+    assert_eq!(gate.admin_addr().as_deref(), Some("127.0.0.1:9100"));
+    let im = config.node(2).unwrap();
+    assert_eq!(im.ws_port, None);
+    assert_eq!(im.admin_addr().as_deref(), Some("[::1]:9101"));
+    let config = load_ok(
+        r#"{"gate": [{"ID": 1, "Name": "g", "Type": 1, "IP": "127.0.0.1", "Port": 10000,
+                      "WsPort": 9000, "WsPath": "/chat"}],
+            "im": [{"ID": 2, "Name": "im-1", "Type": 2, "IP": "127.0.0.1", "Port": 20000}]}"#,
+        ROUTE,
+        None,
+    );
+    assert_eq!(config.node(1).unwrap().ws_path, "/chat");
+}
+
+#[test]
+fn port_clashes_among_all_ports_name_both_keys() {
+    let p = problems(
+        r#"{"gate": [{"ID": 1, "Name": "gate-1", "Type": 1, "IP": "127.0.0.1", "Port": 10000,
+                      "WsPort": 10000, "AdminPort": 9100}],
+            "im": [{"ID": 2, "Name": "im-1", "Type": 2, "IP": "127.0.0.1", "Port": 9100},
+                   {"ID": 3, "Name": "im-2", "Type": 2, "IP": "127.0.0.1", "Port": 21000,
+                    "AdminPort": 21000}]}"#,
+        ROUTE,
+        None,
+    );
+    assert_eq!(
+        p,
+        [
+            r#"conf/dinx.json: group "gate", node ID 1 ("gate-1"): WsPort: address 127.0.0.1:10000 is also used by its Port"#,
+            r#"conf/dinx.json: group "im", node ID 2 ("im-1"): address 127.0.0.1:9100 is also used by group "gate", node ID 1 ("gate-1") (AdminPort)"#,
+            r#"conf/dinx.json: group "im", node ID 3 ("im-2"): AdminPort: address 127.0.0.1:21000 is also used by its Port"#,
+        ]
+    );
+}
+
+#[test]
+fn bad_ws_keys_are_reported() {
+    let p = problems(
+        r#"{"gate": [{"ID": 1, "Name": "gate-1", "Type": 1, "IP": "127.0.0.1", "Port": 10000,
+                      "WsPort": 70000, "WsPath": "chat", "AdminPort": "9100"}],
+            "im": [{"ID": 2, "Name": "im-1", "Type": 2, "IP": "127.0.0.1", "Port": 20000,
+                    "WsPort": 9000},
+                   {"ID": 3, "Name": "im-2", "Type": 2, "IP": "127.0.0.1", "Port": 21000,
+                    "WsPath": "/x"}]}"#,
+        ROUTE,
+        None,
+    );
+    assert_eq!(
+        p,
+        [
+            r#"conf/dinx.json: group "gate", node ID 1 ("gate-1"): WsPort 70000 is out of range 1..=65535"#,
+            r#"conf/dinx.json: group "gate", node ID 1 ("gate-1"): "AdminPort": expected an integer, found string "9100""#,
+            r#"conf/dinx.json: group "gate", node ID 1 ("gate-1"): WsPath "chat" must start with "/" (e.g. "/" or "/ws")"#,
+            r#"conf/dinx.json: group "im", node ID 2 ("im-1"): WsPort on a backend node: only gates (Type 1) accept clients"#,
+            r#"conf/dinx.json: group "im", node ID 3 ("im-2"): WsPath without WsPort: add the WebSocket port"#,
+        ]
+    );
+}
+
+#[test]
+fn tls_needs_both_files_and_resolves_them_against_the_conf_dir() {
+    let p = problems(DINX, ROUTE, Some(r#"{"tls_cert": "gate.pem"}"#));
+    assert_only(
+        &p,
+        "conf/settings.json: tls_cert: tls_cert without tls_key: TLS needs both PEM files",
+    );
+    let config = load_ok(
+        DINX,
+        ROUTE,
+        Some(r#"{"tls_cert": "certs/gate.pem", "tls_key": "/etc/gate.key"}"#),
+    );
+    let (cert, key) = config.settings.tls_files(Path::new("conf")).unwrap();
+    assert_eq!(cert, Path::new("conf/certs/gate.pem"));
+    assert_eq!(key, Path::new("/etc/gate.key"));
+    assert!(
+        load_ok(DINX, ROUTE, None)
+            .settings
+            .tls_files(Path::new("conf"))
+            .is_none()
+    );
+}
+
+#[test]
+fn otlp_endpoint_must_be_plain_http() {
+    let p = problems(
+        DINX,
+        ROUTE,
+        Some(r#"{"otlp_endpoint": "https://collector:4318", "trace_every": 0}"#),
+    );
+    assert_eq!(
+        p,
+        [
+            "conf/settings.json: trace_every: 0 is not allowed: write 1 to trace every message (tracing is off without otlp_endpoint)",
+            r#"conf/settings.json: otlp_endpoint: "https://collector:4318": only http:// endpoints are supported"#,
+        ]
+    );
+    let config = load_ok(
+        DINX,
+        ROUTE,
+        Some(r#"{"otlp_endpoint": "http://127.0.0.1:4318"}"#),
+    );
+    assert_eq!(config.settings.trace_every, 1);
 }

@@ -6,12 +6,75 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use bytes::{BufMut, Bytes, BytesMut};
+use futures::{FutureExt, SinkExt, StreamExt};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
+use tokio_tungstenite::WebSocketStream;
+use tokio_tungstenite::tungstenite::Message;
 use tokio_util::codec::Decoder;
 use zinx_cluster::{Frame, FrameCodec};
 
 use super::{LoadPlan, PAYLOAD_HEADER, SAMPLE_BATCH, Shared, StopAt};
+
+/// A connection's transport.
+pub(crate) enum Wire {
+    /// zinx frames on TCP.
+    Tcp(TcpStream),
+    /// zinx frames in WebSocket binary messages, one frame per message.
+    Ws(Box<WebSocketStream<TcpStream>>),
+}
+
+fn ws_err(e: tokio_tungstenite::tungstenite::Error) -> std::io::Error {
+    std::io::Error::other(e.to_string())
+}
+
+impl Wire {
+    /// Writes (and empties) `wbuf`, whole encoded frames.
+    async fn write(&mut self, wbuf: &mut BytesMut) -> std::io::Result<()> {
+        match self {
+            Wire::Tcp(s) => s.write_all_buf(wbuf).await,
+            Wire::Ws(ws) => {
+                while wbuf.len() >= zinx_cluster::HEADER_LEN {
+                    let len = u32::from_be_bytes([wbuf[4], wbuf[5], wbuf[6], wbuf[7]]) as usize;
+                    let frame = wbuf.split_to((zinx_cluster::HEADER_LEN + len).min(wbuf.len()));
+                    ws.feed(Message::Binary(frame.freeze()))
+                        .await
+                        .map_err(ws_err)?;
+                }
+                wbuf.clear();
+                ws.flush().await.map_err(ws_err)
+            }
+        }
+    }
+
+    /// Appends what has arrived to `rbuf`; 0 when the server closed.
+    async fn read(&mut self, rbuf: &mut BytesMut) -> std::io::Result<usize> {
+        match self {
+            Wire::Tcp(s) => s.read_buf(rbuf).await,
+            Wire::Ws(ws) => {
+                let mut n = 0;
+                let mut next = ws.next().await;
+                loop {
+                    match next {
+                        Some(Ok(Message::Binary(b))) => {
+                            n += b.len();
+                            rbuf.extend_from_slice(&b);
+                        }
+                        Some(Ok(Message::Close(_))) | None => return Ok(n),
+                        // Ping, pong: nothing for the decoder, not a close.
+                        Some(Ok(_)) => n = n.max(1),
+                        Some(Err(e)) => return Err(ws_err(e)),
+                    }
+                    // And every message already read, without waiting.
+                    match ws.next().now_or_never() {
+                        Some(m) => next = m,
+                        None => return Ok(n),
+                    }
+                }
+            }
+        }
+    }
+}
 
 /// What one connection counted.
 #[derive(Debug, Default)]
@@ -237,16 +300,16 @@ impl Conn {
         f.measured && !stopped
     }
 
-    pub(super) async fn run(mut self, mut stream: TcpStream) -> ConnTotals {
+    pub(super) async fn run(mut self, mut stream: Wire) -> ConnTotals {
         let mut rbuf = BytesMut::with_capacity(64 * 1024);
         let mut wbuf = BytesMut::with_capacity(self.slots.len() * (self.size + 8));
         self.fill(&mut wbuf, Instant::now());
         self.stamp();
-        if let Err(e) = stream.write_all_buf(&mut wbuf).await {
+        if let Err(e) = stream.write(&mut wbuf).await {
             return self.fail(format!("write failed: {e}"));
         }
         while self.in_flight() > 0 {
-            match tokio::time::timeout(self.reply_timeout, stream.read_buf(&mut rbuf)).await {
+            match tokio::time::timeout(self.reply_timeout, stream.read(&mut rbuf)).await {
                 Err(_) => {
                     let timeout = self.reply_timeout;
                     return self.fail(format!("no reply within {timeout:?}"));
@@ -271,7 +334,7 @@ impl Conn {
             self.fill(&mut wbuf, now);
             if !wbuf.is_empty() {
                 self.stamp();
-                if let Err(e) = stream.write_all_buf(&mut wbuf).await {
+                if let Err(e) = stream.write(&mut wbuf).await {
                     return self.fail(format!("write failed: {e}"));
                 }
             }

@@ -30,7 +30,7 @@ use crate::sys::Connector;
 
 mod conn;
 
-use conn::{Conn, ConnTotals};
+use conn::{Conn, ConnTotals, Wire};
 
 /// Bytes of the identifying prefix of every request payload.
 pub(crate) const PAYLOAD_HEADER: usize = 16;
@@ -77,6 +77,8 @@ pub(crate) struct LoadPlan {
     pub(crate) reply_timeout: Duration,
     /// Show a progress bar on stderr.
     pub(crate) progress: bool,
+    /// Speak WebSocket, upgrading on this path.
+    pub(crate) ws: Option<String>,
 }
 
 impl LoadPlan {
@@ -86,8 +88,12 @@ impl LoadPlan {
             StopAt::Duration(d) => format!("--duration {}", d.as_secs_f64()),
             StopAt::Requests(r) => format!("--requests {r}"),
         };
+        let ws = match &self.ws {
+            Some(path) => format!(" --ws {path}"),
+            None => String::new(),
+        };
         format!(
-            "bench load --addr {} --msg-id {} --conns {} --window {} --size {} {stop} --warmup {}",
+            "bench load --addr {} --msg-id {} --conns {} --window {} --size {} {stop} --warmup {}{ws}",
             self.addr,
             self.msg_id,
             self.conns,
@@ -273,6 +279,20 @@ pub(crate) async fn run(plan: &LoadPlan) -> Result<LoadReport> {
         .collect::<std::io::Result<_>>()
         .with_context(|| format!("connecting to {}", plan.addr))?;
     streams.sort_by_key(|(i, _)| *i);
+    let mut wires = Vec::with_capacity(streams.len());
+    for (i, stream) in streams {
+        let wire = match &plan.ws {
+            None => Wire::Tcp(stream),
+            Some(path) => {
+                let url = format!("ws://{}{path}", plan.addr);
+                let (ws, _) = tokio_tungstenite::client_async(url.as_str(), stream)
+                    .await
+                    .with_context(|| format!("WebSocket upgrade at {url}"))?;
+                Wire::Ws(Box::new(ws))
+            }
+        };
+        wires.push((i, wire));
+    }
 
     let shared = Arc::new(Shared {
         measuring: AtomicBool::new(plan.warmup.is_zero()),
@@ -290,9 +310,9 @@ pub(crate) async fn run(plan: &LoadPlan) -> Result<LoadReport> {
     let bar = progress_bar(plan);
     let mut tasks = tokio::task::JoinSet::new();
     let mut start = Instant::now();
-    for (i, stream) in streams {
+    for (i, wire) in wires {
         let conn = Conn::new(i as u32, plan, shared.clone());
-        tasks.spawn(conn.run(stream));
+        tasks.spawn(conn.run(wire));
     }
 
     if !plan.warmup.is_zero() {
@@ -455,7 +475,40 @@ mod tests {
             warmup: Duration::ZERO,
             reply_timeout: Duration::from_secs(2),
             progress: false,
+            ws: None,
         }
+    }
+
+    /// A WebSocket echo: every binary message back as it came.
+    async fn ws_echo_server() -> SocketAddr {
+        use futures::SinkExt;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            while let Ok((tcp, _)) = listener.accept().await {
+                tokio::spawn(async move {
+                    let Ok(mut ws) = tokio_tungstenite::accept_async(tcp).await else {
+                        return;
+                    };
+                    while let Some(Ok(msg)) = ws.next().await {
+                        if msg.is_binary() && ws.send(msg).await.is_err() {
+                            return;
+                        }
+                    }
+                });
+            }
+        });
+        addr
+    }
+
+    #[tokio::test]
+    async fn websocket_requests_get_their_exact_replies() {
+        let mut p = plan(ws_echo_server().await, 2000);
+        p.ws = Some("/".into());
+        assert!(p.command().ends_with(" --ws /"), "{}", p.command());
+        let report = run(&p).await.unwrap();
+        assert!(report.clean(), "{}", report.human());
+        assert_eq!(report.messages, 2000);
     }
 
     #[tokio::test]

@@ -2,7 +2,13 @@
 //!
 //! ```text
 //! cargo run -p demo --bin demo-client -- --name alice [--addr 127.0.0.1:10000]
+//! cargo run -p demo --bin demo-client -- --name bob --ws --addr 127.0.0.1:9000
+//! cargo run -p demo --bin demo-client -- --name carol --tls --ca conf/gate.pem
 //! ```
+//!
+//! `--ws` speaks zinx frames over WebSocket to a gate's `WsPort`
+//! (`ws://ADDR/WS-PATH`), `--tls` wraps the connection in TLS (TLS on the
+//! gate's `Port`, or WSS with `--ws`) trusting the certificates of `--ca`.
 //!
 //! It connects to a gate, logs in, then sends what you type and prints what
 //! arrives. Commands:
@@ -38,7 +44,7 @@ use demo::{
 use serde::Serialize;
 use tokio::sync::mpsc;
 use tokio::time::{Instant, MissedTickBehavior};
-use zinx_cluster::{Client, Frame};
+use zinx_cluster::{Client, ClientTls, Frame};
 
 /// How often an otherwise idle client proves it is alive.
 const HEARTBEAT_EVERY: Duration = Duration::from_secs(10);
@@ -68,6 +74,47 @@ struct Args {
     /// At the end of input, wait at most this long for pending answers.
     #[arg(long, default_value_t = 2000)]
     linger_ms: u64,
+    /// Speak WebSocket to the gate's WsPort (ADDR is then that port).
+    #[arg(long)]
+    ws: bool,
+    /// The gate's WsPath, with --ws.
+    #[arg(long, default_value = "/")]
+    ws_path: String,
+    /// Use TLS (WSS with --ws); needs --ca.
+    #[arg(long, requires = "ca")]
+    tls: bool,
+    /// PEM certificates to trust for --tls (a CA, or the gate's own
+    /// self-signed certificate).
+    #[arg(long)]
+    ca: Option<std::path::PathBuf>,
+    /// The name the gate's certificate must carry (default: ADDR's host).
+    #[arg(long)]
+    server_name: Option<String>,
+}
+
+/// Connects as the flags say; the error is for a person to read.
+async fn connect(args: &Args) -> Result<Client, String> {
+    let trust = match (&args.ca, args.tls) {
+        (Some(ca), true) => Some(ClientTls::trusting_pem_file(ca).map_err(|e| e.to_string())?),
+        _ => None,
+    };
+    let host = args
+        .addr
+        .rsplit_once(':')
+        .map_or(args.addr.as_str(), |(h, _)| h)
+        .trim_start_matches('[')
+        .trim_end_matches(']');
+    let server_name = args.server_name.as_deref().unwrap_or(host);
+    let connected = if args.ws {
+        let scheme = if args.tls { "wss" } else { "ws" };
+        let url = format!("{scheme}://{}{}", args.addr, args.ws_path);
+        Client::connect_ws(&url, trust.as_ref()).await
+    } else if let Some(trust) = &trust {
+        Client::connect_tls(&args.addr, trust, server_name).await
+    } else {
+        Client::connect(&args.addr).await
+    };
+    connected.map_err(|e| e.to_string())
 }
 
 /// One line of input, parsed.
@@ -244,7 +291,7 @@ fn read_stdin() -> mpsc::Receiver<String> {
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> ExitCode {
     let args = Args::parse();
-    let mut client = match Client::connect(&args.addr).await {
+    let mut client = match connect(&args).await {
         Ok(c) => c,
         Err(e) => {
             eprintln!("demo-client: cannot connect to {}: {e}", args.addr);

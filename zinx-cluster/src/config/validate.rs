@@ -223,6 +223,18 @@ fn take<T>(result: Result<T, String>, slot: &mut Option<T>, problems: &mut Vec<S
     }
 }
 
+/// Like [`take`] for an optional value: `Ok(None)` leaves `slot` alone.
+fn take_optional<T>(
+    result: Result<Option<T>, String>,
+    slot: &mut Option<T>,
+    problems: &mut Vec<String>,
+) {
+    match result {
+        Ok(v) => *slot = v,
+        Err(message) => problems.push(message),
+    }
+}
+
 /// `" (\"name\")"` for labels, or nothing when the name is unknown or empty.
 fn name_suffix(name: Option<&str>) -> String {
     match name {
@@ -279,6 +291,11 @@ fn check_settings(
             s.reconnect_min_ms == 0,
             "a dead peer would be redialled without pause",
         ),
+        (
+            "trace_every",
+            s.trace_every == 0,
+            "write 1 to trace every message (tracing is off without otlp_endpoint)",
+        ),
     ];
     for (key, is_zero, why) in at_least_one {
         if is_zero {
@@ -314,6 +331,22 @@ fn check_settings(
             ),
         );
     }
+    if let Some(url) = &s.otlp_endpoint {
+        if let Err(e) = crate::trace::check_endpoint(url) {
+            problem("otlp_endpoint", format!("{url:?}: {}", e.why));
+        }
+    }
+    match (&s.tls_cert, &s.tls_key) {
+        (Some(_), None) => problem(
+            "tls_cert",
+            "tls_cert without tls_key: TLS needs both PEM files".to_string(),
+        ),
+        (None, Some(_)) => problem(
+            "tls_key",
+            "tls_key without tls_cert: TLS needs both PEM files".to_string(),
+        ),
+        _ => {}
+    }
     if let Some(dinx) = dinx {
         for group in s.balance.keys() {
             if !dinx.has_group(group) {
@@ -325,7 +358,7 @@ fn check_settings(
 
 /// Records that `key` is first seen at index `at`; when it was seen before,
 /// returns that earlier index instead (for "duplicate ... (also ...)").
-fn first_seen<K: Eq + Hash>(seen: &mut HashMap<K, usize>, key: K, at: usize) -> Option<usize> {
+fn first_seen<K: Eq + Hash, V: Copy>(seen: &mut HashMap<K, V>, key: K, at: V) -> Option<V> {
     match seen.entry(key) {
         Entry::Occupied(first) => Some(*first.get()),
         Entry::Vacant(slot) => {

@@ -20,13 +20,16 @@ use bytes::BytesMut;
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 use tokio_util::codec::Decoder;
-use tracing::{debug, info, warn};
+use tracing::{Instrument, debug, info, info_span, warn};
 
 use crate::envelope::{Envelope, Kind};
 use crate::frame::{Frame, FrameCodec, FrameError, WRITE_BATCH, ZINX_HEARTBEAT_MSG_ID};
+use crate::metrics::{DirOp, Outcome, Transport};
 use crate::node::{Dest, Node};
 use crate::peer::LinkError;
 use crate::session::{CloseReason, GatePhase, Offer, Session};
+use crate::trace::{ActiveSpan, AttrValue, SpanKind, TraceContext};
+use crate::transport::Ended;
 
 /// Read buffer of an active session.
 const READ_CHUNK: usize = 4 * 1024;
@@ -42,11 +45,25 @@ pub(super) async fn serve_client(node: Arc<Node>, stream: TcpStream, session: Ar
     Box::pin(session_ended(&node, &session)).await;
 }
 
-/// Marks the session closed for `reason` (the first reason given wins),
-/// counts and logs it: here, where every session's end is decided,
-/// whatever filled its queue (a push, a reply, a broadcast), and before the
-/// closing flush, which may linger.
-fn note_close(session: &Session, reason: CloseReason, node: &Node) -> CloseReason {
+/// Ends a session of any transport but TCP (whose loop notes the close
+/// itself, before its closing flush): its close reason counted and logged,
+/// then the directory, the nodes that served it and the hooks told.
+pub(super) async fn finish(
+    node: &Arc<Node>,
+    session: &Arc<Session>,
+    transport: Transport,
+    ended: Ended,
+) {
+    note_close(node, session, transport, ended);
+    session_ended(node, session).await;
+}
+
+/// Marks the session closed (the first reason given wins), counts and logs
+/// it: where every session's end is decided, whatever filled its queue (a
+/// push, a reply, a broadcast), and before any closing flush, which may
+/// linger.
+fn note_close(node: &Node, session: &Session, transport: Transport, ended: Ended) -> CloseReason {
+    let reason = ended.reason();
     session.close_with(reason);
     let reason = session.close_reason().unwrap_or(reason);
     let m = node.metrics();
@@ -63,7 +80,13 @@ fn note_close(session: &Session, reason: CloseReason, node: &Node) -> CloseReaso
         CloseReason::ClientClosed | CloseReason::Shutdown => {
             debug!(session = %session.id, ?reason, "session closed")
         }
-        _ => info!(session = %session.id, ?reason, "session closed"),
+        _ => info!(session = %session.id, ?reason, ?transport, "session closed"),
+    }
+    let labelled = node.labelled();
+    match ended {
+        Ended::TextMessage => labelled.ws_closed(transport, true),
+        Ended::Protocol => labelled.ws_closed(transport, false),
+        Ended::Session(_) => labelled.session_closed(transport, reason),
     }
     reason
 }
@@ -161,7 +184,7 @@ async fn client_loop(node: &Arc<Node>, stream: TcpStream, session: &Arc<Session>
             rbuf = BytesMut::new();
         }
     };
-    let reason = note_close(session, reason, node);
+    let reason = note_close(node, session, Transport::Tcp, Ended::Session(reason));
     if matches!(reason, CloseReason::IoError | CloseReason::Oversize) {
         // Nothing more to say to this client.
         return;
@@ -335,13 +358,14 @@ fn answer_unread(
 
 /// Answers a frame read while the gate shuts down with `node_stopping`: the
 /// client learns that it was not run.
-fn refuse_frame(node: &Arc<Node>, session: &Arc<Session>, frame: Frame) {
+pub(super) fn refuse_frame(node: &Arc<Node>, session: &Arc<Session>, frame: Frame) {
     let m = node.metrics();
     m.frames_in.add(1);
     if frame.msg_id == ZINX_HEARTBEAT_MSG_ID {
         m.heartbeats_in.add(1);
         return;
     }
+    node.labelled().message(frame.msg_id, Outcome::NodeStopping);
     let why = format!("node {} is shutting down", node.name());
     if let Some(answer) = node.error_frame(frame.msg_id, "node_stopping", &why) {
         m.error_answers.add(1);
@@ -356,7 +380,7 @@ fn refuse_frame(node: &Arc<Node>, session: &Arc<Session>, frame: Frame) {
 }
 
 /// Runs one client frame: in place, forwarded, or answered as an error.
-async fn handle_frame(node: &Arc<Node>, session: &Arc<Session>, frame: Frame) {
+pub(super) async fn handle_frame(node: &Arc<Node>, session: &Arc<Session>, frame: Frame) {
     let m = node.metrics();
     m.frames_in.add(1);
     let msg_id = frame.msg_id;
@@ -376,23 +400,77 @@ async fn handle_frame(node: &Arc<Node>, session: &Arc<Session>, frame: Frame) {
         m.frames_in.sub(1);
         return refuse_frame(node, session, frame);
     }
+    // Tracing on: a root span per client message (when sampled); off, this
+    // is the only cost.
+    let mut span = if node.tracer().enabled() {
+        node.tracer().start_root("zinx.message", SpanKind::Server)
+    } else {
+        None
+    };
+    if let Some(sp) = span.as_mut() {
+        sp.set("zinx.msg_id", AttrValue::Int(i64::from(msg_id)));
+        sp.set("zinx.session", AttrValue::Str(session.id.to_string()));
+    }
+    match span.as_ref().map(|sp| sp.context().trace_id_hex()) {
+        // The trace id in the gate's log lines for this message too.
+        Some(trace_id) => {
+            route_frame(node, session, frame, &mut span)
+                .instrument(info_span!("trace", %trace_id))
+                .await
+        }
+        None => route_frame(node, session, frame, &mut span).await,
+    }
+}
+
+/// Runs, forwards or refuses one client message (see [`handle_frame`]).
+async fn route_frame(
+    node: &Arc<Node>,
+    session: &Arc<Session>,
+    frame: Frame,
+    span: &mut Option<ActiveSpan>,
+) {
+    let m = node.metrics();
+    let msg_id = frame.msg_id;
+    let trace = span.as_ref().map(|sp| sp.context());
+    let labelled = node.labelled();
     match node.routing().dest(msg_id) {
         Some(Dest::Local(route)) => {
-            node.run_client_message(route, session.id, session.uid(), frame.data, Some(session))
-                .await;
+            node.run_client_message(
+                route,
+                session.id,
+                session.uid(),
+                frame.data,
+                Some(session),
+                trace.as_ref(),
+            )
+            .await;
         }
-        Some(Dest::Group(g)) => forward(node, session, g, frame),
+        Some(Dest::Group(g)) => {
+            let outcome = forward(node, session, g, frame, trace);
+            labelled.message(msg_id, outcome);
+            if let Some(sp) = span.as_mut() {
+                sp.set(
+                    "zinx.group",
+                    AttrValue::Str(node.routing().group_at(g).name.clone()),
+                );
+                if outcome != Outcome::Forwarded {
+                    sp.fail(outcome.label());
+                }
+            }
+        }
         Some(Dest::OtherGate(g)) => {
             let why = format!(
                 "msg_id {msg_id} belongs to gate group {:?}, not served by this gate",
                 node.routing().group_at(g).name
             );
             m.unknown_msg_id.add(1);
+            labelled.message(msg_id, Outcome::WrongGate);
             warn!(session = %session.id, msg_id, "{why}");
             node.answer_error(session.id, msg_id, "wrong_gate", &why);
         }
         None => {
             m.unknown_msg_id.add(1);
+            labelled.message(msg_id, Outcome::UnknownMsgId);
             // The client's answer is the same either way; the log says which.
             if node.routing().is_internal(msg_id) {
                 warn!(
@@ -419,22 +497,32 @@ async fn handle_frame(node: &Arc<Node>, session: &Arc<Session>, frame: Frame) {
     node.work_finished();
 }
 
-/// Forwards a client message to a live node of group `g`. A pick that
-/// lands on a link failing at that very moment (its writer died, its
-/// reader has not removed it yet) tries the next live node once, so a
-/// dying node does not turn into `no_live_node` while another lives.
-fn forward(node: &Arc<Node>, session: &Arc<Session>, g: usize, frame: Frame) {
+/// Forwards a client message to a live node of group `g` (with the gate's
+/// trace context, when tracing). A pick that lands on a link failing at
+/// that very moment (its writer died, its reader has not removed it yet)
+/// tries the next live node once, so a dying node does not turn into
+/// `no_live_node` while another lives. Returns the outcome for the metrics
+/// (the client has been answered when it is an error).
+fn forward(
+    node: &Arc<Node>,
+    session: &Arc<Session>,
+    g: usize,
+    frame: Frame,
+    trace: Option<TraceContext>,
+) -> Outcome {
     let group = node.routing().group_at(g);
     let m = node.metrics();
     let msg_id = frame.msg_id;
+    let timed = node.labelled().enabled();
     let mut env = Envelope::new(Kind::Forward);
     env.msg_id = msg_id;
     env.node = node.id();
     env.session = session.id.0;
     env.uid = session.uid_wire();
     env.payload = frame.data;
+    env.trace = trace;
     let mut failed = None;
-    let error = loop {
+    let (code, why, outcome) = loop {
         let peer = node
             .choose_except(group, session.id.0, failed)
             .and_then(|target| node.links().get(target));
@@ -443,6 +531,7 @@ fn forward(node: &Arc<Node>, session: &Arc<Session>, g: usize, frame: Frame) {
             break (
                 "no_live_node",
                 format!("no live node in group {:?}", group.name),
+                Outcome::NoLiveNode,
             );
         };
         // Tracked and counted before the send: the answer may come back
@@ -450,18 +539,24 @@ fn forward(node: &Arc<Node>, session: &Arc<Session>, g: usize, frame: Frame) {
         let number = session.track_forward(peer.id, msg_id);
         env.request = number;
         peer.forward_sent();
+        if timed {
+            session.forward_sent(peer.id, g);
+        }
         let Err((e, back)) = peer.send_or_return(env) else {
             m.forwards.add(1);
             if session.mark_served(peer.id) {
                 debug!(node = peer.id, "session now served by node");
             }
-            return;
+            return Outcome::Forwarded;
         };
         peer.forward_done();
+        if timed {
+            session.forward_unsent(peer.id);
+        }
         if !session.untrack_forward(number) {
             // The link died between the pick and the send, and its
             // `node_lost` answer went out already.
-            return;
+            return Outcome::NoLiveNode;
         }
         match e {
             LinkError::Down if failed.is_none() => {
@@ -478,6 +573,7 @@ fn forward(node: &Arc<Node>, session: &Arc<Session>, g: usize, frame: Frame) {
                         "node {} of group {:?} is unreachable",
                         peer.name, group.name
                     ),
+                    Outcome::NoLiveNode,
                 );
             }
             LinkError::Full => {
@@ -485,13 +581,14 @@ fn forward(node: &Arc<Node>, session: &Arc<Session>, g: usize, frame: Frame) {
                 break (
                     "overloaded",
                     format!("link to node {} is congested", peer.name),
+                    Outcome::Overloaded,
                 );
             }
         }
     };
-    let (code, why) = error;
     warn!(session = %session.id, msg_id, "{why}");
     node.answer_error(session.id, msg_id, code, &why);
+    outcome
 }
 
 /// Cleans up after a session: directory, the nodes that served it, hooks.
@@ -503,7 +600,9 @@ async fn session_ended(node: &Arc<Node>, session: &Arc<Session>) {
     let uid = session.uid();
     let uid_wire = session.uid_wire();
     if let Some(uid) = &uid {
-        if let Err(e) = node.directory().unbind(uid, session.id).await {
+        let r = node.directory().unbind(uid, session.id).await;
+        node.count_directory(DirOp::Unbind, &r);
+        if let Err(e) = r {
             warn!(%uid, error = %e, "directory unbind failed; the binding expires with its TTL");
         }
     }

@@ -13,6 +13,7 @@ use tokio_util::task::TaskTracker;
 use tracing::{Instrument, debug, info, info_span, warn};
 
 use crate::directory::{RedisDirectory, Refused, Subscription};
+use crate::metrics::DirOp;
 use crate::node::Node;
 
 /// Starts the loops when the node's directory is Redis.
@@ -105,7 +106,9 @@ async fn refresh(node: &Node, redis: &RedisDirectory) {
     let bindings = node.sessions().bindings();
     // A failure was logged as an outage by the directory; the next pass
     // tries again.
-    let Ok(recreated) = redis.refresh(&bindings).await else {
+    let refreshed = redis.refresh(&bindings).await;
+    node.count_directory(DirOp::Refresh, &refreshed);
+    let Ok(recreated) = refreshed else {
         return;
     };
     let mut recreated_total = 0usize;

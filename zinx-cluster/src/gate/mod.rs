@@ -1,6 +1,7 @@
 //! The client side of a gate: accepting zinx clients, one task per client
-//! (`conn`), and the gate's work with the shared directory (`directory`:
-//! the bus subscriber and the keep-alive of its bindings).
+//! (`conn` for plain TCP, `transports` for TLS and WebSocket), and the
+//! gate's work with the shared directory (`directory`: the bus subscriber
+//! and the keep-alive of its bindings).
 //!
 //! A gate's sessions live in the node's session table (`session`); this
 //! module runs them. [`Gate`] tracks every task it starts, so shutdown
@@ -8,16 +9,28 @@
 
 mod conn;
 mod directory;
+mod transports;
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::net::{TcpListener, TcpStream};
+use tokio_rustls::rustls::ServerConfig;
 use tokio_util::task::TaskTracker;
 use tracing::{Instrument, debug, debug_span, warn};
 
+use crate::metrics::Transport;
 use crate::node::Node;
 use crate::session::{GatePhase, QueueBound};
+
+/// What a gate listens on besides its `Port`.
+#[derive(Debug, Default)]
+pub(crate) struct ClientPorts {
+    /// `WsPort`, bound, with `WsPath`.
+    pub(crate) ws: Option<(TcpListener, String)>,
+    /// The certificate: TLS on `Port`, WSS on `WsPort`.
+    pub(crate) tls: Option<Arc<ServerConfig>>,
+}
 
 /// The running client side of one gate node.
 #[derive(Debug)]
@@ -33,14 +46,16 @@ pub(crate) struct Gate {
 const DIRECTORY_CLOSE: Duration = Duration::from_secs(2);
 
 impl Gate {
-    /// Starts accepting clients on `listener`, and the directory loops.
-    pub(crate) fn start(node: Arc<Node>, listener: TcpListener) -> Gate {
+    /// Starts accepting clients on `listener` (and the WebSocket port of
+    /// `ports`), and the directory loops.
+    pub(crate) fn start(node: Arc<Node>, listener: TcpListener, ports: ClientPorts) -> Gate {
         let gate = Gate {
             sessions: TaskTracker::new(),
             background: TaskTracker::new(),
         };
         let sessions = gate.sessions.clone();
         let acceptor = node.clone();
+        let tls = ports.tls.clone();
         gate.background.spawn(async move {
             let stop = acceptor.stopping().clone();
             crate::net::accept_loop(
@@ -48,11 +63,44 @@ impl Gate {
                 &stop,
                 "client",
                 Duration::from_millis(20),
-                |stream, addr| accept(&acceptor, &sessions, stream, addr),
+                |stream, addr| match &tls {
+                    Some(tls) => {
+                        let serve =
+                            transports::serve_tls(acceptor.clone(), stream, addr, tls.clone());
+                        sessions.spawn(serve);
+                    }
+                    None => accept(&acceptor, &sessions, stream, addr),
+                },
             )
             .await
         });
         gate.background.spawn(sweep(node.clone()));
+        if let Some((ws, path)) = ports.ws {
+            let sessions = gate.sessions.clone();
+            let acceptor = node.clone();
+            let path: Arc<str> = path.into();
+            let tls = ports.tls;
+            gate.background.spawn(async move {
+                let stop = acceptor.stopping().clone();
+                crate::net::accept_loop(
+                    ws,
+                    &stop,
+                    "WebSocket client",
+                    Duration::from_millis(20),
+                    |stream, addr| {
+                        let serve = transports::serve_ws(
+                            acceptor.clone(),
+                            stream,
+                            addr,
+                            path.clone(),
+                            tls.clone(),
+                        );
+                        sessions.spawn(serve);
+                    },
+                )
+                .await
+            });
+        }
         directory::start(&node, &gate.background);
         gate.background.spawn(resend_closes(node));
         gate
@@ -115,6 +163,7 @@ fn accept(node: &Arc<Node>, tasks: &TaskTracker, stream: TcpStream, addr: std::n
     });
     node.metrics().sessions_accepted.add(1);
     node.metrics().sessions_open.add(1);
+    node.labelled().session_opened(Transport::Tcp);
     // A debug-level span: free when debug logging is off, so an idle
     // session costs no span memory; events carry the session id.
     let span = debug_span!("conn", session = %session.id, %addr);

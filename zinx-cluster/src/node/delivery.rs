@@ -7,6 +7,7 @@
 //! directory's bus. A uid is found in the gate's own table first, then in
 //! the directory.
 
+use crate::metrics::DirOp;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -199,13 +200,17 @@ impl Node {
                 return Ok(None);
             }
             sessions.unbind_local(&old, session);
-            if let Err(e) = self.directory.unbind(&old, session).await {
+            let r = self.directory.unbind(&old, session).await;
+            self.count_directory(DirOp::Unbind, &r);
+            if let Err(e) = r {
                 warn!(%session, uid = %old, error = %e, "directory unbind failed");
             }
         }
         s.set_uid(Some(uid.clone()));
         let prev_local = sessions.bind_local(uid.clone(), session);
-        let prev_dir = match self.directory.bind(&uid, session).await {
+        let bound = self.directory.bind(&uid, session).await;
+        self.count_directory(DirOp::Bind, &bound);
+        let prev_dir = match bound {
             Ok(p) => p.filter(|p| *p != session),
             Err(e) => {
                 // Undo: this session holds no uid, and an older local holder
@@ -245,7 +250,9 @@ impl Node {
             self.sessions.unbind_local(&old, session);
             // Locally the session is unbound, which is what its user asked;
             // a directory entry left behind expires with its TTL.
-            if let Err(e) = self.directory.unbind(&old, session).await {
+            let r = self.directory.unbind(&old, session).await;
+            self.count_directory(DirOp::Unbind, &r);
+            if let Err(e) = r {
                 warn!(%session, uid = %old, error = %e, "directory unbind failed; the entry expires with its TTL");
             }
         }
@@ -273,7 +280,9 @@ impl Node {
         if self.links.get(gate).is_some_and(|p| p.is_up()) {
             return self.ask_gate_for_session(session, env).await.map(|_| ());
         }
-        self.publish_to_gate(gate, env).await
+        let r = self.publish_to_gate(gate, env).await;
+        self.count_directory(DirOp::Publish, &r);
+        r
     }
 
     /// Closes the session bound to `uid`, wherever it is.
@@ -300,12 +309,11 @@ impl Node {
 
     /// The gate holding `uid`.
     async fn locate(&self, uid: &str) -> Result<u16, SendError> {
-        self.directory
-            .locate(uid)
-            .await?
-            .ok_or_else(|| SendError::NotOnline {
-                uid: uid.to_string(),
-            })
+        let r = self.directory.locate(uid).await;
+        self.count_directory(DirOp::Lookup, &r);
+        r?.ok_or_else(|| SendError::NotOnline {
+            uid: uid.to_string(),
+        })
     }
 
     async fn send_to_gate_for_uid(
@@ -334,7 +342,9 @@ impl Node {
                     e => e,
                 });
         }
-        self.publish_to_gate(gate, env).await
+        let r = self.publish_to_gate(gate, env).await;
+        self.count_directory(DirOp::Publish, &r);
+        r
     }
 
     /// Sends an envelope to another gate through the directory's bus and
@@ -345,6 +355,14 @@ impl Node {
             return Err(SendError::Unreachable { node: gate });
         }
         self.directory.publish(gate, env).await
+    }
+
+    /// Counts a directory operation of a shared (Redis) directory; the
+    /// in-memory one does nothing that could fail.
+    pub(crate) fn count_directory<T, E>(&self, op: DirOp, r: &Result<T, E>) {
+        if self.directory.redis().is_some() {
+            self.labelled.directory(op, r.is_ok());
+        }
     }
 
     /// Writes a frame to every session of this gate (with `users_only`,

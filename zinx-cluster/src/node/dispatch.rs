@@ -12,6 +12,7 @@ use super::{BROADCAST_USERS_ONLY, Node, TO_SESSION_FINAL, text, uid_of};
 use crate::envelope::{Envelope, HEARTBEAT_STOPPING, HEARTBEAT_STOPPING_ACK, Kind, Status};
 use crate::error::SendError;
 use crate::frame::Frame;
+use crate::metrics::Outcome;
 use crate::peer::Peer;
 use crate::session::{Session, SessionId};
 
@@ -72,6 +73,7 @@ impl Node {
         let forward = env.request;
         let refuse = |code: &str, why: String| {
             warn!(%session, msg_id, "{why}");
+            self.labelled.message(msg_id, Outcome::of_code(code));
             let frame = self.error_frame(msg_id, code, &why);
             if frame.is_some() {
                 self.metrics.error_answers.add(1);
@@ -93,14 +95,10 @@ impl Node {
                 format!("node {} has no handler for msg_id {msg_id}", self.name),
             );
         };
-        if self
-            .enqueue(session, &env.uid, {
-                let mut job = Job::new(route, env.payload);
-                job.forward = forward;
-                job
-            })
-            .is_err()
-        {
+        let mut job = Job::new(route, env.payload);
+        job.forward = forward;
+        job.trace = env.trace;
+        if self.enqueue(session, &env.uid, job).is_err() {
             refuse(
                 "overloaded",
                 format!(
@@ -210,6 +208,13 @@ impl Node {
         if let Some(peer) = self.links.get(from) {
             peer.forward_done();
             self.work_finished();
+        }
+        if self.labelled.enabled() {
+            // A node answers one session's messages in order: its oldest
+            // forward to `from` is the one that finished.
+            if let Some((group, sent)) = session.and_then(|s| s.forward_finished(from)) {
+                self.labelled.forward_answered(group, sent.elapsed());
+            }
         }
         true
     }

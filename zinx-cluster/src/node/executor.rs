@@ -15,8 +15,10 @@ use super::ctx::{Ctx, Mode};
 use super::{Node, TO_SESSION_FINAL, uid_of};
 use crate::envelope::{Kind, Status};
 use crate::handler::{BoxFuture, HandlerFailure};
+use crate::metrics::Outcome;
 use crate::registry::Route;
 use crate::session::{Session, SessionId};
+use crate::trace::{AttrValue, SpanKind, TraceContext};
 
 /// Called when a session closes, on the gate and on every node that served
 /// it.
@@ -59,6 +61,8 @@ pub(crate) struct Job {
     /// The gate's number for this forward (`request` of the envelope),
     /// returned with its completion so the gate knows which one finished.
     pub(crate) forward: u32,
+    /// The trace the gate started for this message, when tracing is on.
+    pub(crate) trace: Option<TraceContext>,
 }
 
 impl Job {
@@ -68,6 +72,7 @@ impl Job {
             data,
             uid: None,
             forward: 0,
+            trace: None,
         }
     }
 }
@@ -244,6 +249,16 @@ async fn run_entry(
     }
 }
 
+/// Where a client message comes from, for [`Node::run_client_message`].
+struct How<'a> {
+    /// The session itself when the handler runs on its gate.
+    local: Option<&'a Arc<Session>>,
+    /// The gate's number for a forwarded message (0 in place).
+    forward: u32,
+    /// The trace the gate started for it, when tracing is on.
+    trace: Option<&'a TraceContext>,
+}
+
 impl Node {
     /// Runs a client message's handler and delivers its outcome: the reply
     /// to the session, or the error answer.
@@ -252,6 +267,10 @@ impl Node {
     /// replies then go straight to its queue, without a table lookup. When
     /// the message was forwarded (`local` is `None`), the outcome is marked
     /// final, so the gate knows the message is finished.
+    ///
+    /// `trace` is the context of the span that sent the message (the
+    /// gate's): with tracing on, the handler runs in a child span of it,
+    /// and the trace id is in this node's log lines for the message.
     pub(crate) async fn run_client_message(
         self: &Arc<Self>,
         route: &'static Route,
@@ -259,8 +278,14 @@ impl Node {
         uid: Option<Arc<str>>,
         data: Bytes,
         local: Option<&Arc<Session>>,
+        trace: Option<&TraceContext>,
     ) {
-        self.run_message(route, session, uid, data, local, 0).await;
+        let how = How {
+            local,
+            forward: 0,
+            trace,
+        };
+        self.run_message(route, session, uid, data, how).await;
     }
 
     /// [`Node::run_client_message`]; a forwarded message's completion
@@ -271,14 +296,50 @@ impl Node {
         session: SessionId,
         uid: Option<Arc<str>>,
         data: Bytes,
-        local: Option<&Arc<Session>>,
-        forward: u32,
+        how: How<'_>,
     ) {
+        let How {
+            local,
+            forward,
+            trace,
+        } = how;
         let forwarded = local.is_none();
         let mut ctx = Ctx::new(self.clone(), route.msg_id, Mode::Client, Some(session), uid);
         ctx.local = local.cloned();
-        let result = run_entry(route, &mut ctx, data).await;
+        let mut span = match trace {
+            Some(parent) => self
+                .tracer
+                .start_child(parent, "zinx.handler", SpanKind::Consumer),
+            None => None,
+        };
+        let started = self.labelled.enabled().then(std::time::Instant::now);
+        let result = match &span {
+            Some(sp) => {
+                let trace_id = sp.context().trace_id_hex();
+                run_entry(route, &mut ctx, data)
+                    .instrument(tracing::info_span!("trace", trace_id = %trace_id))
+                    .await
+            }
+            None => run_entry(route, &mut ctx, data).await,
+        };
         self.metrics.handled.add(1);
+        if let Some(started) = started {
+            let outcome = match &result {
+                Ok(_) => Outcome::Ok,
+                Err(f) => Outcome::of_code(f.code()),
+            };
+            self.labelled
+                .handled(route.msg_id, outcome, started.elapsed());
+        }
+        if let Some(sp) = span.as_mut() {
+            sp.set("zinx.msg_id", AttrValue::Int(i64::from(route.msg_id)));
+            sp.set("zinx.handler", AttrValue::Str(route.name.to_string()));
+            sp.set("zinx.session", AttrValue::Str(session.to_string()));
+            if let Err(f) = &result {
+                sp.fail(f.to_string());
+            }
+        }
+        drop(span);
         let outcome = match result {
             Ok(Some(reply)) => Some(crate::frame::Frame::new(route.msg_id, reply)),
             Ok(None) => None,
@@ -355,7 +416,12 @@ impl Node {
     /// Runs a session's queued messages one after another.
     async fn drain(self: Arc<Self>, session: SessionId) {
         while let Some(job) = self.exec.next_job(session) {
-            self.run_message(job.route, session, job.uid, job.data, None, job.forward)
+            let how = How {
+                local: None,
+                forward: job.forward,
+                trace: job.trace.as_ref(),
+            };
+            self.run_message(job.route, session, job.uid, job.data, how)
                 .await;
         }
     }

@@ -39,11 +39,12 @@ use crate::config::{ClusterConfig, NodeConfig, NodeType};
 use crate::directory::Directory;
 use crate::envelope::{Envelope, HEARTBEAT_STOPPING, Kind};
 use crate::frame::Frame;
-use crate::metrics::Metrics;
+use crate::metrics::{Labelled, Metrics};
 use crate::peer::{LinkEvents, LinkKey, Links, Peer};
 use crate::registry::HandlerTable;
 use crate::session::Sessions;
 use crate::settings::{ErrorReply, Settings};
+use crate::trace::Tracer;
 
 pub use ctx::{Ctx, KickTarget};
 pub use executor::{SessionClosed, SessionHook};
@@ -84,6 +85,10 @@ pub(crate) struct Node {
     directory: Directory,
     /// Counters (shared with the links).
     metrics: Arc<Metrics>,
+    /// Per-msg_id, per-group and per-transport metrics (`/metrics`).
+    labelled: Labelled,
+    /// Spans of client messages, when tracing is on.
+    tracer: Tracer,
     /// Cancelled first at shutdown: stop accepting and reading new work.
     stopping: CancellationToken,
     /// Cancelled last: close links and sessions.
@@ -124,6 +129,8 @@ pub(crate) struct NodeParts {
     pub(crate) hooks: Vec<SessionHook>,
     /// Cancelled when the process starts shutting down.
     pub(crate) root: CancellationToken,
+    /// Where the node's spans go (off unless tracing is configured).
+    pub(crate) tracer: Tracer,
 }
 
 impl Node {
@@ -154,6 +161,14 @@ impl Node {
                 )),
             );
         }
+        let targets = routing.forward_targets();
+        let labelled = Labelled::new(
+            settings.metrics,
+            config.routes.iter().map(|r| r.msg_id),
+            targets
+                .iter()
+                .map(|&g| (g, routing.group_at(g).name.clone())),
+        );
         let stopping = parts.root.child_token();
         let closed = CancellationToken::new();
         let links = Arc::new(
@@ -185,6 +200,8 @@ impl Node {
             rpc: rpc::Rpc::default(),
             directory: parts.directory,
             metrics,
+            labelled,
+            tracer: parts.tracer,
             stopping,
             closed,
             draining: AtomicBool::new(false),
@@ -211,6 +228,41 @@ impl Node {
     /// The counters.
     pub(crate) fn metrics(&self) -> &Metrics {
         &self.metrics
+    }
+
+    /// The labelled metrics (per msg_id, group, transport).
+    pub(crate) fn labelled(&self) -> &Labelled {
+        &self.labelled
+    }
+
+    /// The tracer (off unless tracing is configured).
+    pub(crate) fn tracer(&self) -> &Tracer {
+        &self.tracer
+    }
+
+    /// Whether the node should get traffic: it serves, and every group it
+    /// forwards to has a live node; otherwise why not (for `/readyz`).
+    pub(crate) fn readiness(&self) -> Result<(), String> {
+        if self.stopping.is_cancelled() {
+            return Err(format!("node {} is shutting down", self.name));
+        }
+        let dead: Vec<&str> = self
+            .routing
+            .forward_targets()
+            .into_iter()
+            .map(|g| self.routing.group_at(g))
+            .filter(|g| {
+                !g.nodes
+                    .iter()
+                    .any(|&id| id == self.id || self.links.is_live(id))
+            })
+            .map(|g| g.name.as_str())
+            .collect();
+        if dead.is_empty() {
+            Ok(())
+        } else {
+            Err(format!("no live node in group(s) {}", dead.join(", ")))
+        }
     }
 
     /// The routing table.
@@ -357,6 +409,25 @@ impl Node {
     pub(crate) async fn close(&self, flush: Duration) {
         self.closed.cancel();
         self.links.close(flush).await;
+    }
+}
+
+impl crate::admin::AdminSource for Node {
+    fn render_metrics(&self, out: &mut String) {
+        crate::metrics::render::snapshot(out, &self.name, &self.metrics.snapshot());
+        self.labelled.render(&self.name, out);
+        let mut links: Vec<(u16, String, bool)> = self
+            .links
+            .iter()
+            .map(|p| (p.id, p.name.clone(), p.is_live()))
+            .collect();
+        links.sort_unstable();
+        let links: Vec<(String, bool)> = links.into_iter().map(|(_, n, up)| (n, up)).collect();
+        crate::metrics::render::links(out, &self.name, &links);
+    }
+
+    fn readiness(&self) -> Result<(), String> {
+        Node::readiness(self)
     }
 }
 

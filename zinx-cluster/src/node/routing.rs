@@ -121,6 +121,22 @@ impl Routing {
         &self.groups[i]
     }
 
+    /// The groups this node forwards to (indices of [`Routing::group_at`]),
+    /// in order.
+    pub(crate) fn forward_targets(&self) -> Vec<usize> {
+        let mut g: Vec<usize> = self
+            .dests
+            .iter()
+            .filter_map(|(_, d)| match d {
+                Dest::Group(i) => Some(*i),
+                _ => None,
+            })
+            .collect();
+        g.sort_unstable();
+        g.dedup();
+        g
+    }
+
     /// A group by name.
     pub(crate) fn group(&self, name: &str) -> Option<&Group> {
         self.groups.iter().find(|g| g.name == name)

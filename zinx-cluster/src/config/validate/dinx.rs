@@ -3,9 +3,12 @@
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 
-use serde_json::Value;
+use serde_json::{Map, Value};
 
-use super::{describe, error, first_seen, int_field, name_suffix, parse_json, string_field, take};
+use super::{
+    describe, error, field, first_seen, int_field, name_suffix, parse_json, string_field, take,
+    take_optional,
+};
 use crate::config::{ConfigError, NodeConfig, NodeId, NodeType};
 
 pub(super) struct RawNode {
@@ -17,6 +20,12 @@ pub(super) struct RawNode {
     pub(super) node_type: Option<NodeType>,
     pub(super) ip: Option<(String, IpAddr)>,
     pub(super) port: Option<u16>,
+    /// `WsPort`.
+    pub(super) ws_port: Option<u16>,
+    /// `WsPath`, default `/`.
+    pub(super) ws_path: String,
+    /// `AdminPort`.
+    pub(super) admin_port: Option<u16>,
 }
 
 impl RawNode {
@@ -43,7 +52,21 @@ impl RawNode {
             node_type: self.node_type?,
             ip,
             port: self.port?,
+            ws_port: self.ws_port,
+            ws_path: self.ws_path,
+            admin_port: self.admin_port,
         })
+    }
+
+    /// Every port this node binds, with its key, for the clash check.
+    fn bound_ports(&self) -> impl Iterator<Item = (&'static str, u16)> {
+        [
+            ("Port", self.port),
+            ("WsPort", self.ws_port),
+            ("AdminPort", self.admin_port),
+        ]
+        .into_iter()
+        .filter_map(|(key, port)| Some((key, port?)))
     }
 }
 
@@ -83,7 +106,8 @@ pub(super) fn parse_dinx(file: &str, text: &str, errors: &mut Vec<ConfigError>) 
     };
     // Index into dinx.nodes of the first node with an ID / address.
     let mut by_id: HashMap<NodeId, usize> = HashMap::new();
-    let mut by_addr: HashMap<SocketAddr, usize> = HashMap::new();
+    // Every bound address (Port, WsPort, AdminPort) → (node index, key).
+    let mut by_addr: HashMap<SocketAddr, (usize, &'static str)> = HashMap::new();
     // Whether some entry's Type could not be read: then "no gate" may be a
     // consequence of that mistake and is not reported.
     let mut type_unknown = false;
@@ -122,12 +146,23 @@ pub(super) fn parse_dinx(file: &str, text: &str, errors: &mut Vec<ConfigError>) 
                     errors.push(error(file, Some(node.label()), message));
                 }
             }
-            if let (Some((_, ip)), Some(port)) = (&node.ip, node.port) {
-                let addr = SocketAddr::new(*ip, port);
-                if let Some(first) = first_seen(&mut by_addr, addr, at) {
-                    let also = dinx.nodes[first].label();
-                    let message = format!("address {addr} is also used by {also}");
-                    errors.push(error(file, Some(node.label()), message));
+            if let Some((_, ip)) = &node.ip {
+                for (key, port) in node.bound_ports() {
+                    let addr = SocketAddr::new(*ip, port);
+                    if let Some((first, first_key)) = first_seen(&mut by_addr, addr, (at, key)) {
+                        let also = if first == at {
+                            format!("its {first_key}")
+                        } else if first_key == "Port" {
+                            dinx.nodes[first].label()
+                        } else {
+                            format!("{} ({first_key})", dinx.nodes[first].label())
+                        };
+                        let message = match key {
+                            "Port" => format!("address {addr} is also used by {also}"),
+                            _ => format!("{key}: address {addr} is also used by {also}"),
+                        };
+                        errors.push(error(file, Some(node.label()), message));
+                    }
                 }
             }
             dinx.nodes.push(node);
@@ -194,6 +229,9 @@ pub(super) fn parse_node(
         node_type: None,
         ip: None,
         port: None,
+        ws_port: None,
+        ws_path: "/".to_string(),
+        admin_port: None,
     };
     let Value::Object(obj) = value else {
         errors.push(error(
@@ -249,6 +287,7 @@ pub(super) fn parse_node(
         _ => Err(format!("Port {port} is out of range 1..=65535")),
     });
     take(port, &mut node.port, &mut problems);
+    parse_client_ports(obj, &mut node, &mut problems);
 
     let label = node.label();
     errors.extend(
@@ -257,4 +296,42 @@ pub(super) fn parse_node(
             .map(|message| error(file, Some(label.clone()), message)),
     );
     node
+}
+
+/// `WsPort`, `WsPath` and `AdminPort`: optional, zinx's names and defaults.
+fn parse_client_ports(obj: &Map<String, Value>, node: &mut RawNode, problems: &mut Vec<String>) {
+    let optional_port = |key: &str| match field(obj, key) {
+        Err(_) => Ok(None),
+        Ok(_) => int_field(obj, key).and_then(|port| match u16::try_from(port) {
+            Ok(p) if p > 0 => Ok(Some(p)),
+            _ => Err(format!("{key} {port} is out of range 1..=65535")),
+        }),
+    };
+    take_optional(optional_port("WsPort"), &mut node.ws_port, problems);
+    take_optional(optional_port("AdminPort"), &mut node.admin_port, problems);
+    if field(obj, "WsPath").is_ok() {
+        let path = string_field(obj, "WsPath").and_then(|path| {
+            if !path.starts_with('/') {
+                Err(format!(
+                    "WsPath {path:?} must start with \"/\" (e.g. \"/\" or \"/ws\")"
+                ))
+            } else if path.contains(|c: char| c.is_whitespace() || c == '?' || c == '#') {
+                Err(format!(
+                    "WsPath {path:?}: a path without spaces, '?' or '#'"
+                ))
+            } else {
+                Ok(path)
+            }
+        });
+        match path {
+            Ok(p) => node.ws_path = p,
+            Err(message) => problems.push(message),
+        }
+        if node.ws_port.is_none() && field(obj, "WsPort").is_err() {
+            problems.push("WsPath without WsPort: add the WebSocket port".to_string());
+        }
+    }
+    if node.ws_port.is_some() && node.node_type == Some(NodeType::Backend) {
+        problems.push("WsPort on a backend node: only gates (Type 1) accept clients".to_string());
+    }
 }

@@ -1,0 +1,43 @@
+//! The browser chat page (`demo/static/`), served by the demo on its gate's
+//! admin port at `/chat/` (`chat.html` and `chat.js`, no build step).
+//!
+//! The page finds the gate's WebSocket through a `<meta name="zinx-ws">`
+//! tag filled in here from `dinx.json` (`:WsPort/WsPath`, on the host the
+//! page was loaded from); `?ws=ws://host:port/path` overrides it.
+
+use zinx_cluster::Page;
+
+/// The page's HTML, with the `{{ZINX_WS}}` placeholder.
+pub const CHAT_HTML: &str = include_str!("../static/chat.html");
+/// The page's script.
+pub const CHAT_JS: &str = include_str!("../static/chat.js");
+
+/// The pages to serve for a gate whose WebSocket is on `ws_port` at
+/// `ws_path`: `/chat/`, `/chat/index.html`, `/chat/chat.js`, and `/chat`
+/// (the same HTML; its script is then looked up at `/chat.js` too).
+pub fn chat_pages(ws_port: u16, ws_path: &str) -> Vec<Page> {
+    let html = CHAT_HTML.replace("{{ZINX_WS}}", &format!(":{ws_port}{ws_path}"));
+    let html_type = "text/html; charset=utf-8";
+    let js_type = "text/javascript; charset=utf-8";
+    vec![
+        Page::new("/chat/", html_type, html.clone()),
+        Page::new("/chat/index.html", html_type, html.clone()),
+        Page::new("/chat", html_type, html),
+        Page::new("/chat/chat.js", js_type, CHAT_JS),
+        Page::new("/chat.js", js_type, CHAT_JS),
+    ]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_page_learns_where_the_gate_listens() {
+        let pages = chat_pages(9000, "/ws");
+        let html = std::str::from_utf8(&pages[0].body).unwrap();
+        assert!(html.contains(r#"<meta name="zinx-ws" content=":9000/ws">"#));
+        assert!(html.contains(r#"<script src="chat.js">"#));
+        assert!(pages.iter().any(|p| p.path == "/chat/chat.js"));
+    }
+}
