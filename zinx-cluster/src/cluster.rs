@@ -14,10 +14,12 @@ use tracing::{error, info, warn};
 use crate::config::{ClusterConfig, ConfigErrors, NodeConfig, NodeId, NodeType};
 use crate::directory::{Directory, RedisDirectory};
 use crate::gate::Gate;
+use crate::handler::BoxFuture;
 use crate::metrics::MetricsSnapshot;
-use crate::node::{Node, NodeParts, SessionClosed, SessionHook};
+use crate::node::{ClusterHandle, Node, NodeParts, SessionClosed, SessionHook};
 use crate::peer::LinkKey;
 use crate::registry::{self, RegistryErrors};
+use crate::state::{self, MissingState, States};
 
 /// Which nodes of `dinx.json` this process runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -52,6 +54,9 @@ pub enum StartError {
     /// The cluster secret could not be turned into a link key.
     #[error("cluster secret: {0}")]
     Secret(String),
+    /// Handlers take `State<S>` of types the cluster was not given.
+    #[error("{}", list(.0))]
+    MissingState(Vec<MissingState>),
     /// A node could not bind its address.
     #[error("node {name} (ID {id}) cannot listen on {addr}: {source}")]
     Bind {
@@ -65,6 +70,17 @@ pub enum StartError {
         source: std::io::Error,
     },
 }
+
+fn list(items: &[MissingState]) -> String {
+    items
+        .iter()
+        .map(|m| m.to_string())
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// A hook run once the nodes of this process have started.
+type StartedHook = Box<dyn FnOnce(ClusterHandle) -> BoxFuture<'static, ()> + Send>;
 
 /// A cluster ready to start: configuration loaded, hooks registered.
 ///
@@ -83,8 +99,14 @@ pub enum StartError {
 /// into the binary serve exactly the routes of the selected nodes' groups,
 /// and refuses to start naming every mismatch.
 pub struct Cluster {
+    /// dinx.json, route.json, settings.json.
     config: ClusterConfig,
+    /// Run when a session closes.
     hooks: Vec<SessionHook>,
+    /// Application state, handed to every node.
+    states: States,
+    /// Run once the nodes have started.
+    started: Vec<StartedHook>,
 }
 
 impl std::fmt::Debug for Cluster {
@@ -92,6 +114,8 @@ impl std::fmt::Debug for Cluster {
         f.debug_struct("Cluster")
             .field("config", &self.config)
             .field("hooks", &self.hooks.len())
+            .field("states", &self.states)
+            .field("started", &self.started.len())
             .finish()
     }
 }
@@ -108,7 +132,36 @@ impl Cluster {
         Cluster {
             config,
             hooks: Vec::new(),
+            states: States::default(),
+            started: Vec::new(),
         }
+    }
+
+    /// Gives handlers a value of type `S` — a database pool, a game world,
+    /// counters — reached through a [`State<S>`](crate::State) argument,
+    /// [`Ctx::state`](crate::Ctx::state) or
+    /// [`ClusterHandle::state`]. Call it once per type (several types are
+    /// fine; a second value of one type replaces the first). Every node of
+    /// the process shares the value: wrap what must change in an `Arc` with
+    /// atomics or a lock.
+    pub fn with_state<S: Send + Sync + 'static>(mut self, value: S) -> Self {
+        self.states.insert(value);
+        self
+    }
+
+    /// Runs `hook` once the nodes of this process have started (before
+    /// [`Cluster::start`] returns), with a handle on one of them (a gate if
+    /// one runs here): the place to spawn game loops, timers, matchmakers.
+    /// `start` waits for the hook itself, so spawn what runs long.
+    pub fn on_started<F, Fut>(mut self, hook: F) -> Self
+    where
+        F: FnOnce(ClusterHandle) -> Fut + Send + 'static,
+        Fut: Future<Output = ()> + Send + 'static,
+    {
+        self.started.push(Box::new(move |h| {
+            Box::pin(hook(h)) as BoxFuture<'static, ()>
+        }));
+        self
     }
 
     /// The configuration.
@@ -148,6 +201,11 @@ impl Cluster {
             &config.routes,
             &served,
         )?);
+        let missing = self.states.missing(state::registered_uses(), &served);
+        if !missing.is_empty() {
+            return Err(StartError::MissingState(missing));
+        }
+        let states = Arc::new(self.states);
 
         let gates: Vec<u16> = config.gates().map(|g| g.id).collect();
         let redis_url = config.settings.effective_redis_url();
@@ -206,6 +264,7 @@ impl Cluster {
                     key: key.clone(),
                     hooks: self.hooks.clone(),
                     root: root.clone(),
+                    states: states.clone(),
                 },
             ));
             let addr = listener.local_addr().ok();
@@ -240,11 +299,15 @@ impl Cluster {
             };
             nodes.push(Running { node, gate, addr });
         }
-        Ok(RunningCluster {
+        let running = RunningCluster {
             nodes,
             root,
             grace: Duration::from_millis(config.settings.shutdown_grace_ms),
-        })
+        };
+        for hook in self.started {
+            hook(running.handle()).await;
+        }
+        Ok(running)
     }
 
     /// Starts the selected nodes and runs them until SIGINT or SIGTERM, then
@@ -321,6 +384,22 @@ impl RunningCluster {
     /// A copy of a node's counters.
     pub fn metrics(&self, id: NodeId) -> Option<MetricsSnapshot> {
         self.node(id).map(|r| r.node.metrics().snapshot())
+    }
+
+    /// A [`ClusterHandle`] on a node of this process: a gate if one runs
+    /// here (its pushes to local sessions skip every link), else the first
+    /// node.
+    pub fn handle(&self) -> ClusterHandle {
+        self.nodes
+            .iter()
+            .find(|r| r.gate.is_some())
+            .or(self.nodes.first())
+            .map_or_else(ClusterHandle::detached, |r| ClusterHandle::new(&r.node))
+    }
+
+    /// A [`ClusterHandle`] on node `id`, if it runs in this process.
+    pub fn node_handle(&self, id: NodeId) -> Option<ClusterHandle> {
+        self.node(id).map(|r| ClusterHandle::new(&r.node))
     }
 
     /// Whether every link of every node here is up (all peers reachable).

@@ -46,6 +46,12 @@ pub enum SendError {
     /// The node or the operation does not allow it.
     #[error("{0}")]
     Unsupported(&'static str),
+    /// The room name is empty or longer than 255 bytes.
+    #[error("invalid room name {0:?}: must be 1 to 255 bytes")]
+    InvalidRoom(String),
+    /// The node was shut down (a [`crate::ClusterHandle`] outliving it).
+    #[error("the node has shut down")]
+    Stopped,
 }
 
 /// Why a [`crate::Ctx::call`] failed.
@@ -83,6 +89,9 @@ pub enum CallError {
     /// The handler finished without a reply.
     #[error("the handler gave no reply")]
     NoReply,
+    /// The node was shut down (a [`crate::ClusterHandle`] outliving it).
+    #[error("the node has shut down")]
+    Stopped,
 }
 
 impl From<SendError> for crate::HandlerError {

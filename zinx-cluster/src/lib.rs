@@ -23,8 +23,10 @@ mod net;
 mod node;
 mod peer;
 mod registry;
+mod rooms;
 mod session;
 mod settings;
+mod state;
 
 pub use client::{Client, ClientError};
 pub use cluster::{Cluster, RunningCluster, Select, StartError};
@@ -43,18 +45,21 @@ pub use handler::{
     BoxFuture, FromPayload, HandlerError, HandlerFailure, IntoReply, Json, PayloadError,
 };
 pub use metrics::MetricsSnapshot;
-pub use node::{Ctx, KickTarget, SessionClosed, SessionHook};
+pub use node::{ClusterHandle, Ctx, KickTarget, SessionClosed, SessionHook};
 pub use registry::{
     HandlerFn, HandlerTable, RegistryError, RegistryErrors, Route, check_handlers, registered,
     validate_handlers,
 };
 pub use session::SessionId;
 pub use settings::{Balance, DEFAULT_SECRET, ErrorReply, REDIS_URL_ENV, SECRET_ENV, Settings};
+pub use state::{MissingState, State, StateUse};
 pub use zinx_cluster_macros::handler;
 
 /// Everything a handler module needs: `use zinx_cluster::prelude::*;`.
 pub mod prelude {
-    pub use crate::{CallError, Ctx, HandlerError, Json, SendError, SessionId, handler};
+    pub use crate::{
+        CallError, ClusterHandle, Ctx, HandlerError, Json, SendError, SessionId, State, handler,
+    };
     pub use bytes::Bytes;
 }
 

@@ -165,6 +165,11 @@ impl Session {
         self.close.cancel();
     }
 
+    /// Whether the session is closed or closing.
+    pub(crate) fn is_closed(&self) -> bool {
+        self.close.is_cancelled()
+    }
+
     pub(crate) fn close_reason(&self) -> Option<CloseReason> {
         self.reason.lock().ok().and_then(|r| *r)
     }

@@ -121,7 +121,7 @@ impl Subscription {
 fn accept(payload: &[u8]) -> Option<Envelope> {
     match decode(payload) {
         Ok(mut env) => match env.kind {
-            Kind::ToSession | Kind::ToUid | Kind::Broadcast | Kind::Kick => {
+            Kind::ToSession | Kind::ToUid | Kind::Broadcast | Kind::Room | Kind::Kick => {
                 // Published messages are never requests: nothing answers
                 // them over a link.
                 env.request = 0;

@@ -288,6 +288,7 @@ async fn session_ended(node: &Arc<Node>, session: &Arc<Session>) {
     if node.sessions().remove(session.id).is_none() {
         return;
     }
+    node.rooms().leave_all(session.id);
     node.metrics().sessions_open.sub(1);
     let uid = session.uid();
     let uid_wire = session.uid_wire();

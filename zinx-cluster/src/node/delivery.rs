@@ -60,7 +60,7 @@ impl Node {
     /// Sends an envelope that needs no answer to gate `gate`: over its link
     /// when there is one, else through the directory's bus (in the
     /// background: a publish waits for Redis).
-    fn to_gate(&self, gate: u16, env: Envelope) -> Result<(), SendError> {
+    pub(super) fn to_gate(&self, gate: u16, env: Envelope) -> Result<(), SendError> {
         if let Some(peer) = self.links.get(gate) {
             return peer.send(env).map_err(|e| link_send_error(gate, e));
         }
@@ -156,7 +156,7 @@ impl Node {
     }
 
     /// [`Node::ask_gate`] about a session: "not found" means it is gone.
-    async fn ask_gate_for_session(
+    pub(super) async fn ask_gate_for_session(
         &self,
         session: SessionId,
         env: Envelope,
