@@ -10,6 +10,10 @@
 //! | 4 broadcast | im | [`Shout`] | every session gets a [`Delivery`] on 4; an [`Answer`] only on failure |
 //! | 5 echo | gate | any bytes | the same bytes |
 //! | 6 echo | im | any bytes | the same bytes |
+//! | 7 join | gate | [`RoomName`] | [`Answer`] |
+//! | 8 leave | gate | [`RoomName`] | [`Answer`] |
+//! | 9 say | im | [`Say`] | [`Answer`]; every member of the room, the sender included, gets a [`Said`] on 9 |
+//! | 11 remind | im | [`Remind`] | [`Answer`] at once; a [`Reminder`] on 11 after `after_ms`, on whichever gate the user is then |
 //!
 //! Failures the framework detects (a body that is not the expected JSON, no
 //! live im node) come back as its error answer on msg_id 0:
@@ -36,6 +40,16 @@ pub const BROADCAST: u32 = 4;
 pub const GATE_ECHO: u32 = 5;
 /// Echo, answered by an im node (crosses the cluster).
 pub const IM_ECHO: u32 = 6;
+/// Join a room (the gate's own handler).
+pub const JOIN: u32 = 7;
+/// Leave a room (the gate's own handler).
+pub const LEAVE: u32 = 8;
+/// A line to a room (an im node publishes it).
+pub const SAY: u32 = 9;
+/// A reminder, pushed later by a task of an im node.
+pub const REMIND: u32 = 11;
+/// The longest reminder delay the demo accepts (one hour).
+pub const MAX_REMIND_MS: u64 = 3_600_000;
 /// The zinx client heartbeat; the gate swallows it and only notes that the
 /// client is alive.
 pub const HEARTBEAT: u32 = zinx_cluster::ZINX_HEARTBEAT_MSG_ID;
@@ -133,6 +147,66 @@ pub struct ErrorAnswer {
     pub code: String,
     /// Why, for a person to read.
     pub error: String,
+}
+
+/// Body of [`JOIN`] and [`LEAVE`]: `{"room":"r1"}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RoomName {
+    /// The room (1 to 255 bytes).
+    pub room: String,
+}
+
+/// Body of [`SAY`]: `{"room":"r1","text":"hi"}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Say {
+    /// The room.
+    pub room: String,
+    /// The line.
+    pub text: String,
+}
+
+/// A line to a room, pushed on [`SAY`] to every member:
+/// `{"room":"r1","from":"alice","text":"hi"}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Said {
+    /// The room.
+    pub room: String,
+    /// The sender's user name.
+    pub from: String,
+    /// The line.
+    pub text: String,
+}
+
+/// Body of [`REMIND`]: `{"after_ms":500,"text":"tea"}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Remind {
+    /// How long to wait, in milliseconds (at most [`MAX_REMIND_MS`]).
+    pub after_ms: u64,
+    /// What to be reminded of.
+    pub text: String,
+}
+
+/// The reminder itself, pushed on [`REMIND`]: `{"remind":"tea"}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Reminder {
+    /// The text of the [`Remind`].
+    pub remind: String,
+}
+
+/// What an im process counts, shared by its handlers as application state
+/// (`Cluster::with_state`).
+#[derive(Debug, Default)]
+pub struct ImStats {
+    /// Messages the im handlers of this process handled.
+    pub handled: std::sync::atomic::AtomicU64,
+}
+
+impl ImStats {
+    /// Counts one handled message.
+    pub fn count(&self) {
+        self.handled
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
 }
 
 #[cfg(test)]

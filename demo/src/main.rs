@@ -14,8 +14,10 @@
 use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use clap::Parser;
+use demo::ImStats;
 use tracing_subscriber::EnvFilter;
 use zinx_cluster::{Cluster, NodeId, Select, SessionClosed};
 
@@ -24,6 +26,7 @@ use zinx_cluster::{Cluster, NodeId, Select, SessionClosed};
 // never registers, and the cluster would refuse to start.
 mod gate;
 mod im;
+mod rooms;
 
 /// Command line of the demo server.
 #[derive(Debug, Parser)]
@@ -62,7 +65,13 @@ async fn main() -> ExitCode {
 
     let select = args.id.map_or(Select::All, Select::Id);
     let started = match Cluster::from_dir(&args.conf) {
-        Ok(cluster) => cluster.on_session_closed(session_ended).run(select).await,
+        Ok(cluster) => {
+            cluster
+                .with_state(Arc::new(ImStats::default()))
+                .on_session_closed(session_ended)
+                .run(select)
+                .await
+        }
         Err(e) => Err(e),
     };
     match started {
