@@ -33,8 +33,8 @@ const _: () = assert!(ENVELOPE_OVERHEAD <= 32);
 
 /// Version of the link protocol, stated in the hello.
 /// Version 2 added [`Kind::Done`] and the final flag of a
-/// [`Kind::ToSession`]; version 3 added rooms ([`Kind::Room`],
-/// [`Kind::Join`], [`Kind::Leave`]).
+/// [`Kind::ToSession`]; version 3 added rooms (kinds `Room`, `Join`,
+/// `Leave`).
 pub const LINK_PROTOCOL_VERSION: u16 = 3;
 
 /// `flags` of a [`Kind::Heartbeat`] that announces a graceful shutdown:
