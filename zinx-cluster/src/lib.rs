@@ -67,6 +67,7 @@ pub mod prelude {
 #[doc(hidden)]
 pub mod __private {
     pub use crate::macro_support::{CtxArg, EntryFuture, boxed, into_reply};
+    pub use crate::state::FromState;
     pub use bytes::Bytes;
     pub use inventory;
 }

@@ -33,6 +33,38 @@ use std::sync::Arc;
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct State<S>(pub S);
 
+/// What a `State<S>` handler argument is to the `#[handler]` expansion:
+/// the type it registers (for the start check) and how it is taken from
+/// the context. Not a public API.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` is not an application state argument",
+    label = "state arguments are `State<S>`",
+    note = "a handler takes `State<S>` for a type `S: Clone + Send + Sync + 'static` given to `Cluster::with_state`"
+)]
+pub trait FromState: Sized {
+    /// `TypeId` of the state type.
+    fn state_type_id() -> TypeId;
+    /// Name of the state type.
+    fn state_type_name() -> &'static str;
+    /// A clone of the state out of the context; `None` when the cluster
+    /// was not given one (`start` refuses that for registered handlers).
+    fn from_ctx(ctx: &crate::Ctx) -> Option<Self>;
+}
+
+impl<S: Clone + Send + Sync + 'static> FromState for State<S> {
+    fn state_type_id() -> TypeId {
+        TypeId::of::<S>()
+    }
+
+    fn state_type_name() -> &'static str {
+        std::any::type_name::<S>()
+    }
+
+    fn from_ctx(ctx: &crate::Ctx) -> Option<Self> {
+        ctx.state::<S>().cloned().map(State)
+    }
+}
+
 /// A handler's use of a state type, registered by `#[handler]` for each
 /// `State<S>` argument and checked by `Cluster::start`. Not written by
 /// hand.
