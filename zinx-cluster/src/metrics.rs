@@ -72,8 +72,8 @@ macro_rules! counters {
 }
 
 counters! {
-    /// Handlers running in place on this gate right now (shutdown waits for
-    /// them).
+    /// Client messages being handled on this gate right now: running in
+    /// place, or on their way to a link (shutdown waits for them).
     inflight,
     /// Client sessions currently open on this gate.
     sessions_open,

@@ -79,7 +79,7 @@ const FORWARD_RATIO_MIN: f64 = 0.45;
 /// Forwarded echo at 10 connections x 1 in flight (issue 11).
 const FORWARD_C10W1_RATIO_MIN: f64 = 0.50;
 const P99_RATIO_MAX: f64 = 3.0;
-const IDLE_BYTES_MAX: f64 = 8.0 * 1024.0;
+const IDLE_BYTES_MAX: f64 = 3.0 * 1024.0;
 const BROADCAST_P50_MS_MAX: f64 = 250.0;
 const CODEC_NS_MAX: f64 = 50.0;
 

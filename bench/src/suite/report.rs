@@ -337,7 +337,7 @@ pub(super) fn markdown(m: &MarkdownInput<'_>) -> String {
     let _ = writeln!(s, "\n## Codec microbenchmarks\n");
     let _ = writeln!(
         s,
-        "From criterion (`cargo bench -p zinx-cluster --bench codec`), read by the suite from \
+        "From criterion (`cargo bench -p zinx-cluster --features internals --bench codec`), read by the suite from \
          criterion's output directory; the suite does not run them itself. A row that says \
          \"not measured\" is filled by running that command before the suite.\n"
     );

@@ -24,6 +24,8 @@ use crate::session::{CloseReason, Offer, Session};
 
 /// Read buffer of an active session.
 const READ_CHUNK: usize = 4 * 1024;
+/// At shutdown, at most this much unread client data is read and answered.
+const UNREAD_MAX: usize = 256 * 1024;
 /// On close, queued frames get this long to reach the client.
 pub(super) const CLOSE_FLUSH: Duration = Duration::from_secs(1);
 
@@ -148,6 +150,11 @@ async fn client_loop(
             }
         }
     };
+    // Shutting down: what the client sent before the close and the gate
+    // has not read yet is answered `node_stopping`, not dropped unread.
+    if reason == CloseReason::Shutdown {
+        answer_unread(node, session, &mut stream, &mut codec, &mut rbuf);
+    }
     // Closing. A kicked or shut-down client still gets what was queued for
     // it (e.g. the message saying why); one that stopped reading does not.
     if session.close_reason().unwrap_or(reason) != CloseReason::QueueFull {
@@ -158,6 +165,28 @@ async fn client_loop(
         let _ = tokio::time::timeout(CLOSE_FLUSH, stream.shutdown()).await;
     }
     reason
+}
+
+/// Reads what the socket already holds (without waiting, at most
+/// [`UNREAD_MAX`] bytes) and answers each whole frame `node_stopping`.
+fn answer_unread(
+    node: &Arc<Node>,
+    session: &Arc<Session>,
+    stream: &mut TcpStream,
+    codec: &mut FrameCodec,
+    rbuf: &mut BytesMut,
+) {
+    let mut read = 0;
+    while read < UNREAD_MAX {
+        rbuf.reserve(READ_CHUNK);
+        match stream.try_read_buf(rbuf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => read += n,
+        }
+        while let Ok(Some(frame)) = codec.decode(rbuf) {
+            refuse_frame(node, session, frame);
+        }
+    }
 }
 
 /// Answers a frame read while the gate shuts down with `node_stopping`: the
@@ -191,15 +220,22 @@ async fn handle_frame(node: &Arc<Node>, session: &Arc<Session>, frame: Frame) {
         m.heartbeats_in.add(1);
         return;
     }
+    // Counted (not tracked as a task: a shared task counter is a contended
+    // cache line on every message) from before the stop check until the
+    // message runs here or is counted as forwarded: shutdown, having
+    // stopped intake, waits for this count to reach zero, so no message
+    // slips out after it decided nothing was in flight.
+    m.inflight.add(1);
+    if node.stopping().is_cancelled() {
+        m.inflight.sub(1);
+        // `frames_in` was counted above; `refuse_frame` counts it again.
+        m.frames_in.sub(1);
+        return refuse_frame(node, session, frame);
+    }
     match node.routing().dest(msg_id) {
         Some(Dest::Local(route)) => {
-            // Counted, not tracked as a task: a shared task counter is a
-            // contended cache line on every message.
-            m.inflight.add(1);
             node.run_client_message(route, session.id, session.uid(), frame.data, Some(session))
                 .await;
-            m.inflight.sub(1);
-            node.work_finished();
         }
         Some(Dest::Group(g)) => forward(node, session, g, frame),
         Some(Dest::OtherGate(g)) => {
@@ -226,6 +262,8 @@ async fn handle_frame(node: &Arc<Node>, session: &Arc<Session>, frame: Frame) {
             );
         }
     }
+    m.inflight.sub(1);
+    node.work_finished();
 }
 
 fn forward(node: &Arc<Node>, session: &Arc<Session>, g: usize, frame: Frame) {

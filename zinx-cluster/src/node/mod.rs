@@ -35,7 +35,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
-use tracing::debug;
+use tracing::{debug, info};
 
 use crate::config::{ClusterConfig, NodeConfig, NodeType};
 use crate::directory::Directory;
@@ -323,6 +323,14 @@ impl Node {
     /// Waits until nothing is in flight (see [`Node::idle`]): woken by the
     /// work finishing, not by a timer. The caller bounds it.
     pub(crate) async fn drained(&self) {
+        let forwards: u64 = self.links.iter().map(|p| p.forwards_in_flight()).sum();
+        info!(
+            node = %self.name,
+            forwards,
+            handlers_in_place = self.metrics.inflight.get(),
+            tasks_idle = self.exec.is_idle(),
+            "shutdown: waiting for work in flight"
+        );
         loop {
             let notified = self.work_done.notified();
             tokio::pin!(notified);
