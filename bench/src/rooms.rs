@@ -5,7 +5,8 @@
 //!    alternate a broadcast to every logged-in session (msg 4) and a say
 //!    to `big` (msg 9): the same sessions, the same path (client → gate →
 //!    im node → gate → fan-out). The ratio is the median time until every
-//!    session got the room's line over the broadcast's.
+//!    session got the room's line over the broadcast's; which of the two
+//!    goes first alternates between rounds.
 //! 2. **Many small rooms.** Every session also joins `size` of `rooms`
 //!    rooms of `size` members. One say to each room in turn (all in
 //!    flight), timed until every member got it; then as many pushes to a
@@ -43,6 +44,22 @@ pub(crate) struct RoomsPlan {
     pub(crate) timeout: Duration,
     /// First loopback source address (see [`Connector`]).
     pub(crate) source_base: Ipv4Addr,
+}
+
+impl RoomsPlan {
+    /// The equivalent command line.
+    pub(crate) fn command(&self) -> String {
+        format!(
+            "bench rooms --addr {} --sessions {} --rounds {} --rooms {} --size {} --timeout {} --source-base {}",
+            self.addr,
+            self.sessions,
+            self.rounds,
+            self.rooms,
+            self.size,
+            self.timeout.as_secs_f64(),
+            self.source_base
+        )
+    }
 }
 
 /// What `bench rooms` found.
@@ -216,7 +233,14 @@ pub(crate) async fn run(plan: &RoomsPlan) -> Result<RoomsReport> {
     let mut bcast = Vec::new();
     let mut room = Vec::new();
     for round in 0..plan.rounds {
-        for kind in [BROADCAST, SAY] {
+        // Which goes first alternates, so neither always meets a gate that
+        // is still busy with the other's frames.
+        let order = if round % 2 == 0 {
+            [BROADCAST, SAY]
+        } else {
+            [SAY, BROADCAST]
+        };
+        for kind in order {
             let text = format!("bench-{kind}-{round}");
             let f = if kind == BROADCAST {
                 frame(BROADCAST, &Shout { text: text.clone() })?
