@@ -2,13 +2,13 @@
 
 use std::collections::VecDeque;
 use std::fmt;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicU8, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Instant;
 
 use bytes::Bytes;
 use dashmap::DashMap;
 use tokio::sync::Notify;
-use tokio_util::sync::CancellationToken;
 
 use crate::frame::Frame;
 
@@ -67,6 +67,19 @@ pub(crate) enum CloseReason {
     IoError,
 }
 
+impl CloseReason {
+    /// Every reason, in declaration order (`reason as usize` indexes it).
+    const ALL: [CloseReason; 7] = [
+        CloseReason::ClientClosed,
+        CloseReason::Idle,
+        CloseReason::Oversize,
+        CloseReason::QueueFull,
+        CloseReason::Kicked,
+        CloseReason::Shutdown,
+        CloseReason::IoError,
+    ];
+}
+
 /// One client connection on a gate.
 #[derive(Debug)]
 pub(crate) struct Session {
@@ -78,17 +91,22 @@ pub(crate) struct Session {
     queue: Mutex<VecDeque<Frame>>,
     /// `session_queue`.
     limit: usize,
-    /// Wakes the session's task when frames are queued.
+    /// Wakes the session's task when frames are queued or the session is
+    /// closed.
     pub(crate) ready: Notify,
     /// The uid bound by `bind`, if any, as text and as the bytes every
     /// forwarded envelope carries (encoded once at bind, not per message).
     uid: Mutex<Option<(Arc<str>, Bytes)>>,
     /// Nodes this session's messages were forwarded to: told when it closes.
     served: Mutex<Vec<u16>>,
-    /// Cancelled to close the session (kick, queue full, shutdown).
-    pub(crate) close: CancellationToken,
-    /// The first reason given for closing.
-    reason: Mutex<Option<CloseReason>>,
+    /// 0 while open, then the first reason given for closing (kick, queue
+    /// full, ...) as `1 + CloseReason as u8`. One byte instead of a
+    /// `CancellationToken` (a second allocation per session) and a Mutex:
+    /// `ready` wakes the task, which reads this.
+    closed: AtomicU8,
+    /// When the client last sent bytes, in [`clock_ms`] time: the gate's
+    /// idle sweep reads it (no timer per session).
+    last_read: AtomicU64,
 }
 
 /// What happened to a frame offered to a session.
@@ -111,15 +129,15 @@ impl Session {
             ready: Notify::new(),
             uid: Mutex::new(None),
             served: Mutex::new(Vec::new()),
-            close: CancellationToken::new(),
-            reason: Mutex::new(None),
+            closed: AtomicU8::new(0),
+            last_read: AtomicU64::new(clock_ms()),
         })
     }
 
     /// Queues a frame for the client. A full queue closes the session: a
     /// client that does not read must not grow the gate's memory.
     pub(crate) fn offer(&self, frame: Frame) -> Offer {
-        if self.close.is_cancelled() {
+        if self.is_closed() {
             return Offer::Closed;
         }
         let Ok(mut q) = self.queue.lock() else {
@@ -159,10 +177,25 @@ impl Session {
 
     /// Closes the session, remembering the first reason given.
     pub(crate) fn close_with(&self, reason: CloseReason) {
-        if let Ok(mut r) = self.reason.lock() {
-            r.get_or_insert(reason);
+        let code = reason as u8 + 1;
+        if self
+            .closed
+            .compare_exchange(0, code, Ordering::AcqRel, Ordering::Acquire)
+            .is_ok()
+        {
+            // A permit if the task is not waiting: it cannot miss this.
+            self.ready.notify_one();
         }
-        self.close.cancel();
+    }
+
+    /// Notes that the client sent bytes (it is not idle).
+    pub(crate) fn touch(&self) {
+        self.last_read.store(clock_ms(), Ordering::Relaxed);
+    }
+
+    /// True once `close_with` was called.
+    pub(crate) fn is_closed(&self) -> bool {
+        self.closed.load(Ordering::Acquire) != 0
     }
 
     /// Whether the session is closed or closing.
@@ -171,7 +204,9 @@ impl Session {
     }
 
     pub(crate) fn close_reason(&self) -> Option<CloseReason> {
-        self.reason.lock().ok().and_then(|r| *r)
+        CloseReason::ALL
+            .get(usize::from(self.closed.load(Ordering::Acquire)).checked_sub(1)?)
+            .copied()
     }
 
     pub(crate) fn uid(&self) -> Option<Arc<str>> {
@@ -222,6 +257,14 @@ impl Session {
     }
 }
 
+/// Milliseconds since the first call, on the monotonic clock: the time of
+/// [`Session::touch`] and [`Sessions::close_idle`].
+pub(crate) fn clock_ms() -> u64 {
+    static START: OnceLock<Instant> = OnceLock::new();
+    let start = *START.get_or_init(Instant::now);
+    u64::try_from(start.elapsed().as_millis()).unwrap_or(u64::MAX)
+}
+
 /// 2025-01-01T00:00:00Z in Unix milliseconds.
 const SEQ_EPOCH_MS: u64 = 1_735_689_600_000;
 
@@ -258,6 +301,21 @@ pub(crate) struct Sessions {
     by_uid: DashMap<Arc<str>, SessionId>,
     /// `by_id.len()` without walking the shards.
     count: AtomicUsize,
+    /// [`GatePhase`] as a byte: read by every session task at each wake-up
+    /// instead of each task waiting on the node's tokens (two futures of
+    /// 72 bytes in every idle task).
+    phase: AtomicU8,
+}
+
+/// Where the gate is in its life, as its sessions see it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum GatePhase {
+    /// Serving.
+    Running = 0,
+    /// Stopping: frames are answered `node_stopping`, not run.
+    Stopping = 1,
+    /// Closed: sessions end.
+    Closed = 2,
 }
 
 impl Sessions {
@@ -268,6 +326,25 @@ impl Sessions {
             by_id: DashMap::new(),
             by_uid: DashMap::new(),
             count: AtomicUsize::new(0),
+            phase: AtomicU8::new(GatePhase::Running as u8),
+        }
+    }
+
+    pub(crate) fn phase(&self) -> GatePhase {
+        match self.phase.load(Ordering::Acquire) {
+            0 => GatePhase::Running,
+            1 => GatePhase::Stopping,
+            _ => GatePhase::Closed,
+        }
+    }
+
+    /// Moves the gate to `phase` and wakes every session to see it (a
+    /// stored permit for a task not waiting: none misses it). A session
+    /// opened later reads the phase before it first waits.
+    pub(crate) fn set_phase(&self, phase: GatePhase) {
+        self.phase.fetch_max(phase as u8, Ordering::AcqRel);
+        for e in self.by_id.iter() {
+            e.value().ready.notify_one();
         }
     }
 
@@ -342,6 +419,23 @@ impl Sessions {
         n
     }
 
+    /// Closes every session whose client sent nothing for `timeout_ms`;
+    /// returns how many.
+    pub(crate) fn close_idle(&self, timeout_ms: u64) -> usize {
+        let now = clock_ms();
+        let mut n = 0;
+        for e in self.by_id.iter() {
+            let s = e.value();
+            if now.saturating_sub(s.last_read.load(Ordering::Relaxed)) >= timeout_ms
+                && !s.is_closed()
+            {
+                s.close_with(CloseReason::Idle);
+                n += 1;
+            }
+        }
+        n
+    }
+
     /// The uids bound on this gate with their sessions (for directory
     /// refresh).
     pub(crate) fn bindings(&self) -> Vec<(Arc<str>, SessionId)> {
@@ -391,8 +485,34 @@ mod tests {
         assert_eq!(s.offer(f(b"a")), Offer::Queued);
         assert_eq!(s.offer(f(b"b")), Offer::Queued);
         assert_eq!(s.offer(f(b"c")), Offer::Full);
-        assert!(s.close.is_cancelled());
+        assert!(s.is_closed());
         assert_eq!(s.close_reason(), Some(CloseReason::QueueFull));
+    }
+
+    #[test]
+    fn the_first_close_reason_is_kept() {
+        for (i, r) in CloseReason::ALL.iter().enumerate() {
+            assert_eq!(*r as usize, i);
+            let s = Session::new(SessionId::new(1, 1), 1);
+            assert_eq!(s.close_reason(), None);
+            s.close_with(*r);
+            s.close_with(CloseReason::Kicked);
+            assert_eq!(s.close_reason(), Some(*r));
+        }
+    }
+
+    #[test]
+    fn the_idle_sweep_closes_only_silent_sessions() {
+        let sessions = Sessions::new(1);
+        let quiet = sessions.open(1);
+        let talker = sessions.open(1);
+        std::thread::sleep(std::time::Duration::from_millis(30));
+        talker.touch();
+        assert_eq!(sessions.close_idle(20), 1);
+        assert_eq!(quiet.close_reason(), Some(CloseReason::Idle));
+        assert!(!talker.is_closed());
+        // Already closed: not counted again.
+        assert_eq!(sessions.close_idle(20), 0);
     }
 
     #[tokio::test]

@@ -1,14 +1,20 @@
 //! One client connection of a gate: reading its frames, running or
 //! forwarding each message, and writing what is queued for it.
 //!
-//! Each client has one task, which reads, runs the gate's own handlers in
-//! place (so one session's messages run in order), and writes the session's
-//! bounded queue. An idle session holds no read buffer: the task waits for
-//! readability before it allocates one.
+//! Each client has one task: it reads and dispatches frames (running the
+//! gate's own handlers in place, so one session's messages run in order)
+//! and writes what the session's bounded queue holds. What an idle session
+//! costs is that task's future, its `Session` and the socket's registration
+//! (about 1 KB of heap): no buffers (the read buffer holds only a partial
+//! frame, the write buffer exists during a write), no timer (one idle sweep
+//! per gate, see `gate::sweep`), no cancellation futures (closes and the
+//! gate's phase arrive through the session's `ready` Notify), and the work
+//! of a wake-up runs in boxed futures.
 
 use std::io;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::task::Poll;
+use std::time::Duration;
 
 use bytes::BytesMut;
 use tokio::io::AsyncWriteExt;
@@ -20,7 +26,7 @@ use crate::envelope::{Envelope, Kind};
 use crate::frame::{Frame, FrameCodec, FrameError, WRITE_BATCH, ZINX_HEARTBEAT_MSG_ID};
 use crate::node::{Dest, Node};
 use crate::peer::LinkError;
-use crate::session::{CloseReason, Offer, Session};
+use crate::session::{CloseReason, GatePhase, Offer, Session};
 
 /// Read buffer of an active session.
 const READ_CHUNK: usize = 4 * 1024;
@@ -35,11 +41,10 @@ pub(super) async fn serve_client(node: Arc<Node>, stream: TcpStream, session: Ar
     let reason = session.close_reason().unwrap_or(reason);
     // Counted here, where every session ends, whatever filled its queue (a
     // push, a reply, a broadcast).
-    let m = node.metrics();
     let counter = match reason {
-        CloseReason::Idle => Some(&m.idle_closes),
-        CloseReason::Oversize => Some(&m.oversize_closes),
-        CloseReason::QueueFull => Some(&m.queue_full_closes),
+        CloseReason::Idle => Some(&node.metrics().idle_closes),
+        CloseReason::Oversize => Some(&node.metrics().oversize_closes),
+        CloseReason::QueueFull => Some(&node.metrics().queue_full_closes),
         _ => None,
     };
     if let Some(c) = counter {
@@ -51,120 +56,218 @@ pub(super) async fn serve_client(node: Arc<Node>, stream: TcpStream, session: Ar
         }
         _ => info!(session = %session.id, ?reason, "session closed"),
     }
-    session_ended(&node, &session).await;
+    // Boxed: the cleanup's futures (directory, links) need not be part of
+    // every idle session's task.
+    Box::pin(session_ended(&node, &session)).await;
 }
 
 /// The life of a client connection, in one task: read and dispatch frames,
 /// write what is queued for the client (replies of in-place handlers are
 /// written after the read that caused them, in one write, without waking
 /// anyone), until the session must close; returns why.
-async fn client_loop(
-    node: &Arc<Node>,
-    mut stream: TcpStream,
-    session: &Arc<Session>,
-) -> CloseReason {
+///
+/// This future is what an idle session costs, so it holds only what must
+/// survive between wake-ups: the work of a wake-up (dispatching frames,
+/// a write that blocks, the closing flush) runs in boxed futures that exist
+/// while it runs, and the read buffer holds only a partial frame.
+async fn client_loop(node: &Arc<Node>, stream: TcpStream, session: &Arc<Session>) -> CloseReason {
+    let sessions = node.sessions();
     let mut codec = FrameCodec::new(node.settings().max_frame_len);
     let mut rbuf = BytesMut::new();
-    let mut wbuf = BytesMut::new();
-    let idle = match node.settings().idle_timeout_ms {
-        0 => None,
-        ms => Some(Duration::from_millis(ms)),
-    };
-    let mut last_read = Instant::now();
-    let idle_timer = tokio::time::sleep(idle.unwrap_or(Duration::from_secs(3600)));
-    tokio::pin!(idle_timer);
     let mut stopping = false;
     let reason = loop {
+        // A close, and a change of the gate's phase, wake the task through
+        // `ready`, whatever it awaited.
+        if let Some(reason) = session.close_reason() {
+            break reason;
+        }
+        match sessions.phase() {
+            GatePhase::Running => {}
+            // Shutting down: the session stays until in-flight answers
+            // have been delivered and the node closes; what the client
+            // sends meanwhile is answered `node_stopping` instead of run
+            // (dropping it unread would leave requests sent before the
+            // shutdown without any answer).
+            GatePhase::Stopping => stopping = true,
+            GatePhase::Closed => break CloseReason::Shutdown,
+        }
         // Write everything queued for the client.
-        loop {
-            let more = session.drain_into(&mut wbuf, WRITE_BATCH);
-            if wbuf.is_empty() {
-                break;
-            }
-            let written = tokio::select! {
-                w = stream.write_all(&wbuf) => w,
-                _ = session.close.cancelled() => break,
-            };
-            if written.is_err() {
-                return CloseReason::IoError;
-            }
-            wbuf.clear();
-            if !more {
-                break;
+        match flush(&stream, session) {
+            Flush::Done => {}
+            Flush::Failed => return CloseReason::IoError,
+            Flush::Blocked(rest) => {
+                if !Box::pin(flush_blocked(&stream, session, rest)).await {
+                    return CloseReason::IoError;
+                }
+                // Written, or closed meanwhile (the wake-up it consumed is
+                // not there for the select below): look again.
+                continue;
             }
         }
-        if wbuf.capacity() > 2 * WRITE_BATCH {
-            wbuf = BytesMut::new();
+        // Wait for frames for the client, a close or a change of phase
+        // (all through `ready`, checked above), or bytes from the client
+        // (without holding a read buffer). A poll_fn rather than select!
+        // on `readable()`: polling the socket's readiness keeps the waker in
+        // the socket's registration instead of a waiter inside this future,
+        // which every idle session carries.
+        let readable = {
+            let notified = session.ready.notified();
+            tokio::pin!(notified);
+            std::future::poll_fn(|cx| {
+                if notified.as_mut().poll(cx).is_ready() {
+                    return Poll::Ready(None);
+                }
+                stream.poll_read_ready(cx).map(Some)
+            })
+            .await
+        };
+        let Some(ready) = readable else { continue };
+        if ready.is_err() {
+            break CloseReason::IoError;
         }
-        // Wait for bytes from the client (without holding a read buffer),
-        // frames for it, a close, or the idle deadline.
-        tokio::select! {
-            biased;
-            _ = session.close.cancelled() => {
-                break session.close_reason().unwrap_or(CloseReason::Kicked);
-            }
-            _ = node.closed().cancelled() => break CloseReason::Shutdown,
-            // Shutting down: the session stays until in-flight answers have
-            // been delivered and the node closes; what the client sends
-            // meanwhile is answered `node_stopping` instead of run (dropping
-            // it unread would leave requests sent before the shutdown
-            // without any answer).
-            _ = node.stopping().cancelled(), if !stopping => stopping = true,
-            _ = session.ready.notified() => {}
-            _ = &mut idle_timer, if idle.is_some() && !stopping => {
-                let d = idle.unwrap_or_default();
-                if last_read.elapsed() >= d {
-                    break CloseReason::Idle;
-                }
-                idle_timer.as_mut().reset((last_read + d).into());
-            }
-            r = stream.readable() => {
-                if r.is_err() {
-                    break CloseReason::IoError;
-                }
-                if rbuf.capacity() - rbuf.len() < 512 {
-                    rbuf.reserve(READ_CHUNK);
-                }
-                match stream.try_read_buf(&mut rbuf) {
-                    Ok(0) => break CloseReason::ClientClosed,
-                    Ok(_) => last_read = Instant::now(),
-                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
-                    Err(_) => break CloseReason::IoError,
-                }
-                loop {
-                    match codec.decode(&mut rbuf) {
-                        Ok(Some(frame)) if stopping => refuse_frame(node, session, frame),
-                        Ok(Some(frame)) => handle_frame(node, session, frame).await,
-                        Ok(None) => break,
-                        Err(FrameError::TooLarge { msg_id, len, max }) => {
-                            warn!(session = %session.id, msg_id, len, max, "frame over the size limit: closing the connection");
-                            return CloseReason::Oversize;
-                        }
-                        Err(FrameError::Io(_)) => return CloseReason::IoError,
-                    }
-                }
-                if rbuf.is_empty() && rbuf.capacity() > 4 * READ_CHUNK {
-                    // A large frame passed: give its memory back.
+        if rbuf.capacity() - rbuf.len() < 512 {
+            rbuf.reserve(READ_CHUNK);
+        }
+        match stream.try_read_buf(&mut rbuf) {
+            Ok(0) => break CloseReason::ClientClosed,
+            Ok(_) => session.touch(),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                // A false readiness (the idle bench sees one on most
+                // freshly accepted sockets): keep no buffer for it,
+                // or every idle session holds READ_CHUNK (4 KiB of
+                // the 6.2 KB an idle session cost).
+                if rbuf.is_empty() {
                     rbuf = BytesMut::new();
                 }
+                continue;
             }
+            Err(_) => break CloseReason::IoError,
+        }
+        if let Some(reason) =
+            Box::pin(dispatch(node, session, &mut codec, &mut rbuf, stopping)).await
+        {
+            return reason;
+        }
+        if rbuf.is_empty() {
+            // Between reads the buffer holds a partial frame or
+            // nothing: an idle session keeps no read memory.
+            rbuf = BytesMut::new();
         }
     };
     // Shutting down: what the client sent before the close and the gate
     // has not read yet is answered `node_stopping`, not dropped unread.
     if reason == CloseReason::Shutdown {
-        answer_unread(node, session, &mut stream, &mut codec, &mut rbuf);
+        answer_unread(node, session, &stream, &mut codec, &mut rbuf);
     }
     // Closing. A kicked or shut-down client still gets what was queued for
     // it (e.g. the message saying why); one that stopped reading does not.
     if session.close_reason().unwrap_or(reason) != CloseReason::QueueFull {
-        session.drain_into(&mut wbuf, usize::MAX);
-        if !wbuf.is_empty() {
-            let _ = tokio::time::timeout(CLOSE_FLUSH, stream.write_all(&wbuf)).await;
-        }
-        let _ = tokio::time::timeout(CLOSE_FLUSH, stream.shutdown()).await;
+        Box::pin(close_flush(stream, session)).await;
     }
     reason
+}
+
+/// What [`flush`] left.
+enum Flush {
+    /// Everything queued was written.
+    Done,
+    /// The socket failed.
+    Failed,
+    /// The socket is full: these bytes still have to go.
+    Blocked(BytesMut),
+}
+
+/// Writes what is queued for the client as far as the socket takes it
+/// without waiting (the common case: no future, no buffer kept).
+fn flush(stream: &TcpStream, session: &Session) -> Flush {
+    loop {
+        let mut wbuf = BytesMut::new();
+        let more = session.drain_into(&mut wbuf, WRITE_BATCH);
+        while !wbuf.is_empty() {
+            match stream.try_write(&wbuf) {
+                Ok(0) => return Flush::Failed,
+                Ok(n) => {
+                    bytes::Buf::advance(&mut wbuf, n);
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Flush::Blocked(wbuf),
+                Err(_) => return Flush::Failed,
+            }
+        }
+        if !more {
+            return Flush::Done;
+        }
+    }
+}
+
+/// Writes `rest` and then what is queued, waiting for the socket, until the
+/// queue is empty or the session closes (a client that does not read must
+/// not hold its task); false when the socket failed.
+async fn flush_blocked(stream: &TcpStream, session: &Session, rest: BytesMut) -> bool {
+    let mut wbuf = rest;
+    loop {
+        while !wbuf.is_empty() {
+            tokio::select! {
+                r = stream.writable() => {
+                    if r.is_err() {
+                        return false;
+                    }
+                    match stream.try_write(&wbuf) {
+                        Ok(0) => return false,
+                        Ok(n) => {
+                            bytes::Buf::advance(&mut wbuf, n);
+                        }
+                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                        Err(_) => return false,
+                    }
+                }
+                // Frames queued (sent after these), or a close.
+                _ = session.ready.notified() => {
+                    if session.is_closed() {
+                        return true;
+                    }
+                }
+            }
+        }
+        wbuf.clear();
+        if !session.drain_into(&mut wbuf, WRITE_BATCH) && wbuf.is_empty() {
+            return true;
+        }
+    }
+}
+
+/// Runs or forwards every whole frame in `rbuf` (answers them
+/// `node_stopping` while the gate stops); a reason when the session must
+/// close.
+async fn dispatch(
+    node: &Arc<Node>,
+    session: &Arc<Session>,
+    codec: &mut FrameCodec,
+    rbuf: &mut BytesMut,
+    stopping: bool,
+) -> Option<CloseReason> {
+    loop {
+        match codec.decode(rbuf) {
+            Ok(Some(frame)) if stopping => refuse_frame(node, session, frame),
+            Ok(Some(frame)) => handle_frame(node, session, frame).await,
+            Ok(None) => return None,
+            Err(FrameError::TooLarge { msg_id, len, max }) => {
+                warn!(session = %session.id, msg_id, len, max, "frame over the size limit: closing the connection");
+                return Some(CloseReason::Oversize);
+            }
+            Err(FrameError::Io(_)) => return Some(CloseReason::IoError),
+        }
+    }
+}
+
+/// The last writes of a closing session: what is queued (bounded by
+/// [`CLOSE_FLUSH`]), then the shutdown of the socket.
+async fn close_flush(mut stream: TcpStream, session: &Session) {
+    let mut wbuf = BytesMut::new();
+    session.drain_into(&mut wbuf, usize::MAX);
+    if !wbuf.is_empty() {
+        let _ = tokio::time::timeout(CLOSE_FLUSH, stream.write_all(&wbuf)).await;
+    }
+    let _ = tokio::time::timeout(CLOSE_FLUSH, stream.shutdown()).await;
 }
 
 /// Reads what the socket already holds (without waiting, at most
@@ -172,7 +275,7 @@ async fn client_loop(
 fn answer_unread(
     node: &Arc<Node>,
     session: &Arc<Session>,
-    stream: &mut TcpStream,
+    stream: &TcpStream,
     codec: &mut FrameCodec,
     rbuf: &mut BytesMut,
 ) {

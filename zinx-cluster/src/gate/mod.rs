@@ -17,6 +17,7 @@ use tokio_util::task::TaskTracker;
 use tracing::{Instrument, debug, debug_span, warn};
 
 use crate::node::Node;
+use crate::session::GatePhase;
 
 /// The running client side of one gate node.
 #[derive(Debug)]
@@ -51,6 +52,7 @@ impl Gate {
             )
             .await
         });
+        gate.background.spawn(sweep(node.clone()));
         directory::start(&node, &gate.background);
         gate
     }
@@ -96,7 +98,38 @@ fn accept(node: &Arc<Node>, tasks: &TaskTracker, stream: TcpStream, addr: std::n
     // session costs no span memory; events carry the session id.
     let span = debug_span!("conn", session = %session.id, %addr);
     debug!(parent: &span, "session opened");
-    tasks.spawn(conn::serve_client(node.clone(), stream, session).instrument(span));
+    // A disabled span (debug logging off) is not worth its 40 bytes in
+    // every session's task.
+    if span.is_disabled() {
+        tasks.spawn(conn::serve_client(node.clone(), stream, session));
+    } else {
+        tasks.spawn(conn::serve_client(node.clone(), stream, session).instrument(span));
+    }
+}
+
+/// Closes idle sessions, and tells the sessions when the gate stops and
+/// closes: one task per gate instead of a timer and two cancellation
+/// futures in every session's task (what an idle session costs is its
+/// task's future). An idle client is closed between `idle_timeout_ms` and
+/// an eighth of it later (at most a second later); no idle closes while
+/// stopping (a session waiting for its in-flight answers is not idle).
+async fn sweep(node: Arc<Node>) {
+    let idle_ms = node.settings().idle_timeout_ms;
+    let mut tick = tokio::time::interval(Duration::from_millis((idle_ms / 8).clamp(10, 1000)));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let stopping = node.stopping().clone();
+    let closed = node.closed().clone();
+    loop {
+        tokio::select! {
+            _ = stopping.cancelled() => break,
+            _ = tick.tick(), if idle_ms > 0 => {
+                node.sessions().close_idle(idle_ms);
+            }
+        }
+    }
+    node.sessions().set_phase(GatePhase::Stopping);
+    closed.cancelled().await;
+    node.sessions().set_phase(GatePhase::Closed);
 }
 
 /// Tells a refused client why (when the error policy sends frames) and
