@@ -198,11 +198,6 @@ impl Session {
         self.closed.load(Ordering::Acquire) != 0
     }
 
-    /// Whether the session is closed or closing.
-    pub(crate) fn is_closed(&self) -> bool {
-        self.close.is_cancelled()
-    }
-
     pub(crate) fn close_reason(&self) -> Option<CloseReason> {
         CloseReason::ALL
             .get(usize::from(self.closed.load(Ordering::Acquire)).checked_sub(1)?)
