@@ -15,11 +15,13 @@ use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
 
 use clap::Parser;
 use demo::ImStats;
 use tracing_subscriber::EnvFilter;
-use zinx_cluster::{Cluster, NodeId, Select, SessionClosed};
+use zinx_cluster::{Cluster, ClusterHandle, NodeId, Select, SessionClosed};
 
 // The handler modules, one per group. Naming them here is what links them
 // into the binary: a `#[handler]` in a module or crate that nothing names
@@ -50,6 +52,26 @@ async fn session_ended(closed: SessionClosed) {
     }
 }
 
+/// Once a minute, when it changed, logs how many messages the im handlers
+/// of this process handled (their count lives in the application state).
+/// Spawned by the started hook with a handle; ends after shutdown.
+async fn log_stats(handle: ClusterHandle) {
+    let Some(stats) = handle.state::<Arc<ImStats>>().cloned() else {
+        return;
+    };
+    let mut last = 0;
+    let mut every = tokio::time::interval(Duration::from_secs(60));
+    every.tick().await;
+    while handle.is_running() {
+        every.tick().await;
+        let handled = stats.handled.load(Ordering::Relaxed);
+        if handled != last {
+            tracing::info!(handled, "im messages handled");
+            last = handled;
+        }
+    }
+}
+
 #[tokio::main]
 async fn main() -> ExitCode {
     let args = Args::parse();
@@ -69,6 +91,9 @@ async fn main() -> ExitCode {
             cluster
                 .with_state(Arc::new(ImStats::default()))
                 .on_session_closed(session_ended)
+                .on_started(|handle| async move {
+                    tokio::spawn(log_stats(handle));
+                })
                 .run(select)
                 .await
         }
