@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Result, bail};
 use bytes::Bytes;
-use demo::{BROADCAST, Chat, Delivery, JOIN, RoomName, SAY, SEND, Said, Say, Shout};
+use demo::{BROADCAST, Chat, Delivery, JOIN, Join, SAY, SEND, Said, Say, Shout};
 use futures::{SinkExt, StreamExt, stream};
 use serde::Serialize;
 use tokio::sync::mpsc;
@@ -222,8 +222,7 @@ pub(crate) async fn run(plan: &RoomsPlan) -> Result<RoomsReport> {
 
     // Everybody joins the big room.
     for w in &mut writers {
-        w.send(frame(JOIN, &RoomName { room: "big".into() })?)
-            .await?;
+        w.send(frame(JOIN, &Join { room: "big".into() })?).await?;
     }
     missing += wait_for(&mut rx, n, plan.timeout, |e| matches!(e, Seen::Joined))
         .await
@@ -286,7 +285,7 @@ pub(crate) async fn run(plan: &RoomsPlan) -> Result<RoomsReport> {
     for r in 0..plan.rooms {
         for j in 0..size {
             let s = (r + j * stride) % n;
-            let body = RoomName {
+            let body = Join {
                 room: format!("s{r}"),
             };
             writers[s].feed(frame(JOIN, &body)?).await?;

@@ -1,34 +1,25 @@
-//! The `gate` group: log in, log out, echo. The gate node runs these
+//! The `gate` group: log in, log out, echo, stats. The gate node runs these
 //! handlers itself; every other msg_id it forwards to the group that
 //! `route.json` names.
 
-use demo::{Answer, Login};
+use demo::{Answer, Login, Replaced, Stats, StatsQuery};
 use tracing::info;
 use zinx_cluster::prelude::*;
-
-/// The notice a session gets when the same name logs in elsewhere, just
-/// before it is closed.
-fn replaced() -> Answer {
-    Answer::error("logged in elsewhere")
-}
 
 /// 1 login `{"name":"alice"}` → `{"ok":true,"name":"alice"}`.
 ///
 /// A name has one session: logging in again (from another connection, on
 /// any gate) closes the older session.
-#[handler(msg_id = 1, group = "gate")]
-async fn login(ctx: &mut Ctx, Json(login): Json<Login>) -> Result<Json<Answer>, HandlerError> {
+#[handler(group = "gate")]
+async fn login(ctx: &mut Ctx, login: Login) -> Result<Json<Answer>, HandlerError> {
     let name = login.name;
     if ctx.uid() == Some(name.as_str()) {
         return Ok(Json(Answer::logged_in(name)));
     }
     // Tell the older session why it is about to go. `bind` kicks it, and a
     // kicked session still receives what was queued for it before closing.
-    match ctx
-        .push_to_uid(&name, 1, serde_json::to_vec(&replaced())?)
-        .await
-    {
-        Ok(()) | Err(SendError::NotOnline(_)) => {}
+    match ctx.push_to_uid(&name, &Replaced::default()).await {
+        Ok(()) | Err(SendError::NotOnline { .. }) => {}
         Err(e) => return Err(e.into()),
     }
     let session = ctx.session().map(|s| s.to_string()).unwrap_or_default();
@@ -55,4 +46,12 @@ async fn logout(ctx: &mut Ctx) -> Result<Json<Answer>, HandlerError> {
 #[handler(msg_id = 5, group = "gate")]
 async fn echo(_ctx: &mut Ctx, data: Bytes) -> Bytes {
     data
+}
+
+/// 21 stats, anything → `{"node":"im-1","handled":3}`: asks an im node, with the
+/// internal [`StatsQuery`] on 20, which node it is, and answers with its
+/// answer. Shows `call` between groups, and an internal handler.
+#[handler(msg_id = 21, group = "gate")]
+async fn stats(ctx: &mut Ctx) -> Result<Stats, HandlerError> {
+    Ok(ctx.call("im", &StatsQuery).await?)
 }

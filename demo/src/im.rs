@@ -2,14 +2,20 @@
 //! session: the uid bound at login travels with every message, and
 //! `push_to_uid` / `broadcast` reach sessions on whichever gate holds them.
 
-use demo::{Answer, Chat, Delivery, Shout};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use demo::{Answer, Chat, Delivery, ImStats, Shout, Shouted, Stats};
 use zinx_cluster::prelude::*;
+
+use crate::rooms::count;
 
 /// 3 send `{"to":"bob","text":"hi"}`: bob gets `{"from":"alice","text":"hi"}`
 /// on 3; the sender gets `{"ok":true}`, or `{"ok":false,"error":".."}` when
 /// bob is not online or the sender has not logged in.
-#[handler(msg_id = 3, group = "im")]
-async fn send(ctx: &mut Ctx, Json(chat): Json<Chat>) -> Result<Json<Answer>, HandlerError> {
+#[handler(group = "im")]
+async fn send(ctx: &mut Ctx, chat: Chat) -> Result<Json<Answer>, HandlerError> {
+    count(ctx);
     let Some(from) = ctx.uid() else {
         return Ok(Json(Answer::not_logged_in()));
     };
@@ -17,14 +23,11 @@ async fn send(ctx: &mut Ctx, Json(chat): Json<Chat>) -> Result<Json<Answer>, Han
         from: from.to_string(),
         text: chat.text,
     };
-    let answer = match ctx
-        .push_to_uid(&chat.to, 3, serde_json::to_vec(&delivery)?)
-        .await
-    {
+    let answer = match ctx.push_to_uid(&chat.to, &delivery).await {
         Ok(()) => Answer::ok(),
-        Err(SendError::NotOnline(who)) => Answer::error(format!("{who} is not online")),
+        Err(SendError::NotOnline { uid }) => Answer::error(format!("{uid} is not online")),
         // The gate holding bob is unreachable, etc.: the framework's error
-        // answer says so.
+        // answer says so, with its code.
         Err(e) => return Err(e.into()),
     };
     Ok(Json(answer))
@@ -37,25 +40,38 @@ async fn send(ctx: &mut Ctx, Json(chat): Json<Chat>) -> Result<Json<Answer>, Han
 ///
 /// `broadcast_to_users` is one message per gate (not one per user); each
 /// gate writes it to its sessions that are bound to a uid.
-#[handler(msg_id = 4, group = "im")]
-async fn broadcast(
-    ctx: &mut Ctx,
-    Json(shout): Json<Shout>,
-) -> Result<Option<Json<Answer>>, HandlerError> {
+#[handler(group = "im")]
+async fn broadcast(ctx: &mut Ctx, shout: Shout) -> Result<Option<Json<Answer>>, HandlerError> {
+    count(ctx);
     let Some(from) = ctx.uid() else {
         return Ok(Some(Json(Answer::not_logged_in())));
     };
-    let delivery = Delivery {
+    ctx.broadcast_to_users(&Shouted {
         from: from.to_string(),
         text: shout.text,
-    };
-    ctx.broadcast_to_users(4, serde_json::to_vec(&delivery)?)?;
+    })?;
     Ok(None)
 }
 
 /// 6 echo: the same bytes back, from an im node (a round trip through the
 /// cluster).
 #[handler(msg_id = 6, group = "im")]
-async fn echo(_ctx: &mut Ctx, data: Bytes) -> Bytes {
+async fn echo(ctx: &mut Ctx, data: Bytes) -> Bytes {
+    count(ctx);
     data
+}
+
+/// 20 stats, internal: which im node this is and how many client messages
+/// the im handlers of its process handled, `{"node":"im-1","handled":3}`. Only other
+/// nodes reach it (the gate's 21 calls it); a client sending 20 gets the
+/// `unknown_msg_id` answer, like for a msg_id that does not exist.
+#[handler(msg_id = 20, group = "im", internal)]
+async fn stats(ctx: &mut Ctx) -> Stats {
+    let handled = ctx
+        .state::<Arc<ImStats>>()
+        .map_or(0, |s| s.handled.load(Ordering::Relaxed));
+    Stats {
+        node: ctx.node_name().to_string(),
+        handled,
+    }
 }

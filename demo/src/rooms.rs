@@ -5,22 +5,22 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use demo::{Answer, ImStats, MAX_REMIND_MS, Remind, Reminder, RoomName, Said, Say};
+use demo::{Answer, ImStats, Join, Leave, MAX_REMIND_MS, Remind, Reminder, Said, Say};
 use tracing::debug;
 use zinx_cluster::prelude::*;
 
 /// 7 join `{"room":"r1"}` → `{"ok":true}`. Membership lives on this gate,
 /// with the session; it ends with `leave` or when the session closes.
-#[handler(msg_id = 7, group = "gate")]
-async fn join(ctx: &mut Ctx, Json(r): Json<RoomName>) -> Result<Json<Answer>, HandlerError> {
-    ctx.join(&r.room).await?;
+#[handler(group = "gate")]
+async fn join(ctx: &mut Ctx, join: Join) -> Result<Json<Answer>, HandlerError> {
+    ctx.join(&join.room).await?;
     Ok(Json(Answer::ok()))
 }
 
 /// 8 leave `{"room":"r1"}` → `{"ok":true}` (also when not a member).
-#[handler(msg_id = 8, group = "gate")]
-async fn leave(ctx: &mut Ctx, Json(r): Json<RoomName>) -> Result<Json<Answer>, HandlerError> {
-    ctx.leave(&r.room).await?;
+#[handler(group = "gate")]
+async fn leave(ctx: &mut Ctx, leave: Leave) -> Result<Json<Answer>, HandlerError> {
+    ctx.leave(&leave.room).await?;
     Ok(Json(Answer::ok()))
 }
 
@@ -28,8 +28,8 @@ async fn leave(ctx: &mut Ctx, Json(r): Json<RoomName>) -> Result<Json<Answer>, H
 /// the sender included when a member, gets
 /// `{"room":"r1","from":"alice","text":"hi"}` on 9, once; the sender gets
 /// `{"ok":true}` on 9 (or `not logged in`).
-#[handler(msg_id = 9, group = "im")]
-async fn say(ctx: &mut Ctx, Json(say): Json<Say>) -> Result<Json<Answer>, HandlerError> {
+#[handler(group = "im")]
+async fn say(ctx: &mut Ctx, say: Say) -> Result<Json<Answer>, HandlerError> {
     count(ctx);
     let Some(from) = ctx.uid() else {
         return Ok(Json(Answer::not_logged_in()));
@@ -39,7 +39,7 @@ async fn say(ctx: &mut Ctx, Json(say): Json<Say>) -> Result<Json<Answer>, Handle
         from: from.to_string(),
         text: say.text,
     };
-    ctx.publish(&said.room, 9, serde_json::to_vec(&said)?)?;
+    ctx.publish(&said.room, &said)?;
     Ok(Json(Answer::ok()))
 }
 
@@ -47,23 +47,25 @@ async fn say(ctx: &mut Ctx, Json(say): Json<Say>) -> Result<Json<Answer>, Handle
 /// `after_ms` the user gets `{"remind":"tea"}` on 11, pushed to the uid by
 /// a task through the handle: it arrives on whichever gate the user is by
 /// then (and is dropped when the user is offline).
-#[handler(msg_id = 11, group = "im")]
-async fn remind(ctx: &mut Ctx, Json(r): Json<Remind>) -> Result<Json<Answer>, HandlerError> {
+#[handler(group = "im")]
+async fn remind(ctx: &mut Ctx, remind: Remind) -> Result<Json<Answer>, HandlerError> {
     count(ctx);
     let Some(uid) = ctx.uid() else {
         return Ok(Json(Answer::not_logged_in()));
     };
-    if r.after_ms > MAX_REMIND_MS {
+    if remind.after_ms > MAX_REMIND_MS {
         return Ok(Json(Answer::error(format!(
             "after_ms is at most {MAX_REMIND_MS}"
         ))));
     }
     let uid = uid.to_string();
-    let reminder = serde_json::to_vec(&Reminder { remind: r.text })?;
+    let reminder = Reminder {
+        remind: remind.text,
+    };
     let handle = ctx.handle();
     tokio::spawn(async move {
-        tokio::time::sleep(Duration::from_millis(r.after_ms)).await;
-        if let Err(e) = handle.push_to_uid(&uid, 11, reminder).await {
+        tokio::time::sleep(Duration::from_millis(remind.after_ms)).await;
+        if let Err(e) = handle.push_to_uid(&uid, &reminder).await {
             debug!(%uid, error = %e, "reminder not delivered");
         }
     });
@@ -71,7 +73,7 @@ async fn remind(ctx: &mut Ctx, Json(r): Json<Remind>) -> Result<Json<Answer>, Ha
 }
 
 /// Counts a handled message in the im process's state.
-fn count(ctx: &Ctx) {
+pub(crate) fn count(ctx: &Ctx) {
     if let Some(stats) = ctx.state::<Arc<ImStats>>() {
         stats.count();
     }

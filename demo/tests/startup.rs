@@ -96,3 +96,16 @@ fn a_missing_configuration_is_refused() {
     let out = refused(&conf, &[]);
     line_with(&out, &["dinx.json"]);
 }
+
+#[test]
+fn an_internal_handler_whose_route_is_not_marked_internal_is_refused() {
+    let conf = Conf::with_routes(&routes_edited(|r| {
+        for route in r["im"].as_array_mut().unwrap() {
+            if route["MsgID"] == 20 {
+                route.as_object_mut().unwrap().remove("Internal");
+            }
+        }
+    }));
+    let out = refused(&conf, &[]);
+    line_with(&out, &["stats", "declared `internal`", "MsgID 20"]);
+}

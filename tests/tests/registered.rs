@@ -54,6 +54,7 @@ fn route_json() -> Vec<RouteConfig> {
         msg_id,
         name: name.into(),
         group: group.into(),
+        internal: false,
     })
     .collect()
 }
@@ -98,6 +99,7 @@ fn validation_reports_a_route_json_that_disagrees() {
         msg_id: 6,
         name: "kick".into(),
         group: "im".into(),
+        internal: false,
     });
     let errors = validate_handlers(registered(), &config, &["gate", "im"]).unwrap_err();
     assert!(

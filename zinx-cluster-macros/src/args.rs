@@ -1,4 +1,5 @@
-//! The arguments of `#[handler(msg_id = .., group = "..")]`.
+//! The arguments of `#[handler(msg_id = .., group = "..", internal)]`, and
+//! the msg_id values both attributes share.
 
 use proc_macro2::{Span, TokenStream, TokenTree};
 use quote::ToTokens;
@@ -12,12 +13,18 @@ use crate::Errors;
 const ZINX_HEARTBEAT_MSG_ID: u32 = 99999;
 
 /// What the keys of the message say to the user when one is unknown.
-const ACCEPTED: &str = "`#[handler]` accepts `msg_id = <u32>` and `group = \"<name>\"`";
+const ACCEPTED: &str = "`#[handler]` accepts `msg_id = <u32>`, `group = \"<name>\"` and `internal`";
+
+/// The keys `#[handler]` knows, for "did you mean" hints.
+const KEYS: [&str; 3] = ["msg_id", "group", "internal"];
 
 /// The parsed arguments.
 pub(crate) struct Args {
-    pub(crate) msg_id: MsgId,
+    /// `None` when the payload's message type gives it.
+    pub(crate) msg_id: Option<MsgId>,
     pub(crate) group: LitStr,
+    /// `internal`: only other nodes may run the handler.
+    pub(crate) internal: bool,
 }
 
 /// `msg_id = ..`: a literal, checked here, or a const the compiler checks.
@@ -31,12 +38,16 @@ pub(crate) enum MsgId {
 }
 
 /// Parses the attribute's arguments, reporting every problem at once.
-pub(crate) fn parse(tokens: TokenStream) -> Result<Args, syn::Error> {
+///
+/// `msg_id_required`: the handler takes no payload, so no message type can
+/// give its msg_id.
+pub(crate) fn parse(tokens: TokenStream, msg_id_required: bool) -> Result<Args, syn::Error> {
     let mut msg_id: Option<MsgId> = None;
     let mut group: Option<LitStr> = None;
     // A key that was given but whose value was wrong: not also "missing".
     let mut msg_id_seen = false;
     let mut group_seen = false;
+    let mut internal: Option<&'static str> = None;
     let mut errors = Errors::default();
 
     let parser = syn::meta::parser(|meta| {
@@ -53,7 +64,7 @@ pub(crate) fn parse(tokens: TokenStream) -> Result<Args, syn::Error> {
                 ));
             } else {
                 msg_id_seen = true;
-                match parse_msg_id(value) {
+                match parse_msg_id(value, "msg_id") {
                     Ok(m) => msg_id = Some(m),
                     Err(e) => errors.push(e),
                 }
@@ -75,18 +86,27 @@ pub(crate) fn parse(tokens: TokenStream) -> Result<Args, syn::Error> {
                     Err(e) => errors.push(e),
                 }
             }
-        } else {
-            // Skip the value so that the keys after it are still checked.
-            if meta.input.peek(Token![=]) {
-                let _: Expr = meta.value()?.parse()?;
-            } else if !meta.input.is_empty() && !meta.input.peek(Token![,]) {
-                let _: TokenTree = meta.input.parse()?;
+        } else if path.is_ident("internal") {
+            if meta.input.peek(Token![=]) || (!meta.input.is_empty() && !meta.input.peek(Token![,]))
+            {
+                skip_value(&meta)?;
+                errors.push(syn::Error::new_spanned(
+                    path,
+                    "`internal` is a flag: write `#[handler(msg_id = .., group = \"..\", internal)]`",
+                ));
+            } else if internal.is_some() {
+                errors.push(syn::Error::new_spanned(path, "duplicate key `internal`"));
+            } else {
+                internal = Some("internal");
             }
+        } else {
+            skip_value(&meta)?;
+            let key = path.to_token_stream().to_string().replace(' ', "");
             errors.push(syn::Error::new_spanned(
                 path,
                 format!(
-                    "unknown key `{}`; {ACCEPTED}",
-                    path.to_token_stream().to_string().replace(' ', "")
+                    "unknown key `{key}`; {}{ACCEPTED}",
+                    did_you_mean(&key, &KEYS)
                 ),
             ));
         }
@@ -102,10 +122,11 @@ pub(crate) fn parse(tokens: TokenStream) -> Result<Args, syn::Error> {
     };
     // After a syntax error the rest was not read: a key may well be there.
     if complete {
-        if !msg_id_seen {
+        if !msg_id_seen && msg_id_required {
             errors.push(syn::Error::new(
                 Span::call_site(),
-                "missing `msg_id`: write `#[handler(msg_id = <u32>, group = \"<name>\")]`",
+                "missing `msg_id`: write `#[handler(msg_id = <u32>, group = \"<name>\")]`, or \
+                 take a payload whose type derives `Message` (its id is then the msg_id)",
             ));
         }
         if !group_seen {
@@ -117,19 +138,68 @@ pub(crate) fn parse(tokens: TokenStream) -> Result<Args, syn::Error> {
         }
     }
     errors.finish()?;
-    match (msg_id, group) {
-        (Some(msg_id), Some(group)) => Ok(Args { msg_id, group }),
+    match group {
+        Some(group) => Ok(Args {
+            msg_id,
+            group,
+            internal: internal.is_some(),
+        }),
         // Unreachable: a missing or invalid key has pushed an error above.
-        _ => Err(syn::Error::new(
+        None => Err(syn::Error::new(
             Span::call_site(),
-            "`#[handler]` needs `msg_id` and `group`",
+            "`#[handler]` needs `group`",
         )),
     }
 }
 
-fn parse_msg_id(value: Expr) -> Result<MsgId, syn::Error> {
-    const EXPECTED: &str = "`msg_id` must be a u32 literal (e.g. `msg_id = 3`) \
-                            or the path of a `u32` const (e.g. `msg_id = ids::LOGIN`)";
+/// Skips a key's value (`= expr`, or `(..)`), so that the keys after it are
+/// still checked.
+pub(crate) fn skip_value(meta: &syn::meta::ParseNestedMeta<'_>) -> syn::Result<()> {
+    if meta.input.peek(Token![=]) {
+        let _: Expr = meta.value()?.parse()?;
+    } else if !meta.input.is_empty() && !meta.input.peek(Token![,]) {
+        let _: TokenTree = meta.input.parse()?;
+    }
+    Ok(())
+}
+
+/// "did you mean `internal`? " when `key` is one or two edits away from a
+/// known key, or nothing.
+pub(crate) fn did_you_mean(key: &str, known: &[&str]) -> String {
+    known
+        .iter()
+        .map(|k| (edit_distance(key, k), k))
+        .filter(|(d, _)| *d <= 2)
+        .min()
+        .map(|(_, k)| format!("did you mean `{k}`? "))
+        .unwrap_or_default()
+}
+
+/// Levenshtein distance, over chars.
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut diagonal = row[0];
+        row[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let above = row[j + 1];
+            row[j + 1] = (above + 1)
+                .min(row[j] + 1)
+                .min(diagonal + usize::from(ca != *cb));
+            diagonal = above;
+        }
+    }
+    row[b.len()]
+}
+
+/// Parses a msg_id given as `key = value` (`msg_id` of `#[handler]`, `id`
+/// of `#[message]`).
+pub(crate) fn parse_msg_id(value: Expr, key: &str) -> Result<MsgId, syn::Error> {
+    let expected = format!(
+        "`{key}` must be a u32 literal (e.g. `{key} = 3`) \
+         or the path of a `u32` const (e.g. `{key} = ids::LOGIN`)"
+    );
     match value {
         Expr::Lit(ExprLit {
             lit: Lit::Int(lit), ..
@@ -139,7 +209,7 @@ fn parse_msg_id(value: Expr) -> Result<MsgId, syn::Error> {
                 other => {
                     return Err(syn::Error::new_spanned(
                         &lit,
-                        format!("`msg_id` is a u32: remove the `{other}` suffix"),
+                        format!("`{key}` is a u32: remove the `{other}` suffix"),
                     ));
                 }
             }
@@ -147,7 +217,7 @@ fn parse_msg_id(value: Expr) -> Result<MsgId, syn::Error> {
                 syn::Error::new_spanned(
                     &lit,
                     format!(
-                        "`msg_id` {} does not fit in a u32 (0..={})",
+                        "`{key}` {} does not fit in a u32 (0..={})",
                         lit.base10_digits(),
                         u32::MAX
                     ),
@@ -166,10 +236,7 @@ fn parse_msg_id(value: Expr) -> Result<MsgId, syn::Error> {
             op: UnOp::Neg(_), ..
         }) => Err(syn::Error::new_spanned(
             &value,
-            format!(
-                "`msg_id` is a u32 (0..={}): it cannot be negative",
-                u32::MAX
-            ),
+            format!("`{key}` is a u32 (0..={}): it cannot be negative", u32::MAX),
         )),
         Expr::Path(ref p) if p.qself.is_none() => Ok(MsgId::Const(value)),
         Expr::Cast(ref cast) if is_const_path(&cast.expr) && is_u32(&cast.ty) => {
@@ -180,15 +247,15 @@ fn parse_msg_id(value: Expr) -> Result<MsgId, syn::Error> {
             ..
         }) => {
             let hint = match s.value().trim().parse::<u32>() {
-                Ok(n) => format!(": write `msg_id = {n}`"),
+                Ok(n) => format!(": write `{key} = {n}`"),
                 Err(_) => String::new(),
             };
             Err(syn::Error::new_spanned(
                 &value,
-                format!("{EXPECTED}, not a string{hint}"),
+                format!("{expected}, not a string{hint}"),
             ))
         }
-        _ => Err(syn::Error::new_spanned(&value, EXPECTED)),
+        _ => Err(syn::Error::new_spanned(&value, expected)),
     }
 }
 

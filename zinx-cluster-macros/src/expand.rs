@@ -18,7 +18,8 @@ use crate::args::{self, Args, MsgId};
 
 /// The accepted signature forms, for messages.
 const FORMS: &str = "`async fn name(ctx: &mut Ctx)` or `async fn name(ctx: &mut Ctx, payload: P)` \
-                     where `P` is `Bytes`, `String`, `Vec<u8>`, `Json<T>` or another `FromPayload` type";
+                     where `P` is a `#[derive(Message)]` type, `Bytes`, `String`, `Vec<u8>`, \
+                     `Json<T>` or another `FromPayload` type";
 
 /// Prefix of the per-msg_id link symbol. Two handlers of one msg_id define
 /// the same symbol: in one crate rustc refuses it ("symbol
@@ -41,14 +42,25 @@ struct Handler<'a> {
 /// the file still type-checks and the IDE keeps working.
 pub(crate) fn handler(args: TokenStream, item: TokenStream) -> TokenStream {
     let mut errors = Errors::default();
-    let args = match args::parse(args) {
+    let parsed = syn::parse2::<ItemFn>(item.clone());
+    // Without a payload no message type can give the msg_id. (When the
+    // item is no fn, say what a handler needs anyway.)
+    let has_payload = parsed.as_ref().is_ok_and(|f| {
+        f.sig
+            .inputs
+            .iter()
+            .filter(|a| matches!(a, FnArg::Typed(_)))
+            .count()
+            >= 2
+    });
+    let args = match args::parse(args, !has_payload) {
         Ok(args) => Some(args),
         Err(e) => {
             errors.push(e);
             None
         }
     };
-    let func = match syn::parse2::<ItemFn>(item.clone()) {
+    let func = match parsed {
         Ok(func) => Some(func),
         Err(_) => {
             errors.push(syn::Error::new(
@@ -266,7 +278,7 @@ fn generate(args: &Args, func: &ItemFn, handler: &Handler<'_>) -> TokenStream {
     };
 
     let (msg_id, claim) = match &args.msg_id {
-        MsgId::Literal { value, lit } => {
+        Some(MsgId::Literal { value, lit }) => {
             let symbol = format!("{CLAIM_SYMBOL_PREFIX}{value}");
             // The static is spanned to the literal, so that rustc's "symbol
             // .. is already defined" points at the second handler's msg_id.
@@ -278,8 +290,23 @@ fn generate(args: &Args, func: &ItemFn, handler: &Handler<'_>) -> TokenStream {
             };
             (quote!(#lit), claim)
         }
-        MsgId::Const(expr) => (quote!(#expr), quote!()),
+        Some(MsgId::Const(expr)) => (quote!(#expr), quote!()),
+        // From the payload's message type; `args::parse` required `msg_id`
+        // when there is no payload. Spanned to the type, so that a payload
+        // that is no message is reported there.
+        None => match handler.payload {
+            Some(ty) => (
+                quote_spanned! {ty.span()=> <#ty as ::zinx_cluster::Message>::ID },
+                quote!(),
+            ),
+            None => (quote!(0), quote!()),
+        },
     };
+    let agree = match (&args.msg_id, handler.payload) {
+        (Some(given), Some(ty)) => msg_id_agrees(given, ty),
+        _ => quote!(),
+    };
+    let internal = args.internal;
 
     quote! {
         const _: () = {
@@ -294,6 +321,7 @@ fn generate(args: &Args, func: &ItemFn, handler: &Handler<'_>) -> TokenStream {
                 msg_id: #msg_id,
                 group: #group,
                 name: #name,
+                internal: #internal,
                 module: ::core::module_path!(),
                 file: ::core::file!(),
                 line: ::core::line!(),
@@ -301,7 +329,43 @@ fn generate(args: &Args, func: &ItemFn, handler: &Handler<'_>) -> TokenStream {
             };
             ::zinx_cluster::__private::inventory::submit!(__ZINX_ROUTE);
 
+            #agree
             #claim
+        };
+    }
+}
+
+/// A const that fails to evaluate when the handler's `msg_id = ..` and its
+/// payload's message id differ, spanned to the msg_id in the attribute.
+/// A payload that is no message has no id to disagree with.
+fn msg_id_agrees(given: &MsgId, ty: &Type) -> TokenStream {
+    let (value, span) = match given {
+        MsgId::Literal { lit, .. } => (quote!(#lit), lit.span()),
+        MsgId::Const(expr) => (quote!(#expr), expr.span()),
+    };
+    let shown = |tokens: TokenStream| tokens.to_string().replace(' ', "");
+    let message = format!(
+        "`msg_id = {}` disagrees with the payload type `{}`, a message whose \
+         `#[message(id = ..)]` is another msg_id: remove `msg_id = ..` (the handler then \
+         serves the message's id) or make the two agree",
+        shown(value.clone()),
+        shown(quote!(#ty)),
+    )
+    // A format string: the braces of a type must not be read as arguments.
+    .replace('{', "{{")
+    .replace('}', "}}");
+    let id = format_ident!("__zinx_id", span = Span::mixed_site());
+    quote_spanned! {span=>
+        const _: () = {
+            #[allow(unused_imports)]
+            use ::zinx_cluster::__private::NotAMessage as _;
+            if let ::core::option::Option::Some(#id) =
+                ::zinx_cluster::__private::MessageIdOf::<#ty>::ID
+            {
+                if #id != #value {
+                    ::core::panic!(#message);
+                }
+            }
         };
     }
 }

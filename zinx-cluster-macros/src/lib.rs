@@ -1,10 +1,11 @@
-//! The `#[handler]` attribute of zinx-cluster. Use it through
-//! `zinx_cluster::handler` (or `zinx_cluster::prelude::*`): the expansion
-//! names everything through `::zinx_cluster`, so a crate of handlers depends
-//! on zinx-cluster alone.
+//! The `#[handler]` attribute and `#[derive(Message)]` of zinx-cluster. Use
+//! them through `zinx_cluster::{handler, Message}` (or
+//! `zinx_cluster::prelude::*`): the expansions name everything through
+//! `::zinx_cluster`, so a crate of handlers depends on zinx-cluster alone.
 //!
 //! The logic lives in functions over `proc_macro2::TokenStream`
-//! (`expand::handler`), so that unit tests can snapshot the expansion.
+//! (`expand::handler`, `message::derive`), so that unit tests can snapshot
+//! the expansions.
 #![warn(missing_docs, unreachable_pub, rust_2018_idioms)]
 #![forbid(unsafe_code)]
 
@@ -12,6 +13,7 @@ use proc_macro::TokenStream;
 
 mod args;
 mod expand;
+mod message;
 #[cfg(test)]
 mod tests;
 
@@ -19,6 +21,12 @@ mod tests;
 #[proc_macro_attribute]
 pub fn handler(args: TokenStream, item: TokenStream) -> TokenStream {
     expand::handler(args.into(), item.into()).into()
+}
+
+#[doc = include_str!("../message.md")]
+#[proc_macro_derive(Message, attributes(message))]
+pub fn derive_message(item: TokenStream) -> TokenStream {
+    message::derive(item.into()).into()
 }
 
 /// Several `syn::Error`s reported together (`syn::Error::combine`).

@@ -196,6 +196,7 @@ impl Cluster {
         let mut served: Vec<&str> = selected.iter().map(|n| n.group.as_str()).collect();
         served.sort_unstable();
         served.dedup();
+        registry::validate_messages(crate::message::registered_messages(), &config)?;
         let table = Arc::new(registry::validate_handlers(
             registry::registered(),
             &config.routes,

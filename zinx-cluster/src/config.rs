@@ -23,10 +23,12 @@
 //!   `{"MsgID": 3, "Name": "send"}`: `MsgID` (a u32, unique across all
 //!   groups) and `Name` (a label for logs, may be empty). 99999 (the zinx
 //!   client heartbeat) is never a route, nor is `error_msg_id` while
-//!   `error_reply` is `frame`.
+//!   `error_reply` is `frame`. `"Internal": true` marks a route that only
+//!   other nodes may use (`ctx.call` / `ctx.cast`): clients never reach it.
 //!
 //!   ```json
-//!   { "gate": [{"MsgID": 1, "Name": "login"}], "im": [{"MsgID": 3, "Name": "send"}] }
+//!   { "gate": [{"MsgID": 1, "Name": "login"}],
+//!     "im": [{"MsgID": 3, "Name": "send"}, {"MsgID": 20, "Name": "stats", "Internal": true}] }
 //!   ```
 //!
 //! - **`settings.json`** (optional): tuning knobs; see
@@ -114,6 +116,11 @@ pub struct RouteConfig {
     pub name: String,
     /// The group that serves it (the key of the list it appears in).
     pub group: String,
+    /// `Internal` (optional, default `false`): only other nodes reach it,
+    /// through `call`/`cast`; a gate answers a client that sends it exactly
+    /// as it answers an unknown msg_id. Its handler must be declared
+    /// `#[handler(.., internal)]`.
+    pub internal: bool,
 }
 
 /// A loaded and validated cluster configuration.
@@ -259,12 +266,19 @@ impl ClusterConfig {
         self.routes.iter().find(|r| r.msg_id == msg_id)
     }
 
-    /// msg_id → group, for every route.
+    /// msg_id → group, for every route (internal ones included).
     pub fn route_table(&self) -> BTreeMap<u32, &str> {
         self.routes
             .iter()
             .map(|r| (r.msg_id, r.group.as_str()))
             .collect()
+    }
+
+    /// The route a client may use for this msg_id: `None` for an unknown
+    /// msg_id and for an internal route alike, so that a gate answers both
+    /// the same way.
+    pub fn client_route(&self, msg_id: u32) -> Option<&RouteConfig> {
+        self.route(msg_id).filter(|r| !r.internal)
     }
 }
 

@@ -3,9 +3,12 @@
 //! generates.
 //!
 //! A handler is `async fn(ctx: &mut Ctx[, payload: P]) -> R` where `P`
-//! implements [`FromPayload`] (`Bytes`, `String`, `Json<T>`) and `R` implements
-//! [`IntoReply`] (`()`, `Bytes`, `String`, `Json<T>`, `Result<R, E>`).
+//! implements [`FromPayload`] (a [`Message`](crate::Message), `Bytes`,
+//! `String`, `Json<T>`) and `R` implements [`IntoReply`] (`()`, a message,
+//! `Bytes`, `String`, `Json<T>`, `Result<R, E>`).
 
+use std::borrow::Cow;
+use std::error::Error as StdError;
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
@@ -36,7 +39,7 @@ pub struct PayloadError {
 #[diagnostic::on_unimplemented(
     message = "`{Self}` cannot be a handler payload",
     label = "this payload type does not implement `FromPayload`",
-    note = "a handler's payload argument must be `Bytes`, `String`, `Vec<u8>` or `Json<T>` with `T: serde::de::DeserializeOwned`, or a type that implements `zinx_cluster::FromPayload`"
+    note = "a handler's payload argument must be a `#[derive(Message)]` type, `Bytes`, `String`, `Vec<u8>` or `Json<T>` with `T: serde::de::DeserializeOwned`, or a type that implements `zinx_cluster::FromPayload`"
 )]
 pub trait FromPayload: Sized {
     /// Builds the argument from the payload bytes.
@@ -90,25 +93,93 @@ fn short_type_name<T>() -> &'static str {
     }
 }
 
-/// An error a handler returns. It is logged with the msg_id and answered to
-/// the client per the configured error policy.
-#[derive(Debug)]
+/// An error a handler returns: a machine-readable code, a human message, and
+/// the error it came from.
+///
+/// The code travels to the client in the error frame's `code` field (with
+/// `error_reply: "frame"`), the message in its `error` field; both are
+/// logged with the msg_id.
+///
+/// Any error converts with `?`: every `std::error::Error + Send + Sync +
+/// 'static` (your own error types, `std::io::Error`, `serde_json::Error`,
+/// `anyhow::Error`, ..), and `&str` / `String` for a message. The
+/// framework's own errors keep their code ([`SendError::code`],
+/// [`CallError::code`], [`PayloadError`] and [`MessageError`] give
+/// `bad_payload`); anything else gets the code `handler_error`. Give a code
+/// of your own with [`HandlerError::new`]:
+///
+/// ```
+/// use zinx_cluster::HandlerError;
+///
+/// fn check(items: usize) -> Result<(), HandlerError> {
+///     if items > 10 {
+///         return Err(HandlerError::new("quota", "at most 10 items"));
+///     }
+///     let _n: u32 = "12".parse()?; // a ParseIntError: code `handler_error`
+///     Ok(())
+/// }
+/// assert_eq!(check(11).unwrap_err().code(), "quota");
+/// ```
+///
+/// Like `anyhow::Error`, `HandlerError` does not implement
+/// `std::error::Error` itself: that is what lets every error convert into
+/// it.
+///
+/// [`SendError::code`]: crate::SendError::code
+/// [`CallError::code`]: crate::CallError::code
+/// [`MessageError`]: crate::MessageError
 pub struct HandlerError {
-    /// Shown in the log and in the error answer.
+    /// Machine-readable, e.g. `quota` or `not_online`: the error frame's
+    /// `code`.
+    code: Cow<'static, str>,
+    /// For people: the error frame's `error`, and the log line.
     message: String,
+    /// What it was converted from, for logs and callers that downcast.
+    source: Option<Box<dyn StdError + Send + Sync + 'static>>,
 }
 
+/// The code of an error that says nothing more specific.
+pub const HANDLER_ERROR_CODE: &str = "handler_error";
+
 impl HandlerError {
-    /// An error with this message.
-    pub fn new(message: impl Into<String>) -> Self {
+    /// An error with a code (e.g. `"quota"`, `"not_logged_in"`: short,
+    /// snake_case, stable, for clients to match on) and a message for
+    /// people.
+    pub fn new(code: impl Into<Cow<'static, str>>, message: impl Into<String>) -> Self {
         HandlerError {
+            code: code.into(),
             message: message.into(),
+            source: None,
         }
+    }
+
+    /// An error with the code `handler_error` and this message (what `?` on
+    /// a `&str` or `String` gives too).
+    pub fn msg(message: impl Into<String>) -> Self {
+        HandlerError::new(HANDLER_ERROR_CODE, message)
+    }
+
+    /// Keeps `source` as the error this one comes from.
+    pub fn with_source(mut self, source: impl Into<Box<dyn StdError + Send + Sync>>) -> Self {
+        self.source = Some(source.into());
+        self
+    }
+
+    /// The machine-readable code.
+    pub fn code(&self) -> &str {
+        &self.code
     }
 
     /// The message.
     pub fn message(&self) -> &str {
         &self.message
+    }
+
+    /// The error this one was converted from, if any (for a `&str` or
+    /// `String`, that text as an error). Downcast it to get the original
+    /// type back.
+    pub fn source(&self) -> Option<&(dyn StdError + Send + Sync + 'static)> {
+        self.source.as_deref()
     }
 }
 
@@ -118,42 +189,53 @@ impl fmt::Display for HandlerError {
     }
 }
 
-impl std::error::Error for HandlerError {}
-
-impl From<String> for HandlerError {
-    fn from(message: String) -> Self {
-        HandlerError { message }
+impl fmt::Debug for HandlerError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("HandlerError")
+            .field("code", &self.code)
+            .field("message", &self.message)
+            .field("source", &self.source)
+            .finish()
     }
 }
 
-impl From<&str> for HandlerError {
-    fn from(message: &str) -> Self {
-        HandlerError::new(message)
-    }
-}
-
-macro_rules! handler_error_from {
-    ($($t:ty),* $(,)?) => {$(
-        impl From<$t> for HandlerError {
-            fn from(e: $t) -> Self {
-                HandlerError::new(e.to_string())
-            }
+/// Every error converts, keeping it as the source: `std::error::Error`
+/// types, `&str` and `String` (what `Box<dyn Error + Send + Sync>` converts
+/// from). The framework's errors keep their code.
+impl<E> From<E> for HandlerError
+where
+    E: Into<Box<dyn StdError + Send + Sync + 'static>>,
+{
+    fn from(error: E) -> Self {
+        let source: Box<dyn StdError + Send + Sync + 'static> = error.into();
+        HandlerError {
+            code: known_code(&*source).unwrap_or(Cow::Borrowed(HANDLER_ERROR_CODE)),
+            message: source.to_string(),
+            source: Some(source),
         }
-    )*};
+    }
 }
 
-handler_error_from!(
-    serde_json::Error,
-    std::io::Error,
-    PayloadError,
-    Box<dyn std::error::Error + Send + Sync>,
-);
+/// The code of one of the framework's errors.
+fn known_code(error: &(dyn StdError + 'static)) -> Option<Cow<'static, str>> {
+    if let Some(e) = error.downcast_ref::<crate::SendError>() {
+        Some(Cow::Owned(e.code().to_owned()))
+    } else if let Some(e) = error.downcast_ref::<crate::CallError>() {
+        Some(Cow::Owned(e.code().to_owned()))
+    } else if let Some(e) = error.downcast_ref::<crate::MessageError>() {
+        Some(Cow::Borrowed(e.code()))
+    } else if error.is::<PayloadError>() {
+        Some(Cow::Borrowed("bad_payload"))
+    } else {
+        None
+    }
+}
 
 /// Turns a handler's return value into the reply.
 #[diagnostic::on_unimplemented(
     message = "`{Self}` cannot be returned from a handler",
     label = "this return type does not implement `IntoReply`",
-    note = "a handler may return `()`, `Bytes`, `String`, `Vec<u8>`, `&'static str`, `Json<T>` with `T: serde::Serialize`, `Option` of those, or `Result<R, E>` where `R` is one of those and `E: Into<zinx_cluster::HandlerError>`"
+    note = "a handler may return `()`, a `#[derive(Message)]` type, `Bytes`, `String`, `Vec<u8>`, `&'static str`, `Json<T>` with `T: serde::Serialize`, `Option` of those, or `Result<R, E>` where `R` is one of those and `E: Into<zinx_cluster::HandlerError>` (any error type, `&str` or `String`)"
 )]
 pub trait IntoReply {
     /// `Ok(Some(bytes))`: reply on the message's msg_id; `Ok(None)`: no reply.
@@ -194,7 +276,12 @@ impl<T: Serialize> IntoReply for Json<T> {
     fn into_reply(self) -> Result<Option<Bytes>, HandlerError> {
         serde_json::to_vec(&self.0)
             .map(|v| Some(Bytes::from(v)))
-            .map_err(|e| HandlerError::new(format!("reply does not encode as JSON: {e}")))
+            .map_err(|e| {
+                HandlerError::new(
+                    "encode_failed",
+                    format!("reply does not encode as JSON: {e}"),
+                )
+            })
     }
 }
 
@@ -216,24 +303,87 @@ impl<T: IntoReply, E: Into<HandlerError>> IntoReply for Result<T, E> {
     }
 }
 
+/// The payload of a `Failed` answer between nodes (a call, a cast's
+/// refusal, a gate's answer to a bind or kick): `{"code":..,"error":..}`,
+/// so that the caller's error keeps the code of the callee's.
+pub(crate) fn encode_failure(code: &str, message: &str) -> Bytes {
+    let body = serde_json::json!({ "code": code, "error": message });
+    Bytes::from(body.to_string())
+}
+
+/// The code and message of a `Failed` answer; a payload that is not
+/// [`encode_failure`]'s (a node of an older build) is a message with the
+/// code `handler_error`.
+pub(crate) fn decode_failure(payload: &[u8]) -> (String, String) {
+    #[derive(serde::Deserialize)]
+    struct Failure {
+        code: String,
+        error: String,
+    }
+    match serde_json::from_slice::<Failure>(payload) {
+        Ok(f) => (f.code, f.error),
+        Err(_) => (
+            HANDLER_ERROR_CODE.to_string(),
+            String::from_utf8_lossy(payload).into_owned(),
+        ),
+    }
+}
+
 /// Why a handler invocation produced no normal result.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug)]
 pub enum HandlerFailure {
     /// The payload did not decode; the handler was not called.
-    #[error("{0}")]
-    Payload(#[from] PayloadError),
+    Payload(PayloadError),
     /// The handler ran and returned an error.
-    #[error("handler error: {0}")]
-    Handler(#[from] HandlerError),
+    Handler(HandlerError),
 }
 
 impl HandlerFailure {
-    /// A short machine-readable code for the error answer and the counters.
-    pub fn code(&self) -> &'static str {
+    /// The machine-readable code of the error answer: `bad_payload`, or the
+    /// handler error's [`code`](HandlerError::code).
+    pub fn code(&self) -> &str {
         match self {
             HandlerFailure::Payload(_) => "bad_payload",
-            HandlerFailure::Handler(_) => "handler_error",
+            HandlerFailure::Handler(e) => e.code(),
         }
+    }
+
+    /// The failure as the `Failed` answer of a call: its code and message.
+    pub(crate) fn to_answer(&self) -> Bytes {
+        match self {
+            HandlerFailure::Payload(e) => encode_failure(self.code(), &e.to_string()),
+            HandlerFailure::Handler(e) => encode_failure(e.code(), e.message()),
+        }
+    }
+}
+
+impl fmt::Display for HandlerFailure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            HandlerFailure::Payload(e) => fmt::Display::fmt(e, f),
+            HandlerFailure::Handler(e) => write!(f, "handler error: {e}"),
+        }
+    }
+}
+
+impl StdError for HandlerFailure {
+    fn source(&self) -> Option<&(dyn StdError + 'static)> {
+        match self {
+            HandlerFailure::Payload(e) => Some(e),
+            HandlerFailure::Handler(e) => e.source().map(|s| s as &(dyn StdError + 'static)),
+        }
+    }
+}
+
+impl From<PayloadError> for HandlerFailure {
+    fn from(e: PayloadError) -> Self {
+        HandlerFailure::Payload(e)
+    }
+}
+
+impl From<HandlerError> for HandlerFailure {
+    fn from(e: HandlerError) -> Self {
+        HandlerFailure::Handler(e)
     }
 }
 
@@ -275,5 +425,56 @@ mod tests {
         assert_eq!(&j[..], b"{\"to\":\"a\"}");
         let r: Result<String, &str> = Err("nope");
         assert_eq!(r.into_reply().unwrap_err().message(), "nope");
+    }
+
+    #[test]
+    fn every_error_converts_with_its_code_and_source() {
+        fn fails<E>(e: E) -> Result<(), HandlerError>
+        where
+            E: Into<Box<dyn StdError + Send + Sync>>,
+        {
+            Err(e)?
+        }
+        let e = fails("not logged in").unwrap_err();
+        assert_eq!((e.code(), e.message()), ("handler_error", "not logged in"));
+        let e = fails(format!("{} items", 3)).unwrap_err();
+        assert_eq!(e.message(), "3 items");
+        let e = fails(std::io::Error::other("disk")).unwrap_err();
+        assert_eq!((e.code(), e.message()), ("handler_error", "disk"));
+        let io = e.source().and_then(|s| s.downcast_ref::<std::io::Error>());
+        assert_eq!(io.map(|e| e.kind()), Some(std::io::ErrorKind::Other));
+
+        // The framework's errors keep their code.
+        let e = fails(crate::SendError::NotOnline { uid: "bob".into() }).unwrap_err();
+        assert_eq!((e.code(), e.message()), ("not_online", "bob is not online"));
+        let e = fails(crate::CallError::NoLiveNode {
+            group: "rank".into(),
+        })
+        .unwrap_err();
+        assert_eq!(e.code(), "no_live_node");
+        let payload = PayloadError {
+            expected: "JSON Chat".into(),
+            reason: "eof".into(),
+        };
+        assert_eq!(fails(payload).unwrap_err().code(), "bad_payload");
+
+        // A code of one's own, with a source.
+        let e = HandlerError::new("quota", "at most 10").with_source("over by 2");
+        assert_eq!((e.code(), e.message()), ("quota", "at most 10"));
+        assert_eq!(
+            e.source().map(|s| s.to_string()).as_deref(),
+            Some("over by 2")
+        );
+        let failure = HandlerFailure::from(e);
+        assert_eq!(failure.code(), "quota");
+        assert_eq!(failure.to_string(), "handler error: at most 10");
+        assert_eq!(
+            HandlerFailure::from(PayloadError {
+                expected: "UTF-8 text".into(),
+                reason: "bad byte".into()
+            })
+            .code(),
+            "bad_payload"
+        );
     }
 }

@@ -18,6 +18,7 @@ mod frame;
 mod gate;
 mod handler;
 mod macro_support;
+mod message;
 mod metrics;
 mod net;
 mod node;
@@ -42,23 +43,32 @@ pub use frame::{
     DEFAULT_MAX_FRAME_LEN, Frame, FrameCodec, FrameError, HEADER_LEN, ZINX_HEARTBEAT_MSG_ID,
 };
 pub use handler::{
-    BoxFuture, FromPayload, HandlerError, HandlerFailure, IntoReply, Json, PayloadError,
+    BoxFuture, FromPayload, HANDLER_ERROR_CODE, HandlerError, HandlerFailure, IntoReply, Json,
+    PayloadError,
 };
+pub use message::{Codec, CodecDirection, Message, MessageError, MessageType, registered_messages};
 pub use metrics::MetricsSnapshot;
 pub use node::{ClusterHandle, Ctx, KickTarget, SessionClosed, SessionHook};
+/// The prost version the `protobuf` codec uses (feature `protobuf`).
+#[cfg(feature = "protobuf")]
+pub use prost;
 pub use registry::{
     HandlerFn, HandlerTable, RegistryError, RegistryErrors, Route, check_handlers, registered,
-    validate_handlers,
+    validate_handlers, validate_messages,
 };
 pub use session::SessionId;
 pub use settings::{Balance, DEFAULT_SECRET, ErrorReply, REDIS_URL_ENV, SECRET_ENV, Settings};
 pub use state::{MissingState, State, StateUse};
+/// `#[derive(Message)]`: see [`Message`](trait@Message) and the handler
+/// guide ([`handler`]).
+pub use zinx_cluster_macros::Message;
 pub use zinx_cluster_macros::handler;
 
 /// Everything a handler module needs: `use zinx_cluster::prelude::*;`.
 pub mod prelude {
     pub use crate::{
-        CallError, ClusterHandle, Ctx, HandlerError, Json, SendError, SessionId, State, handler,
+        CallError, ClusterHandle, Ctx, HandlerError, Json, Message, SendError, SessionId, State,
+        handler,
     };
     pub use bytes::Bytes;
 }
@@ -66,7 +76,10 @@ pub mod prelude {
 /// Re-exports used by the `#[handler]` expansion. Not a public API.
 #[doc(hidden)]
 pub mod __private {
-    pub use crate::macro_support::{CtxArg, EntryFuture, boxed, into_reply};
+    pub use crate::macro_support::{
+        CtxArg, EntryFuture, MessageIdOf, NotAMessage, boxed, into_reply,
+    };
+    pub use crate::message::codec;
     pub use crate::state::FromState;
     pub use bytes::Bytes;
     pub use inventory;

@@ -8,10 +8,12 @@
 //! they bound carry `#[diagnostic::on_unimplemented]` notes.
 
 use std::future::Future;
+use std::marker::PhantomData;
 
 use bytes::Bytes;
 
 use crate::handler::{BoxFuture, HandlerFailure, IntoReply};
+use crate::message::Message;
 use crate::node::Ctx;
 
 /// What every generated entry point returns (the return type of
@@ -65,4 +67,26 @@ where
     F: Future + Send + 'a,
 {
     Box::pin(future)
+}
+
+/// The msg_id of a handler's payload type if it is a [`Message`], `None`
+/// otherwise: `MessageIdOf::<P>::ID`.
+///
+/// A handler given both `msg_id = N` and a message payload asserts, in a
+/// const, that the two agree. Whether `P` is a message is answered without
+/// specialization: the inherent const below exists only for `P: Message`
+/// and, when it does, path resolution prefers it to the trait's default.
+pub struct MessageIdOf<P: ?Sized>(PhantomData<P>);
+
+/// The fallback of [`MessageIdOf`]: not a message, no msg_id.
+pub trait NotAMessage {
+    /// `None`: the payload type says no msg_id.
+    const ID: Option<u32> = None;
+}
+
+impl<P: ?Sized> NotAMessage for MessageIdOf<P> {}
+
+impl<P: Message> MessageIdOf<P> {
+    /// The payload type's msg_id.
+    pub const ID: Option<u32> = Some(P::ID);
 }

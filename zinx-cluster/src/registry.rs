@@ -19,7 +19,9 @@ use std::fmt;
 use crate::config::{ClusterConfig, RouteConfig};
 use crate::frame::ZINX_HEARTBEAT_MSG_ID;
 use crate::handler::{BoxFuture, HandlerFailure};
+use crate::message::{MessageType, registered_messages};
 use crate::node::Ctx;
+use crate::settings::ErrorReply;
 use bytes::Bytes;
 
 /// The type-erased entry point generated beside every `#[handler]` fn.
@@ -39,6 +41,9 @@ pub struct Route {
     pub group: &'static str,
     /// The handler function's name.
     pub name: &'static str,
+    /// `#[handler(.., internal)]`: only `call`/`cast` from other nodes reach
+    /// it, never a client. route.json must say the same (`"Internal": true`).
+    pub internal: bool,
     /// `module_path!()` where it was declared.
     pub module: &'static str,
     /// `file!()` where it was declared.
@@ -56,6 +61,7 @@ impl fmt::Debug for Route {
             .field("msg_id", &self.msg_id)
             .field("group", &self.group)
             .field("name", &self.name)
+            .field("internal", &self.internal)
             .field("module", &self.module)
             .field("file", &self.file)
             .field("line", &self.line)
@@ -174,15 +180,16 @@ impl fmt::Debug for HandlerTable {
 ///     "hi"
 /// }
 ///
-/// let route_json = [RouteConfig { msg_id: 7301, name: "hello".into(), group: "doc".into() }];
+/// let hello = RouteConfig { msg_id: 7301, name: "hello".into(), group: "doc".into(), internal: false };
+/// let route_json = [hello.clone()];
 /// let handlers = registered().filter(|r| r.group == "doc");
 /// let table = validate_handlers(handlers, &route_json, &["doc"])?;
 /// assert_eq!(table.get(7301).map(|r| r.name), Some("hello"));
 ///
 /// // A route without a handler: refused, with a message naming it.
 /// let route_json = [
-///     RouteConfig { msg_id: 7301, name: "hello".into(), group: "doc".into() },
-///     RouteConfig { msg_id: 7302, name: "bye".into(), group: "doc".into() },
+///     hello,
+///     RouteConfig { msg_id: 7302, name: "bye".into(), group: "doc".into(), internal: false },
 /// ];
 /// let handlers = registered().filter(|r| r.group == "doc");
 /// let errors = validate_handlers(handlers, &route_json, &["doc"]).unwrap_err();
@@ -217,6 +224,12 @@ pub fn validate_handlers(
                 handler,
                 route: (*route).clone(),
             }),
+            Some(route) if route.internal != handler.internal => {
+                errors.push(RegistryError::InternalMismatch {
+                    handler,
+                    route: (*route).clone(),
+                })
+            }
             Some(_) => {}
         }
     }
@@ -261,8 +274,9 @@ pub fn validate_handlers(
 }
 
 /// Checks every registered handler against the configuration, as if this
-/// process served every group that has routes: the check for a user's own
-/// `#[test]`, so that a mismatch fails `cargo test` rather than a start.
+/// process served every group that has routes, and every registered message
+/// type ([`validate_messages`]): the check for a user's own `#[test]`, so
+/// that a mismatch fails `cargo test` rather than a start.
 ///
 /// ```no_run
 /// #[test]
@@ -279,7 +293,62 @@ pub fn check_handlers(config: &ClusterConfig) -> Result<(), RegistryErrors> {
             groups.push(&route.group);
         }
     }
-    validate_handlers(registered(), &config.routes, &groups).map(|_| ())
+    let mut errors = match validate_handlers(registered(), &config.routes, &groups) {
+        Ok(_) => Vec::new(),
+        Err(RegistryErrors(errors)) => errors,
+    };
+    if let Err(RegistryErrors(more)) = validate_messages(registered_messages(), config) {
+        errors.extend(more);
+    }
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(RegistryErrors(errors))
+    }
+}
+
+/// Checks the message types (`#[derive(Message)]`) against each other and
+/// the configuration: no message on the heartbeat msg_id or on the error
+/// frames' msg_id, and one codec per msg_id (a client tells frames apart by
+/// msg_id alone, so two types on one msg_id must share their wire format).
+///
+/// `messages` is usually [`registered_messages()`]; tests may pass their
+/// own.
+pub fn validate_messages(
+    messages: impl IntoIterator<Item = &'static MessageType>,
+    config: &ClusterConfig,
+) -> Result<(), RegistryErrors> {
+    let mut messages: Vec<&'static MessageType> = messages.into_iter().collect();
+    messages.sort_by_key(|m| (m.id, m.file, m.line, m.module, m.name));
+    let settings = &config.settings;
+    let mut errors = Vec::new();
+    for &message in &messages {
+        if message.id == ZINX_HEARTBEAT_MSG_ID {
+            errors.push(RegistryError::ReservedMessageId {
+                message,
+                why: "the zinx client heartbeat, which the gate answers itself",
+            });
+        } else if settings.error_reply == ErrorReply::Frame && message.id == settings.error_msg_id {
+            errors.push(RegistryError::ReservedMessageId {
+                message,
+                why: "the msg_id of error frames (settings: error_msg_id, error_reply \"frame\")",
+            });
+        }
+    }
+    for same in messages.chunk_by(|a, b| a.id == b.id) {
+        if let [first, rest @ ..] = same {
+            errors.extend(
+                rest.iter()
+                    .filter(|second| second.codec != first.codec)
+                    .map(|&second| RegistryError::MessageCodecs { first, second }),
+            );
+        }
+    }
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(RegistryErrors(errors))
+    }
 }
 
 /// Sorted by msg_id, then by place, so that messages come out in the same
@@ -348,6 +417,29 @@ pub enum RegistryError {
         /// The handler.
         handler: &'static Route,
     },
+    /// A handler declared `internal` whose route is not, or the other way
+    /// round: either clients could reach a handler meant for other nodes
+    /// only, or a handler meant for clients could never be reached by them.
+    InternalMismatch {
+        /// The handler.
+        handler: &'static Route,
+        /// The route, as `route.json` has it.
+        route: RouteConfig,
+    },
+    /// A message type on a msg_id the runtime keeps for itself.
+    ReservedMessageId {
+        /// The message type.
+        message: &'static MessageType,
+        /// What the msg_id is kept for.
+        why: &'static str,
+    },
+    /// Two message types share a msg_id but not a codec.
+    MessageCodecs {
+        /// The one declared first (by file, then line).
+        first: &'static MessageType,
+        /// Another one.
+        second: &'static MessageType,
+    },
 }
 
 impl fmt::Display for RegistryError {
@@ -405,6 +497,40 @@ impl fmt::Display for RegistryError {
                 first.location(),
                 second.location()
             ),
+            RegistryError::InternalMismatch { handler, route } if handler.internal => write!(
+                f,
+                "handler {}: declared `internal`, but route.json does not mark MsgID {} ({:?}) \
+                 internal, so clients could reach it — add \"Internal\": true to the route, or \
+                 remove `internal` from the #[handler]",
+                handler.location(),
+                route.msg_id,
+                route.name
+            ),
+            RegistryError::InternalMismatch { handler, route } => write!(
+                f,
+                "handler {}: route.json marks MsgID {} ({:?}) internal, but the handler is not \
+                 declared `internal` — add `internal` to its #[handler], or remove \
+                 \"Internal\": true from the route",
+                handler.location(),
+                route.msg_id,
+                route.name
+            ),
+            RegistryError::ReservedMessageId { message, why } => write!(
+                f,
+                "message {}: id {} is {why}: no message can use it",
+                message.location(),
+                message.id
+            ),
+            RegistryError::MessageCodecs { first, second } => write!(
+                f,
+                "msg_id {} has two wire formats: message {} is {} but message {} is {} — a \
+                 client tells frames apart by msg_id, so messages sharing one must share a codec",
+                first.id,
+                first.location(),
+                first.codec,
+                second.location(),
+                second.codec
+            ),
             RegistryError::ReservedMsgId { handler } => write!(
                 f,
                 "handler {}: msg_id {} is the zinx client heartbeat, which the gate answers \
@@ -452,6 +578,7 @@ impl std::error::Error for RegistryErrors {}
 mod tests {
     use super::*;
     use crate::macro_support::EntryFuture;
+    use crate::message::Codec;
     use crate::{Ctx, HandlerError, Json, handler};
     use bytes::Bytes;
 
@@ -465,6 +592,7 @@ mod tests {
             msg_id,
             group,
             name,
+            internal: false,
             module: "demo::im",
             file: "demo/src/im.rs",
             line,
@@ -477,6 +605,7 @@ mod tests {
             msg_id,
             name: name.into(),
             group: group.into(),
+            internal: false,
         }
     }
 
@@ -729,6 +858,111 @@ mod tests {
         );
     }
 
+    #[test]
+    fn internal_must_agree_both_ways() {
+        let mut handlers = demo_handlers();
+        handlers.push(Box::leak(Box::new(Route {
+            internal: true,
+            ..*route(20, "im", "stats", 45)
+        })));
+        let mut config = demo_conf();
+        config.push(conf(20, "stats", "im"));
+        assert_eq!(
+            problems(handlers.clone(), &config, &["im"]),
+            [
+                "handler demo::im::stats (demo/src/im.rs:45): declared `internal`, but route.json \
+                 does not mark MsgID 20 (\"stats\") internal, so clients could reach it — add \
+                 \"Internal\": true to the route, or remove `internal` from the #[handler]"
+            ]
+        );
+        // Agreeing: fine, and the table says so.
+        config.last_mut().unwrap().internal = true;
+        let table = validate_handlers(handlers, &config, &["im"]).unwrap();
+        assert!(table.get(20).unwrap().internal);
+        assert!(!table.get(3).unwrap().internal);
+        // The other way round.
+        let mut config = demo_conf();
+        config[2].internal = true;
+        assert_eq!(
+            problems(demo_handlers(), &config, &["gate"]),
+            [
+                "handler demo::im::send (demo/src/im.rs:20): route.json marks MsgID 3 (\"send\") \
+                 internal, but the handler is not declared `internal` — add `internal` to its \
+                 #[handler], or remove \"Internal\": true from the route"
+            ]
+        );
+    }
+
+    fn message(id: u32, name: &'static str, codec: Codec, line: u32) -> &'static MessageType {
+        Box::leak(Box::new(MessageType {
+            id,
+            codec,
+            name,
+            module: "demo",
+            file: "demo/src/lib.rs",
+            line,
+        }))
+    }
+
+    fn demo_cluster() -> ClusterConfig {
+        ClusterConfig::from_strs(
+            "conf",
+            r#"{"gate": [{"ID": 1, "Name": "gate-1", "Type": 1, "IP": "127.0.0.1", "Port": 1}],
+                "im": [{"ID": 2, "Name": "im-1", "Type": 2, "IP": "127.0.0.1", "Port": 2}]}"#,
+            r#"{"gate": [{"MsgID": 1, "Name": "login"}], "im": [{"MsgID": 3, "Name": "send"}]}"#,
+            None,
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn messages_sharing_a_msg_id_share_a_codec() {
+        let config = demo_cluster();
+        let fine = [
+            message(3, "Chat", Codec::Json, 10),
+            message(3, "Delivery", Codec::Json, 20),
+            message(4, "Blob", Codec::Raw, 30),
+        ];
+        assert!(validate_messages(fine, &config).is_ok());
+        let errors = validate_messages(
+            [
+                message(3, "Delivery", Codec::Protobuf, 20),
+                message(3, "Chat", Codec::Json, 10),
+            ],
+            &config,
+        )
+        .unwrap_err();
+        assert_eq!(
+            errors.0.iter().map(|e| e.to_string()).collect::<Vec<_>>(),
+            [
+                "msg_id 3 has two wire formats: message demo::Chat (demo/src/lib.rs:10) is json \
+                 but message demo::Delivery (demo/src/lib.rs:20) is protobuf — a client tells \
+                 frames apart by msg_id, so messages sharing one must share a codec"
+            ]
+        );
+    }
+
+    #[test]
+    fn messages_stay_off_reserved_msg_ids() {
+        let errors = validate_messages(
+            [
+                message(0, "Oops", Codec::Json, 1),
+                message(ZINX_HEARTBEAT_MSG_ID, "Beat", Codec::Raw, 2),
+            ],
+            &demo_cluster(),
+        )
+        .unwrap_err();
+        assert_eq!(
+            errors.0.iter().map(|e| e.to_string()).collect::<Vec<_>>(),
+            [
+                "message demo::Oops (demo/src/lib.rs:1): id 0 is the msg_id of error frames \
+                 (settings: error_msg_id, error_reply \"frame\"): no message can use it",
+                "message demo::Beat (demo/src/lib.rs:2): id 99999 is the zinx client heartbeat, \
+                 which the gate answers itself: no message can use it",
+            ]
+        );
+    }
+
     // Handlers defined with the macro inside this crate: the expansion names
     // `::zinx_cluster`, which `extern crate self as zinx_cluster` resolves.
     #[derive(serde::Deserialize, serde::Serialize)]
@@ -779,5 +1013,34 @@ mod tests {
         )
         .unwrap();
         assert_eq!(table.len(), 2);
+    }
+
+    // A typed payload gives the msg_id; `internal` is recorded.
+    #[derive(crate::Message, serde::Deserialize, serde::Serialize)]
+    #[message(id = 4_000_000_011)]
+    struct Typed {
+        n: u32,
+    }
+
+    #[handler(group = "registry-typed")]
+    async fn in_crate_typed(_ctx: &mut Ctx, typed: Typed) -> Typed {
+        Typed { n: typed.n + 1 }
+    }
+
+    #[handler(msg_id = 4_000_000_012, group = "registry-typed", internal)]
+    async fn in_crate_internal(_ctx: &mut Ctx) {}
+
+    #[test]
+    fn typed_payloads_give_the_msg_id_and_internal_is_recorded() {
+        let typed = registered()
+            .find(|r| r.name == "in_crate_typed")
+            .expect("in_crate_typed is registered");
+        assert_eq!(typed.msg_id, 4_000_000_011);
+        assert!(!typed.internal);
+        let internal = registered()
+            .find(|r| r.name == "in_crate_internal")
+            .expect("in_crate_internal is registered");
+        assert!(internal.internal);
+        let _ = (in_crate_typed, in_crate_internal);
     }
 }

@@ -33,6 +33,13 @@ struct Counter {
 /// A second state type, to show several live side by side.
 struct Motd(&'static str);
 
+/// A typed push from a handle.
+#[derive(Message, serde::Serialize, serde::Deserialize)]
+#[message(id = 55)]
+struct Note {
+    text: String,
+}
+
 /// A state type nobody gives: a handler of group "st" asks for it.
 struct NeverGiven;
 
@@ -81,7 +88,7 @@ async fn gate_leave(ctx: &mut Ctx, room: String) -> Result<String, HandlerError>
 #[handler(msg_id = 10, group = "gate")]
 async fn gate_say(ctx: &mut Ctx, line: String) -> Result<(), HandlerError> {
     let (room, text) = line.split_once(' ').ok_or("room text")?;
-    ctx.publish(room, 30, text.to_string())?;
+    ctx.publish_raw(room, 30, text.to_string())?;
     Ok(())
 }
 
@@ -110,7 +117,7 @@ async fn im_leave(ctx: &mut Ctx, room: String) -> Result<String, HandlerError> {
 #[handler(msg_id = 22, group = "im")]
 async fn im_say(ctx: &mut Ctx, line: String) -> Result<&'static str, HandlerError> {
     let (room, text) = line.split_once(' ').ok_or("room text")?;
-    ctx.publish(room, 30, text.to_string())?;
+    ctx.publish_raw(room, 30, text.to_string())?;
     Ok("said")
 }
 
@@ -125,7 +132,7 @@ async fn im_remind(ctx: &mut Ctx, line: String) -> Result<&'static str, HandlerE
     let text = text.to_string();
     tokio::spawn(async move {
         tokio::time::sleep(Duration::from_millis(ms)).await;
-        if let Err(e) = handle.push_to_uid(&uid, 23, text).await {
+        if let Err(e) = handle.push_to_uid_raw(&uid, 23, text).await {
             tracing::warn!(error = %e, "reminder lost");
         }
     });
@@ -301,26 +308,33 @@ async fn a_handle_works_from_spawned_tasks_on_a_gate_and_a_backend() {
         // From a task that is no handler.
         let h = handle.clone();
         let task = tokio::spawn(async move {
-            h.push(a, 50, "to a session")?;
-            h.push_to_uid("bob", 51, "to a uid").await?;
-            h.broadcast(52, "everyone")?;
-            h.broadcast_to_users(53, "users")?;
+            h.push_raw(a, 50, "to a session")?;
+            h.push(
+                a,
+                &Note {
+                    text: "typed".into(),
+                },
+            )?;
+            h.push_to_uid_raw("bob", 51, "to a uid").await?;
+            h.broadcast_raw(52, "everyone")?;
+            h.broadcast_to_users_raw(53, "users")?;
             assert!(h.join(b, "r").await?, "bob joins");
-            h.publish("r", 54, "room")?;
+            h.publish_raw("r", 54, "room")?;
             assert!(h.leave(b, "r").await?, "bob leaves");
-            h.publish("r", 54, "nobody")?;
+            h.publish_raw("r", 54, "nobody")?;
             let doubled = h
-                .call("im", 24, "21")
+                .call_raw("im", 24, "21")
                 .await
                 .map(|b| String::from_utf8_lossy(&b).into_owned())
                 .map_err(|e| e.to_string());
-            h.cast("im", 24, "1")
-                .map_err(|e| SendError::Remote(e.to_string()))?;
-            Ok::<_, SendError>(doubled)
+            let cast = h.cast_raw("im", 24, "1").map_err(|e| e.to_string());
+            Ok::<_, SendError>((doubled, cast))
         });
-        let doubled = task.await.expect("task ran").expect("handle ops");
+        let (doubled, cast) = task.await.expect("task ran").expect("handle ops");
         assert_eq!(doubled.as_deref(), Ok("42 session=false"), "{name}");
+        assert_eq!(cast, Ok(()), "{name}");
         expect(&mut alice, 50, "to a session").await;
+        expect(&mut alice, 55, r#"{"text":"typed"}"#).await;
         expect(&mut bob, 51, "to a uid").await;
         for c in [&mut alice, &mut bob, &mut anon] {
             expect(c, 52, "everyone").await;
@@ -348,13 +362,16 @@ async fn a_handle_works_from_spawned_tasks_on_a_gate_and_a_backend() {
     for h in [gh, ih] {
         assert!(!h.is_running());
         let quick = tokio::time::timeout(Duration::from_secs(2), async {
-            assert_eq!(h.push(b, 1, "x"), Err(SendError::Stopped));
-            assert_eq!(h.publish("r", 1, "x"), Err(SendError::Stopped));
-            assert_eq!(h.push_to_uid("bob", 1, "x").await, Err(SendError::Stopped));
+            assert_eq!(h.push_raw(b, 1, "x"), Err(SendError::Stopped));
+            assert_eq!(h.publish_raw("r", 1, "x"), Err(SendError::Stopped));
+            assert_eq!(
+                h.push_to_uid_raw("bob", 1, "x").await,
+                Err(SendError::Stopped)
+            );
             assert_eq!(h.kick(b).await, Err(SendError::Stopped));
             assert_eq!(h.join(b, "r").await, Err(SendError::Stopped));
             assert!(matches!(
-                h.call("im", 24, "1").await,
+                h.call_raw("im", 24, "1").await,
                 Err(zinx_cluster::CallError::Stopped)
             ));
         });

@@ -70,6 +70,7 @@ fn route(msg_id: u32, name: &str, group: &str) -> RouteConfig {
         msg_id,
         name: name.into(),
         group: group.into(),
+        internal: false,
     }
 }
 
@@ -151,11 +152,16 @@ fn demo_conf_of_the_workspace_loads() {
             route(5, "echo", "gate"),
             route(7, "join", "gate"),
             route(8, "leave", "gate"),
+            route(21, "stats", "gate"),
             route(3, "send", "im"),
             route(4, "broadcast", "im"),
             route(6, "echo", "im"),
             route(9, "say", "im"),
             route(11, "remind", "im"),
+            RouteConfig {
+                internal: true,
+                ..route(20, "stats", "im")
+            },
         ]
     );
 }
@@ -201,6 +207,46 @@ fn is_pass_and_unknown_entry_keys_are_ignored() {
     );
     assert_eq!(config.nodes.len(), 2);
     assert_eq!(config.routes, [route(3, "send", "im")]);
+}
+
+#[test]
+fn internal_routes_are_marked_in_any_key_case() {
+    let config = load_ok(
+        &dinx_with_im(r#"{"ID": 2, "Name": "im-1", "Type": 2, "IP": "127.0.0.1", "Port": 20000}"#),
+        r#"{"im": [{"MsgID": 3, "Name": "send"},
+                   {"MsgID": 20, "Name": "stats", "Internal": true},
+                   {"msgid": 21, "name": "top", "internal": true},
+                   {"MsgID": 22, "Name": "open", "INTERNAL": false}]}"#,
+        None,
+    );
+    let internal: Vec<(u32, bool)> = config
+        .routes
+        .iter()
+        .map(|r| (r.msg_id, r.internal))
+        .collect();
+    assert_eq!(internal, [(3, false), (20, true), (21, true), (22, false)]);
+    // What a gate may route for a client: internal routes look unknown.
+    assert!(config.client_route(3).is_some());
+    assert!(config.client_route(20).is_none());
+    assert!(config.client_route(99).is_none());
+    assert_eq!(config.route(20).map(|r| r.name.as_str()), Some("stats"));
+}
+
+#[test]
+fn internal_must_be_a_boolean() {
+    let p = problems(
+        &dinx_with_im(r#"{"ID": 2, "Name": "im-1", "Type": 2, "IP": "127.0.0.1", "Port": 20000}"#),
+        r#"{"im": [{"MsgID": 20, "Name": "stats", "Internal": "yes"},
+                   {"MsgID": 21, "Name": "top", "Internal": 1}]}"#,
+        None,
+    );
+    assert_eq!(
+        p,
+        [
+            r#"conf/route.json: group "im", route MsgID 20 ("stats"): "Internal": expected true or false, found string "yes""#,
+            r#"conf/route.json: group "im", route MsgID 21 ("top"): "Internal": expected true or false, found number 1"#,
+        ]
+    );
 }
 
 #[test]

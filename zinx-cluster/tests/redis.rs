@@ -37,7 +37,7 @@ fn reply(s: impl Into<String>) -> Result<Option<Bytes>, HandlerError> {
 }
 
 fn utf8(data: &Bytes) -> Result<String, HandlerError> {
-    String::from_utf8(data.to_vec()).map_err(|_| HandlerError::new("payload is not UTF-8"))
+    String::from_utf8(data.to_vec()).map_err(|_| HandlerError::msg("payload is not UTF-8"))
 }
 
 #[derive(Deserialize)]
@@ -53,7 +53,7 @@ struct Chat {
 
 #[handler(msg_id = 1, group = "gate")]
 async fn login(ctx: &mut Ctx, data: Bytes) -> Result<Option<Bytes>, HandlerError> {
-    let l: Login = serde_json::from_slice(&data).map_err(|e| HandlerError::new(e.to_string()))?;
+    let l: Login = serde_json::from_slice(&data).map_err(|e| HandlerError::msg(e.to_string()))?;
     let kicked = ctx.bind(&l.name).await?;
     reply(format!("ok {} kicked={}", l.name, kicked.is_some()))
 }
@@ -81,16 +81,16 @@ async fn gate_whoami(ctx: &mut Ctx, _data: Bytes) -> Result<Option<Bytes>, Handl
 async fn gate_push(ctx: &mut Ctx, data: Bytes) -> Result<Option<Bytes>, HandlerError> {
     let uid = utf8(&data)?;
     let text = format!("from {} to {uid}", ctx.node_name());
-    match ctx.push_to_uid(&uid, 8, text).await {
+    match ctx.push_to_uid_raw(&uid, 8, text).await {
         Ok(()) => reply("pushed"),
-        Err(SendError::NotOnline(_)) => reply(format!("{uid} is not online")),
+        Err(SendError::NotOnline { .. }) => reply(format!("{uid} is not online")),
         Err(e) => Err(e.into()),
     }
 }
 
 #[handler(msg_id = 16, group = "gate")]
 async fn gate_broadcast(ctx: &mut Ctx, data: Bytes) -> Result<Option<Bytes>, HandlerError> {
-    ctx.broadcast(16, data)?;
+    ctx.broadcast_raw(16, data)?;
     Ok(None)
 }
 
@@ -103,21 +103,21 @@ async fn gate_kick(ctx: &mut Ctx, data: Bytes) -> Result<Option<Bytes>, HandlerE
 
 #[handler(msg_id = 3, group = "im")]
 async fn send(ctx: &mut Ctx, data: Bytes) -> Result<Option<Bytes>, HandlerError> {
-    let m: Chat = serde_json::from_slice(&data).map_err(|e| HandlerError::new(e.to_string()))?;
+    let m: Chat = serde_json::from_slice(&data).map_err(|e| HandlerError::msg(e.to_string()))?;
     let from = ctx.uid().ok_or("not logged in")?.to_string();
     match ctx
-        .push_to_uid(&m.to, 3, format!("{from}: {}", m.text))
+        .push_to_uid_raw(&m.to, 3, format!("{from}: {}", m.text))
         .await
     {
         Ok(()) => reply("sent"),
-        Err(SendError::NotOnline(_)) => reply(format!("{} is not online", m.to)),
+        Err(SendError::NotOnline { .. }) => reply(format!("{} is not online", m.to)),
         Err(e) => Err(e.into()),
     }
 }
 
 #[handler(msg_id = 4, group = "im")]
 async fn im_broadcast(ctx: &mut Ctx, data: Bytes) -> Result<Option<Bytes>, HandlerError> {
-    ctx.broadcast(4, data)?;
+    ctx.broadcast_raw(4, data)?;
     Ok(None)
 }
 
@@ -747,7 +747,8 @@ async fn redis_down_fails_directory_operations_clearly_then_recovers() {
     let f = req(&mut carol, 1, r#"{"name":"carol"}"#).await;
     let took = started.elapsed();
     let e = error_of(&f);
-    assert_eq!(e["code"], "handler_error");
+    // The directory's own code, not a generic `handler_error`.
+    assert_eq!(e["code"], "directory");
     let text = e["error"].as_str().unwrap();
     assert!(
         text.contains("user directory") && text.contains("Redis"),

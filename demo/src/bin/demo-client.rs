@@ -18,6 +18,7 @@
 //! /remind 5 tea    remind me in 5 seconds             (msg 11, an im node)
 //! /login name      log in again under another name    (msg 1)
 //! /logout          log out, stay connected            (msg 2)
+//! /stats           which im node answers              (msg 21; the gate asks im's internal 20)
 //! /quit            leave
 //! /help            this list
 //! ```
@@ -36,7 +37,8 @@ use std::time::Duration;
 use clap::Parser;
 use demo::{
     Answer, BROADCAST, Chat, Delivery, ERROR, ErrorAnswer, GATE_ECHO, HEARTBEAT, IM_ECHO, JOIN,
-    LEAVE, LOGIN, LOGOUT, Login, REMIND, Remind, Reminder, RoomName, SAY, SEND, Said, Say, Shout,
+    Join, LEAVE, LOGIN, LOGOUT, Leave, Login, REMIND, Remind, Reminder, SAY, SEND, STATS, Said,
+    Say, Shout, Stats,
 };
 use serde::Serialize;
 use tokio::sync::mpsc;
@@ -58,6 +60,7 @@ commands:
   /remind S TEXT  be reminded of TEXT in S seconds
   /login NAME     log in under another name
   /logout         log out, stay connected
+  /stats          which im node answers (the gate asks one)
   /quit           leave
   /help           this list";
 
@@ -130,10 +133,8 @@ fn parse(line: &str) -> Command {
         "/logout" => Command::Send(LOGOUT, b"{}".to_vec()),
         "/join" | "/leave" => match rest.trim() {
             "" => Command::Say(format!("usage: {cmd} ROOM")),
-            room => json(
-                if cmd == "/join" { JOIN } else { LEAVE },
-                &RoomName { room: room.into() },
-            ),
+            room if cmd == "/join" => json(JOIN, &Join { room: room.into() }),
+            room => json(LEAVE, &Leave { room: room.into() }),
         },
         "/say" => match rest.trim_start().split_once(' ') {
             Some((room, text)) if !room.is_empty() => json(
@@ -158,6 +159,7 @@ fn parse(line: &str) -> Command {
             },
             None => Command::Say("usage: /remind SECONDS TEXT".into()),
         },
+        "/stats" => Command::Send(STATS, Vec::new()),
         "/quit" | "/exit" => Command::Quit,
         "/help" => Command::Say(HELP.into()),
         other => Command::Say(format!("! unknown command {other} (try /help)")),
@@ -246,6 +248,16 @@ impl Chatter {
                     answer_line(data, |_| Some("* reminder set".into()))
                 }
             },
+            STATS => {
+                self.answered();
+                Some(match serde_json::from_slice::<Stats>(data) {
+                    Ok(stats) => format!(
+                        "* stats: answered by {}, {} im messages handled",
+                        stats.node, stats.handled
+                    ),
+                    Err(_) => format!("stats: {}", text()),
+                })
+            }
             IM_ECHO => {
                 self.answered();
                 Some(format!("echo: {}", text()))
@@ -386,6 +398,7 @@ mod tests {
         );
         assert_eq!(parse("/echo a b"), Command::Send(IM_ECHO, b"a b".to_vec()));
         assert_eq!(parse("/gecho"), Command::Send(GATE_ECHO, Vec::new()));
+        assert_eq!(parse("/stats"), Command::Send(STATS, Vec::new()));
         assert_eq!(parse("/quit"), Command::Quit);
         assert_eq!(
             parse("/join r1"),
@@ -424,6 +437,30 @@ mod tests {
         assert_eq!(
             show(&mut me, BROADCAST, r#"{"from":"alice","text":"yo"}"#).as_deref(),
             Some("[all] alice: yo")
+        );
+        assert_eq!(me.pending, 0);
+        me.pending = 1;
+        assert_eq!(
+            show(&mut me, STATS, r#"{"node":"im-2","handled":7}"#).as_deref(),
+            Some("* stats: answered by im-2, 7 im messages handled")
+        );
+        assert_eq!(me.pending, 0);
+        me.pending = 1;
+        assert_eq!(
+            show(&mut me, SAY, r#"{"room":"r1","from":"bob","text":"hi"}"#).as_deref(),
+            Some("[r1] bob: hi")
+        );
+        assert_eq!(me.pending, 1, "a room's line answers nothing of ours");
+        assert_eq!(show(&mut me, SAY, r#"{"ok":true}"#), None);
+        assert_eq!(me.pending, 0);
+        me.pending = 1;
+        assert_eq!(
+            show(&mut me, REMIND, r#"{"ok":true}"#).as_deref(),
+            Some("* reminder set")
+        );
+        assert_eq!(
+            show(&mut me, REMIND, r#"{"remind":"tea"}"#).as_deref(),
+            Some("* reminder: tea")
         );
         assert_eq!(me.pending, 0);
         assert_eq!(

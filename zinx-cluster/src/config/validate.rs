@@ -203,6 +203,18 @@ fn string_field(obj: &Map<String, Value>, key: &str) -> Result<String, String> {
     }
 }
 
+/// An optional boolean field: `false` when absent.
+fn optional_bool_field(obj: &Map<String, Value>, key: &str) -> Result<bool, String> {
+    match field(obj, key) {
+        Err(_) => Ok(false),
+        Ok(Value::Bool(b)) => Ok(*b),
+        Ok(v) => Err(format!(
+            "\"{key}\": expected true or false, found {}",
+            describe(v)
+        )),
+    }
+}
+
 /// Stores the `Ok` value in `slot`, or the message in `problems`.
 fn take<T>(result: Result<T, String>, slot: &mut Option<T>, problems: &mut Vec<String>) {
     match result {

@@ -286,7 +286,7 @@ impl RedisDirectory {
             }
             Ok(Err(e)) if is_outage(&e) => {
                 self.down(what, &e);
-                Err(SendError::Directory(format!(
+                Err(SendError::directory(format!(
                     "Redis at {} is unavailable ({what} failed: {e})",
                     self.url
                 )))
@@ -294,7 +294,7 @@ impl RedisDirectory {
             Ok(Err(e)) => {
                 self.up();
                 warn!(url = %self.url, op = what, error = %e, "Redis refused a directory operation");
-                Err(SendError::Directory(format!(
+                Err(SendError::directory(format!(
                     "Redis at {} refused {what}: {e}",
                     self.url
                 )))
@@ -302,7 +302,7 @@ impl RedisDirectory {
             Err(_) => {
                 let why = format!("no answer within {OP_TIMEOUT:?}");
                 self.down(what, &why);
-                Err(SendError::Directory(format!(
+                Err(SendError::directory(format!(
                     "Redis at {} is unavailable ({what}: {why})",
                     self.url
                 )))
@@ -383,7 +383,7 @@ impl RedisDirectory {
     pub(crate) async fn publish(&self, gate: u16, env: Envelope) -> Result<(), SendError> {
         let mut buf = BytesMut::with_capacity(env.wire_len());
         env.encode_into(&mut buf)
-            .map_err(|e| SendError::Directory(format!("message not encodable: {e}")))?;
+            .map_err(|e| SendError::directory(format!("message not encodable: {e}")))?;
         let mut cmd = redis::cmd("PUBLISH");
         cmd.arg(self.channel(gate)).arg(&buf[..]);
         let cmd = &cmd;

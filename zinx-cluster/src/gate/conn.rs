@@ -352,11 +352,20 @@ async fn handle_frame(node: &Arc<Node>, session: &Arc<Session>, frame: Frame) {
         }
         None => {
             m.unknown_msg_id.add(1);
-            warn!(
-                session = %session.id,
-                msg_id,
-                "api msgID = {msg_id} is not FOUND: no route in route.json"
-            );
+            // The client's answer is the same either way; the log says which.
+            if node.routing().is_internal(msg_id) {
+                warn!(
+                    session = %session.id,
+                    msg_id,
+                    "a client sent internal msg_id {msg_id}: refused as unknown"
+                );
+            } else {
+                warn!(
+                    session = %session.id,
+                    msg_id,
+                    "api msgID = {msg_id} is not FOUND: no route in route.json"
+                );
+            }
             node.answer_error(
                 session.id,
                 msg_id,

@@ -8,7 +8,7 @@ use bytes::Bytes;
 
 use super::ctx::Mode;
 use super::rpc::RequestError;
-use super::{Node, envelope, text};
+use super::{Node, envelope};
 use crate::config::NodeType;
 use crate::envelope::{Envelope, Kind, Status};
 use crate::error::CallError;
@@ -40,7 +40,10 @@ impl Node {
             let route = self
                 .handlers
                 .get(msg_id)
-                .ok_or_else(|| CallError::Remote(format!("no handler for msg_id {msg_id}")))?;
+                .ok_or_else(|| CallError::NoHandler {
+                    group: group.to_string(),
+                    msg_id,
+                })?;
             let fut = self.invoke(
                 route,
                 Mode::Call { from: self.id },
@@ -61,17 +64,31 @@ impl Node {
                     return Err(timed_out());
                 }
                 Err(RequestError::Lost) | Err(RequestError::Link(LinkError::Down)) => {
-                    return Err(CallError::LinkLost(target));
+                    return Err(CallError::LinkLost { node: target });
                 }
                 Err(RequestError::Link(LinkError::Full)) => {
-                    return Err(CallError::Congested(target));
+                    return Err(CallError::Congested { node: target });
                 }
             }
         };
         match status {
             Status::Ok => Ok(answer),
-            Status::NoReply => Err(CallError::NoReply),
-            Status::NotFound | Status::Failed => Err(CallError::Remote(text(&answer))),
+            Status::NoReply => Err(CallError::NoReply {
+                group: group.to_string(),
+                msg_id,
+            }),
+            Status::NotFound => Err(CallError::NoHandler {
+                group: group.to_string(),
+                msg_id,
+            }),
+            Status::Failed => {
+                let (code, message) = crate::handler::decode_failure(&answer);
+                Err(CallError::Remote {
+                    node: target,
+                    code,
+                    message,
+                })
+            }
         }
     }
 
@@ -88,7 +105,10 @@ impl Node {
             let route = self
                 .handlers
                 .get(msg_id)
-                .ok_or_else(|| CallError::Remote(format!("no handler for msg_id {msg_id}")))?;
+                .ok_or_else(|| CallError::NoHandler {
+                    group: group.to_string(),
+                    msg_id,
+                })?;
             let node = self.clone();
             self.exec.spawn(async move {
                 node.invoke(
@@ -103,10 +123,13 @@ impl Node {
             return Ok(());
         }
         let env = self.call_envelope(Kind::Cast, msg_id, payload, origin);
-        let peer = self.links.get(target).ok_or(CallError::LinkLost(target))?;
+        let peer = self
+            .links
+            .get(target)
+            .ok_or(CallError::LinkLost { node: target })?;
         peer.send(env).map_err(|e| match e {
-            LinkError::Down => CallError::LinkLost(target),
-            LinkError::Full => CallError::Congested(target),
+            LinkError::Down => CallError::LinkLost { node: target },
+            LinkError::Full => CallError::Congested { node: target },
         })
     }
 
@@ -124,15 +147,20 @@ impl Node {
         let g = self
             .routing
             .group(group)
-            .ok_or_else(|| CallError::UnknownGroup(group.to_string()))?;
+            .ok_or_else(|| CallError::UnknownGroup {
+                group: group.to_string(),
+            })?;
         if g.node_type == NodeType::Gate && !g.nodes.contains(&self.id) {
-            return Err(CallError::GateGroup(group.to_string()));
+            return Err(CallError::GateGroup {
+                group: group.to_string(),
+            });
         }
         let key = match session {
             Some(s) => s.0,
             None => u64::from(self.rpc.next_id()),
         };
-        self.choose(g, key)
-            .ok_or_else(|| CallError::NoLiveNode(group.to_string()))
+        self.choose(g, key).ok_or_else(|| CallError::NoLiveNode {
+            group: group.to_string(),
+        })
     }
 }

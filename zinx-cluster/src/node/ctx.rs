@@ -12,6 +12,8 @@ use super::Node;
 use super::handle::ClusterHandle;
 use crate::error::{CallError, SendError};
 use crate::frame::Frame;
+use crate::handler::FromPayload;
+use crate::message::Message;
 use crate::session::{Session, SessionId};
 
 /// Why a handler is running.
@@ -61,44 +63,56 @@ impl From<String> for KickTarget {
 /// use serde::{Deserialize, Serialize};
 /// use zinx_cluster::prelude::*;
 ///
-/// #[derive(Deserialize)]
+/// #[derive(Message, Deserialize, Serialize)]
+/// #[message(id = 3)]
 /// struct Chat { to: String, text: String }
 ///
-/// #[derive(Serialize)]
+/// #[derive(Message, Deserialize, Serialize)]
+/// #[message(id = 3)]
 /// struct Said { from: String, text: String }
 ///
-/// #[handler(msg_id = 3, group = "im")]
-/// async fn send(ctx: &mut Ctx, Json(msg): Json<Chat>) -> Result<(), HandlerError> {
+/// #[handler(group = "im")]
+/// async fn send(ctx: &mut Ctx, msg: Chat) -> Result<(), HandlerError> {
 ///     // The uid was bound at login, on the gate; every node sees it.
 ///     let from = ctx.uid().ok_or("not logged in")?.to_string();
-///     let said = serde_json::to_vec(&Said { from, text: msg.text })?;
-///     match ctx.push_to_uid(&msg.to, 3, said).await {
+///     match ctx.push_to_uid(&msg.to, &Said { from, text: msg.text }).await {
 ///         Ok(()) => ctx.reply(r#"{"ok":true}"#)?,
-///         Err(SendError::NotOnline(_)) => ctx.reply(r#"{"ok":false}"#)?,
+///         Err(SendError::NotOnline { .. }) => ctx.reply(r#"{"ok":false}"#)?,
 ///         Err(e) => return Err(e.into()),
 ///     }
 ///     Ok(())
 /// }
 ///
+/// #[derive(Message, Deserialize, Serialize)]
+/// #[message(id = 20)]
+/// struct Top { n: u32 }
+///
+/// #[derive(Message, Deserialize, Serialize)]
+/// #[message(id = 7)]
+/// struct Scores { names: Vec<String> }
+///
 /// #[handler(msg_id = 7, group = "im")]
-/// async fn score(ctx: &mut Ctx) -> Result<Bytes, HandlerError> {
+/// async fn score(ctx: &mut Ctx) -> Result<Scores, HandlerError> {
 ///     // Ask a node of group "rank" and answer the client with its reply.
-///     Ok(ctx.call("rank", 20, "top10").await?)
+///     Ok(ctx.call("rank", &Top { n: 10 }).await?)
 /// }
 /// ```
+///
+/// Each sending operation takes a [`Message`] and sends on its msg_id; its
+/// `_raw` twin takes a msg_id and bytes, for proxies.
 ///
 /// | operation | what it does |
 /// |---|---|
 /// | [`reply`](Ctx::reply) / [`reply_with`](Ctx::reply_with) | a frame to this message's client (or the answer of a call) |
-/// | [`push`](Ctx::push) | a frame to any session of the cluster |
+/// | [`push`](Ctx::push) / [`push_raw`](Ctx::push_raw) | a frame to any session of the cluster |
 /// | [`push_to_uid`](Ctx::push_to_uid) | a frame to the session bound to a uid, on whichever gate |
 /// | [`broadcast`](Ctx::broadcast) | a frame to every session on every gate, once each |
 /// | [`broadcast_to_users`](Ctx::broadcast_to_users) | the same, to sessions bound to a uid only |
 /// | [`bind`](Ctx::bind) / [`unbind`](Ctx::unbind) | attach this session to a uid (kicking an older session of it) |
 /// | [`kick`](Ctx::kick) | close a session, by id or uid |
-/// | [`call`](Ctx::call) / [`cast`](Ctx::cast) | run a handler of another group, with or without an answer |
+/// | [`call`](Ctx::call) / [`cast`](Ctx::cast) (`call_raw`, `cast_raw`) | run a handler of another group, with or without an answer |
 /// | [`join`](Ctx::join) / [`leave`](Ctx::leave) | put this session in a room, or take it out |
-/// | [`publish`](Ctx::publish) | a frame to every member of a room, on every gate, once each |
+/// | [`publish`](Ctx::publish) / [`publish_raw`](Ctx::publish_raw) | a frame to every member of a room, on every gate, once each |
 /// | [`state`](Ctx::state) | the application state given to `Cluster::with_state` |
 /// | [`handle`](Ctx::handle) | a [`ClusterHandle`](crate::ClusterHandle) to keep working after the handler returns |
 ///
@@ -220,8 +234,14 @@ impl Ctx {
         }
     }
 
-    /// Sends a frame to any session of the cluster.
-    pub fn push(
+    /// Sends `msg` on its msg_id (`M::ID`) to any session of the cluster.
+    pub fn push<M: Message>(&self, session: SessionId, msg: &M) -> Result<(), SendError> {
+        self.push_raw(session, M::ID, encode_send(msg)?)
+    }
+
+    /// [`Ctx::push`] of bytes on a msg_id: for proxies and payloads that
+    /// are no [`Message`].
+    pub fn push_raw(
         &self,
         session: SessionId,
         msg_id: u32,
@@ -230,9 +250,16 @@ impl Ctx {
         self.node.deliver(session, Frame::new(msg_id, data))
     }
 
-    /// Sends a frame to the session bound to `uid`, on whichever gate holds
-    /// it. Fails with [`SendError::NotOnline`] when nobody is bound to it.
-    pub async fn push_to_uid(
+    /// Sends `msg` on `M::ID` to the session bound to `uid`, on whichever
+    /// gate holds it. Fails with [`SendError::NotOnline`] when nobody is
+    /// bound to it.
+    pub async fn push_to_uid<M: Message>(&self, uid: &str, msg: &M) -> Result<(), SendError> {
+        let data = encode_send(msg)?;
+        self.push_to_uid_raw(uid, M::ID, data).await
+    }
+
+    /// [`Ctx::push_to_uid`] of bytes on a msg_id.
+    pub async fn push_to_uid_raw(
         &self,
         uid: &str,
         msg_id: u32,
@@ -241,15 +268,29 @@ impl Ctx {
         self.node.push_to_uid(uid, Frame::new(msg_id, data)).await
     }
 
-    /// Sends a frame to every session on every gate, exactly once each. On
-    /// the wire this is one message per gate, not one per user.
-    pub fn broadcast(&self, msg_id: u32, data: impl Into<Bytes>) -> Result<(), SendError> {
+    /// Sends `msg` on `M::ID` to every session on every gate, exactly once
+    /// each. On the wire this is one message per gate, not one per user.
+    pub fn broadcast<M: Message>(&self, msg: &M) -> Result<(), SendError> {
+        self.broadcast_raw(M::ID, encode_send(msg)?)
+    }
+
+    /// [`Ctx::broadcast`] of bytes on a msg_id.
+    pub fn broadcast_raw(&self, msg_id: u32, data: impl Into<Bytes>) -> Result<(), SendError> {
         self.node.broadcast(Frame::new(msg_id, data.into()), false)
     }
 
     /// Like [`Ctx::broadcast`], but only to sessions bound to a uid (the
     /// logged-in users); anonymous connections do not receive it.
-    pub fn broadcast_to_users(&self, msg_id: u32, data: impl Into<Bytes>) -> Result<(), SendError> {
+    pub fn broadcast_to_users<M: Message>(&self, msg: &M) -> Result<(), SendError> {
+        self.broadcast_to_users_raw(M::ID, encode_send(msg)?)
+    }
+
+    /// [`Ctx::broadcast_to_users`] of bytes on a msg_id.
+    pub fn broadcast_to_users_raw(
+        &self,
+        msg_id: u32,
+        data: impl Into<Bytes>,
+    ) -> Result<(), SendError> {
         self.node.broadcast(Frame::new(msg_id, data.into()), true)
     }
 
@@ -281,22 +322,57 @@ impl Ctx {
         }
     }
 
-    /// Runs the handler of `msg_id` on a node of `group` (chosen by the
-    /// group's balancing, over live nodes only) and returns its reply, or
-    /// fails after the configured `call_timeout_ms`. The callee sees this
-    /// message's session and uid.
-    pub async fn call(
+    /// Runs the handler of `request`'s msg_id (`Req::ID`) on a node of
+    /// `group` (chosen by the group's balancing, over live nodes only) and
+    /// returns its reply as an `A`, or fails after the configured
+    /// `call_timeout_ms`. The callee sees this message's session and uid.
+    ///
+    /// `A` is any payload type: a [`Message`], `Json<T>`, `String`,
+    /// `Bytes`. An answer that does not decode as `A` is
+    /// [`CallError::BadAnswer`]; a failing callee's error comes back as
+    /// [`CallError::Remote`] with the callee's code.
+    pub async fn call<Req: Message, A: FromPayload>(
+        &self,
+        group: &str,
+        request: &Req,
+    ) -> Result<A, CallError> {
+        let timeout = Duration::from_millis(self.node.settings().call_timeout_ms);
+        self.call_timeout(group, request, timeout).await
+    }
+
+    /// [`Ctx::call`] with an explicit timeout.
+    pub async fn call_timeout<Req: Message, A: FromPayload>(
+        &self,
+        group: &str,
+        request: &Req,
+        timeout: Duration,
+    ) -> Result<A, CallError> {
+        let payload = request
+            .to_bytes()
+            .map_err(|error| CallError::Encode { error })?;
+        let answer = self
+            .call_raw_timeout(group, Req::ID, payload, timeout)
+            .await?;
+        A::from_payload(answer).map_err(|error| CallError::BadAnswer {
+            group: group.to_string(),
+            msg_id: Req::ID,
+            error,
+        })
+    }
+
+    /// [`Ctx::call`] of bytes on a msg_id, answered with bytes: for proxies.
+    pub async fn call_raw(
         &self,
         group: &str,
         msg_id: u32,
         payload: impl Into<Bytes>,
     ) -> Result<Bytes, CallError> {
         let timeout = Duration::from_millis(self.node.settings().call_timeout_ms);
-        self.call_timeout(group, msg_id, payload, timeout).await
+        self.call_raw_timeout(group, msg_id, payload, timeout).await
     }
 
-    /// [`Ctx::call`] with an explicit timeout.
-    pub async fn call_timeout(
+    /// [`Ctx::call_raw`] with an explicit timeout.
+    pub async fn call_raw_timeout(
         &self,
         group: &str,
         msg_id: u32,
@@ -314,9 +390,18 @@ impl Ctx {
             .await
     }
 
-    /// Runs the handler of `msg_id` on a node of `group` without waiting for
-    /// anything: fails only when no node of the group is reachable now.
-    pub fn cast(
+    /// Runs the handler of `msg`'s msg_id on a node of `group` without
+    /// waiting for anything: fails only when no node of the group is
+    /// reachable now.
+    pub fn cast<M: Message>(&self, group: &str, msg: &M) -> Result<(), CallError> {
+        let payload = msg
+            .to_bytes()
+            .map_err(|error| CallError::Encode { error })?;
+        self.cast_raw(group, M::ID, payload)
+    }
+
+    /// [`Ctx::cast`] of bytes on a msg_id.
+    pub fn cast_raw(
         &self,
         group: &str,
         msg_id: u32,
@@ -357,10 +442,15 @@ impl Ctx {
         self.node.leave_room(session, room).await
     }
 
-    /// Sends a frame to every member of `room`, on every gate, exactly once
-    /// each. On the wire this is one message per gate; each gate writes it
-    /// to the members it holds.
-    pub fn publish(
+    /// Sends `msg` on `M::ID` to every member of `room`, on every gate,
+    /// exactly once each. On the wire this is one message per gate; each
+    /// gate writes it to the members it holds.
+    pub fn publish<M: Message>(&self, room: &str, msg: &M) -> Result<(), SendError> {
+        self.publish_raw(room, M::ID, encode_send(msg)?)
+    }
+
+    /// [`Ctx::publish`] of bytes on a msg_id.
+    pub fn publish_raw(
         &self,
         room: &str,
         msg_id: u32,
@@ -368,4 +458,9 @@ impl Ctx {
     ) -> Result<(), SendError> {
         self.node.publish(room, Frame::new(msg_id, data))
     }
+}
+
+/// A message's bytes, or the [`SendError`] saying why there are none.
+pub(super) fn encode_send<M: Message>(msg: &M) -> Result<Bytes, SendError> {
+    msg.to_bytes().map_err(|error| SendError::Encode { error })
 }

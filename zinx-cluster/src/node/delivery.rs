@@ -14,7 +14,7 @@ use bytes::Bytes;
 use tracing::{debug, warn};
 
 use super::rpc::RequestError;
-use super::{BROADCAST_USERS_ONLY, Node, check_uid, envelope, text};
+use super::{BROADCAST_USERS_ONLY, Node, check_uid, envelope};
 use crate::envelope::{Envelope, Kind, Status};
 use crate::error::SendError;
 use crate::frame::Frame;
@@ -82,7 +82,7 @@ impl Node {
     pub(crate) fn deliver_local(&self, session: SessionId, frame: Frame) -> Result<(), SendError> {
         let s = self.sessions.get(session).ok_or_else(|| {
             self.metrics.to_gone_session.add(1);
-            SendError::SessionGone(session)
+            SendError::SessionGone { session }
         })?;
         self.offer_to(&s, frame)
     }
@@ -98,9 +98,9 @@ impl Node {
             Offer::Full => {
                 // Counted once, when the session ends (`gate`).
                 warn!(%session, "client does not read: outbound queue full, closing");
-                Err(SendError::SessionGone(session))
+                Err(SendError::SessionGone { session })
             }
-            Offer::Closed => Err(SendError::SessionGone(session)),
+            Offer::Closed => Err(SendError::SessionGone { session }),
         }
     }
 
@@ -146,8 +146,15 @@ impl Node {
     async fn ask_gate(&self, gate: u16, env: Envelope) -> Result<Bytes, SendError> {
         match self.request(gate, env, self.call_timeout()).await {
             Ok((Status::Ok | Status::NoReply, p)) => Ok(p),
-            Ok((Status::NotFound, _)) => Err(SendError::NotOnline(String::new())),
-            Ok((Status::Failed, p)) => Err(SendError::Remote(text(&p))),
+            Ok((Status::NotFound, _)) => Err(SendError::NotOnline { uid: String::new() }),
+            Ok((Status::Failed, p)) => {
+                let (code, message) = crate::handler::decode_failure(&p);
+                Err(SendError::Remote {
+                    node: gate,
+                    code,
+                    message,
+                })
+            }
             Err(RequestError::Link(e)) => Err(link_send_error(gate, e)),
             Err(RequestError::Lost | RequestError::Timeout) => {
                 Err(SendError::Unreachable { node: gate })
@@ -164,7 +171,7 @@ impl Node {
         self.ask_gate(session.gate(), env)
             .await
             .map_err(|e| match e {
-                SendError::NotOnline(_) => SendError::SessionGone(session),
+                SendError::NotOnline { .. } => SendError::SessionGone { session },
                 e => e,
             })
     }
@@ -192,7 +199,7 @@ impl Node {
         let sessions = &self.sessions;
         let s = sessions
             .get(session)
-            .ok_or(SendError::SessionGone(session))?;
+            .ok_or(SendError::SessionGone { session })?;
         let uid: Arc<str> = Arc::from(uid);
         if let Some(old) = s.uid() {
             if old == uid {
@@ -240,7 +247,7 @@ impl Node {
         let s = self
             .sessions
             .get(session)
-            .ok_or(SendError::SessionGone(session))?;
+            .ok_or(SendError::SessionGone { session })?;
         if let Some(old) = s.set_uid(None) {
             self.sessions.unbind_local(&old, session);
             // Locally the session is unbound, which is what its user asked;
@@ -257,7 +264,7 @@ impl Node {
         let s = self
             .sessions
             .get(session)
-            .ok_or(SendError::SessionGone(session))?;
+            .ok_or(SendError::SessionGone { session })?;
         self.metrics.kicks.add(1);
         s.close_with(CloseReason::Kicked);
         Ok(())
@@ -303,7 +310,9 @@ impl Node {
         self.directory
             .locate(uid)
             .await?
-            .ok_or_else(|| SendError::NotOnline(uid.to_string()))
+            .ok_or_else(|| SendError::NotOnline {
+                uid: uid.to_string(),
+            })
     }
 
     async fn send_to_gate_for_uid(
@@ -314,7 +323,9 @@ impl Node {
     ) -> Result<(), SendError> {
         if gate == self.id {
             // This gate is the one the directory names, and it has no such uid.
-            return Err(SendError::NotOnline(uid.to_string()));
+            return Err(SendError::NotOnline {
+                uid: uid.to_string(),
+            });
         }
         if self.links.get(gate).is_some() {
             return self
@@ -322,7 +333,9 @@ impl Node {
                 .await
                 .map(|_| ())
                 .map_err(|e| match e {
-                    SendError::NotOnline(_) => SendError::NotOnline(uid.to_string()),
+                    SendError::NotOnline { .. } => SendError::NotOnline {
+                        uid: uid.to_string(),
+                    },
                     e => e,
                 });
         }
@@ -363,7 +376,7 @@ impl Node {
             Ok(())
         } else {
             unreached.sort_unstable();
-            Err(SendError::Partial(unreached))
+            Err(SendError::Partial { gates: unreached })
         }
     }
 }

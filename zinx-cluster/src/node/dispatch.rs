@@ -85,7 +85,9 @@ impl Node {
                 format!("node {} is shutting down", self.name),
             );
         }
-        let Some(route) = self.handlers.get(msg_id) else {
+        // A gate never forwards an internal msg_id; refused the same way
+        // here all the same, should one come from a gate of another build.
+        let Some(route) = self.handlers.get(msg_id).filter(|r| !r.internal) else {
             self.metrics.unknown_msg_id.add(1);
             return refuse(
                 "unknown_msg_id",
@@ -119,7 +121,12 @@ impl Node {
                     "node {} has no handler for msg_id {}",
                     self.name, env.msg_id
                 );
-                self.respond(from, env.request, Status::Failed, Bytes::from(why));
+                self.respond(
+                    from,
+                    env.request,
+                    Status::Failed,
+                    crate::handler::encode_failure("unknown_msg_id", &why),
+                );
             }
             return;
         };
@@ -202,16 +209,21 @@ impl Node {
                     };
                     match target {
                         Some(s) => node.kick_local(s.id).map(|_| Bytes::new()),
-                        None => Err(SendError::NotOnline(text(&env.uid))),
+                        None => Err(SendError::NotOnline {
+                            uid: text(&env.uid),
+                        }),
                     }
                 }
             };
             let (status, payload) = match result {
                 Ok(p) => (Status::Ok, p),
-                Err(SendError::NotOnline(_) | SendError::SessionGone(_)) => {
+                Err(SendError::NotOnline { .. } | SendError::SessionGone { .. }) => {
                     (Status::NotFound, Bytes::new())
                 }
-                Err(e) => (Status::Failed, Bytes::from(e.to_string())),
+                Err(e) => (
+                    Status::Failed,
+                    crate::handler::encode_failure(e.code(), &e.to_string()),
+                ),
             };
             node.respond(from, env.request, status, payload);
         });

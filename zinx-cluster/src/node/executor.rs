@@ -227,7 +227,7 @@ async fn run_entry(
         .await
     {
         Ok(r) => r,
-        Err(panic) => Err(HandlerFailure::Handler(crate::HandlerError::new(format!(
+        Err(panic) => Err(HandlerFailure::Handler(crate::HandlerError::msg(format!(
             "handler {} panicked: {}",
             route.name,
             panic_text(&*panic)
@@ -355,7 +355,7 @@ impl Node {
             Err(failure) => {
                 self.metrics.handler_errors.add(1);
                 warn!(msg_id = route.msg_id, handler = route.name, ?mode, error = %failure, "call failed");
-                (Status::Failed, Bytes::from(failure.to_string()))
+                (Status::Failed, failure.to_answer())
             }
         }
     }
@@ -381,6 +381,7 @@ mod tests {
         msg_id: 6,
         group: "im",
         name: "echo",
+        internal: false,
         module: "test",
         file: file!(),
         line: line!(),

@@ -8,15 +8,19 @@ use std::time::Duration;
 use bytes::Bytes;
 
 use super::Node;
-use super::ctx::KickTarget;
+use super::ctx::{KickTarget, encode_send};
 use crate::error::{CallError, SendError};
 use crate::frame::Frame;
+use crate::handler::FromPayload;
+use crate::message::Message;
 use crate::session::SessionId;
 use crate::state::States;
 
 /// A handle on one node of this process, for code that runs outside any
 /// handler: it pushes, broadcasts, publishes to rooms, kicks, calls and
 /// casts with the same semantics as [`Ctx`](crate::Ctx), from any task.
+/// Like `Ctx`, each sending operation takes a [`Message`] and sends on its
+/// msg_id; its `_raw` twin takes a msg_id and bytes.
 ///
 /// Get one from [`RunningCluster::handle`](crate::RunningCluster::handle),
 /// from the [`on_started`](crate::Cluster::on_started) hook, or from
@@ -31,7 +35,7 @@ use crate::state::States;
 ///     let mut every = tokio::time::interval(Duration::from_secs(1));
 ///     loop {
 ///         every.tick().await;
-///         if handle.publish("lobby", 30, "tick").is_err() && !handle.is_running() {
+///         if handle.publish_raw("lobby", 30, "tick").is_err() && !handle.is_running() {
 ///             return; // the cluster shut down
 ///         }
 ///     }
@@ -112,8 +116,13 @@ impl ClusterHandle {
         self.node().map_err(|_| CallError::Stopped)
     }
 
-    /// Sends a frame to any session of the cluster.
-    pub fn push(
+    /// Sends `msg` on its msg_id (`M::ID`) to any session of the cluster.
+    pub fn push<M: Message>(&self, session: SessionId, msg: &M) -> Result<(), SendError> {
+        self.push_raw(session, M::ID, encode_send(msg)?)
+    }
+
+    /// [`ClusterHandle::push`] of bytes on a msg_id.
+    pub fn push_raw(
         &self,
         session: SessionId,
         msg_id: u32,
@@ -122,9 +131,15 @@ impl ClusterHandle {
         self.node()?.deliver(session, Frame::new(msg_id, data))
     }
 
-    /// Sends a frame to the session bound to `uid`, on whichever gate holds
-    /// it; [`SendError::NotOnline`] when nobody is bound to it.
-    pub async fn push_to_uid(
+    /// Sends `msg` on `M::ID` to the session bound to `uid`, on whichever
+    /// gate holds it; [`SendError::NotOnline`] when nobody is bound to it.
+    pub async fn push_to_uid<M: Message>(&self, uid: &str, msg: &M) -> Result<(), SendError> {
+        let data = encode_send(msg)?;
+        self.push_to_uid_raw(uid, M::ID, data).await
+    }
+
+    /// [`ClusterHandle::push_to_uid`] of bytes on a msg_id.
+    pub async fn push_to_uid_raw(
         &self,
         uid: &str,
         msg_id: u32,
@@ -135,19 +150,39 @@ impl ClusterHandle {
         until_closed(&node, SendError::Stopped, node.push_to_uid(uid, frame)).await
     }
 
-    /// Sends a frame to every session on every gate, once each.
-    pub fn broadcast(&self, msg_id: u32, data: impl Into<Bytes>) -> Result<(), SendError> {
+    /// Sends `msg` on `M::ID` to every session on every gate, once each.
+    pub fn broadcast<M: Message>(&self, msg: &M) -> Result<(), SendError> {
+        self.broadcast_raw(M::ID, encode_send(msg)?)
+    }
+
+    /// [`ClusterHandle::broadcast`] of bytes on a msg_id.
+    pub fn broadcast_raw(&self, msg_id: u32, data: impl Into<Bytes>) -> Result<(), SendError> {
         self.node()?.broadcast(Frame::new(msg_id, data), false)
     }
 
-    /// Sends a frame to every session bound to a uid, on every gate.
-    pub fn broadcast_to_users(&self, msg_id: u32, data: impl Into<Bytes>) -> Result<(), SendError> {
+    /// Sends `msg` on `M::ID` to every session bound to a uid, on every
+    /// gate.
+    pub fn broadcast_to_users<M: Message>(&self, msg: &M) -> Result<(), SendError> {
+        self.broadcast_to_users_raw(M::ID, encode_send(msg)?)
+    }
+
+    /// [`ClusterHandle::broadcast_to_users`] of bytes on a msg_id.
+    pub fn broadcast_to_users_raw(
+        &self,
+        msg_id: u32,
+        data: impl Into<Bytes>,
+    ) -> Result<(), SendError> {
         self.node()?.broadcast(Frame::new(msg_id, data), true)
     }
 
-    /// Sends a frame to every member of `room`, on every gate, exactly once
-    /// each (one message per gate).
-    pub fn publish(
+    /// Sends `msg` on `M::ID` to every member of `room`, on every gate,
+    /// exactly once each (one message per gate).
+    pub fn publish<M: Message>(&self, room: &str, msg: &M) -> Result<(), SendError> {
+        self.publish_raw(room, M::ID, encode_send(msg)?)
+    }
+
+    /// [`ClusterHandle::publish`] of bytes on a msg_id.
+    pub fn publish_raw(
         &self,
         room: &str,
         msg_id: u32,
@@ -189,21 +224,51 @@ impl ClusterHandle {
         .await
     }
 
-    /// Runs the handler of `msg_id` on a node of `group` and returns its
-    /// reply, or fails after the configured `call_timeout_ms`.
-    pub async fn call(
+    /// Runs the handler of `request`'s msg_id on a node of `group` and
+    /// returns its reply as an `A`, or fails after the configured
+    /// `call_timeout_ms`.
+    pub async fn call<Req: Message, A: FromPayload>(
+        &self,
+        group: &str,
+        request: &Req,
+    ) -> Result<A, CallError> {
+        let timeout = Duration::from_millis(self.call_node()?.settings().call_timeout_ms);
+        self.call_timeout(group, request, timeout).await
+    }
+
+    /// [`ClusterHandle::call`] with an explicit timeout.
+    pub async fn call_timeout<Req: Message, A: FromPayload>(
+        &self,
+        group: &str,
+        request: &Req,
+        timeout: Duration,
+    ) -> Result<A, CallError> {
+        let payload = request
+            .to_bytes()
+            .map_err(|error| CallError::Encode { error })?;
+        let answer = self
+            .call_raw_timeout(group, Req::ID, payload, timeout)
+            .await?;
+        A::from_payload(answer).map_err(|error| CallError::BadAnswer {
+            group: group.to_string(),
+            msg_id: Req::ID,
+            error,
+        })
+    }
+
+    /// [`ClusterHandle::call`] of bytes on a msg_id, answered with bytes.
+    pub async fn call_raw(
         &self,
         group: &str,
         msg_id: u32,
         payload: impl Into<Bytes>,
     ) -> Result<Bytes, CallError> {
-        let node = self.call_node()?;
-        let timeout = Duration::from_millis(node.settings().call_timeout_ms);
-        self.call_timeout(group, msg_id, payload, timeout).await
+        let timeout = Duration::from_millis(self.call_node()?.settings().call_timeout_ms);
+        self.call_raw_timeout(group, msg_id, payload, timeout).await
     }
 
-    /// [`ClusterHandle::call`] with an explicit timeout.
-    pub async fn call_timeout(
+    /// [`ClusterHandle::call_raw`] with an explicit timeout.
+    pub async fn call_raw_timeout(
         &self,
         group: &str,
         msg_id: u32,
@@ -215,8 +280,17 @@ impl ClusterHandle {
         until_closed(&node, CallError::Stopped, call).await
     }
 
-    /// Runs the handler of `msg_id` on a node of `group` without waiting.
-    pub fn cast(
+    /// Runs the handler of `msg`'s msg_id on a node of `group` without
+    /// waiting.
+    pub fn cast<M: Message>(&self, group: &str, msg: &M) -> Result<(), CallError> {
+        let payload = msg
+            .to_bytes()
+            .map_err(|error| CallError::Encode { error })?;
+        self.cast_raw(group, M::ID, payload)
+    }
+
+    /// [`ClusterHandle::cast`] of bytes on a msg_id.
+    pub fn cast_raw(
         &self,
         group: &str,
         msg_id: u32,

@@ -395,9 +395,9 @@ fn text(payload: &Bytes) -> String {
 /// Checks a uid before it is bound: 1 to 255 bytes.
 pub(crate) fn check_uid(uid: &str) -> Result<(), crate::error::SendError> {
     if uid.is_empty() || uid.len() > 255 {
-        Err(crate::error::SendError::InvalidUid(
-            uid.chars().take(64).collect(),
-        ))
+        Err(crate::error::SendError::InvalidUid {
+            uid: uid.chars().take(64).collect(),
+        })
     } else {
         Ok(())
     }

@@ -14,7 +14,9 @@ use crate::session::SessionId;
 /// Checks a room name: 1 to 255 bytes.
 fn check_room(room: &str) -> Result<(), SendError> {
     if room.is_empty() || room.len() > MAX_ROOM_NAME {
-        Err(SendError::InvalidRoom(room.chars().take(64).collect()))
+        Err(SendError::InvalidRoom {
+            room: room.chars().take(64).collect(),
+        })
     } else {
         Ok(())
     }
@@ -58,7 +60,7 @@ impl Node {
                 .sessions
                 .get(session)
                 .filter(|s| !s.is_closed())
-                .ok_or(SendError::SessionGone(session))?;
+                .ok_or(SendError::SessionGone { session })?;
             Ok(self.rooms.join(room, &s))
         } else {
             Ok(self.rooms.leave(room, session))
@@ -75,8 +77,11 @@ impl Node {
                 Status::Ok,
                 Bytes::from_static(if changed { &[1] } else { &[0] }),
             ),
-            Err(SendError::SessionGone(_)) => (Status::NotFound, Bytes::new()),
-            Err(e) => (Status::Failed, Bytes::from(e.to_string())),
+            Err(SendError::SessionGone { .. }) => (Status::NotFound, Bytes::new()),
+            Err(e) => (
+                Status::Failed,
+                crate::handler::encode_failure(e.code(), &e.to_string()),
+            ),
         };
         self.respond(from, env.request, status, payload);
     }
@@ -105,7 +110,7 @@ impl Node {
             Ok(())
         } else {
             unreached.sort_unstable();
-            Err(SendError::Partial(unreached))
+            Err(SendError::Partial { gates: unreached })
         }
     }
 

@@ -44,6 +44,9 @@ pub(crate) struct Routing {
     dests: Vec<(u32, Dest)>,
     /// Every group of the cluster.
     groups: Vec<Group>,
+    /// The internal msg_ids, sorted: only for the log line of a client
+    /// that sends one (its answer is an unknown msg_id's).
+    internal: Vec<u32>,
 }
 
 impl Routing {
@@ -64,7 +67,10 @@ impl Routing {
             }
         }
         let mut dests = Vec::new();
-        for r in &config.routes {
+        // Internal routes are for `call`/`cast` only, which do not look
+        // here: leaving them out makes a client's internal msg_id exactly
+        // an unknown one (same answer, same counter, no handler).
+        for r in config.routes.iter().filter(|r| !r.internal) {
             let dest = if r.group == my_group {
                 match handlers.get(r.msg_id) {
                     Some(route) => Dest::Local(route),
@@ -81,15 +87,33 @@ impl Routing {
             dests.push((r.msg_id, dest));
         }
         dests.sort_by_key(|(id, _)| *id);
-        Routing { dests, groups }
+        let mut internal: Vec<u32> = config
+            .routes
+            .iter()
+            .filter(|r| r.internal)
+            .map(|r| r.msg_id)
+            .collect();
+        internal.sort_unstable();
+        Routing {
+            dests,
+            groups,
+            internal,
+        }
     }
 
-    /// Where `msg_id` goes; `None` when no route names it.
+    /// Where a client's `msg_id` goes; `None` when no route names it or
+    /// the route is internal.
     pub(crate) fn dest(&self, msg_id: u32) -> Option<Dest> {
         self.dests
             .binary_search_by_key(&msg_id, |(id, _)| *id)
             .ok()
             .map(|i| self.dests[i].1)
+    }
+
+    /// Whether route.json marks `msg_id` internal (for logs: a client gets
+    /// no [`Dest`] for it).
+    pub(crate) fn is_internal(&self, msg_id: u32) -> bool {
+        self.internal.binary_search(&msg_id).is_ok()
     }
 
     /// Group `i` of a [`Dest`].
@@ -127,7 +151,8 @@ mod tests {
         }"#;
         let route = r#"{
           "gate": [{"MsgID": 1, "Name": "login"}],
-          "im": [{"MsgID": 3, "Name": "send"}, {"MsgID": 6, "Name": "echo"}],
+          "im": [{"MsgID": 3, "Name": "send"}, {"MsgID": 6, "Name": "echo"},
+                 {"MsgID": 20, "Name": "stats", "Internal": true}],
           "lobby": [{"MsgID": 40, "Name": "lobby"}]
         }"#;
         ClusterConfig::from_strs("test", dinx, route, None).expect("valid test config")
@@ -148,6 +173,10 @@ mod tests {
         }
         assert!(matches!(routing.dest(40), Some(Dest::OtherGate(_))));
         assert!(routing.dest(99).is_none());
+        // Internal: as unknown as 99, for a client.
+        assert!(routing.dest(20).is_none());
+        assert!(routing.is_internal(20));
+        assert!(!routing.is_internal(3));
         assert!(routing.group("lobby").is_some());
     }
 

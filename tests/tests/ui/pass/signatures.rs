@@ -65,7 +65,7 @@ async fn maybe(_ctx: &mut Ctx, text: String) -> Option<String> {
 #[handler(msg_id = 10, group = "g")]
 async fn send(_ctx: &mut Ctx, Json(chat): Json<Chat>) -> Result<(), HandlerError> {
     if chat.to.is_empty() {
-        return Err(HandlerError::new("no recipient"));
+        return Err(HandlerError::msg("no recipient"));
     }
     Ok(())
 }

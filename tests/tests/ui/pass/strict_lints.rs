@@ -15,7 +15,28 @@ pub async fn strict(_ctx: &mut Ctx, text: String) -> Result<String, HandlerError
 #[handler(msg_id = 2, group = "g")]
 async fn private(_ctx: &mut Ctx) {}
 
+/// A message of a strict crate.
+#[derive(Message)]
+#[message(id = 3, codec = "raw")]
+pub struct Text(pub String);
+
+#[handler(group = "g", internal)]
+async fn typed(_ctx: &mut Ctx, text: Text) -> Text {
+    text
+}
+
+/// A message whose handler also names its msg_id.
+#[derive(Message)]
+#[message(id = 4, codec = "raw")]
+pub struct Blob(pub Bytes);
+
+#[handler(msg_id = 4, group = "g")]
+async fn both(_ctx: &mut Ctx, blob: Blob) -> Blob {
+    blob
+}
+
 fn main() {
-    let _ = (strict, private);
-    assert_eq!(zinx_cluster::registered().count(), 2);
+    let _ = (strict, private, typed, both);
+    assert_eq!(zinx_cluster::registered().count(), 4);
+    assert_eq!(zinx_cluster::registered_messages().count(), 2);
 }

@@ -4,7 +4,10 @@ use std::collections::HashMap;
 
 use serde_json::Value;
 
-use super::{describe, error, first_seen, int_field, name_suffix, parse_json, string_field, take};
+use super::{
+    describe, error, first_seen, int_field, name_suffix, optional_bool_field, parse_json,
+    string_field, take,
+};
 use crate::config::{ConfigError, RouteConfig};
 use crate::frame::ZINX_HEARTBEAT_MSG_ID;
 use crate::settings::{ErrorReply, Settings};
@@ -18,6 +21,8 @@ pub(super) struct RawRoute {
     pub(super) index: usize,
     pub(super) msg_id: Option<u32>,
     pub(super) name: Option<String>,
+    /// `Internal`, `false` when absent.
+    pub(super) internal: Option<bool>,
 }
 
 impl RawRoute {
@@ -35,6 +40,7 @@ impl RawRoute {
         Some(RouteConfig {
             msg_id: self.msg_id?,
             name: self.name?,
+            internal: self.internal?,
             group: self.group,
         })
     }
@@ -126,6 +132,7 @@ pub(super) fn parse_route(
         index,
         msg_id: None,
         name: None,
+        internal: None,
     };
     let Value::Object(obj) = value else {
         errors.push(error(
@@ -147,6 +154,11 @@ pub(super) fn parse_route(
     // Name is only a label: it must be there (a misspelt key is a likely
     // mistake) but may be empty.
     take(string_field(obj, "Name"), &mut route.name, &mut problems);
+    take(
+        optional_bool_field(obj, "Internal"),
+        &mut route.internal,
+        &mut problems,
+    );
 
     if route.msg_id == Some(ZINX_HEARTBEAT_MSG_ID) {
         problems.push(format!(
