@@ -8,14 +8,16 @@ use std::sync::atomic::Ordering;
 use demo::{Answer, Chat, Delivery, ImStats, Shout, Shouted, Stats};
 use zinx_cluster::prelude::*;
 
-use crate::rooms::count;
-
 /// 3 send `{"to":"bob","text":"hi"}`: bob gets `{"from":"alice","text":"hi"}`
 /// on 3; the sender gets `{"ok":true}`, or `{"ok":false,"error":".."}` when
 /// bob is not online or the sender has not logged in.
 #[handler(group = "im")]
-async fn send(ctx: &mut Ctx, chat: Chat) -> Result<Json<Answer>, HandlerError> {
-    count(ctx);
+async fn send(
+    ctx: &mut Ctx,
+    State(stats): State<Arc<ImStats>>,
+    chat: Chat,
+) -> Result<Json<Answer>, HandlerError> {
+    stats.count();
     let Some(from) = ctx.uid() else {
         return Ok(Json(Answer::not_logged_in()));
     };
@@ -41,8 +43,12 @@ async fn send(ctx: &mut Ctx, chat: Chat) -> Result<Json<Answer>, HandlerError> {
 /// `broadcast_to_users` is one message per gate (not one per user); each
 /// gate writes it to its sessions that are bound to a uid.
 #[handler(group = "im")]
-async fn broadcast(ctx: &mut Ctx, shout: Shout) -> Result<Option<Json<Answer>>, HandlerError> {
-    count(ctx);
+async fn broadcast(
+    ctx: &mut Ctx,
+    State(stats): State<Arc<ImStats>>,
+    shout: Shout,
+) -> Result<Option<Json<Answer>>, HandlerError> {
+    stats.count();
     let Some(from) = ctx.uid() else {
         return Ok(Some(Json(Answer::not_logged_in())));
     };
@@ -56,8 +62,8 @@ async fn broadcast(ctx: &mut Ctx, shout: Shout) -> Result<Option<Json<Answer>>, 
 /// 6 echo: the same bytes back, from an im node (a round trip through the
 /// cluster).
 #[handler(msg_id = 6, group = "im")]
-async fn echo(ctx: &mut Ctx, data: Bytes) -> Bytes {
-    count(ctx);
+async fn echo(_ctx: &mut Ctx, State(stats): State<Arc<ImStats>>, data: Bytes) -> Bytes {
+    stats.count();
     data
 }
 
@@ -66,12 +72,9 @@ async fn echo(ctx: &mut Ctx, data: Bytes) -> Bytes {
 /// nodes reach it (the gate's 21 calls it); a client sending 20 gets the
 /// `unknown_msg_id` answer, like for a msg_id that does not exist.
 #[handler(msg_id = 20, group = "im", internal)]
-async fn stats(ctx: &mut Ctx) -> Stats {
-    let handled = ctx
-        .state::<Arc<ImStats>>()
-        .map_or(0, |s| s.handled.load(Ordering::Relaxed));
+async fn stats(ctx: &mut Ctx, State(stats): State<Arc<ImStats>>) -> Stats {
     Stats {
         node: ctx.node_name().to_string(),
-        handled,
+        handled: stats.handled.load(Ordering::Relaxed),
     }
 }

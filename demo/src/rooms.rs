@@ -29,8 +29,12 @@ async fn leave(ctx: &mut Ctx, leave: Leave) -> Result<Json<Answer>, HandlerError
 /// `{"room":"r1","from":"alice","text":"hi"}` on 9, once; the sender gets
 /// `{"ok":true}` on 9 (or `not logged in`).
 #[handler(group = "im")]
-async fn say(ctx: &mut Ctx, say: Say) -> Result<Json<Answer>, HandlerError> {
-    count(ctx);
+async fn say(
+    ctx: &mut Ctx,
+    State(stats): State<Arc<ImStats>>,
+    say: Say,
+) -> Result<Json<Answer>, HandlerError> {
+    stats.count();
     let Some(from) = ctx.uid() else {
         return Ok(Json(Answer::not_logged_in()));
     };
@@ -48,8 +52,12 @@ async fn say(ctx: &mut Ctx, say: Say) -> Result<Json<Answer>, HandlerError> {
 /// a task through the handle: it arrives on whichever gate the user is by
 /// then (and is dropped when the user is offline).
 #[handler(group = "im")]
-async fn remind(ctx: &mut Ctx, remind: Remind) -> Result<Json<Answer>, HandlerError> {
-    count(ctx);
+async fn remind(
+    ctx: &mut Ctx,
+    State(stats): State<Arc<ImStats>>,
+    remind: Remind,
+) -> Result<Json<Answer>, HandlerError> {
+    stats.count();
     let Some(uid) = ctx.uid() else {
         return Ok(Json(Answer::not_logged_in()));
     };
@@ -70,11 +78,4 @@ async fn remind(ctx: &mut Ctx, remind: Remind) -> Result<Json<Answer>, HandlerEr
         }
     });
     Ok(Json(Answer::ok()))
-}
-
-/// Counts a handled message in the im process's state.
-pub(crate) fn count(ctx: &Ctx) {
-    if let Some(stats) = ctx.state::<Arc<ImStats>>() {
-        stats.count();
-    }
 }

@@ -22,9 +22,22 @@ use std::sync::Arc;
 /// A handler argument that hands the handler a clone of the application
 /// state of type `S` (usually an `Arc<..>`, a pool, a channel sender):
 ///
-/// ```rust,ignore
+/// ```rust
+/// use std::sync::Arc;
+/// use std::sync::atomic::{AtomicU64, Ordering};
+/// use zinx_cluster::prelude::*;
+///
+/// #[derive(Default)]
+/// struct Stats { handled: AtomicU64 }
+///
 /// #[handler(msg_id = 9, group = "im")]
-/// async fn say(ctx: &mut Ctx, State(stats): State<Arc<Stats>>, msg: Json<Say>) { .. }
+/// async fn say(ctx: &mut Ctx, State(stats): State<Arc<Stats>>, text: String) -> String {
+///     stats.handled.fetch_add(1, Ordering::Relaxed);
+///     text
+/// }
+/// # fn main() {
+/// // Cluster::from_dir("conf")?.with_state(Arc::new(Stats::default())) ..
+/// # }
 /// ```
 ///
 /// The cluster must have been given an `S` with
@@ -46,9 +59,10 @@ pub trait FromState: Sized {
     fn state_type_id() -> TypeId;
     /// Name of the state type.
     fn state_type_name() -> &'static str;
-    /// A clone of the state out of the context; `None` when the cluster
-    /// was not given one (`start` refuses that for registered handlers).
-    fn from_ctx(ctx: &crate::Ctx) -> Option<Self>;
+    /// A clone of the state out of the context; a `missing_state` failure
+    /// when the cluster was not given one (`start` refuses that for every
+    /// registered handler, so only a handler run by hand meets it).
+    fn from_ctx(ctx: &crate::Ctx) -> Result<Self, crate::HandlerFailure>;
 }
 
 impl<S: Clone + Send + Sync + 'static> FromState for State<S> {
@@ -60,8 +74,17 @@ impl<S: Clone + Send + Sync + 'static> FromState for State<S> {
         std::any::type_name::<S>()
     }
 
-    fn from_ctx(ctx: &crate::Ctx) -> Option<Self> {
-        ctx.state::<S>().cloned().map(State)
+    fn from_ctx(ctx: &crate::Ctx) -> Result<Self, crate::HandlerFailure> {
+        match ctx.state::<S>() {
+            Some(s) => Ok(State(s.clone())),
+            None => Err(crate::HandlerFailure::Handler(crate::HandlerError::new(
+                "missing_state",
+                format!(
+                    "the cluster was not given a {} (Cluster::with_state)",
+                    std::any::type_name::<S>()
+                ),
+            ))),
+        }
     }
 }
 

@@ -7,13 +7,13 @@
 //! `redis-server` (skipped with a loud notice when there is none, unless
 //! `ZINX_REQUIRE_REDIS=1`).
 
-use std::any::TypeId;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+use bytes::Bytes;
 use zinx_cluster::prelude::*;
-use zinx_cluster::{Client, Cluster, ClusterConfig, RunningCluster, Select, StartError, StateUse};
+use zinx_cluster::{Client, Cluster, ClusterConfig, RunningCluster, Select, StartError};
 
 use zinx_test_support::T;
 use zinx_test_support::cluster::{expect, req, s};
@@ -41,29 +41,12 @@ struct Note {
 }
 
 /// A state type nobody gives: a handler of group "st" asks for it.
+#[derive(Clone)]
 struct NeverGiven;
 
-// `#[handler]` registers this for a `State<NeverGiven>` argument; written
-// by hand until the macro extracts `State<S>`.
-zinx_cluster::__private::inventory::submit! {
-    StateUse {
-        group: "st",
-        handler: "needs_state",
-        module: module_path!(),
-        file: file!(),
-        line: line!(),
-        type_id: TypeId::of::<NeverGiven>,
-        type_name: std::any::type_name::<NeverGiven>,
-    }
-}
-
 #[handler(msg_id = 40, group = "st")]
-async fn needs_state(ctx: &mut Ctx) -> &'static str {
-    if ctx.state::<NeverGiven>().is_some() {
-        "given"
-    } else {
-        "missing"
-    }
+async fn needs_state(_ctx: &mut Ctx, State(_never): State<NeverGiven>) -> &'static str {
+    "given"
 }
 
 #[handler(msg_id = 1, group = "gate")]
@@ -92,10 +75,14 @@ async fn gate_say(ctx: &mut Ctx, line: String) -> Result<(), HandlerError> {
     Ok(())
 }
 
-/// Counts in the state, answers with the count and the second state.
+/// Counts in the state (an extractor argument, before the payload),
+/// answers with the count and the second state (from the context).
 #[handler(msg_id = 12, group = "gate")]
-async fn gate_count(ctx: &mut Ctx) -> Result<String, HandlerError> {
-    let counter = ctx.state::<Arc<Counter>>().ok_or("no counter")?;
+async fn gate_count(
+    ctx: &mut Ctx,
+    State(counter): State<Arc<Counter>>,
+    _ignored: Bytes,
+) -> Result<String, HandlerError> {
     let n = counter.handled.fetch_add(1, Ordering::Relaxed) + 1;
     let motd = ctx.state::<Motd>().ok_or("no motd")?.0;
     Ok(format!("{n} {motd}"))
