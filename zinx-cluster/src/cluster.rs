@@ -71,6 +71,7 @@ pub enum StartError {
     },
 }
 
+/// One line per handler whose state is missing.
 fn list(items: &[MissingState]) -> String {
     items
         .iter()
