@@ -26,7 +26,7 @@ use crate::load::{Latency, latency_histogram};
 use crate::sys::Connector;
 
 /// Sessions connected and logged in at once.
-const LOGIN_CONCURRENCY: usize = 256;
+pub(crate) const LOGIN_CONCURRENCY: usize = 256;
 
 /// What `bench broadcast` does.
 #[derive(Debug, Clone)]
@@ -147,10 +147,13 @@ struct Counters {
     closed: AtomicU64,
 }
 
-type Reader = FramedRead<OwnedReadHalf, FrameCodec>;
-type Writer = FramedWrite<OwnedWriteHalf, FrameCodec>;
+/// The reading half of a bench session.
+pub(crate) type Reader = FramedRead<OwnedReadHalf, FrameCodec>;
+/// The writing half of a bench session.
+pub(crate) type Writer = FramedWrite<OwnedWriteHalf, FrameCodec>;
 
-async fn login(
+/// Connects session `i` and logs it in as `name`.
+pub(crate) async fn login(
     connector: &Connector,
     i: usize,
     name: String,

@@ -5,6 +5,7 @@
 //!   percentiles.
 //! - `idle`: RSS cost of idle sessions in a server process.
 //! - `broadcast`: fan-out latency of the demo's broadcast.
+//! - `rooms`: a big room against a broadcast, small rooms against pushes.
 //! - `suite`: all of the above against a baseline and the demo cluster,
 //!   written to BENCHMARKS.md and a JSON file.
 //! - `chaos`: the demo as processes under pipelined load while its
@@ -21,6 +22,7 @@ mod chaos;
 mod echo_server;
 mod idle;
 mod load;
+mod rooms;
 mod suite;
 mod sys;
 
@@ -55,6 +57,9 @@ enum Cmd {
     Idle(IdleArgs),
     /// Broadcast (demo msg 4) to many logged-in sessions and time delivery.
     Broadcast(BroadcastArgs),
+    /// One room of every session against a broadcast to them, then many
+    /// small rooms against pushes to a user (demo msgs 7, 9, 4, 3).
+    Rooms(RoomsArgs),
     /// Run every scenario against the baseline and the demo cluster and write
     /// BENCHMARKS.md and a JSON file.
     Suite(SuiteArgs),
@@ -187,6 +192,34 @@ struct BroadcastArgs {
     /// Seconds between rounds.
     #[arg(long, default_value_t = 0.2)]
     pause: f64,
+    /// First loopback source address (see `idle`).
+    #[arg(long, default_value = "127.0.0.2")]
+    source_base: Ipv4Addr,
+    /// Print one JSON line instead of text.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Args, Debug)]
+struct RoomsArgs {
+    /// Gate address (host:port).
+    #[arg(long)]
+    addr: String,
+    /// Logged-in sessions, all members of the big room.
+    #[arg(long, default_value_t = 10_000)]
+    sessions: usize,
+    /// Rounds of the big room against the broadcast.
+    #[arg(long, default_value_t = 10)]
+    rounds: usize,
+    /// Small rooms.
+    #[arg(long, default_value_t = 10_000)]
+    rooms: usize,
+    /// Members of a small room.
+    #[arg(long, default_value_t = 10)]
+    size: usize,
+    /// Seconds a phase waits for its deliveries.
+    #[arg(long, default_value_t = 60.0)]
+    timeout: f64,
     /// First loopback source address (see `idle`).
     #[arg(long, default_value = "127.0.0.2")]
     source_base: Ipv4Addr,
@@ -335,6 +368,24 @@ async fn run(cmd: Cmd) -> Result<bool> {
                 progress: !a.json,
             };
             let report = broadcast::run(&plan).await?;
+            if a.json {
+                println!("{}", serde_json::to_string(&report)?);
+            } else {
+                println!("{}", report.human());
+            }
+            Ok(report.clean())
+        }
+        Cmd::Rooms(a) => {
+            let plan = rooms::RoomsPlan {
+                addr: sys::resolve(&a.addr).await?,
+                sessions: a.sessions,
+                rounds: a.rounds,
+                rooms: a.rooms,
+                size: a.size,
+                timeout: secs(a.timeout, "--timeout")?,
+                source_base: a.source_base,
+            };
+            let report = rooms::run(&plan).await?;
             if a.json {
                 println!("{}", serde_json::to_string(&report)?);
             } else {

@@ -48,7 +48,7 @@ async fn echo(_ctx: &mut Ctx, data: Bytes) -> Bytes {
     data
 }
 
-/// 21 stats, anything → `{"node":"im-1"}`: asks an im node, with the
+/// 21 stats, anything → `{"node":"im-1","handled":3}`: asks an im node, with the
 /// internal [`StatsQuery`] on 20, which node it is, and answers with its
 /// answer. Shows `call` between groups, and an internal handler.
 #[handler(msg_id = 21, group = "gate")]

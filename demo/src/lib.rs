@@ -11,8 +11,12 @@
 //! | 4 broadcast | im | [`Shout`] | every session gets a [`Shouted`] on 4; an [`Answer`] only on failure |
 //! | 5 echo | gate | any bytes | the same bytes |
 //! | 6 echo | im | any bytes | the same bytes |
+//! | 7 join | gate | [`Join`] | [`Answer`] |
+//! | 8 leave | gate | [`Leave`] | [`Answer`] |
+//! | 9 say | im | [`Say`] | [`Answer`]; every member of the room, the sender included, gets a [`Said`] on 9 |
+//! | 11 remind | im | [`Remind`] | [`Answer`] at once; a [`Reminder`] on 11 after `after_ms`, on whichever gate the user is then |
 //! | 20 stats | im, internal | — (clients get `unknown_msg_id`) | — |
-//! | 21 stats | gate | anything | [`Stats`]: the im node that answered [`StatsQuery`] on 20 |
+//! | 21 stats | gate | anything | [`Stats`]: the im node that answered [`StatsQuery`] on 20 and the im messages its process handled |
 //!
 //! Failures the framework detects (a body that is not the expected JSON, no
 //! live im node) come back as its error answer on msg_id 0:
@@ -38,6 +42,16 @@ pub const BROADCAST: u32 = Shout::ID;
 pub const GATE_ECHO: u32 = 5;
 /// Echo, answered by an im node (crosses the cluster).
 pub const IM_ECHO: u32 = 6;
+/// Join a room (the gate's own handler).
+pub const JOIN: u32 = Join::ID;
+/// Leave a room (the gate's own handler).
+pub const LEAVE: u32 = Leave::ID;
+/// A line to a room (an im node publishes it).
+pub const SAY: u32 = Say::ID;
+/// A reminder, pushed later by a task of an im node.
+pub const REMIND: u32 = Remind::ID;
+/// The longest reminder delay the demo accepts (one hour).
+pub const MAX_REMIND_MS: u64 = 3_600_000;
 /// Which im node answers: the gate asks one with the internal [`StatsQuery`].
 pub const STATS: u32 = Stats::ID;
 /// The zinx client heartbeat; the gate swallows it and only notes that the
@@ -114,12 +128,16 @@ pub struct Shouted {
 #[message(id = 20)]
 pub struct StatsQuery;
 
-/// [`STATS`]'s answer, from the im node that served it: `{"node":"im-1"}`.
+/// [`STATS`]'s answer, from the im node that served it:
+/// `{"node":"im-1","handled":3}`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Message)]
 #[message(id = 21)]
 pub struct Stats {
     /// The im node's name (`Name` in `dinx.json`).
     pub node: String,
+    /// Client messages the im handlers of that node's process handled
+    /// (counted in its application state, [`ImStats`]).
+    pub handled: u64,
 }
 
 /// The answer to a request: `{"ok":true}`, `{"ok":true,"name":"alice"}`
@@ -185,6 +203,79 @@ pub struct ErrorAnswer {
     pub error: String,
 }
 
+/// [`JOIN`]: `{"room":"r1"}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Message)]
+#[message(id = 7)]
+pub struct Join {
+    /// The room (1 to 255 bytes).
+    pub room: String,
+}
+
+/// [`LEAVE`]: `{"room":"r1"}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Message)]
+#[message(id = 8)]
+pub struct Leave {
+    /// The room.
+    pub room: String,
+}
+
+/// [`SAY`]: `{"room":"r1","text":"hi"}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Message)]
+#[message(id = 9)]
+pub struct Say {
+    /// The room.
+    pub room: String,
+    /// The line.
+    pub text: String,
+}
+
+/// A line to a room, pushed on [`SAY`] to every member:
+/// `{"room":"r1","from":"alice","text":"hi"}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Message)]
+#[message(id = 9)]
+pub struct Said {
+    /// The room.
+    pub room: String,
+    /// The sender's user name.
+    pub from: String,
+    /// The line.
+    pub text: String,
+}
+
+/// [`REMIND`]: `{"after_ms":500,"text":"tea"}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Message)]
+#[message(id = 11)]
+pub struct Remind {
+    /// How long to wait, in milliseconds (at most [`MAX_REMIND_MS`]).
+    pub after_ms: u64,
+    /// What to be reminded of.
+    pub text: String,
+}
+
+/// The reminder itself, pushed on [`REMIND`]: `{"remind":"tea"}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Message)]
+#[message(id = 11)]
+pub struct Reminder {
+    /// The text of the [`Remind`].
+    pub remind: String,
+}
+
+/// What an im process counts, shared by its handlers as application state
+/// (`Cluster::with_state`).
+#[derive(Debug, Default)]
+pub struct ImStats {
+    /// Messages the im handlers of this process handled.
+    pub handled: std::sync::atomic::AtomicU64,
+}
+
+impl ImStats {
+    /// Counts one handled message.
+    pub fn count(&self) {
+        self.handled
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -212,11 +303,16 @@ mod tests {
         assert_eq!(&StatsQuery.to_bytes().unwrap()[..], b"null");
         assert_eq!(
             &Stats {
-                node: "im-1".into()
+                node: "im-1".into(),
+                handled: 3
             }
             .to_bytes()
             .unwrap()[..],
-            br#"{"node":"im-1"}"#
+            br#"{"node":"im-1","handled":3}"#
+        );
+        assert_eq!(
+            (JOIN, LEAVE, SAY, Said::ID, REMIND, Reminder::ID),
+            (7, 8, 9, 9, 11, 11)
         );
         assert_eq!(
             (LOGIN, SEND, BROADCAST, STATS, StatsQuery::ID),

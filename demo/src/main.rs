@@ -18,16 +18,21 @@
 use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
 
 use clap::Parser;
+use demo::ImStats;
 use tracing_subscriber::EnvFilter;
-use zinx_cluster::{Cluster, NodeConfig, NodeId, Page, Select, SessionClosed};
+use zinx_cluster::{Cluster, ClusterHandle, NodeConfig, NodeId, Page, Select, SessionClosed};
 
 // The handler modules, one per group. Naming them here is what links them
 // into the binary: a `#[handler]` in a module or crate that nothing names
 // never registers, and the cluster would refuse to start.
 mod gate;
 mod im;
+mod rooms;
 
 /// Command line of the demo server.
 #[derive(Debug, Parser)]
@@ -60,6 +65,26 @@ fn chat_pages(node: &NodeConfig) -> Vec<Page> {
     }
 }
 
+/// Once a minute, when it changed, logs how many messages the im handlers
+/// of this process handled (their count lives in the application state).
+/// Spawned by the started hook with a handle; ends after shutdown.
+async fn log_stats(handle: ClusterHandle) {
+    let Some(stats) = handle.state::<Arc<ImStats>>().cloned() else {
+        return;
+    };
+    let mut last = 0;
+    let mut every = tokio::time::interval(Duration::from_secs(60));
+    every.tick().await;
+    while handle.is_running() {
+        every.tick().await;
+        let handled = stats.handled.load(Ordering::Relaxed);
+        if handled != last {
+            tracing::info!(handled, "im messages handled");
+            last = handled;
+        }
+    }
+}
+
 #[tokio::main]
 async fn main() -> ExitCode {
     let args = Args::parse();
@@ -82,8 +107,12 @@ async fn main() -> ExitCode {
                 }
             }
             cluster
+                .with_state(Arc::new(ImStats::default()))
                 .on_session_closed(session_ended)
                 .with_pages(chat_pages)
+                .on_started(|handle| async move {
+                    tokio::spawn(log_stats(handle));
+                })
                 .run(select)
                 .await
         }

@@ -53,10 +53,10 @@ fn a_route_without_a_handler_is_refused() {
         r["im"]
             .as_array_mut()
             .unwrap()
-            .push(serde_json::json!({"MsgID": 7, "Name": "whisper"}));
+            .push(serde_json::json!({"MsgID": 70, "Name": "whisper"}));
     }));
     let out = refused(&conf, &[]);
-    line_with(&out, &["MsgID 7", "whisper", "no handler"]);
+    line_with(&out, &["MsgID 70", "whisper", "no handler"]);
 }
 
 #[test]
@@ -73,11 +73,11 @@ fn every_problem_is_named_on_its_own_line() {
     let conf = Conf::with_routes(&routes_edited(|r| {
         let im = r["im"].as_array_mut().unwrap();
         im.retain(|x| x["MsgID"] != 6);
-        im.push(serde_json::json!({"MsgID": 7, "Name": "whisper"}));
+        im.push(serde_json::json!({"MsgID": 70, "Name": "whisper"}));
     }));
     // Running only im-1 checks every handler all the same.
     let out = refused(&conf, &["--id", "2"]);
-    let missing = line_with(&out, &["MsgID 7", "whisper"]);
+    let missing = line_with(&out, &["MsgID 70", "whisper"]);
     let unrouted = line_with(&out, &["msg_id 6", "im::echo"]);
     assert_ne!(missing, unrouted);
 }

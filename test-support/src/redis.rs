@@ -103,6 +103,49 @@ impl RedisServer {
         }
     }
 
+    /// How many of `channels` have at least one subscriber (`PUBSUB
+    /// NUMSUB`, spoken in plain RESP); 0 when Redis does not answer.
+    pub async fn channels_listened(&self, channels: &[&str]) -> usize {
+        let Ok(mut s) = TcpStream::connect(("127.0.0.1", self.port)).await else {
+            return 0;
+        };
+        let mut cmd = format!(
+            "*{}\r\n$6\r\nPUBSUB\r\n$6\r\nNUMSUB\r\n",
+            channels.len() + 2
+        );
+        for c in channels {
+            cmd.push_str(&format!("${}\r\n{c}\r\n", c.len()));
+        }
+        let mut buf = vec![0u8; 4096];
+        let answer = async {
+            s.write_all(cmd.as_bytes()).await?;
+            let mut n = 0;
+            // The answer holds one integer line per channel.
+            let integers = |b: &[u8]| {
+                String::from_utf8_lossy(b)
+                    .split("\r\n")
+                    .filter(|l| l.starts_with(':'))
+                    .count()
+            };
+            while integers(&buf[..n]) < channels.len() {
+                let m = s.read(&mut buf[n..]).await?;
+                if m == 0 {
+                    break;
+                }
+                n += m;
+            }
+            Ok::<_, std::io::Error>(n)
+        };
+        match tokio::time::timeout(Duration::from_secs(1), answer).await {
+            Ok(Ok(n)) => String::from_utf8_lossy(&buf[..n])
+                .lines()
+                .filter_map(|l| l.strip_prefix(':')?.parse::<i64>().ok())
+                .filter(|n| *n > 0)
+                .count(),
+            _ => 0,
+        }
+    }
+
     /// Its port on 127.0.0.1.
     pub fn port(&self) -> u16 {
         self.port

@@ -27,10 +27,32 @@ const FORMS: &str = "`async fn name(ctx: &mut Ctx)` or `async fn name(ctx: &mut 
 /// the linker does ("duplicate symbol").
 pub(crate) const CLAIM_SYMBOL_PREFIX: &str = "zinx_cluster_handler_for_msg_id_";
 
+/// An argument after the context.
+enum Extra<'a> {
+    /// `State<S>`: a clone of application state, taken from the context.
+    State(&'a Type),
+    /// The payload extractor.
+    Payload(&'a Type),
+}
+
+/// Whether a type is written `State<..>` (any path ending so): an
+/// application state argument. Decided by the spelling, as axum's
+/// extractors are by position: the compiler then checks it is ours.
+fn is_state(ty: &Type) -> bool {
+    match ty {
+        Type::Path(p) if p.qself.is_none() => p.path.segments.last().is_some_and(|s| {
+            s.ident == "State" && matches!(s.arguments, syn::PathArguments::AngleBracketed(_))
+        }),
+        _ => false,
+    }
+}
+
 /// The types of a valid handler signature.
 struct Handler<'a> {
     /// The first argument's type (the context; the compiler checks it).
     ctx: &'a Type,
+    /// The arguments after the context, in order.
+    extras: Vec<Extra<'a>>,
     /// The payload extractor's type, when the handler takes a payload.
     payload: Option<&'a Type>,
     /// The return type, `None` for `()`.
@@ -49,9 +71,8 @@ pub(crate) fn handler(args: TokenStream, item: TokenStream) -> TokenStream {
         f.sig
             .inputs
             .iter()
-            .filter(|a| matches!(a, FnArg::Typed(_)))
-            .count()
-            >= 2
+            .skip(1)
+            .any(|a| matches!(a, FnArg::Typed(t) if !is_state(&t.ty)))
     });
     let args = match args::parse(args, !has_payload) {
         Ok(args) => Some(args),
@@ -170,11 +191,18 @@ fn check_signature(sig: &Signature) -> Result<Handler<'_>, syn::Error> {
             format!("a handler takes the context as its first argument: {FORMS}"),
         ));
     }
-    if sig.inputs.len() > 2 {
-        let extra: Vec<&FnArg> = sig.inputs.iter().skip(2).collect();
+    // After the context: `State<S>` arguments and at most one payload.
+    let payloads: Vec<&FnArg> = sig
+        .inputs
+        .iter()
+        .skip(1)
+        .filter(|a| matches!(a, FnArg::Typed(t) if !is_state(&t.ty)))
+        .collect();
+    if payloads.len() > 1 {
+        let extra = &payloads[1..];
         errors.push(syn::Error::new_spanned(
             quote!(#(#extra),*),
-            "a handler takes at most two arguments, the context and one payload: \
+            "a handler takes the context, `State<S>` arguments and at most one payload: \
              decode several values with one `Json<T>` of a struct",
         ));
     }
@@ -187,19 +215,31 @@ fn check_signature(sig: &Signature) -> Result<Handler<'_>, syn::Error> {
             ty => Some(ty),
         },
     };
-    match typed.as_slice() {
-        [ctx] => Ok(Handler {
-            ctx,
-            payload: None,
-            ret,
-        }),
-        [ctx, payload] => Ok(Handler {
-            ctx,
-            payload: Some(payload),
-            ret,
-        }),
-        // Unreachable: other counts were reported above.
-        _ => Err(syn::Error::new_spanned(
+    match typed.split_first() {
+        Some((ctx, rest)) => {
+            let extras: Vec<Extra<'_>> = rest
+                .iter()
+                .map(|ty| {
+                    if is_state(ty) {
+                        Extra::State(ty)
+                    } else {
+                        Extra::Payload(ty)
+                    }
+                })
+                .collect();
+            let payload = extras.iter().find_map(|e| match e {
+                Extra::Payload(ty) => Some(*ty),
+                Extra::State(_) => None,
+            });
+            Ok(Handler {
+                ctx,
+                extras,
+                payload,
+                ret,
+            })
+        }
+        // Unreachable: no argument was reported above.
+        None => Err(syn::Error::new_spanned(
             &sig.inputs,
             format!("unexpected arguments: {FORMS}"),
         )),
@@ -224,8 +264,8 @@ fn generate(args: &Args, func: &ItemFn, handler: &Handler<'_>) -> TokenStream {
     let ctx_arg = quote_spanned! {ctx_ty.span()=>
         <#ctx_ty as ::zinx_cluster::__private::CtxArg<'_>>::from_ctx(#ctx)
     };
-    let (payload_param, decode, call) = match handler.payload {
-        None => (quote!(_), quote!(), quote!(#ident(#ctx_arg))),
+    let (payload_param, decode) = match handler.payload {
+        None => (quote!(_), quote!()),
         Some(ty) => {
             let from_payload = quote_spanned! {ty.span()=>
                 <#ty as ::zinx_cluster::FromPayload>::from_payload(#payload)
@@ -240,8 +280,50 @@ fn generate(args: &Args, func: &ItemFn, handler: &Handler<'_>) -> TokenStream {
                     }
                 };
             };
-            (quote!(#payload), decode, quote!(#ident(#ctx_arg, #payload)))
+            (quote!(#payload), decode)
         }
+    };
+    // `State<S>` arguments: cloned out of the context before the call (the
+    // call then borrows the context for the handler), each registered for
+    // the start-time check that the cluster was given an `S`.
+    let mut states = Vec::new();
+    let mut state_uses = Vec::new();
+    let mut call_args = vec![ctx_arg];
+    for (i, extra) in handler.extras.iter().enumerate() {
+        match extra {
+            Extra::Payload(_) => call_args.push(quote!(#payload)),
+            Extra::State(ty) => {
+                let var = format_ident!("__zinx_state_{}", i, span = Span::mixed_site());
+                let from_state = quote_spanned! {ty.span()=>
+                    <#ty as ::zinx_cluster::__private::FromState>
+                };
+                states.push(quote! {
+                    let #var = match #from_state::from_ctx(&*#ctx) {
+                        ::core::result::Result::Ok(#var) => #var,
+                        ::core::result::Result::Err(#error) => {
+                            return ::core::result::Result::Err(#error);
+                        }
+                    };
+                });
+                state_uses.push(quote! {
+                    ::zinx_cluster::__private::inventory::submit!(::zinx_cluster::StateUse {
+                        group: #group,
+                        handler: #name,
+                        module: ::core::module_path!(),
+                        file: ::core::file!(),
+                        line: ::core::line!(),
+                        type_id: #from_state::state_type_id,
+                        type_name: #from_state::state_type_name,
+                    });
+                });
+                call_args.push(quote!(#var));
+            }
+        }
+    }
+    let call = quote!(#ident(#(#call_args),*));
+    let decode = quote! {
+        #decode
+        #(#states)*
     };
     let run = match handler.ret {
         None => quote! {
@@ -328,6 +410,7 @@ fn generate(args: &Args, func: &ItemFn, handler: &Handler<'_>) -> TokenStream {
                 entry: #entry,
             };
             ::zinx_cluster::__private::inventory::submit!(__ZINX_ROUTE);
+            #(#state_uses)*
 
             #agree
             #claim

@@ -104,6 +104,15 @@ pub async fn send(ctx: &mut Ctx, msg: Json<Chat>) -> Result<(), HandlerError> {
 }
 
 #[test]
+fn snapshot_state_arguments() {
+    snapshot(
+        "state_arguments",
+        r#"group = "im""#,
+        "async fn say(ctx: &mut Ctx, State(stats): State<Arc<Stats>>, msg: Say, State(db): State<Db>) -> Answer { Answer }",
+    );
+}
+
+#[test]
 fn snapshot_const_msg_id() {
     snapshot(
         "const_msg_id",
@@ -261,9 +270,17 @@ fn signature_errors() {
             "async fn f(ctx: &mut Ctx, a: Bytes, b: String, c: Bytes) {}"
         ),
         [
-            "a handler takes at most two arguments, the context and one payload: decode several \
-          values with one `Json<T>` of a struct"
+            "a handler takes the context, `State<S>` arguments and at most one payload: decode \
+             several values with one `Json<T>` of a struct"
         ]
+    );
+    // State arguments do not count as payloads, wherever they are.
+    assert_eq!(
+        errors(
+            args,
+            "async fn f(ctx: &mut Ctx, a: State<Db>, b: Bytes, c: zinx_cluster::State<Arc<X>>) {}"
+        ),
+        Vec::<String>::new()
     );
     assert_eq!(
         errors(args, "async fn f() {}"),

@@ -15,10 +15,12 @@ use crate::admin::{AdminSource, Page};
 use crate::config::{ClusterConfig, ConfigErrors, NodeConfig, NodeId, NodeType};
 use crate::directory::{Directory, Identity, RedisDirectory};
 use crate::gate::{ClientPorts, Gate};
+use crate::handler::BoxFuture;
 use crate::metrics::{Metrics, MetricsSnapshot};
-use crate::node::{Node, NodeParts, SessionClosed, SessionHook};
+use crate::node::{ClusterHandle, Node, NodeParts, SessionClosed, SessionHook};
 use crate::peer::LinkKey;
 use crate::registry::{self, RegistryErrors};
+use crate::state::{self, MissingState, States};
 use crate::trace::{OtlpEndpointError, OtlpExporter, SpanExporter, Tracer};
 use crate::transport::tls::TlsConfigError;
 
@@ -62,6 +64,9 @@ pub enum StartError {
     /// The cluster secret could not be turned into a link key.
     #[error("cluster secret: {0}")]
     Secret(String),
+    /// Handlers take `State<S>` of types the cluster was not given.
+    #[error("{}", list(.0))]
+    MissingState(Vec<MissingState>),
     /// A node could not bind its address.
     #[error("node {name} (ID {id}) cannot listen on {addr}: {source}")]
     Bind {
@@ -75,6 +80,18 @@ pub enum StartError {
         source: std::io::Error,
     },
 }
+
+/// One line per handler whose state is missing.
+fn list(items: &[MissingState]) -> String {
+    items
+        .iter()
+        .map(|m| m.to_string())
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// A hook run once the nodes of this process have started.
+type StartedHook = Box<dyn FnOnce(ClusterHandle) -> BoxFuture<'static, ()> + Send>;
 
 /// A cluster ready to start: configuration loaded, hooks registered.
 ///
@@ -93,12 +110,18 @@ pub enum StartError {
 /// into the binary serve exactly the routes of the selected nodes' groups,
 /// and refuses to start naming every mismatch.
 pub struct Cluster {
+    /// dinx.json, route.json, settings.json.
     config: ClusterConfig,
+    /// Run when a session closes.
     hooks: Vec<SessionHook>,
     /// Where spans go (else OTLP when `otlp_endpoint` is set, else off).
     exporter: Option<Arc<dyn SpanExporter>>,
     /// Which static pages each node's admin port serves.
     pages: Option<PagesFn>,
+    /// Application state, handed to every node.
+    states: States,
+    /// Run once the nodes have started.
+    started: Vec<StartedHook>,
 }
 
 /// Which static pages a node's admin port serves.
@@ -111,6 +134,8 @@ impl std::fmt::Debug for Cluster {
             .field("hooks", &self.hooks.len())
             .field("span_exporter", &self.exporter.is_some())
             .field("pages", &self.pages.is_some())
+            .field("states", &self.states)
+            .field("started", &self.started.len())
             .finish()
     }
 }
@@ -129,6 +154,8 @@ impl Cluster {
             hooks: Vec::new(),
             exporter: None,
             pages: None,
+            states: States::default(),
+            started: Vec::new(),
         }
     }
 
@@ -148,6 +175,33 @@ impl Cluster {
         F: Fn(&NodeConfig) -> Vec<Page> + Send + Sync + 'static,
     {
         self.pages = Some(Box::new(pages));
+        self
+    }
+
+    /// Gives handlers a value of type `S` — a database pool, a game world,
+    /// counters — reached through a [`State<S>`](crate::State) argument,
+    /// [`Ctx::state`](crate::Ctx::state) or
+    /// [`ClusterHandle::state`]. Call it once per type (several types are
+    /// fine; a second value of one type replaces the first). Every node of
+    /// the process shares the value: wrap what must change in an `Arc` with
+    /// atomics or a lock.
+    pub fn with_state<S: Send + Sync + 'static>(mut self, value: S) -> Self {
+        self.states.insert(value);
+        self
+    }
+
+    /// Runs `hook` once the nodes of this process have started (before
+    /// [`Cluster::start`] returns), with a handle on one of them (a gate if
+    /// one runs here): the place to spawn game loops, timers, matchmakers.
+    /// `start` waits for the hook itself, so spawn what runs long.
+    pub fn on_started<F, Fut>(mut self, hook: F) -> Self
+    where
+        F: FnOnce(ClusterHandle) -> Fut + Send + 'static,
+        Fut: Future<Output = ()> + Send + 'static,
+    {
+        self.started.push(Box::new(move |h| {
+            Box::pin(hook(h)) as BoxFuture<'static, ()>
+        }));
         self
     }
 
@@ -189,6 +243,11 @@ impl Cluster {
             &config.routes,
             &served,
         )?);
+        let missing = self.states.missing(state::registered_uses(), &served);
+        if !missing.is_empty() {
+            return Err(StartError::MissingState(missing));
+        }
+        let states = Arc::new(self.states);
 
         let gates: Vec<u16> = config.gates().map(|g| g.id).collect();
         let redis_url = config.settings.effective_redis_url();
@@ -279,6 +338,7 @@ impl Cluster {
                     hooks: self.hooks.clone(),
                     root: root.clone(),
                     tracer,
+                    states: states.clone(),
                 },
             ));
             let addr = listener.local_addr().ok();
@@ -340,11 +400,15 @@ impl Cluster {
             };
             nodes.push(Running { node, gate, addr });
         }
-        Ok(RunningCluster {
+        let running = RunningCluster {
             nodes,
             root,
             grace: Duration::from_millis(config.settings.shutdown_grace_ms),
-        })
+        };
+        for hook in self.started {
+            hook(running.handle()).await;
+        }
+        Ok(running)
     }
 
     /// Starts the selected nodes and runs them until SIGINT or SIGTERM, then
@@ -433,6 +497,22 @@ impl RunningCluster {
     /// A copy of a node's counters.
     pub fn metrics(&self, id: NodeId) -> Option<MetricsSnapshot> {
         self.node(id).map(|r| r.node.metrics().snapshot())
+    }
+
+    /// A [`ClusterHandle`] on a node of this process: a gate if one runs
+    /// here (its pushes to local sessions skip every link), else the first
+    /// node.
+    pub fn handle(&self) -> ClusterHandle {
+        self.nodes
+            .iter()
+            .find(|r| r.gate.is_some())
+            .or(self.nodes.first())
+            .map_or_else(ClusterHandle::detached, |r| ClusterHandle::new(&r.node))
+    }
+
+    /// A [`ClusterHandle`] on node `id`, if it runs in this process.
+    pub fn node_handle(&self, id: NodeId) -> Option<ClusterHandle> {
+        self.node(id).map(|r| ClusterHandle::new(&r.node))
     }
 
     /// Whether every link of every node here is up (all peers reachable).

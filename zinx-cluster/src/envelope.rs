@@ -45,8 +45,9 @@ pub const FLAG_TRACED: u8 = 0x80;
 /// Version of the link protocol, stated in the hello.
 /// Version 2 added [`Kind::Done`] and the final flag of a
 /// [`Kind::ToSession`]; both carry the number the gate gave the forward
-/// (0: unnumbered, the node's oldest).
-pub const LINK_PROTOCOL_VERSION: u16 = 2;
+/// (0: unnumbered, the node's oldest). Version 3 added rooms (kinds
+/// `Room`, `Join`, `Leave`).
+pub const LINK_PROTOCOL_VERSION: u16 = 3;
 
 /// `flags` of a [`Kind::Heartbeat`] that announces a graceful shutdown:
 /// messages already on their way are still answered (with `node_stopping`),
@@ -105,6 +106,15 @@ pub enum Kind {
     /// with the final flag ends one that answered); `request` is the
     /// forward's number. The gate counts what each node still owes it.
     Done = 16,
+    /// Node → gate: write this frame to every member, on the gate, of the
+    /// room named in the body (where other kinds carry a uid).
+    Room = 17,
+    /// Node → gate: session `session` joins the room named in the body;
+    /// answered with a [`Kind::Response`].
+    Join = 18,
+    /// Node → gate: session `session` leaves the room named in the body;
+    /// answered with a [`Kind::Response`].
+    Leave = 19,
 }
 
 impl Kind {
@@ -128,6 +138,9 @@ impl Kind {
             14 => Unbind,
             15 => Kick,
             16 => Done,
+            17 => Room,
+            18 => Join,
+            19 => Leave,
             _ => return None,
         })
     }
@@ -423,7 +436,7 @@ mod tests {
     }
 
     fn arb_kind() -> impl Strategy<Value = Kind> {
-        (1u8..=16).prop_map(|b| Kind::from_u8(b).expect("1..=16 are kinds"))
+        (1u8..=19).prop_map(|b| Kind::from_u8(b).expect("1..=19 are kinds"))
     }
 
     proptest! {
@@ -461,7 +474,7 @@ mod tests {
         #[test]
         fn header_shaped_bytes_decode_exactly_when_valid(
             msg_id: u32,
-            kind in 0u8..=17,
+            kind in 0u8..=20,
             uid_len in 0u16..48,
             mut data in proptest::collection::vec(any::<u8>(), 17..200),
         ) {
@@ -473,7 +486,7 @@ mod tests {
             let fits = usize::from(uid_len) <= data.len() - ENVELOPE_HEADER_LEN;
             match Envelope::decode(Frame::new(msg_id, data.clone())) {
                 Ok(env) => {
-                    prop_assert!((1..=16).contains(&kind) && fits);
+                    prop_assert!((1..=19).contains(&kind) && fits);
                     prop_assert_eq!(env.uid.len(), usize::from(uid_len));
                     let mut wire = BytesMut::new();
                     env.encode_into(&mut wire).unwrap();

@@ -88,6 +88,15 @@ pub enum SendError {
         /// The codec's error.
         error: MessageError,
     },
+    /// The room name is empty or longer than 255 bytes.
+    #[error("invalid room name {room:?}: must be 1 to 255 bytes")]
+    InvalidRoom {
+        /// The room name (its first 64 characters).
+        room: String,
+    },
+    /// The node has shut down (a [`crate::ClusterHandle`] outliving it).
+    #[error("the node has shut down")]
+    Stopped,
 }
 
 impl SendError {
@@ -101,7 +110,7 @@ impl SendError {
     /// The machine-readable code: `no_session`, `session_gone`,
     /// `not_online`, `invalid_uid`, `unreachable`, `congested`, `partial`,
     /// `directory`, the remote error's own code, `unsupported`,
-    /// `encode_failed`.
+    /// `encode_failed`, `invalid_room`, `stopped`.
     pub fn code(&self) -> &str {
         match self {
             SendError::NoSession => "no_session",
@@ -115,6 +124,8 @@ impl SendError {
             SendError::Remote { code, .. } => code,
             SendError::Unsupported { .. } => "unsupported",
             SendError::Encode { error } => error.code(),
+            SendError::InvalidRoom { .. } => "invalid_room",
+            SendError::Stopped => "stopped",
         }
     }
 }
@@ -207,13 +218,16 @@ pub enum CallError {
         /// Why it does not decode.
         error: PayloadError,
     },
+    /// The node has shut down (a [`crate::ClusterHandle`] outliving it).
+    #[error("the node has shut down")]
+    Stopped,
 }
 
 impl CallError {
     /// The machine-readable code: `unknown_group`, `gate_group`,
     /// `no_live_node`, `unknown_msg_id`, `timeout`, `unreachable`,
     /// `congested`, the remote handler's own code, `no_reply`,
-    /// `encode_failed`, `bad_answer`.
+    /// `encode_failed`, `bad_answer`, `stopped`.
     pub fn code(&self) -> &str {
         match self {
             CallError::UnknownGroup { .. } => "unknown_group",
@@ -227,6 +241,7 @@ impl CallError {
             CallError::NoReply { .. } => "no_reply",
             CallError::Encode { error } => error.code(),
             CallError::BadAnswer { .. } => "bad_answer",
+            CallError::Stopped => "stopped",
         }
     }
 }

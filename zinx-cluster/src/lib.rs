@@ -26,8 +26,10 @@ mod net;
 mod node;
 mod peer;
 mod registry;
+mod rooms;
 mod session;
 mod settings;
+mod state;
 pub mod trace;
 mod transport;
 
@@ -51,7 +53,7 @@ pub use handler::{
 };
 pub use message::{Codec, CodecDirection, Message, MessageError, MessageType, registered_messages};
 pub use metrics::MetricsSnapshot;
-pub use node::{Ctx, KickTarget, SessionClosed, SessionHook};
+pub use node::{ClusterHandle, Ctx, KickTarget, SessionClosed, SessionHook};
 /// The prost version the `protobuf` codec uses (feature `protobuf`).
 #[cfg(feature = "protobuf")]
 pub use prost;
@@ -61,6 +63,7 @@ pub use registry::{
 };
 pub use session::SessionId;
 pub use settings::{Balance, DEFAULT_SECRET, ErrorReply, REDIS_URL_ENV, SECRET_ENV, Settings};
+pub use state::{MissingState, State, StateUse};
 pub use transport::tls::{TlsConfigError, load_server_config};
 /// `#[derive(Message)]`: see [`Message`](trait@Message) and the handler
 /// guide ([`handler`]).
@@ -69,7 +72,10 @@ pub use zinx_cluster_macros::handler;
 
 /// Everything a handler module needs: `use zinx_cluster::prelude::*;`.
 pub mod prelude {
-    pub use crate::{CallError, Ctx, HandlerError, Json, Message, SendError, SessionId, handler};
+    pub use crate::{
+        CallError, ClusterHandle, Ctx, HandlerError, Json, Message, SendError, SessionId, State,
+        handler,
+    };
     pub use bytes::Bytes;
 }
 
@@ -80,6 +86,7 @@ pub mod __private {
         CtxArg, EntryFuture, MessageIdOf, NotAMessage, boxed, into_reply,
     };
     pub use crate::message::codec;
+    pub use crate::state::FromState;
     pub use bytes::Bytes;
     pub use inventory;
 }

@@ -163,10 +163,14 @@ fn demo_conf_of_the_workspace_loads() {
             route(1, "login", "gate"),
             route(2, "logout", "gate"),
             route(5, "echo", "gate"),
+            route(7, "join", "gate"),
+            route(8, "leave", "gate"),
             route(21, "stats", "gate"),
             route(3, "send", "im"),
             route(4, "broadcast", "im"),
             route(6, "echo", "im"),
+            route(9, "say", "im"),
+            route(11, "remind", "im"),
             RouteConfig {
                 internal: true,
                 ..route(20, "stats", "im")

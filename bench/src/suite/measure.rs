@@ -11,12 +11,13 @@ use serde::Serialize;
 
 use super::report::ms;
 use super::{
-    BROADCAST_P50_MS_MAX, CODEC_NS_MAX, FORWARD_C10W1_RATIO_MIN, FORWARD_RATIO_MIN, IDLE_BYTES_MAX,
-    LOCAL_RATIO_MIN, P99_RATIO_MAX,
+    BIG_ROOM_RATIO_MAX, BROADCAST_P50_MS_MAX, CODEC_NS_MAX, FORWARD_C10W1_RATIO_MIN,
+    FORWARD_RATIO_MIN, IDLE_BYTES_MAX, LOCAL_RATIO_MIN, P99_RATIO_MAX, SMALL_ROOMS_RATIO_MAX,
 };
 use crate::broadcast::{BroadcastReport, median};
 use crate::idle::IdleReport;
 use crate::load::LoadReport;
+use crate::rooms::RoomsReport;
 
 /// One line of the summary table.
 #[derive(Debug, Clone, Serialize)]
@@ -96,6 +97,7 @@ pub(super) fn summary_rows(
     load: &BTreeMap<&'static str, Vec<LoadReport>>,
     commands: &BTreeMap<&'static str, String>,
     broadcast: Option<&BroadcastReport>,
+    rooms: Option<&RoomsReport>,
     idle_gate: Option<&IdleReport>,
     idle_baseline: Option<&IdleReport>,
     codec: &[CodecFigure],
@@ -260,6 +262,8 @@ pub(super) fn summary_rows(
         });
     }
 
+    rooms_rows(rooms, &mut rows, cmd(&["rooms"]));
+
     for c in codec {
         rows.push(Row {
             scenario: format!("Codec {} (64 B payload)", c.name.replace('_', " ")),
@@ -273,6 +277,59 @@ pub(super) fn summary_rows(
         });
     }
     rows
+}
+
+/// The two rows of `bench rooms`: a big room against a broadcast, small
+/// rooms against pushes.
+fn rooms_rows(rooms: Option<&RoomsReport>, rows: &mut Vec<Row>, command: String) {
+    let Some(r) = rooms else {
+        rows.push(Row {
+            scenario: "Rooms".into(),
+            measured: "failed: see details".into(),
+            target: "ran".into(),
+            pass: Some(false),
+            command,
+        });
+        return;
+    };
+    let x = |v: Option<f64>| v.map_or("n/a".to_string(), |v| format!("{v:.2}"));
+    let us = |v: Option<f64>| v.map_or("n/a".to_string(), |v| format!("{v:.1} us"));
+    rows.push(Row {
+        scenario: format!(
+            "One room of {} sessions vs a broadcast to the same sessions",
+            r.sessions
+        ),
+        measured: format!(
+            "all received p50 {} vs {} = **{} x broadcast**; {} missing",
+            ms(r.room_all_ms),
+            ms(r.broadcast_all_ms),
+            x(r.big_room_ratio),
+            r.missing
+        ),
+        target: format!("<= {BIG_ROOM_RATIO_MAX:.1} x broadcast"),
+        pass: Some(r.clean() && r.big_room_ratio.is_some_and(|v| v <= BIG_ROOM_RATIO_MAX)),
+        command: command.clone(),
+    });
+    rows.push(Row {
+        scenario: format!(
+            "{} rooms of {} published to in turn vs pushes to a user",
+            r.small_rooms, r.room_size
+        ),
+        measured: format!(
+            "{} vs {} per delivered frame = **{} x push**; join {} each",
+            us(r.small_room_us_per_frame),
+            us(r.push_us_per_frame),
+            x(r.small_rooms_ratio),
+            us(r.join_us)
+        ),
+        target: format!("<= {SMALL_ROOMS_RATIO_MAX:.1} x push per frame"),
+        pass: Some(
+            r.clean()
+                && r.small_rooms_ratio
+                    .is_some_and(|v| v <= SMALL_ROOMS_RATIO_MAX),
+        ),
+        command,
+    });
 }
 
 #[cfg(test)]

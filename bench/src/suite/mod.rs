@@ -13,7 +13,7 @@
 //!
 //! | piece | owns |
 //! |---|---|
-//! | `scenario` | the order of the run: children, load shapes, broadcast, idle |
+//! | `scenario` | the order of the run: children, load shapes, broadcast, rooms, idle |
 //! | `conf` | the demo configuration written for the child processes |
 //! | `measure` | medians, criterion's codec figures, summary rows against the targets |
 //! | `report` | BENCHMARKS.md and the JSON file |
@@ -81,6 +81,11 @@ const FORWARD_C10W1_RATIO_MIN: f64 = 0.50;
 const P99_RATIO_MAX: f64 = 3.0;
 const IDLE_BYTES_MAX: f64 = 3.0 * 1024.0;
 const BROADCAST_P50_MS_MAX: f64 = 250.0;
+/// Issue 13: one room of every session delivers in at most this many times
+/// the time of a broadcast to the same sessions.
+const BIG_ROOM_RATIO_MAX: f64 = 1.2;
+/// Issue 13: small rooms cost no more per delivered frame than a push.
+const SMALL_ROOMS_RATIO_MAX: f64 = 1.0;
 const CODEC_NS_MAX: f64 = 50.0;
 
 /// The command line this process was started with, shell-quoted enough to

@@ -35,6 +35,7 @@ pub(super) struct Results<'a> {
     pub(super) rows: &'a [Row],
     pub(super) load: &'a BTreeMap<&'static str, Vec<LoadReport>>,
     pub(super) broadcast: Option<&'a BroadcastReport>,
+    pub(super) rooms: Option<&'a crate::rooms::RoomsReport>,
     pub(super) idle_gate: Option<&'a IdleReport>,
     pub(super) idle_baseline: Option<&'a IdleReport>,
     pub(super) codec: &'a [CodecFigure],

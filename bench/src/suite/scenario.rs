@@ -259,6 +259,31 @@ pub(super) async fn run_in(plan: &SuitePlan, env: SuiteEnv) -> Result<bool> {
             None
         }
     };
+    // Rooms on the same cluster: as many sessions, rooms of 10.
+    let rooms_plan = crate::rooms::RoomsPlan {
+        addr: gate_addr,
+        sessions: plan.broadcast_sessions,
+        rounds: plan.broadcast_rounds,
+        rooms: plan.broadcast_sessions,
+        size: 10.min(plan.broadcast_sessions.max(1)),
+        timeout: Duration::from_secs(60),
+        source_base: Ipv4Addr::new(127, 0, 4, 2),
+    };
+    println!("rooms: {} sessions", plan.broadcast_sessions);
+    let rooms = match crate::rooms::run(&rooms_plan).await {
+        Ok(r) => {
+            println!("{}", r.human());
+            if !r.clean() {
+                failures.push(format!("rooms: {} deliveries missing", r.missing));
+            }
+            Some(r)
+        }
+        Err(e) => {
+            failures.push(format!("rooms: {e:#}"));
+            println!("rooms failed: {e:#}");
+            None
+        }
+    };
     child_exits.push(cluster.stop(Duration::from_secs(10)).await);
 
     child_exits.push(baseline.stop(Duration::from_secs(10)).await);
@@ -338,6 +363,7 @@ pub(super) async fn run_in(plan: &SuitePlan, env: SuiteEnv) -> Result<bool> {
     };
     commands.insert("idle_baseline", idle_baseline_plan.command());
     commands.insert("broadcast", broadcast_plan.command());
+    commands.insert("rooms", rooms_plan.command());
     for node in &mut idle_nodes {
         child_exits.push(node.stop(Duration::from_secs(10)).await);
     }
@@ -359,6 +385,7 @@ pub(super) async fn run_in(plan: &SuitePlan, env: SuiteEnv) -> Result<bool> {
         &load,
         &commands,
         broadcast.as_ref(),
+        rooms.as_ref(),
         idle_gate.as_ref(),
         idle_baseline.as_ref(),
         &codec,
@@ -376,6 +403,7 @@ pub(super) async fn run_in(plan: &SuitePlan, env: SuiteEnv) -> Result<bool> {
         rows: &rows,
         load: &load,
         broadcast: broadcast.as_ref(),
+        rooms: rooms.as_ref(),
         idle_gate: idle_gate.as_ref(),
         idle_baseline: idle_baseline.as_ref(),
         codec: &codec,

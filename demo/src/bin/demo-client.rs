@@ -18,6 +18,10 @@
 //! /all hello       a line to everybody; plain text too (msg 4, an im node)
 //! /echo text       echoed by an im node               (msg 6)
 //! /gecho text      echoed by the gate itself          (msg 5)
+//! /join room       join a room                        (msg 7, the gate)
+//! /leave room      leave it                           (msg 8, the gate)
+//! /say room text   a line to a room's members         (msg 9, an im node)
+//! /remind 5 tea    remind me in 5 seconds             (msg 11, an im node)
 //! /login name      log in again under another name    (msg 1)
 //! /logout          log out, stay connected            (msg 2)
 //! /stats           which im node answers              (msg 21; the gate asks im's internal 20)
@@ -38,8 +42,9 @@ use std::time::Duration;
 
 use clap::Parser;
 use demo::{
-    Answer, BROADCAST, Chat, Delivery, ERROR, ErrorAnswer, GATE_ECHO, HEARTBEAT, IM_ECHO, LOGIN,
-    LOGOUT, Login, SEND, STATS, Shout, Stats,
+    Answer, BROADCAST, Chat, Delivery, ERROR, ErrorAnswer, GATE_ECHO, HEARTBEAT, IM_ECHO, JOIN,
+    Join, LEAVE, LOGIN, LOGOUT, Leave, Login, REMIND, Remind, Reminder, SAY, SEND, STATS, Said,
+    Say, Shout, Stats,
 };
 use serde::Serialize;
 use tokio::sync::mpsc;
@@ -55,6 +60,10 @@ commands:
   /all TEXT       a line to everybody (plain text does the same)
   /echo TEXT      echoed by an im node (crosses the cluster)
   /gecho TEXT     echoed by the gate
+  /join ROOM      join a room
+  /leave ROOM     leave a room
+  /say ROOM TEXT  a line to the members of ROOM
+  /remind S TEXT  be reminded of TEXT in S seconds
   /login NAME     log in under another name
   /logout         log out, stay connected
   /stats          which im node answers (the gate asks one)
@@ -169,6 +178,34 @@ fn parse(line: &str) -> Command {
         ),
         "/login" => Command::Say("usage: /login NAME".into()),
         "/logout" => Command::Send(LOGOUT, b"{}".to_vec()),
+        "/join" | "/leave" => match rest.trim() {
+            "" => Command::Say(format!("usage: {cmd} ROOM")),
+            room if cmd == "/join" => json(JOIN, &Join { room: room.into() }),
+            room => json(LEAVE, &Leave { room: room.into() }),
+        },
+        "/say" => match rest.trim_start().split_once(' ') {
+            Some((room, text)) if !room.is_empty() => json(
+                SAY,
+                &Say {
+                    room: room.into(),
+                    text: text.into(),
+                },
+            ),
+            _ => Command::Say("usage: /say ROOM TEXT".into()),
+        },
+        "/remind" => match rest.trim_start().split_once(' ') {
+            Some((secs, text)) => match secs.parse::<f64>() {
+                Ok(s) if s.is_finite() && s >= 0.0 => json(
+                    REMIND,
+                    &Remind {
+                        after_ms: (s * 1000.0) as u64,
+                        text: text.into(),
+                    },
+                ),
+                _ => Command::Say("usage: /remind SECONDS TEXT".into()),
+            },
+            None => Command::Say("usage: /remind SECONDS TEXT".into()),
+        },
         "/stats" => Command::Send(STATS, Vec::new()),
         "/quit" | "/exit" => Command::Quit,
         "/help" => Command::Say(HELP.into()),
@@ -235,10 +272,36 @@ impl Chatter {
                 self.answered();
                 answer_line(data, |_| Some("* logged out".into()))
             }
+            JOIN => {
+                self.answered();
+                answer_line(data, |_| Some("* joined".into()))
+            }
+            LEAVE => {
+                self.answered();
+                answer_line(data, |_| Some("* left".into()))
+            }
+            // A room's line carries `from`; the sender's answer `ok`.
+            SAY => match serde_json::from_slice::<Said>(data) {
+                Ok(l) => Some(format!("[{}] {}: {}", l.room, l.from, l.text)),
+                Err(_) => {
+                    self.answered();
+                    answer_line(data, |_| None)
+                }
+            },
+            REMIND => match serde_json::from_slice::<Reminder>(data) {
+                Ok(r) => Some(format!("* reminder: {}", r.remind)),
+                Err(_) => {
+                    self.answered();
+                    answer_line(data, |_| Some("* reminder set".into()))
+                }
+            },
             STATS => {
                 self.answered();
                 Some(match serde_json::from_slice::<Stats>(data) {
-                    Ok(stats) => format!("* stats: answered by {}", stats.node),
+                    Ok(stats) => format!(
+                        "* stats: answered by {}, {} im messages handled",
+                        stats.node, stats.handled
+                    ),
                     Err(_) => format!("stats: {}", text()),
                 })
             }
@@ -384,6 +447,21 @@ mod tests {
         assert_eq!(parse("/gecho"), Command::Send(GATE_ECHO, Vec::new()));
         assert_eq!(parse("/stats"), Command::Send(STATS, Vec::new()));
         assert_eq!(parse("/quit"), Command::Quit);
+        assert_eq!(
+            parse("/join r1"),
+            Command::Send(JOIN, br#"{"room":"r1"}"#.to_vec())
+        );
+        assert_eq!(
+            parse("/say r1 hi there"),
+            Command::Send(SAY, br#"{"room":"r1","text":"hi there"}"#.to_vec())
+        );
+        assert_eq!(
+            parse("/remind 0.5 tea"),
+            Command::Send(REMIND, br#"{"after_ms":500,"text":"tea"}"#.to_vec())
+        );
+        assert!(matches!(parse("/remind x tea"), Command::Say(_)));
+        assert!(matches!(parse("/say r1"), Command::Say(_)));
+        assert!(matches!(parse("/leave"), Command::Say(_)));
         assert_eq!(parse("   "), Command::Nothing);
         assert!(matches!(parse("/to bob"), Command::Say(_)));
         assert!(matches!(parse("/nope"), Command::Say(s) if s.contains("/nope")));
@@ -410,8 +488,26 @@ mod tests {
         assert_eq!(me.pending, 0);
         me.pending = 1;
         assert_eq!(
-            show(&mut me, STATS, r#"{"node":"im-2"}"#).as_deref(),
-            Some("* stats: answered by im-2")
+            show(&mut me, STATS, r#"{"node":"im-2","handled":7}"#).as_deref(),
+            Some("* stats: answered by im-2, 7 im messages handled")
+        );
+        assert_eq!(me.pending, 0);
+        me.pending = 1;
+        assert_eq!(
+            show(&mut me, SAY, r#"{"room":"r1","from":"bob","text":"hi"}"#).as_deref(),
+            Some("[r1] bob: hi")
+        );
+        assert_eq!(me.pending, 1, "a room's line answers nothing of ours");
+        assert_eq!(show(&mut me, SAY, r#"{"ok":true}"#), None);
+        assert_eq!(me.pending, 0);
+        me.pending = 1;
+        assert_eq!(
+            show(&mut me, REMIND, r#"{"ok":true}"#).as_deref(),
+            Some("* reminder set")
+        );
+        assert_eq!(
+            show(&mut me, REMIND, r#"{"remind":"tea"}"#).as_deref(),
+            Some("* reminder: tea")
         );
         assert_eq!(me.pending, 0);
         assert_eq!(

@@ -135,7 +135,7 @@ impl Subscription {
 /// takes from another gate.
 fn accept(mut env: Envelope) -> Option<Envelope> {
     match env.kind {
-        Kind::ToSession | Kind::ToUid | Kind::Broadcast | Kind::Kick => {
+        Kind::ToSession | Kind::ToUid | Kind::Broadcast | Kind::Room | Kind::Kick => {
             // Published messages are never requests: nothing answers them
             // over a link.
             env.request = 0;

@@ -22,13 +22,13 @@ use tokio::net::TcpStream;
 use tokio_util::codec::Decoder;
 use tracing::{Instrument, debug, info, info_span, warn};
 
+use super::forward::forward;
 use crate::envelope::{Envelope, Kind};
 use crate::frame::{Frame, FrameCodec, FrameError, WRITE_BATCH, ZINX_HEARTBEAT_MSG_ID};
 use crate::metrics::{DirOp, Outcome, Transport};
 use crate::node::{Dest, Node};
-use crate::peer::LinkError;
 use crate::session::{CloseReason, GatePhase, Offer, Session};
-use crate::trace::{ActiveSpan, AttrValue, SpanKind, TraceContext};
+use crate::trace::{ActiveSpan, AttrValue, SpanKind};
 use crate::transport::Ended;
 
 /// Read buffer of an active session.
@@ -497,105 +497,12 @@ async fn route_frame(
     node.work_finished();
 }
 
-/// Forwards a client message to a live node of group `g` (with the gate's
-/// trace context, when tracing). A pick that lands on a link failing at
-/// that very moment (its writer died, its reader has not removed it yet)
-/// tries the next live node once, so a dying node does not turn into
-/// `no_live_node` while another lives. Returns the outcome for the metrics
-/// (the client has been answered when it is an error).
-fn forward(
-    node: &Arc<Node>,
-    session: &Arc<Session>,
-    g: usize,
-    frame: Frame,
-    trace: Option<TraceContext>,
-) -> Outcome {
-    let group = node.routing().group_at(g);
-    let m = node.metrics();
-    let msg_id = frame.msg_id;
-    let timed = node.labelled().enabled();
-    let mut env = Envelope::new(Kind::Forward);
-    env.msg_id = msg_id;
-    env.node = node.id();
-    env.session = session.id.0;
-    env.uid = session.uid_wire();
-    env.payload = frame.data;
-    env.trace = trace;
-    let mut failed = None;
-    let (code, why, outcome) = loop {
-        let peer = node
-            .choose_except(group, session.id.0, failed)
-            .and_then(|target| node.links().get(target));
-        let Some(peer) = peer else {
-            m.no_live_node.add(1);
-            break (
-                "no_live_node",
-                format!("no live node in group {:?}", group.name),
-                Outcome::NoLiveNode,
-            );
-        };
-        // Tracked and counted before the send: the answer may come back
-        // before `send` returns.
-        let number = session.track_forward(peer.id, msg_id);
-        env.request = number;
-        peer.forward_sent();
-        if timed {
-            session.forward_sent(peer.id, g);
-        }
-        let Err((e, back)) = peer.send_or_return(env) else {
-            m.forwards.add(1);
-            if session.mark_served(peer.id) {
-                debug!(node = peer.id, "session now served by node");
-            }
-            return Outcome::Forwarded;
-        };
-        peer.forward_done();
-        if timed {
-            session.forward_unsent(peer.id);
-        }
-        if !session.untrack_forward(number) {
-            // The link died between the pick and the send, and its
-            // `node_lost` answer went out already.
-            return Outcome::NoLiveNode;
-        }
-        match e {
-            LinkError::Down if failed.is_none() => {
-                m.forward_retries.add(1);
-                debug!(session = %session.id, msg_id, node = peer.id, "link failed at the pick: trying another node");
-                failed = Some(peer.id);
-                env = back;
-            }
-            LinkError::Down => {
-                m.no_live_node.add(1);
-                break (
-                    "no_live_node",
-                    format!(
-                        "node {} of group {:?} is unreachable",
-                        peer.name, group.name
-                    ),
-                    Outcome::NoLiveNode,
-                );
-            }
-            LinkError::Full => {
-                m.link_queue_full.add(1);
-                break (
-                    "overloaded",
-                    format!("link to node {} is congested", peer.name),
-                    Outcome::Overloaded,
-                );
-            }
-        }
-    };
-    warn!(session = %session.id, msg_id, "{why}");
-    node.answer_error(session.id, msg_id, code, &why);
-    outcome
-}
-
 /// Cleans up after a session: directory, the nodes that served it, hooks.
 async fn session_ended(node: &Arc<Node>, session: &Arc<Session>) {
     if node.sessions().remove(session.id).is_none() {
         return;
     }
+    node.rooms().leave_all(session.id);
     node.metrics().sessions_open.sub(1);
     let uid = session.uid();
     let uid_wire = session.uid_wire();

@@ -9,6 +9,7 @@
 
 mod conn;
 mod directory;
+mod forward;
 mod transports;
 
 use std::sync::Arc;

@@ -9,6 +9,7 @@ use std::time::Duration;
 use bytes::Bytes;
 
 use super::Node;
+use super::handle::ClusterHandle;
 use crate::error::{CallError, SendError};
 use crate::frame::Frame;
 use crate::handler::FromPayload;
@@ -110,6 +111,10 @@ impl From<String> for KickTarget {
 /// | [`bind`](Ctx::bind) / [`unbind`](Ctx::unbind) | attach this session to a uid (kicking an older session of it) |
 /// | [`kick`](Ctx::kick) | close a session, by id or uid |
 /// | [`call`](Ctx::call) / [`cast`](Ctx::cast) (`call_raw`, `cast_raw`) | run a handler of another group, with or without an answer |
+/// | [`join`](Ctx::join) / [`leave`](Ctx::leave) | put this session in a room, or take it out |
+/// | [`publish`](Ctx::publish) / [`publish_raw`](Ctx::publish_raw) | a frame to every member of a room, on every gate, once each |
+/// | [`state`](Ctx::state) | the application state given to `Cluster::with_state` |
+/// | [`handle`](Ctx::handle) | a [`ClusterHandle`](crate::ClusterHandle) to keep working after the handler returns |
 ///
 /// Operations that only queue a frame are plain functions; those that may
 /// wait for another node or the directory are `async`. None of them ever
@@ -409,9 +414,53 @@ impl Ctx {
             (self.session, self.uid.clone()),
         )
     }
+
+    /// The application state of type `S` given to
+    /// [`Cluster::with_state`](crate::Cluster::with_state), if any. (A
+    /// [`State<S>`](crate::State) argument is checked at start instead.)
+    pub fn state<S: Send + Sync + 'static>(&self) -> Option<&S> {
+        self.node.states().get::<S>()
+    }
+
+    /// A [`ClusterHandle`] on the node running this handler: push,
+    /// publish, call.. from a task that outlives the handler.
+    pub fn handle(&self) -> ClusterHandle {
+        ClusterHandle::new(&self.node)
+    }
+
+    /// Puts this session in `room` (1 to 255 bytes); `false` when it
+    /// already was a member. It stays until [`Ctx::leave`] or until it
+    /// closes.
+    pub async fn join(&self, room: &str) -> Result<bool, SendError> {
+        let session = self.own_session()?;
+        self.node.join_room(session, room).await
+    }
+
+    /// Takes this session out of `room`; `false` when it was not a member.
+    pub async fn leave(&self, room: &str) -> Result<bool, SendError> {
+        let session = self.own_session()?;
+        self.node.leave_room(session, room).await
+    }
+
+    /// Sends `msg` on `M::ID` to every member of `room`, on every gate,
+    /// exactly once each. On the wire this is one message per gate; each
+    /// gate writes it to the members it holds.
+    pub fn publish<M: Message>(&self, room: &str, msg: &M) -> Result<(), SendError> {
+        self.publish_raw(room, M::ID, encode_send(msg)?)
+    }
+
+    /// [`Ctx::publish`] of bytes on a msg_id.
+    pub fn publish_raw(
+        &self,
+        room: &str,
+        msg_id: u32,
+        data: impl Into<Bytes>,
+    ) -> Result<(), SendError> {
+        self.node.publish(room, Frame::new(msg_id, data))
+    }
 }
 
 /// A message's bytes, or the [`SendError`] saying why there are none.
-fn encode_send<M: Message>(msg: &M) -> Result<Bytes, SendError> {
+pub(super) fn encode_send<M: Message>(msg: &M) -> Result<Bytes, SendError> {
     msg.to_bytes().map_err(|error| SendError::Encode { error })
 }

@@ -62,7 +62,7 @@ impl Node {
     /// when there is one, else on the directory's bus (queued like on a
     /// link: bounded, and failing at once when the gate is known
     /// unreachable).
-    fn to_gate(&self, gate: u16, env: Envelope) -> Result<(), SendError> {
+    pub(super) fn to_gate(&self, gate: u16, env: Envelope) -> Result<(), SendError> {
         if let Some(peer) = self.links.get(gate) {
             return peer.send(env).map_err(|e| link_send_error(gate, e));
         }
@@ -157,7 +157,7 @@ impl Node {
     }
 
     /// [`Node::ask_gate`] about a session: "not found" means it is gone.
-    async fn ask_gate_for_session(
+    pub(super) async fn ask_gate_for_session(
         &self,
         session: SessionId,
         env: Envelope,

@@ -37,6 +37,8 @@ impl Node {
                 env.flags & BROADCAST_USERS_ONLY != 0,
             ),
             Kind::Bind | Kind::Unbind | Kind::Kick => node.on_session_op(from, env),
+            Kind::Room => node.on_room(env),
+            Kind::Join | Kind::Leave => node.on_room_op(from, env),
             kind @ (Kind::Challenge | Kind::Hello | Kind::HelloAck) => {
                 warn!(from, ?kind, "unexpected envelope ignored")
             }

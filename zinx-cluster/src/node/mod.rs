@@ -9,7 +9,9 @@
 //! | [`call`] | `call` / `cast` to another group |
 //! | [`dispatch`] | one small function per kind of envelope received |
 //! | [`gate_loss`] | sessions across a lost gate link: a backend ends them once the gate is really gone; a gate re-sends the closes the link missed |
+//! | [`room`] | rooms across gates: join, leave, publish |
 //! | [`ctx`] | [`Ctx`], what a handler sees of all this |
+//! | [`handle`] | [`ClusterHandle`], the same operations for code outside handlers |
 //!
 //! The node holds them together with what they share: its identity, the
 //! settings, the links (`peer`), the client sessions (`session`; a backend's
@@ -23,6 +25,8 @@ mod delivery;
 mod dispatch;
 mod executor;
 mod gate_loss;
+mod handle;
+mod room;
 mod routing;
 mod rpc;
 
@@ -42,12 +46,15 @@ use crate::frame::Frame;
 use crate::metrics::{Labelled, Metrics};
 use crate::peer::{LinkEvents, LinkKey, Links, Peer};
 use crate::registry::HandlerTable;
+use crate::rooms::Rooms;
 use crate::session::Sessions;
 use crate::settings::{ErrorReply, Settings};
+use crate::state::States;
 use crate::trace::Tracer;
 
 pub use ctx::{Ctx, KickTarget};
 pub use executor::{SessionClosed, SessionHook};
+pub use handle::ClusterHandle;
 pub(crate) use routing::Dest;
 
 /// `flags` bit of a [`Kind::Broadcast`]: only sessions bound to a uid.
@@ -77,6 +84,10 @@ pub(crate) struct Node {
     gates: Vec<u16>,
     /// This gate's client sessions (always empty on a backend).
     sessions: Sessions,
+    /// Which of this gate's sessions are in which room (empty on a backend).
+    rooms: Rooms,
+    /// The application state given to `Cluster::with_state`.
+    states: Arc<States>,
     /// Forwarded messages, calls and casts being run here.
     exec: executor::Executor,
     /// Requests to other nodes waiting for their answer.
@@ -131,6 +142,8 @@ pub(crate) struct NodeParts {
     pub(crate) root: CancellationToken,
     /// Where the node's spans go (off unless tracing is configured).
     pub(crate) tracer: Tracer,
+    /// The application state.
+    pub(crate) states: Arc<States>,
 }
 
 impl Node {
@@ -196,6 +209,8 @@ impl Node {
                 .filter(|id| *id != me.id)
                 .collect(),
             sessions: Sessions::new(me.id),
+            rooms: Rooms::default(),
+            states: parts.states,
             exec: executor::Executor::new(settings.node_session_queue, parts.hooks),
             rpc: rpc::Rpc::default(),
             directory: parts.directory,
@@ -278,6 +293,16 @@ impl Node {
     /// This gate's client sessions.
     pub(crate) fn sessions(&self) -> &Sessions {
         &self.sessions
+    }
+
+    /// This gate's rooms.
+    pub(crate) fn rooms(&self) -> &Rooms {
+        &self.rooms
+    }
+
+    /// The application state.
+    pub(crate) fn states(&self) -> &States {
+        &self.states
     }
 
     /// The user directory.

@@ -1,0 +1,110 @@
+//! Forwarding a client message from a gate to a live node of the owning
+//! group: tracked per session (so a lost link answers it `node_lost`),
+//! counted per peer (so shutdown waits for it), retried once on a link that
+//! failed at the pick.
+
+use std::sync::Arc;
+
+use tracing::{debug, warn};
+
+use crate::envelope::{Envelope, Kind};
+use crate::frame::Frame;
+use crate::metrics::Outcome;
+use crate::node::Node;
+use crate::peer::LinkError;
+use crate::session::Session;
+use crate::trace::TraceContext;
+
+/// Forwards a client message to a live node of group `g` (with the gate's
+/// trace context, when tracing). A pick that lands on a link failing at
+/// that very moment (its writer died, its reader has not removed it yet)
+/// tries the next live node once, so a dying node does not turn into
+/// `no_live_node` while another lives. Returns the outcome for the metrics
+/// (the client has been answered when it is an error).
+pub(super) fn forward(
+    node: &Arc<Node>,
+    session: &Arc<Session>,
+    g: usize,
+    frame: Frame,
+    trace: Option<TraceContext>,
+) -> Outcome {
+    let group = node.routing().group_at(g);
+    let m = node.metrics();
+    let msg_id = frame.msg_id;
+    let timed = node.labelled().enabled();
+    let mut env = Envelope::new(Kind::Forward);
+    env.msg_id = msg_id;
+    env.node = node.id();
+    env.session = session.id.0;
+    env.uid = session.uid_wire();
+    env.payload = frame.data;
+    env.trace = trace;
+    let mut failed = None;
+    let (code, why, outcome) = loop {
+        let peer = node
+            .choose_except(group, session.id.0, failed)
+            .and_then(|target| node.links().get(target));
+        let Some(peer) = peer else {
+            m.no_live_node.add(1);
+            break (
+                "no_live_node",
+                format!("no live node in group {:?}", group.name),
+                Outcome::NoLiveNode,
+            );
+        };
+        // Tracked and counted before the send: the answer may come back
+        // before `send` returns.
+        let number = session.track_forward(peer.id, msg_id);
+        env.request = number;
+        peer.forward_sent();
+        if timed {
+            session.forward_sent(peer.id, g);
+        }
+        let Err((e, back)) = peer.send_or_return(env) else {
+            m.forwards.add(1);
+            if session.mark_served(peer.id) {
+                debug!(node = peer.id, "session now served by node");
+            }
+            return Outcome::Forwarded;
+        };
+        peer.forward_done();
+        if timed {
+            session.forward_unsent(peer.id);
+        }
+        if !session.untrack_forward(number) {
+            // The link died between the pick and the send, and its
+            // `node_lost` answer went out already.
+            return Outcome::NoLiveNode;
+        }
+        match e {
+            LinkError::Down if failed.is_none() => {
+                m.forward_retries.add(1);
+                debug!(session = %session.id, msg_id, node = peer.id, "link failed at the pick: trying another node");
+                failed = Some(peer.id);
+                env = back;
+            }
+            LinkError::Down => {
+                m.no_live_node.add(1);
+                break (
+                    "no_live_node",
+                    format!(
+                        "node {} of group {:?} is unreachable",
+                        peer.name, group.name
+                    ),
+                    Outcome::NoLiveNode,
+                );
+            }
+            LinkError::Full => {
+                m.link_queue_full.add(1);
+                break (
+                    "overloaded",
+                    format!("link to node {} is congested", peer.name),
+                    Outcome::Overloaded,
+                );
+            }
+        }
+    };
+    warn!(session = %session.id, msg_id, "{why}");
+    node.answer_error(session.id, msg_id, code, &why);
+    outcome
+}
