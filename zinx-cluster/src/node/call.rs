@@ -164,3 +164,23 @@ impl Node {
         })
     }
 }
+
+/// The payload of a typed call or cast request.
+pub(crate) fn encode_request<Req: crate::Message>(request: &Req) -> Result<Bytes, CallError> {
+    request
+        .to_bytes()
+        .map_err(|error| CallError::Encode { error })
+}
+
+/// A call's answer as the type the caller asked for.
+pub(crate) fn decode_answer<A: crate::FromPayload>(
+    group: &str,
+    msg_id: u32,
+    answer: Bytes,
+) -> Result<A, CallError> {
+    A::from_payload(answer).map_err(|error| CallError::BadAnswer {
+        group: group.to_string(),
+        msg_id,
+        error,
+    })
+}

@@ -347,17 +347,11 @@ impl Ctx {
         request: &Req,
         timeout: Duration,
     ) -> Result<A, CallError> {
-        let payload = request
-            .to_bytes()
-            .map_err(|error| CallError::Encode { error })?;
+        let payload = super::call::encode_request(request)?;
         let answer = self
             .call_raw_timeout(group, Req::ID, payload, timeout)
             .await?;
-        A::from_payload(answer).map_err(|error| CallError::BadAnswer {
-            group: group.to_string(),
-            msg_id: Req::ID,
-            error,
-        })
+        super::call::decode_answer(group, Req::ID, answer)
     }
 
     /// [`Ctx::call`] of bytes on a msg_id, answered with bytes: for proxies.
