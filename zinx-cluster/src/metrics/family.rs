@@ -106,13 +106,19 @@ impl Table {
     /// [`HISTOGRAM_COLS`] columns).
     #[inline]
     pub(crate) fn observe(&self, row: usize, d: Duration) {
+        self.observe_weighted(row, d, 1);
+    }
+
+    /// Records one observation standing for `weight` (a sample of one in
+    /// `weight`): its bucket counts `weight`, the sum `weight` times it.
+    pub(crate) fn observe_weighted(&self, row: usize, d: Duration, weight: u64) {
         let ns = u64::try_from(d.as_nanos()).unwrap_or(u64::MAX);
         let bucket = BUCKETS_NS
             .iter()
             .position(|&b| ns <= b)
             .unwrap_or(BUCKETS_NS.len());
-        self.add(row, bucket, 1);
-        self.add(row, HISTOGRAM_COLS - 1, ns);
+        self.add(row, bucket, weight);
+        self.add(row, HISTOGRAM_COLS - 1, ns.saturating_mul(weight));
     }
 
     /// A histogram row: cumulative counts per bucket (the last is `+Inf`,

@@ -312,7 +312,8 @@ impl Node {
                 .start_child(parent, "zinx.handler", SpanKind::Consumer),
             None => None,
         };
-        let started = self.labelled.enabled().then(std::time::Instant::now);
+        let timed = self.labelled.enabled() && crate::metrics::sample_handler();
+        let started = timed.then(std::time::Instant::now);
         let result = match &span {
             Some(sp) => {
                 let trace_id = sp.context().trace_id_hex();
@@ -323,13 +324,18 @@ impl Node {
             None => run_entry(route, &mut ctx, data).await,
         };
         self.metrics.handled.add(1);
-        if let Some(started) = started {
+        if self.labelled.enabled() {
             let outcome = match &result {
                 Ok(_) => Outcome::Ok,
                 Err(f) => Outcome::of_code(f.code()),
             };
-            self.labelled
-                .handled(route.msg_id, outcome, started.elapsed());
+            match started {
+                Some(started) => {
+                    self.labelled
+                        .handled_sample(route.msg_id, outcome, started.elapsed())
+                }
+                None => self.labelled.message(route.msg_id, outcome),
+            }
         }
         if let Some(sp) = span.as_mut() {
             sp.set("zinx.msg_id", AttrValue::Int(i64::from(route.msg_id)));
