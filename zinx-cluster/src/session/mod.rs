@@ -415,9 +415,12 @@ impl Sessions {
         self.by_id.get(&id).map(|s| s.clone())
     }
 
+    /// The open session bound to `uid`. A session that is closing (its
+    /// last flush may linger a second) holds no uid any more: a push to
+    /// the uid is "not online", not a write to a closed session.
     pub(crate) fn by_uid(&self, uid: &str) -> Option<Arc<Session>> {
         let id = *self.by_uid.get(uid)?;
-        self.get(id)
+        self.get(id).filter(|s| !s.is_closed())
     }
 
     /// Binds `uid` to `id` here; returns the session of this gate that held
