@@ -1,6 +1,6 @@
 //! Forwarding a client message from a gate to a live node of the owning
-//! group: tracked per session (so a lost link answers it `node_lost`),
-//! counted per peer (so shutdown waits for it), retried once on a link that
+//! group: tracked per session (so a lost link answers it `node_lost`, and
+//! shutdown waits for it), retried once on a link that
 //! failed at the pick.
 
 use std::sync::Arc;
@@ -56,7 +56,6 @@ pub(super) fn forward(
         // before `send` returns.
         let number = session.track_forward(peer.id, msg_id);
         env.request = number;
-        peer.forward_sent();
         if timed {
             session.forward_sent(peer.id, g);
         }
@@ -67,7 +66,6 @@ pub(super) fn forward(
             }
             return Outcome::Forwarded;
         };
-        peer.forward_done();
         if timed {
             session.forward_unsent(peer.id);
         }

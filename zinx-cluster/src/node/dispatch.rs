@@ -207,10 +207,7 @@ impl Node {
                 return false;
             }
         }
-        if let Some(peer) = self.links.get(from) {
-            peer.forward_done();
-            self.work_finished();
-        }
+        self.work_finished();
         if self.labelled.enabled() {
             // A node answers one session's messages in order: its oldest
             // forward to `from` is the one that finished.

@@ -375,10 +375,8 @@ impl Node {
     fn idle(&self) -> bool {
         self.exec.is_idle()
             && self.metrics.inflight.get() == 0
-            && self
-                .links
-                .iter()
-                .all(|p| p.forwards_in_flight() == 0 && p.quiet_for_us())
+            && self.links.iter().all(|p| p.quiet_for_us())
+            && self.sessions.forwards_open() == 0
     }
 
     /// Starts a graceful stop: tells linked nodes to choose this one for
@@ -401,7 +399,7 @@ impl Node {
     /// Waits until nothing is in flight (see [`Node::idle`]): woken by the
     /// work finishing, not by a timer. The caller bounds it.
     pub(crate) async fn drained(&self) {
-        let forwards: u64 = self.links.iter().map(|p| p.forwards_in_flight()).sum();
+        let forwards = self.sessions.forwards_open();
         info!(
             node = %self.name,
             forwards,

@@ -77,9 +77,6 @@ pub(crate) struct Peer {
     /// The peer acknowledged our shutdown notice on the current link: it
     /// sends nothing new, and everything it sent before has arrived.
     stop_acked: AtomicBool,
-    /// Client messages forwarded to this peer whose handler has not yet
-    /// reported finished (the gate's shutdown waits for them).
-    forwards: AtomicU64,
     /// The run id the peer told in its latest hello (0: not told): the
     /// same run after a link blip is the same process, with its sessions.
     run: AtomicU64,
@@ -97,7 +94,6 @@ impl Peer {
             stopping: AtomicBool::new(false),
             generations: AtomicU64::new(1),
             stop_acked: AtomicBool::new(false),
-            forwards: AtomicU64::new(0),
             run: AtomicU64::new(0),
         }
     }
@@ -140,24 +136,6 @@ impl Peer {
         self.stop_acked.load(Ordering::Relaxed) || !self.is_up()
     }
 
-    /// Notes a client message forwarded to this peer.
-    pub(crate) fn forward_sent(&self) {
-        self.forwards.fetch_add(1, Ordering::Relaxed);
-    }
-
-    /// Notes that the peer finished a forwarded message (its last answer,
-    /// or its completion marker, arrived).
-    pub(crate) fn forward_done(&self) {
-        let _ = self
-            .forwards
-            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1));
-    }
-
-    /// Forwarded messages whose completion has not arrived yet.
-    pub(crate) fn forwards_in_flight(&self) -> u64 {
-        self.forwards.load(Ordering::Relaxed)
-    }
-
     /// Queues an envelope on the link without waiting.
     pub(crate) fn send(&self, env: Envelope) -> Result<(), LinkError> {
         self.send_or_return(env).map_err(|(e, _)| e)
@@ -198,8 +176,6 @@ impl Peer {
         match self.link.write() {
             Ok(mut l) if l.as_ref().is_some_and(|x| x.generation == generation) => {
                 *l = None;
-                // What went out on the dead link will never complete.
-                self.forwards.store(0, Ordering::Relaxed);
                 true
             }
             _ => false,

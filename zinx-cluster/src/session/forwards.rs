@@ -71,6 +71,11 @@ impl Session {
         found
     }
 
+    /// Whether a message forwarded from this session is unfinished.
+    pub(crate) fn has_open_forwards(&self) -> bool {
+        self.forwards.lock().is_ok_and(|f| !f.open.is_empty())
+    }
+
     /// Removes and returns the msg_ids of the unfinished messages forwarded
     /// to `node` (its link died), oldest first.
     pub(crate) fn take_forwards_to(&self, node: u16) -> Vec<u32> {

@@ -474,6 +474,15 @@ impl Sessions {
         n
     }
 
+    /// Sessions with a forwarded message not finished yet (shutdown waits
+    /// for none; a walk over the sessions, never on a message's path).
+    pub(crate) fn forwards_open(&self) -> usize {
+        self.by_id
+            .iter()
+            .filter(|e| e.value().has_open_forwards())
+            .count()
+    }
+
     /// Every open session (a snapshot: no map guard is held afterwards).
     pub(crate) fn all(&self) -> Vec<Arc<Session>> {
         self.by_id.iter().map(|e| e.value().clone()).collect()
