@@ -158,7 +158,7 @@ async fn client_loop(node: &Arc<Node>, stream: TcpStream, session: &Arc<Session>
         if rbuf.capacity() - rbuf.len() < 512 {
             rbuf.reserve(READ_CHUNK);
         }
-        match stream.try_read_buf(&mut rbuf) {
+        match read_some(&stream, &mut rbuf) {
             Ok(0) => break CloseReason::ClientClosed,
             Ok(_) => {}
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
@@ -204,6 +204,39 @@ async fn client_loop(node: &Arc<Node>, stream: TcpStream, session: &Arc<Session>
         }
     } else {
         Box::pin(close_flush(stream, session)).await;
+    }
+}
+
+/// Reads what the socket holds into `rbuf`'s spare room. A read that
+/// does not fill the room emptied the socket (epoll is edge-triggered), so
+/// its readiness is cleared right away: without that, every message costs
+/// a second `recv` that only says `EAGAIN` (tokio's own `poll_read` does
+/// the same after a short read).
+fn read_some(stream: &TcpStream, rbuf: &mut BytesMut) -> io::Result<usize> {
+    let room = rbuf.capacity() - rbuf.len();
+    let mut got = None;
+    let r = stream.try_io(tokio::io::Interest::READABLE, || {
+        let n = stream.try_read_buf(rbuf)?;
+        got = Some(n);
+        // Edge-triggered selectors only (epoll, kqueue), as in tokio.
+        let edge = cfg!(any(
+            target_os = "linux",
+            target_os = "android",
+            target_vendor = "apple",
+            target_os = "freebsd",
+            target_os = "netbsd",
+            target_os = "openbsd",
+            target_os = "dragonfly",
+        ));
+        if edge && n > 0 && n < room {
+            // Not an error: the way to tell tokio the socket is drained.
+            return Err(io::ErrorKind::WouldBlock.into());
+        }
+        Ok(n)
+    });
+    match got {
+        Some(n) => Ok(n),
+        None => r,
     }
 }
 
