@@ -177,6 +177,26 @@ impl Executor {
         self.tasks.spawn(fut);
     }
 
+    /// Runs `fut` as tracked work, starting right here: polled once in
+    /// place, and spawned only if it has to wait. Most handlers finish
+    /// without waiting, and then cost no task, no scheduling and no
+    /// cross-thread wake-up, and their answers join the link's current
+    /// write. Tracked from before that first poll, so shutdown never sees
+    /// the executor idle while a handler runs in place.
+    pub(crate) fn run_eagerly<F>(&self, fut: F)
+    where
+        F: std::future::Future<Output = ()> + Send + 'static,
+    {
+        let mut fut = Box::pin(self.tasks.track_future(fut));
+        // A no-op waker is enough: a future that is pending is polled
+        // again by its task right away, with that task's waker, and a
+        // future must wake the waker of its latest poll only.
+        let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+        if fut.as_mut().poll(&mut cx).is_pending() {
+            tokio::spawn(fut);
+        }
+    }
+
     /// Runs the session-closed hooks. A hook that panics, whether while
     /// making its future or while running it, is logged like a panicking
     /// handler and hurts nobody else.
@@ -414,7 +434,8 @@ impl Node {
     ) -> Result<(), Job> {
         if self.exec.enqueue(session, uid, job)? == Enqueued::StartDrain {
             let node = self.clone();
-            self.exec.spawn(async move { node.drain(session).await });
+            self.exec
+                .run_eagerly(async move { node.drain(session).await });
         }
         Ok(())
     }
