@@ -16,7 +16,7 @@ mod family;
 mod labelled;
 pub(crate) mod render;
 
-pub(crate) use labelled::{DirOp, Labelled, Outcome, Transport, sample_handler};
+pub(crate) use labelled::{DirOp, Labelled, Outcome, Transport, sample_forward, sample_handler};
 
 const SHARDS: usize = 8;
 

@@ -405,8 +405,9 @@ pub(super) fn refuse_frame(node: &Arc<Node>, session: &Arc<Session>, frame: Fram
         // Offered directly, not through `deliver` (which counts
         // `frames_out`): shutdown waits while `frames_out` moves, and a
         // client that keeps sending must not hold it up until the grace
-        // period ends.
-        if session.offer(answer) == Offer::Full {
+        // period ends. Behind the answers of the session's open forwards:
+        // a client matching answers by order must not see this one first.
+        if session.offer_in_order(answer) == Offer::Full {
             warn!(session = %session.id, "client does not read: outbound queue full, closing");
         }
     }

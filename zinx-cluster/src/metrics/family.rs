@@ -104,7 +104,7 @@ impl Table {
 
     /// Records a duration in histogram row `row` (a table of
     /// [`HISTOGRAM_COLS`] columns).
-    #[inline]
+    #[cfg(test)]
     pub(crate) fn observe(&self, row: usize, d: Duration) {
         self.observe_weighted(row, d, 1);
     }

@@ -165,17 +165,37 @@ pub(crate) struct Labelled {
 /// echo throughput; counts of messages stay exact.
 pub(crate) const HANDLER_SAMPLE: u64 = 8;
 
+/// One forward in this many (per thread) is timed for
+/// `zinx_forward_duration_seconds`, weighted likewise.
+pub(crate) const FORWARD_SAMPLE: u64 = 8;
+
+thread_local! {
+    static HANDLER_RUNS: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
+    static FORWARDS: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
+}
+
+/// Counts an event on this thread's `counter`; true for one in `every`.
+/// (Separate counters per kind of event: one shared counter fed by two
+/// alternating kinds would always pick the same kind.)
+#[inline]
+fn one_in(counter: &'static std::thread::LocalKey<std::cell::Cell<u64>>, every: u64) -> bool {
+    counter.with(|n| {
+        let v = n.get().wrapping_add(1);
+        n.set(v);
+        v % every == 0
+    })
+}
+
 /// Whether this handler run is the one in [`HANDLER_SAMPLE`] to time.
 #[inline]
 pub(crate) fn sample_handler() -> bool {
-    thread_local! {
-        static RUNS: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
-    }
-    RUNS.with(|n| {
-        let v = n.get().wrapping_add(1);
-        n.set(v);
-        v % HANDLER_SAMPLE == 0
-    })
+    one_in(&HANDLER_RUNS, HANDLER_SAMPLE)
+}
+
+/// Whether this forward is the one in [`FORWARD_SAMPLE`] to time.
+#[inline]
+pub(crate) fn sample_forward() -> bool {
+    one_in(&FORWARDS, FORWARD_SAMPLE)
 }
 
 impl Labelled {
@@ -253,14 +273,15 @@ impl Labelled {
     }
 
     /// Records a forwarded message's time from the gate to its final
-    /// answer, for the group of routing index `group`.
+    /// answer, for the group of routing index `group`: a sample standing
+    /// for [`FORWARD_SAMPLE`] forwards (see [`sample_forward`]).
     #[inline]
     pub(crate) fn forward_answered(&self, group: usize, took: Duration) {
         if !self.enabled {
             return;
         }
         if let Some(row) = self.groups.iter().position(|(g, _)| *g == group) {
-            self.forward.observe(row, took);
+            self.forward.observe_weighted(row, took, FORWARD_SAMPLE);
         }
     }
 
@@ -442,7 +463,7 @@ mod tests {
         ));
         assert!(!out.contains("msg_id=\"77\""));
         assert!(
-            out.contains("zinx_forward_duration_seconds_count{node=\"gate-1\",group=\"im\"} 1")
+            out.contains("zinx_forward_duration_seconds_count{node=\"gate-1\",group=\"im\"} 8")
         );
     }
 

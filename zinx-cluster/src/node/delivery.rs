@@ -83,8 +83,13 @@ impl Node {
 
     /// Queues a frame on a session of this gate.
     pub(crate) fn offer_to(&self, s: &Session, frame: Frame) -> Result<(), SendError> {
+        self.note_offer(s, s.offer(frame))
+    }
+
+    /// Counts (and logs) how a frame was offered to session `s`.
+    pub(crate) fn note_offer(&self, s: &Session, offer: Offer) -> Result<(), SendError> {
         let session = s.id;
-        match s.offer(frame) {
+        match offer {
             Offer::Queued => {
                 self.metrics.frames_out.add(1);
                 Ok(())

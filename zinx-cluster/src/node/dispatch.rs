@@ -163,12 +163,10 @@ impl Node {
         let id = SessionId(env.session);
         // One lookup for both the completion and the delivery.
         let session = self.sessions.get(id);
-        if env.flags & TO_SESSION_FINAL != 0
-            && !self.forward_finished(from, id, session.as_deref(), env.request)
-        {
-            return;
-        }
         let frame = Frame::new(env.msg_id, env.payload);
+        if env.flags & TO_SESSION_FINAL != 0 {
+            return self.forward_finished(from, id, session.as_deref(), env.request, Some(frame));
+        }
         let delivered = match &session {
             Some(s) => self.offer_to(s, frame),
             None => {
@@ -185,37 +183,45 @@ impl Node {
     fn on_done(&self, from: u16, env: &Envelope) {
         let id = SessionId(env.session);
         let session = self.sessions.get(id);
-        self.forward_finished(from, id, session.as_deref(), env.request);
+        self.forward_finished(from, id, session.as_deref(), env.request, None);
     }
 
     /// Forwarded message `number` of session `id` (`session`, if still
-    /// open) finished on node `from`; false when its client was told
-    /// already that it was lost (the node's link died before, and this
-    /// answer took a new link): the client gets one outcome per request,
-    /// so this answer is dropped.
+    /// open) finished on node `from`, with its final `answer` if it has
+    /// one. The answer is dropped when its client was told already that
+    /// the message was lost (the node's link died before, and this answer
+    /// took a new link): the client gets one outcome per request.
     fn forward_finished(
         &self,
         from: u16,
         id: SessionId,
         session: Option<&Session>,
         number: u32,
-    ) -> bool {
-        if let Some(s) = session {
-            if !s.finish_forward(from, number) {
-                self.metrics.late_answers.add(1);
-                debug!(session = %id, node = from, number, "answer after node_lost dropped");
-                return false;
+        answer: Option<Frame>,
+    ) {
+        match session {
+            Some(s) => {
+                let Some(done) = s.finish_forward(from, number, answer) else {
+                    self.metrics.late_answers.add(1);
+                    debug!(session = %id, node = from, number, "answer after node_lost dropped");
+                    return;
+                };
+                if let Some((group, sent)) = done.timed {
+                    self.labelled.forward_answered(group, sent.elapsed());
+                }
+                if let Some(offer) = done.offer {
+                    if let Err(e) = self.note_offer(s, offer) {
+                        debug!(session = %id, error = %e, "answer to a closed session dropped");
+                    }
+                }
             }
+            None if answer.is_some() => {
+                self.metrics.to_gone_session.add(1);
+                debug!(session = %id, "answer to a closed session dropped");
+            }
+            None => {}
         }
         self.work_finished();
-        if self.labelled.enabled() {
-            // A node answers one session's messages in order: its oldest
-            // forward to `from` is the one that finished.
-            if let Some((group, sent)) = session.and_then(|s| s.forward_finished(from)) {
-                self.labelled.forward_answered(group, sent.elapsed());
-            }
-        }
-        true
     }
 
     fn on_to_uid(&self, from: u16, env: Envelope) {
@@ -296,15 +302,15 @@ impl Node {
         let why = format!("node {} was lost before it answered", peer.name);
         let mut lost = 0u64;
         for s in self.sessions.all() {
-            for msg_id in s.take_forwards_to(peer.id) {
-                lost += 1;
-                if let Some(frame) = self.error_frame(msg_id, "node_lost", &why) {
+            let (n, queued) = s.fail_forwards_to(peer.id, |msg_id| {
+                let frame = self.error_frame(msg_id, "node_lost", &why);
+                if frame.is_some() {
                     self.metrics.error_answers.add(1);
-                    if let Err(e) = self.offer_to(&s, frame) {
-                        debug!(session = %s.id, error = %e, "node_lost answer not delivered");
-                    }
                 }
-            }
+                frame
+            });
+            lost += n;
+            self.metrics.frames_out.add(queued);
         }
         if lost > 0 {
             self.metrics.node_lost.add(lost);

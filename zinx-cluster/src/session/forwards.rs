@@ -1,37 +1,76 @@
 //! A session's forwarded messages that their node has not finished: the
 //! numbers the gate gives them (so a lost link answers each `node_lost`,
-//! and a late answer after that is dropped), and, with metrics on, their
-//! send times (the forward-duration histogram).
+//! and a late answer after that is dropped), for the forwards sampled
+//! for the forward-duration histogram their group and send time, and the
+//! gate's own answers held behind them.
+//!
+//! Answers reach a client in the order of its requests, as a pipelining
+//! zinx client expects (it matches them by order): a refusal the gate
+//! makes itself while the session still waits for earlier forwarded
+//! messages (`node_stopping` during a shutdown) is held until those are
+//! answered. The final answer of a forward and the held answers are queued
+//! under this lock, so nothing passes them.
 
 use std::collections::VecDeque;
 use std::time::Instant;
 
-use super::Session;
+use super::{Offer, Session};
+use crate::frame::Frame;
+
+/// Answers held behind a session's open forwards at most; past that they
+/// go out at once (order is then the lesser loss than memory).
+const HELD_MAX: usize = 64;
+
+/// What finishing a forward did (see [`Session::finish_forward`]).
+#[derive(Debug, PartialEq)]
+pub(crate) struct Finished {
+    /// Its group and send time, if it was timed for the metrics.
+    pub(crate) timed: Option<(usize, Instant)>,
+    /// How its final answer was queued, if it had one.
+    pub(crate) offer: Option<Offer>,
+}
+
+/// One forwarded message its node has not finished.
+#[derive(Debug)]
+struct Open {
+    node: u16,
+    /// The gate's number for it.
+    number: u32,
+    msg_id: u32,
+    /// Sampled for the forward-duration histogram: its group's routing
+    /// index and when it was sent.
+    timed: Option<(usize, Instant)>,
+}
 
 /// A session's forwarded messages that their node has not finished.
 #[derive(Debug, Default)]
 pub(super) struct Forwards {
-    /// Oldest first: (node, forward number, msg_id). Allocates on the
-    /// first forward and keeps its (small) capacity.
-    open: VecDeque<(u16, u32, u32)>,
+    /// Oldest first. Allocates on the first forward and keeps its (small)
+    /// capacity.
+    open: VecDeque<Open>,
     /// The last forward number given (never 0: 0 means "unnumbered").
     last: u32,
-    /// With metrics on: forwards waiting for their final answer, oldest
-    /// first, as (node, group, sent at), for the forward-duration
-    /// histogram. Empty (no allocation) while nothing is forwarded.
-    timed: VecDeque<(u16, usize, Instant)>,
+    /// The gate's answers to later messages, waiting for `open` to empty.
+    held: Vec<Frame>,
 }
 
 impl Session {
     /// Notes message `msg_id` forwarded to `node`, unfinished; returns its
-    /// number, which the node returns with its completion.
-    pub(crate) fn track_forward(&self, node: u16, msg_id: u32) -> u32 {
+    /// number, which the node returns with its completion. `timed` is the
+    /// group's routing index when this forward is timed for the metrics
+    /// (the clock is read here, under the lock taken anyway).
+    pub(crate) fn track_forward(&self, node: u16, msg_id: u32, timed: Option<usize>) -> u32 {
         let Ok(mut f) = self.forwards.lock() else {
             return 0;
         };
         f.last = f.last.wrapping_add(1).max(1);
         let number = f.last;
-        f.open.push_back((node, number, msg_id));
+        f.open.push_back(Open {
+            node,
+            number,
+            msg_id,
+            timed: timed.map(|g| (g, Instant::now())),
+        });
         number
     }
 
@@ -42,33 +81,66 @@ impl Session {
         let Ok(mut f) = self.forwards.lock() else {
             return false;
         };
-        match f.open.iter().rposition(|e| e.1 == number) {
+        match f.open.iter().rposition(|e| e.number == number) {
             Some(i) => f.open.remove(i).is_some(),
             None => false,
         }
     }
 
     /// Node `node` finished forward `number` (0 from a node that does not
-    /// number them: its oldest). False when that forward is not open: it
+    /// number them: its oldest): its final `answer`, if any, is queued for
+    /// the client, then the held answers if no forward is open any more.
+    /// `None` (and the answer dropped) when that forward is not open: it
     /// was answered `node_lost` already, and this answer comes too late.
-    pub(crate) fn finish_forward(&self, node: u16, number: u32) -> bool {
-        let Ok(mut f) = self.forwards.lock() else {
-            return false;
-        };
-        let hit = |e: &(u16, u32, u32)| e.0 == node && (number == 0 || e.1 == number);
+    pub(crate) fn finish_forward(
+        &self,
+        node: u16,
+        number: u32,
+        answer: Option<Frame>,
+    ) -> Option<Finished> {
+        let mut f = self.forwards.lock().ok()?;
+        let hit = |e: &Open| e.node == node && (number == 0 || e.number == number);
         // A node finishes one session's messages in order: the oldest
         // entry, almost always.
         let found = match f.open.front() {
-            Some(e) if hit(e) => f.open.pop_front().is_some(),
+            Some(e) if hit(e) => f.open.pop_front(),
             _ => match f.open.iter().position(hit) {
-                Some(i) => f.open.remove(i).is_some(),
-                None => false,
+                Some(i) => f.open.remove(i),
+                None => None,
             },
-        };
+        }?;
         if f.open.is_empty() && f.open.capacity() > 64 {
             f.open = VecDeque::new();
         }
-        found
+        let offer = answer.map(|frame| self.offer(frame));
+        self.release_held(&mut f);
+        Some(Finished {
+            timed: found.timed,
+            offer,
+        })
+    }
+
+    /// Queues `frame`, an answer of the gate itself, behind the answers of
+    /// the session's open forwards (at once if none is open).
+    pub(crate) fn offer_in_order(&self, frame: Frame) -> Offer {
+        if let Ok(mut f) = self.forwards.lock() {
+            if !f.open.is_empty() && f.held.len() < HELD_MAX {
+                f.held.push(frame);
+                return Offer::Queued;
+            }
+        }
+        self.offer(frame)
+    }
+
+    /// Queues the held answers once no forward is open.
+    fn release_held(&self, f: &mut Forwards) {
+        if f.open.is_empty() && !f.held.is_empty() {
+            for frame in std::mem::take(&mut f.held) {
+                if self.offer(frame) != Offer::Queued {
+                    break;
+                }
+            }
+        }
     }
 
     /// Whether a message forwarded from this session is unfinished.
@@ -76,64 +148,39 @@ impl Session {
         self.forwards.lock().is_ok_and(|f| !f.open.is_empty())
     }
 
-    /// Removes and returns the msg_ids of the unfinished messages forwarded
-    /// to `node` (its link died), oldest first.
-    pub(crate) fn take_forwards_to(&self, node: u16) -> Vec<u32> {
+    /// Removes the unfinished messages forwarded to `node` (its link died)
+    /// and queues, oldest first, `answer(msg_id)` for each (then the held
+    /// answers, if nothing is open any more); returns how many were lost
+    /// and how many answers were queued.
+    pub(crate) fn fail_forwards_to(
+        &self,
+        node: u16,
+        mut answer: impl FnMut(u32) -> Option<Frame>,
+    ) -> (u64, u64) {
         let Ok(mut f) = self.forwards.lock() else {
-            return Vec::new();
+            return (0, 0);
         };
-        if !f.open.iter().any(|e| e.0 == node) {
-            return Vec::new();
+        if !f.open.iter().any(|e| e.node == node) {
+            return (0, 0);
         }
         let mut lost = Vec::new();
-        f.open.retain(|&(n, _, msg_id)| {
-            if n == node {
-                lost.push(msg_id);
+        f.open.retain(|e| {
+            if e.node == node {
+                lost.push(e.msg_id);
                 false
             } else {
                 true
             }
         });
-        lost
-    }
-
-    /// Notes a message forwarded to `node` of group `group` now (metrics).
-    /// Past [`MAX_TIMED_FORWARDS`] waiting, the record starts over: timing
-    /// is for monitoring and must not grow a session's memory.
-    pub(crate) fn forward_sent(&self, node: u16, group: usize) {
-        if let Ok(mut f) = self.forwards.lock() {
-            if f.timed.len() >= MAX_TIMED_FORWARDS {
-                f.timed.clear();
-            }
-            f.timed.push_back((node, group, Instant::now()));
-        }
-    }
-
-    /// The group and send time of the oldest forward to `node` (whose final
-    /// answer just arrived: a node answers one session's messages in
-    /// order), removed.
-    pub(crate) fn forward_finished(&self, node: u16) -> Option<(usize, Instant)> {
-        let mut f = self.forwards.lock().ok()?;
-        let i = f.timed.iter().position(|(n, _, _)| *n == node)?;
-        let (_, group, sent) = f.timed.remove(i)?;
-        if f.timed.is_empty() && f.timed.capacity() > 16 {
-            f.timed = VecDeque::new();
-        }
-        Some((group, sent))
-    }
-}
-
-impl Session {
-    /// Forgets the newest forward to `node` (it could not be sent).
-    pub(crate) fn forward_unsent(&self, node: u16) {
-        if let Ok(mut f) = self.forwards.lock() {
-            if let Some(i) = f.timed.iter().rposition(|(n, _, _)| *n == node) {
-                f.timed.remove(i);
+        let mut queued = 0;
+        for msg_id in &lost {
+            if let Some(frame) = answer(*msg_id) {
+                if self.offer(frame) == Offer::Queued {
+                    queued += 1;
+                }
             }
         }
+        self.release_held(&mut f);
+        (lost.len() as u64, queued)
     }
 }
-
-/// Forwards of one session timed at once at most (see
-/// [`Session::forward_sent`]).
-const MAX_TIMED_FORWARDS: usize = 1024;

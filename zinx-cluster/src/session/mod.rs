@@ -598,26 +598,79 @@ mod tests {
     #[test]
     fn forwards_finish_by_number_and_the_rest_is_lost() {
         let sessions = Sessions::new(1);
-        let s = sessions.open(bound(4));
-        let a = s.track_forward(2, 6);
-        let b = s.track_forward(3, 7);
-        let _c = s.track_forward(2, 8);
-        let d = s.track_forward(3, 9);
+        let s = sessions.open(bound(16));
+        let a = s.track_forward(2, 6, None);
+        let b = s.track_forward(3, 7, Some(0));
+        let _c = s.track_forward(2, 8, None);
+        let d = s.track_forward(3, 9, None);
         assert!(a != 0 && a != b);
         // Node 3 finishes 7 although node 2's 6 is older.
-        assert!(s.finish_forward(3, b));
-        assert!(!s.finish_forward(3, b), "a second answer is a late one");
+        let done = s.finish_forward(3, b, None).expect("open");
+        assert!(
+            done.timed.is_some_and(|(g, _)| g == 0),
+            "timed forward keeps its group"
+        );
+        assert_eq!(done.offer, None);
+        assert!(
+            s.finish_forward(3, b, None).is_none(),
+            "a second answer is a late one"
+        );
         // A failed send takes its own entry back, once.
-        let e = s.track_forward(2, 10);
+        let e = s.track_forward(2, 10, None);
         assert!(s.untrack_forward(e));
         assert!(!s.untrack_forward(e));
-        // Node 2's link dies: 6 and 8 are lost, node 3's 9 is not; an
-        // answer to 6 arriving after that is late.
-        assert_eq!(s.take_forwards_to(2), vec![6, 8]);
-        assert!(!s.finish_forward(2, a));
+        // Node 2's link dies: 6 and 8 are lost and answered, node 3's 9 is
+        // not; an answer to 6 arriving after that is late, and dropped.
+        let lost = s.fail_forwards_to(2, |msg_id| Some(Frame::new(0, format!("lost {msg_id}"))));
+        assert_eq!(lost, (2, 2));
+        let answer = Frame::new(6, "late");
+        assert!(s.finish_forward(2, a, Some(answer)).is_none());
+        assert_eq!(queued(&s), ["lost 6", "lost 8"]);
         // Unnumbered completions finish the node's oldest.
-        assert!(s.finish_forward(3, 0));
-        assert!(!s.finish_forward(3, d));
+        let done = s.finish_forward(3, 0, None).expect("open");
+        assert_eq!((done.timed, done.offer), (None, None));
+        assert!(s.finish_forward(3, d, None).is_none());
+    }
+
+    /// The data of the frames queued for a session, emptied.
+    fn queued(s: &Session) -> Vec<String> {
+        let mut out = bytes::BytesMut::new();
+        s.drain_into(&mut out, usize::MAX);
+        let mut codec = crate::frame::FrameCodec::new(1 << 20);
+        let mut frames = Vec::new();
+        while let Ok(Some(f)) = tokio_util::codec::Decoder::decode(&mut codec, &mut out) {
+            frames.push(String::from_utf8_lossy(&f.data).into_owned());
+        }
+        frames
+    }
+
+    #[test]
+    fn the_gates_own_answers_wait_behind_open_forwards() {
+        let sessions = Sessions::new(1);
+        let s = sessions.open(bound(16));
+        // Nothing open: at once.
+        assert_eq!(s.offer_in_order(Frame::new(0, "first")), Offer::Queued);
+        assert_eq!(queued(&s), ["first"]);
+        // Two forwards open: a refusal of a later message waits for both.
+        let a = s.track_forward(2, 6, None);
+        let b = s.track_forward(3, 6, None);
+        assert_eq!(s.offer_in_order(Frame::new(0, "refused")), Offer::Queued);
+        assert!(queued(&s).is_empty());
+        let done = s
+            .finish_forward(2, a, Some(Frame::new(6, "answer a")))
+            .unwrap();
+        assert_eq!(done.offer, Some(Offer::Queued));
+        assert_eq!(queued(&s), ["answer a"]);
+        // The last one is lost with its link: its node_lost, then the
+        // held refusal.
+        s.fail_forwards_to(3, |_| Some(Frame::new(0, "lost b")));
+        assert_eq!(queued(&s), ["lost b", "refused"]);
+        let _ = b;
+        // A closed session's forward answer is not queued.
+        let c = s.track_forward(2, 6, None);
+        s.close_with(CloseReason::Shutdown);
+        let done = s.finish_forward(2, c, Some(Frame::new(6, "x"))).unwrap();
+        assert_eq!(done.offer, Some(Offer::Closed));
     }
 
     #[tokio::test]
