@@ -11,6 +11,7 @@
 //! - `chaos`: the demo as processes under pipelined load while its
 //!   backends are killed, frozen and restarted; fails if any request is
 //!   never answered.
+//! - `cert`: a self-signed certificate for a TLS gate and `load --tls`.
 //!
 //! Build it beside the demo (`cargo build --release -p demo -p bench`);
 //! `suite` starts `target/release/demo` as child processes (or `--demo
@@ -68,6 +69,17 @@ enum Cmd {
     /// request per fault; fail if any was never answered.
     #[cfg(unix)]
     Chaos(ChaosArgs),
+    /// Write a self-signed certificate (`gate.pem`) and its key
+    /// (`gate.key`) for `localhost` and 127.0.0.1 into DIR: point a gate's
+    /// `tls_cert` / `tls_key` at them and `bench load --tls` at `gate.pem`.
+    Cert(CertArgs),
+}
+
+#[derive(Args, Debug)]
+struct CertArgs {
+    /// Directory to write `gate.pem` and `gate.key` into.
+    #[arg(long)]
+    dir: PathBuf,
 }
 
 #[derive(Args, Debug)]
@@ -144,6 +156,13 @@ struct LoadArgs {
     /// NewWsClient sends them.
     #[arg(long)]
     ws: Option<String>,
+    /// Speak TLS (WSS with --ws), trusting the certificates of this PEM
+    /// file (a CA, or the gate's own certificate; `bench cert` makes one).
+    #[arg(long, value_name = "PEM")]
+    tls: Option<PathBuf>,
+    /// The name the gate's certificate must carry, with --tls.
+    #[arg(long, default_value = "localhost", requires = "tls")]
+    server_name: String,
 }
 
 #[derive(Args, Debug)]
@@ -305,6 +324,23 @@ fn main() -> ExitCode {
 /// Runs a subcommand; `Ok(false)` when it ran but found failures.
 async fn run(cmd: Cmd) -> Result<bool> {
     match cmd {
+        Cmd::Cert(a) => {
+            let names = vec!["localhost".to_string(), "127.0.0.1".to_string()];
+            let certified = rcgen::generate_simple_self_signed(names)
+                .context("generating a self-signed certificate")?;
+            std::fs::create_dir_all(&a.dir)
+                .with_context(|| format!("creating {}", a.dir.display()))?;
+            for (name, pem) in [
+                ("gate.pem", certified.cert.pem()),
+                ("gate.key", certified.signing_key.serialize_pem()),
+            ] {
+                let path = a.dir.join(name);
+                std::fs::write(&path, pem)
+                    .with_context(|| format!("writing {}", path.display()))?;
+                println!("{}", path.display());
+            }
+            Ok(true)
+        }
         Cmd::EchoServer(a) => {
             echo_server::run(&a.addr, a.max_frame_len).await?;
             Ok(true)
@@ -326,6 +362,14 @@ async fn run(cmd: Cmd) -> Result<bool> {
                 reply_timeout: secs(a.reply_timeout, "--reply-timeout")?,
                 progress: !a.json,
                 ws: a.ws.clone(),
+                tls: match &a.tls {
+                    Some(ca) => Some(load::TlsPlan {
+                        trust: zinx_cluster::ClientTls::trusting_pem_file(ca)?,
+                        ca: ca.clone(),
+                        server_name: a.server_name.clone(),
+                    }),
+                    None => None,
+                },
             };
             let report = load::run(&plan).await?;
             if a.json {

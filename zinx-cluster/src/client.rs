@@ -84,7 +84,10 @@ impl ClientTls {
         })
     }
 
-    async fn connect(&self, tcp: TcpStream, host: &str) -> std::io::Result<TlsStream<TcpStream>> {
+    /// Runs the TLS handshake on a connected stream, checking the gate's
+    /// certificate for `host`: for tools that do their own framing (the
+    /// load tool); [`Client::connect_tls`] does all of it.
+    pub async fn wrap(&self, tcp: TcpStream, host: &str) -> std::io::Result<TlsStream<TcpStream>> {
         let name = ServerName::try_from(host.to_string())
             .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
         TlsConnector::from(self.config.clone())
@@ -210,7 +213,7 @@ impl Client {
     ) -> std::io::Result<Client> {
         let stream = TcpStream::connect(addr).await?;
         stream.set_nodelay(true)?;
-        let tls = tls.connect(stream, server_name).await?;
+        let tls = tls.wrap(stream, server_name).await?;
         Ok(Client {
             conn: Conn::Tls(Box::new(Framed::new(tls, FrameCodec::default()))),
         })
@@ -234,7 +237,7 @@ impl Client {
         let codec = FrameCodec::new(16 << 20);
         let conn = if secure {
             let tls = tls.ok_or_else(|| std::io::Error::other("no TLS trust"))?;
-            let stream = tls.connect(stream, &host).await?;
+            let stream = tls.wrap(stream, &host).await?;
             let (ws, _) = tokio_tungstenite::client_async_with_config(url, stream, config)
                 .await
                 .map_err(ws_err)?;

@@ -79,6 +79,19 @@ pub(crate) struct LoadPlan {
     pub(crate) progress: bool,
     /// Speak WebSocket, upgrading on this path.
     pub(crate) ws: Option<String>,
+    /// Speak TLS (WSS with `ws`).
+    pub(crate) tls: Option<TlsPlan>,
+}
+
+/// TLS for `bench load`: what to trust, and the name to check.
+#[derive(Debug, Clone)]
+pub(crate) struct TlsPlan {
+    /// The PEM file trusted (for the command line).
+    pub(crate) ca: std::path::PathBuf,
+    /// The certificates of that file.
+    pub(crate) trust: zinx_cluster::ClientTls,
+    /// The name the gate's certificate must carry.
+    pub(crate) server_name: String,
 }
 
 impl LoadPlan {
@@ -88,10 +101,17 @@ impl LoadPlan {
             StopAt::Duration(d) => format!("--duration {}", d.as_secs_f64()),
             StopAt::Requests(r) => format!("--requests {r}"),
         };
-        let ws = match &self.ws {
+        let mut ws = match &self.ws {
             Some(path) => format!(" --ws {path}"),
             None => String::new(),
         };
+        if let Some(tls) = &self.tls {
+            ws.push_str(&format!(
+                " --tls {} --server-name {}",
+                tls.ca.display(),
+                tls.server_name
+            ));
+        }
         format!(
             "bench load --addr {} --msg-id {} --conns {} --window {} --size {} {stop} --warmup {}{ws}",
             self.addr,
@@ -241,6 +261,17 @@ pub(crate) fn latency_histogram() -> Histogram<u64> {
     Histogram::new_with_bounds(1, 3_600_000_000, 3).expect("constant histogram bounds are valid")
 }
 
+/// The TLS handshake of one load connection.
+async fn handshake(
+    tls: &TlsPlan,
+    stream: TcpStream,
+) -> Result<tokio_rustls::client::TlsStream<TcpStream>> {
+    tls.trust
+        .wrap(stream, &tls.server_name)
+        .await
+        .with_context(|| format!("TLS handshake (server name {:?})", tls.server_name))
+}
+
 /// Runs a load test.
 pub(crate) async fn run(plan: &LoadPlan) -> Result<LoadReport> {
     if plan.size < PAYLOAD_HEADER {
@@ -281,14 +312,23 @@ pub(crate) async fn run(plan: &LoadPlan) -> Result<LoadReport> {
     streams.sort_by_key(|(i, _)| *i);
     let mut wires = Vec::with_capacity(streams.len());
     for (i, stream) in streams {
-        let wire = match &plan.ws {
-            None => Wire::Tcp(stream),
-            Some(path) => {
+        let wire = match (&plan.ws, &plan.tls) {
+            (None, None) => Wire::Tcp(stream),
+            (None, Some(tls)) => Wire::Tls(Box::new(handshake(tls, stream).await?)),
+            (Some(path), None) => {
                 let url = format!("ws://{}{path}", plan.addr);
                 let (ws, _) = tokio_tungstenite::client_async(url.as_str(), stream)
                     .await
                     .with_context(|| format!("WebSocket upgrade at {url}"))?;
                 Wire::Ws(Box::new(ws))
+            }
+            (Some(path), Some(tls)) => {
+                let stream = handshake(tls, stream).await?;
+                let url = format!("wss://{}:{}{path}", tls.server_name, plan.addr.port());
+                let (ws, _) = tokio_tungstenite::client_async(url.as_str(), stream)
+                    .await
+                    .with_context(|| format!("WebSocket upgrade at {url}"))?;
+                Wire::Wss(Box::new(ws))
             }
         };
         wires.push((i, wire));
@@ -476,6 +516,7 @@ mod tests {
             reply_timeout: Duration::from_secs(2),
             progress: false,
             ws: None,
+            tls: None,
         }
     }
 
@@ -509,6 +550,65 @@ mod tests {
         let report = run(&p).await.unwrap();
         assert!(report.clean(), "{}", report.human());
         assert_eq!(report.messages, 2000);
+    }
+
+    /// A TLS echo server with a certificate made now; the plan's TLS
+    /// settings trusting it.
+    async fn tls_echo_server() -> (SocketAddr, TlsPlan, tempfile::TempDir) {
+        use tokio_rustls::rustls;
+        let dir = tempfile::tempdir().unwrap();
+        let certified = rcgen::generate_simple_self_signed(vec!["localhost".into()]).unwrap();
+        let ca = dir.path().join("gate.pem");
+        std::fs::write(&ca, certified.cert.pem()).unwrap();
+        let key = rustls::pki_types::PrivateKeyDer::try_from(certified.signing_key.serialize_der())
+            .unwrap();
+        let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+        let config = rustls::ServerConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_no_client_auth()
+            .with_single_cert(vec![certified.cert.der().clone()], key)
+            .unwrap();
+        let acceptor = tokio_rustls::TlsAcceptor::from(std::sync::Arc::new(config));
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            while let Ok((tcp, _)) = listener.accept().await {
+                let acceptor = acceptor.clone();
+                tokio::spawn(async move {
+                    let Ok(tls) = acceptor.accept(tcp).await else {
+                        return;
+                    };
+                    let (mut rd, mut wr) = tokio::io::split(tls);
+                    let _ = tokio::io::copy(&mut rd, &mut wr).await;
+                });
+            }
+        });
+        let tls = TlsPlan {
+            trust: zinx_cluster::ClientTls::trusting_pem_file(&ca).unwrap(),
+            ca,
+            server_name: "localhost".into(),
+        };
+        (addr, tls, dir)
+    }
+
+    #[tokio::test]
+    async fn tls_requests_get_their_exact_replies() {
+        let (addr, tls, _dir) = tls_echo_server().await;
+        let mut p = plan(addr, 2000);
+        p.tls = Some(tls);
+        assert!(
+            p.command().ends_with(" --server-name localhost"),
+            "{}",
+            p.command()
+        );
+        let report = run(&p).await.unwrap();
+        assert!(report.clean(), "{}", report.human());
+        assert_eq!(report.messages, 2000);
+        // A wrong name is refused by the handshake: no load runs.
+        p.tls.as_mut().unwrap().server_name = "other.example".into();
+        let e = run(&p).await.unwrap_err();
+        assert!(format!("{e:#}").contains("TLS handshake"), "{e:#}");
     }
 
     #[tokio::test]

@@ -197,6 +197,7 @@ pub(super) async fn run_in(plan: &SuitePlan, env: SuiteEnv) -> Result<bool> {
                 reply_timeout: Duration::from_secs(10),
                 progress: true,
                 ws: None,
+                tls: None,
             };
             commands.insert(shape.key, load_plan.command());
             let report = crate::load::run(&load_plan)
