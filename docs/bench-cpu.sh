@@ -10,7 +10,7 @@ OUT=$(mktemp -d)
 "$1" --conf "$2" > "$OUT/demo.log" 2>&1 & D=$!
 sleep 2
 perf stat -x, -e 'syscalls:sys_enter_sendto,syscalls:sys_enter_recvfrom,syscalls:sys_enter_epoll_wait,syscalls:sys_enter_futex,task-clock' \
-  -p $D -o "$OUT/perf" -- "$BENCH" load --addr 127.0.0.1:$3 --msg-id $4 --conns ${5:-10} --window ${6:-1} \
+  -p $D -o "$OUT/perf" -- "$BENCH" load --addr 127.0.0.1:$3 --msg-id $4 --conns ${5:-10} --window ${6:-1} ${EXTRA_LOAD:-} \
   --size 64 --duration 4 --warmup 0 > "$OUT/load" 2>&1
 kill -INT $D; wait $D
 n=$(grep msg/s "$OUT/load" | awk '{print $1}')
