@@ -186,6 +186,31 @@ where
 }
 
 #[tokio::test]
+async fn websocket_clients_are_told_when_the_gate_shuts_down() {
+    let (tc, p) = launch("/", "").await;
+    let tcp = tokio::net::TcpStream::connect(("127.0.0.1", p.ws))
+        .await
+        .unwrap();
+    let url = format!("ws://127.0.0.1:{}/", p.ws);
+    let (mut ws, _) = tokio_tungstenite::client_async(url.as_str(), tcp)
+        .await
+        .unwrap();
+    ws.send(Message::Binary(wire(&[(5, "up")]))).await.unwrap();
+    match tokio::time::timeout(T, ws.next()).await.expect("an echo") {
+        Some(Ok(Message::Binary(b))) => assert_eq!(&b[8..], b"up"),
+        other => panic!("expected the echo, got {other:?}"),
+    }
+    // The session's loop waits for nothing but its own wake-ups: the
+    // gate's shutdown must still reach it, with 1001 "going away".
+    let stop = tokio::spawn(tc.shutdown());
+    assert_eq!(close_code(&mut ws).await, 1001);
+    tokio::time::timeout(T, stop)
+        .await
+        .expect("shutdown ends")
+        .unwrap();
+}
+
+#[tokio::test]
 async fn websocket_mistakes_close_with_a_code_and_the_gate_keeps_serving() {
     let (tc, p) = launch("/", r#", "max_frame_len": 1024"#).await;
     let url = format!("ws://127.0.0.1:{}/", p.ws);

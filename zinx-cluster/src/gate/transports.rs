@@ -21,7 +21,7 @@ use crate::frame::Frame;
 use crate::metrics::Transport;
 use crate::node::Node;
 use crate::session::QueueBound;
-use crate::session::{CloseReason, Session};
+use crate::session::{CloseReason, GatePhase, Session};
 use crate::transport::{self, Endpoint, Limits};
 
 /// A session as the transport loops see it.
@@ -55,8 +55,15 @@ impl Endpoint for GateEndpoint<'_> {
         if let Some(reason) = self.session.close_reason() {
             return reason;
         }
-        self.node.closed().cancelled().await;
-        CloseReason::Shutdown
+        if self.node.sessions().phase() == GatePhase::Closed {
+            return CloseReason::Shutdown;
+        }
+        // The gate closing wakes `queued` too (`Sessions::set_phase`), and
+        // the loop asks again. Waiting here on the node's `closed` token
+        // instead registered every session's loop, at every wake-up, in
+        // that token's waiter list behind one mutex: WebSocket throughput
+        // fell as connections were added.
+        std::future::pending().await
     }
 
     fn idle_suspended(&self) -> bool {

@@ -41,7 +41,8 @@ pub(crate) trait Endpoint: Send + Sync {
     /// shutdown), with why. A close that comes later may wake `queued`
     /// instead: the transport loops call `closing` again after every
     /// wake-up, so an endpoint may resolve at once when the reason is
-    /// already known and otherwise wait only for the node's shutdown.
+    /// already known and otherwise never (the gate's does: its closes and
+    /// its shutdown all wake `queued`).
     fn closing(&self) -> impl Future<Output = CloseReason> + Send;
 
     /// Whether the idle timeout is suspended (while the node drains for
