@@ -9,18 +9,10 @@ use std::fmt::Write as _;
 
 use serde_json::Value;
 
-/// Load runs compared, in report order.
-const LOAD_KEYS: &[&str] = &[
-    "baseline_w16",
-    "local_echo_w16",
-    "forward_echo_w16",
-    "baseline_w1",
-    "forward_echo_w1",
-    "baseline_c10w1",
-    "forward_echo_c10w1",
-];
+use super::scenario::SHAPES;
 
-/// Subject / baseline ratios of msg/s compared.
+/// Subject / baseline ratios of msg/s compared. (Every load run of
+/// [`SHAPES`] is compared too, msg/s and p99.)
 const RATIOS: &[(&str, &str, &str)] = &[
     (
         "gate-local echo w16 / baseline",
@@ -36,6 +28,16 @@ const RATIOS: &[(&str, &str, &str)] = &[
         "forwarded echo c10w1 / baseline",
         "forward_echo_c10w1",
         "baseline_c10w1",
+    ),
+    (
+        "WebSocket gate-local echo w16 / TCP",
+        "ws_local_echo_w16",
+        "local_echo_w16",
+    ),
+    (
+        "WebSocket forwarded echo w16 / TCP",
+        "ws_forward_echo_w16",
+        "forward_echo_w16",
     ),
 ];
 
@@ -73,7 +75,7 @@ fn figures(before: &Value, after: &Value) -> Vec<(String, Option<f64>, Option<f6
             2,
         ));
     }
-    for key in LOAD_KEYS {
+    for key in SHAPES.iter().map(|s| s.key) {
         let msgs = ["msgs_per_s"];
         let p99 = ["latency_us", "p99"];
         rows.push((
@@ -175,6 +177,29 @@ mod tests {
         // Figures neither run has are n/a, not zero.
         assert!(
             md.contains("| baseline_w16 msg/s | n/a | n/a | n/a |"),
+            "{md}"
+        );
+    }
+
+    #[test]
+    fn websocket_ratios_compare_with_a_run_that_had_none() {
+        let load = |m: f64| json!([{"msgs_per_s": m, "latency_us": {"p99": 100}}]);
+        let before = json!({"load": {"local_echo_w16": load(1000.0)}});
+        let after = json!({"load": {
+            "local_echo_w16": load(1000.0),
+            "ws_local_echo_w16": load(800.0),
+        }});
+        let md = markdown(&before, &after, "old.json");
+        assert!(
+            md.contains("| **WebSocket gate-local echo w16 / TCP** (x) | n/a | 0.80 | n/a |"),
+            "{md}"
+        );
+        assert!(
+            md.contains("| ws_local_echo_w16 msg/s | n/a | 800 | n/a |"),
+            "{md}"
+        );
+        assert!(
+            md.contains("| ws_forward_echo_w16 msg/s | n/a | n/a | n/a |"),
             "{md}"
         );
     }

@@ -11,17 +11,37 @@ use zinx_test_support::conf::{DEMO_ROUTES, demo_dinx, write_conf as write_files}
 pub(super) const SETTINGS_JSON: &str =
     r#"{"idle_timeout_ms":0,"max_sessions":200000,"secret":"bench-suite-secret"}"#;
 
-/// Writes a demo configuration: gate-1 and im-1, im-2 on `ports`, the
-/// demo's own `conf/route.json`, and [`SETTINGS_JSON`]. Returns the
-/// `dinx.json` text.
-pub(super) fn write_conf(dir: &Path, ports: &[u16]) -> Result<String> {
+/// Writes a demo configuration: gate-1 and im-1, im-2 on `ports`, gate-1
+/// also on WebSocket port `ws_port` (path `/`) if given, the demo's own
+/// `conf/route.json`, and [`SETTINGS_JSON`]. Returns the `dinx.json` text.
+pub(super) fn write_conf(dir: &Path, ports: &[u16], ws_port: Option<u16>) -> Result<String> {
     let &[gate, im1, im2] = ports else {
         bail!("write_conf needs three ports");
     };
-    let dinx = demo_dinx([gate, im1, im2]);
+    let mut dinx = demo_dinx([gate, im1, im2]);
+    if let Some(ws_port) = ws_port {
+        dinx = with_ws_port(&dinx, ws_port)?;
+    }
     write_files(dir, &dinx, DEMO_ROUTES, SETTINGS_JSON)
         .with_context(|| format!("writing the configuration in {}", dir.display()))?;
     Ok(dinx)
+}
+
+/// `dinx` with its first gate node also on WebSocket port `ws_port`, path
+/// `/`.
+fn with_ws_port(dinx: &str, ws_port: u16) -> Result<String> {
+    let mut v: serde_json::Value =
+        serde_json::from_str(dinx).context("the demo's dinx.json is not JSON")?;
+    let Some(gate) = v
+        .get_mut("gate")
+        .and_then(|g| g.get_mut(0))
+        .and_then(serde_json::Value::as_object_mut)
+    else {
+        bail!("the demo's dinx.json has no gate node to give a WsPort");
+    };
+    gate.insert("WsPort".into(), ws_port.into());
+    gate.insert("WsPath".into(), "/".into());
+    Ok(v.to_string())
 }
 
 #[cfg(test)]
@@ -31,7 +51,7 @@ mod tests {
     #[test]
     fn generated_conf_matches_the_demo_contract() {
         let dir = tempfile::tempdir().unwrap();
-        write_conf(dir.path(), &[4001, 4002, 4003]).unwrap();
+        write_conf(dir.path(), &[4001, 4002, 4003], None).unwrap();
         let read = |name: &str| -> serde_json::Value {
             serde_json::from_str(&std::fs::read_to_string(dir.path().join(name)).unwrap()).unwrap()
         };
@@ -47,6 +67,24 @@ mod tests {
         let settings = read("settings.json");
         assert_eq!(settings["idle_timeout_ms"], 0);
         assert_eq!(settings["max_sessions"], 200000);
-        assert!(write_conf(dir.path(), &[1, 2]).is_err());
+        assert!(dinx["gate"][0].get("WsPort").is_none());
+        assert!(write_conf(dir.path(), &[1, 2], None).is_err());
+    }
+
+    #[test]
+    fn a_ws_port_goes_to_the_gate_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let text = write_conf(dir.path(), &[4001, 4002, 4003], Some(4004)).unwrap();
+        let dinx: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(dir.path().join("dinx.json")).unwrap())
+                .unwrap();
+        assert_eq!(text, dinx.to_string());
+        assert_eq!(dinx["gate"][0]["WsPort"], 4004);
+        assert_eq!(dinx["gate"][0]["WsPath"], "/");
+        assert_eq!(dinx["gate"][0]["Port"], 4001);
+        assert!(dinx["im"][0].get("WsPort").is_none());
+        assert!(dinx["im"][1].get("WsPort").is_none());
+        assert!(with_ws_port(r#"{"im":[]}"#, 1).is_err());
+        assert!(with_ws_port("not json", 1).is_err());
     }
 }

@@ -13,6 +13,7 @@ use super::report::ms;
 use super::{
     BIG_ROOM_RATIO_MAX, BROADCAST_P50_MS_MAX, CODEC_NS_MAX, FORWARD_C10W1_RATIO_MIN,
     FORWARD_RATIO_MIN, IDLE_BYTES_MAX, LOCAL_RATIO_MIN, P99_RATIO_MAX, SMALL_ROOMS_RATIO_MAX,
+    WS_RATIO_MIN,
 };
 use crate::broadcast::{BroadcastReport, median};
 use crate::idle::IdleReport;
@@ -112,14 +113,16 @@ pub(super) fn summary_rows(
     };
     let mut rows = Vec::new();
 
-    let mut throughput = |title: &str, subject: &str, baseline: &str, min: f64| {
+    // `against`: what the baseline run is called in the row ("baseline",
+    // or "TCP" for WebSocket against the same shape over TCP).
+    let mut throughput = |title: &str, subject: &str, baseline: &str, min: f64, against: &str| {
         let s = median_of(runs(subject), |r| r.msgs_per_s);
         let b = median_of(runs(baseline), |r| r.msgs_per_s);
         let (measured, pass) = match (s, b) {
             (Some(s), Some(b)) if b > 0.0 => {
                 let ratio = s / b;
                 let mut m =
-                    format!("{s:.0} msg/s vs baseline {b:.0} msg/s = **{ratio:.2} x baseline**");
+                    format!("{s:.0} msg/s vs {against} {b:.0} msg/s = **{ratio:.2} x {against}**");
                 if !clean(subject) {
                     m.push_str(" (errors/mismatches: see details)");
                 }
@@ -130,7 +133,7 @@ pub(super) fn summary_rows(
         rows.push(Row {
             scenario: title.to_string(),
             measured,
-            target: format!(">= {min:.2} x baseline msg/s"),
+            target: format!(">= {min:.2} x {against} msg/s"),
             pass,
             command: cmd(&[baseline, subject]),
         });
@@ -140,18 +143,35 @@ pub(super) fn summary_rows(
         "local_echo_w16",
         "baseline_w16",
         LOCAL_RATIO_MIN,
+        "baseline",
     );
     throughput(
         "Forwarded echo (msg 6, gate -> im -> gate), 100 conns x window 16, 64 B",
         "forward_echo_w16",
         "baseline_w16",
         FORWARD_RATIO_MIN,
+        "baseline",
     );
     throughput(
         "Forwarded echo (msg 6), 10 conns x window 1, 64 B",
         "forward_echo_c10w1",
         "baseline_c10w1",
         FORWARD_C10W1_RATIO_MIN,
+        "baseline",
+    );
+    throughput(
+        "WebSocket gate-local echo vs TCP gate-local echo (msg 5), 100 conns x window 16, 64 B",
+        "ws_local_echo_w16",
+        "local_echo_w16",
+        WS_RATIO_MIN,
+        "TCP",
+    );
+    throughput(
+        "WebSocket forwarded echo vs TCP forwarded echo (msg 6), 100 conns x window 16, 64 B",
+        "ws_forward_echo_w16",
+        "forward_echo_w16",
+        WS_RATIO_MIN,
+        "TCP",
     );
 
     {

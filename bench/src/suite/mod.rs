@@ -78,6 +78,9 @@ const LOCAL_RATIO_MIN: f64 = 0.90;
 const FORWARD_RATIO_MIN: f64 = 0.45;
 /// Forwarded echo at 10 connections x 1 in flight (issue 11).
 const FORWARD_C10W1_RATIO_MIN: f64 = 0.50;
+/// WebSocket echo through the gate (local and forwarded) against the same
+/// shape over TCP, both measured in the same run.
+const WS_RATIO_MIN: f64 = 0.70;
 const P99_RATIO_MAX: f64 = 3.0;
 const IDLE_BYTES_MAX: f64 = 3.0 * 1024.0;
 const BROADCAST_P50_MS_MAX: f64 = 250.0;

@@ -139,7 +139,9 @@ pub(super) fn markdown(m: &MarkdownInput<'_>) -> String {
     let _ = writeln!(
         s,
         "- Load runs: {} connections ({} for the `*_c10w1` pair), {} B payload, {} s measured \
-         after {} s warmup each; every reply checked for msg_id and identical bytes.\n",
+         after {} s warmup each; every reply checked for msg_id and identical bytes. The \
+         `ws_*` runs speak WebSocket to the gate's WsPort (one zinx frame per binary \
+         message) and are compared with the same shape over TCP.\n",
         LOAD_CONNS,
         FEW_CONNS,
         LOAD_SIZE,
@@ -255,21 +257,22 @@ pub(super) fn markdown(m: &MarkdownInput<'_>) -> String {
                 _ => "n/a".into(),
             }
         };
+        let msgs = |r: &LoadReport| r.msgs_per_s;
         let _ = writeln!(
             s,
             "- round {}: local echo {} x, forwarded echo {} x, forwarded c10w1 {} x (msg/s); \
-             forwarded p99 {} x",
+             forwarded p99 {} x; WebSocket / TCP: local echo {} x, forwarded echo {} x (msg/s)",
             i + 1,
-            ratio(get("local_echo_w16"), get("baseline_w16"), |r| r.msgs_per_s),
-            ratio(get("forward_echo_w16"), get("baseline_w16"), |r| r
-                .msgs_per_s),
-            ratio(get("forward_echo_c10w1"), get("baseline_c10w1"), |r| r
-                .msgs_per_s),
+            ratio(get("local_echo_w16"), get("baseline_w16"), msgs),
+            ratio(get("forward_echo_w16"), get("baseline_w16"), msgs),
+            ratio(get("forward_echo_c10w1"), get("baseline_c10w1"), msgs),
             ratio(
                 get("forward_echo_w1"),
                 get("baseline_w1"),
                 |r| r.latency_us.p99 as f64
             ),
+            ratio(get("ws_local_echo_w16"), get("local_echo_w16"), msgs),
+            ratio(get("ws_forward_echo_w16"), get("forward_echo_w16"), msgs),
         );
     }
     let _ = writeln!(s, "\nCommands (against the servers above):\n");

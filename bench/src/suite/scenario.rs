@@ -32,6 +32,9 @@ pub(super) struct Shape {
     pub(super) conns: usize,
     /// Requests in flight per connection.
     pub(super) window: usize,
+    /// Over WebSocket to the gate's WsPort (path `/`), one zinx frame per
+    /// binary message; the baseline speaks TCP only.
+    pub(super) ws: bool,
 }
 
 pub(super) const SHAPES: &[Shape] = &[
@@ -41,6 +44,7 @@ pub(super) const SHAPES: &[Shape] = &[
         msg_id: 5,
         conns: LOAD_CONNS,
         window: 16,
+        ws: false,
     },
     Shape {
         key: "local_echo_w16",
@@ -48,6 +52,7 @@ pub(super) const SHAPES: &[Shape] = &[
         msg_id: 5,
         conns: LOAD_CONNS,
         window: 16,
+        ws: false,
     },
     Shape {
         key: "forward_echo_w16",
@@ -55,6 +60,25 @@ pub(super) const SHAPES: &[Shape] = &[
         msg_id: 6,
         conns: LOAD_CONNS,
         window: 16,
+        ws: false,
+    },
+    // The same two over WebSocket, right after them so that both see the
+    // same machine: the headline is WebSocket / TCP through the gate.
+    Shape {
+        key: "ws_local_echo_w16",
+        baseline: false,
+        msg_id: 5,
+        conns: LOAD_CONNS,
+        window: 16,
+        ws: true,
+    },
+    Shape {
+        key: "ws_forward_echo_w16",
+        baseline: false,
+        msg_id: 6,
+        conns: LOAD_CONNS,
+        window: 16,
+        ws: true,
     },
     Shape {
         key: "baseline_w1",
@@ -62,6 +86,7 @@ pub(super) const SHAPES: &[Shape] = &[
         msg_id: 5,
         conns: LOAD_CONNS,
         window: 1,
+        ws: false,
     },
     Shape {
         key: "forward_echo_w1",
@@ -69,6 +94,7 @@ pub(super) const SHAPES: &[Shape] = &[
         msg_id: 6,
         conns: LOAD_CONNS,
         window: 1,
+        ws: false,
     },
     // Few connections, one request each: the forwarding hop's own latency
     // decides throughput (issue 11's "forwarded c10w1" figure).
@@ -78,6 +104,7 @@ pub(super) const SHAPES: &[Shape] = &[
         msg_id: 5,
         conns: FEW_CONNS,
         window: 1,
+        ws: false,
     },
     Shape {
         key: "forward_echo_c10w1",
@@ -85,6 +112,7 @@ pub(super) const SHAPES: &[Shape] = &[
         msg_id: 6,
         conns: FEW_CONNS,
         window: 1,
+        ws: false,
     },
 ];
 
@@ -101,15 +129,16 @@ pub(super) async fn run_in(plan: &SuitePlan, env: SuiteEnv) -> Result<bool> {
         before,
     } = env;
 
-    let ports = zinx_test_support::free_ports(8).context("finding free ports")?;
+    let ports = zinx_test_support::free_ports(9).context("finding free ports")?;
     let baseline_addr: SocketAddr = SocketAddr::from(([127, 0, 0, 1], ports[0]));
     let gate_addr: SocketAddr = SocketAddr::from(([127, 0, 0, 1], ports[1]));
     let idle_gate_addr: SocketAddr = SocketAddr::from(([127, 0, 0, 1], ports[4]));
     let idle_baseline_addr: SocketAddr = SocketAddr::from(([127, 0, 0, 1], ports[7]));
+    let gate_ws_addr: SocketAddr = SocketAddr::from(([127, 0, 0, 1], ports[8]));
     let conf_all = tmp_path.join("conf");
     let conf_idle = tmp_path.join("conf-idle");
-    let dinx_all = write_conf(&conf_all, &ports[1..4])?;
-    let dinx_idle = write_conf(&conf_idle, &ports[4..7])?;
+    let dinx_all = write_conf(&conf_all, &ports[1..4], Some(gate_ws_addr.port()))?;
+    let dinx_idle = write_conf(&conf_idle, &ports[4..7], None)?;
 
     let mut servers = BTreeMap::new();
     let baseline_args = vec![
@@ -171,7 +200,7 @@ pub(super) async fn run_in(plan: &SuitePlan, env: SuiteEnv) -> Result<bool> {
         .wait_ready(gate_addr, &[5, 6], Duration::from_secs(60))
         .await?;
     println!(
-        "baseline on {baseline_addr} (pid {}), demo gate on {gate_addr} (pid {})",
+        "baseline on {baseline_addr} (pid {}), demo gate on {gate_addr} and ws://{gate_ws_addr}/ (pid {})",
         baseline.pid(),
         cluster.pid()
     );
@@ -183,10 +212,10 @@ pub(super) async fn run_in(plan: &SuitePlan, env: SuiteEnv) -> Result<bool> {
     for round in 1..=plan.rounds {
         for shape in SHAPES {
             let load_plan = LoadPlan {
-                addr: if shape.baseline {
-                    baseline_addr
-                } else {
-                    gate_addr
+                addr: match (shape.baseline, shape.ws) {
+                    (true, _) => baseline_addr,
+                    (false, true) => gate_ws_addr,
+                    (false, false) => gate_addr,
                 },
                 msg_id: shape.msg_id,
                 conns: shape.conns,
@@ -196,7 +225,7 @@ pub(super) async fn run_in(plan: &SuitePlan, env: SuiteEnv) -> Result<bool> {
                 warmup: plan.warmup,
                 reply_timeout: Duration::from_secs(10),
                 progress: true,
-                ws: None,
+                ws: shape.ws.then(|| "/".to_string()),
                 tls: None,
             };
             commands.insert(shape.key, load_plan.command());
@@ -204,7 +233,7 @@ pub(super) async fn run_in(plan: &SuitePlan, env: SuiteEnv) -> Result<bool> {
                 .await
                 .with_context(|| format!("load run {} round {round}", shape.key))?;
             println!(
-                "round {round} {:<17} {:>9.0} msg/s  p50 {:>6} us  p99 {:>6} us  errors {} mismatches {} lost {}",
+                "round {round} {:<19} {:>9.0} msg/s  p50 {:>6} us  p99 {:>6} us  errors {} mismatches {} lost {}",
                 shape.key,
                 report.msgs_per_s,
                 report.latency_us.p50,
@@ -498,5 +527,32 @@ fn report_idle(
             failures.push(format!("{what}: {e:#}"));
             None
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_websocket_shape_has_its_tcp_twin() {
+        let ws: Vec<&Shape> = SHAPES.iter().filter(|s| s.ws).collect();
+        assert_eq!(ws.len(), 2);
+        for s in ws {
+            assert!(!s.baseline, "{}: the baseline speaks TCP only", s.key);
+            let tcp_key = s.key.strip_prefix("ws_").unwrap();
+            let tcp = SHAPES.iter().find(|t| t.key == tcp_key).unwrap();
+            assert!(!tcp.ws && !tcp.baseline, "{tcp_key}");
+            assert_eq!(
+                (tcp.msg_id, tcp.conns, tcp.window),
+                (s.msg_id, s.conns, s.window),
+                "{}",
+                s.key
+            );
+        }
+        let mut keys: Vec<&str> = SHAPES.iter().map(|s| s.key).collect();
+        keys.sort_unstable();
+        keys.dedup();
+        assert_eq!(keys.len(), SHAPES.len(), "keys are unique");
     }
 }
