@@ -109,10 +109,31 @@ fn check(test: &str, report: &Report, at: Instant, bound: Duration) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kill_9_of_a_backend_leaves_no_request_unanswered() {
     let _serial = SERIAL.lock().await;
-    let (report, at, mut gate, _conf) = load_across(|im1| im1.kill()).await;
-    assert!(gate.running(), "the gate died:\n{}", gate.log());
-    // A kill closes the socket: the gate knows at once.
-    check("kill_9_pipelined", &report, at, SLACK);
+    for attempt in 1..=2 {
+        let (report, at, mut gate, _conf) = load_across(|im1| im1.kill()).await;
+        assert!(gate.running(), "the gate died:\n{}", gate.log());
+        let total = report.total();
+        // Not the property under test but the scenario's precondition: im-1
+        // had requests in flight when it was killed. About one run in ten
+        // (more on a loaded machine) every request was echoed and none was
+        // lost: im-1 served nothing at that moment. Not understood yet (a
+        // gate that saw both links up should give im-1 about half the
+        // sessions): said loudly, with the gate's log, and run once more.
+        if attempt == 1 && total.errors.is_empty() && total.never_answered == 0 {
+            eprintln!(
+                "kill_9_pipelined: im-1 had nothing in flight when killed \
+                 (sent {}, echoed {}): scenario not exercised, running it again; \
+                 gate log:\n{}",
+                total.sent,
+                total.echoed,
+                gate.log()
+            );
+            continue;
+        }
+        // A kill closes the socket: the gate knows at once.
+        check("kill_9_pipelined", &report, at, SLACK);
+        return;
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
