@@ -106,27 +106,29 @@ fn check(test: &str, report: &Report, at: Instant, bound: Duration) {
     );
 }
 
+/// Runs of the kill scenario at most, until one finds forwards open on
+/// im-1 at the kill (see the test).
+const ATTEMPTS: usize = 5;
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kill_9_of_a_backend_leaves_no_request_unanswered() {
     let _serial = SERIAL.lock().await;
-    for attempt in 1..=2 {
+    for attempt in 1..=ATTEMPTS {
         let (report, at, mut gate, _conf) = load_across(|im1| im1.kill()).await;
         assert!(gate.running(), "the gate died:\n{}", gate.log());
         let total = report.total();
         // Not the property under test but the scenario's precondition: im-1
-        // had requests in flight when it was killed. About one run in ten
-        // (more on a loaded machine) every request was echoed and none was
-        // lost: im-1 served nothing at that moment. Not understood yet (a
-        // gate that saw both links up should give im-1 about half the
-        // sessions): said loudly, with the gate's log, and run once more.
-        if attempt == 1 && total.errors.is_empty() && total.never_answered == 0 {
+        // had forwards open when it was killed. A backend answers a batch
+        // within microseconds while the requests spend most of their time
+        // in the gate's input (the gate is the bottleneck), so at a random
+        // instant im-1 may have none open: every request is then echoed
+        // (later ones by im-2) and none is lost, which is correct but
+        // proves nothing. One run in four or five here; said, and run again.
+        if attempt < ATTEMPTS && total.errors.is_empty() && total.never_answered == 0 {
             eprintln!(
-                "kill_9_pipelined: im-1 had nothing in flight when killed \
-                 (sent {}, echoed {}): scenario not exercised, running it again; \
-                 gate log:\n{}",
-                total.sent,
-                total.echoed,
-                gate.log()
+                "kill_9_pipelined: im-1 had no forward open when killed \
+                 (sent {}, echoed {}): scenario not exercised, running it again",
+                total.sent, total.echoed,
             );
             continue;
         }
