@@ -16,7 +16,7 @@ use tokio::net::TcpStream;
 use tokio_rustls::rustls::ServerConfig;
 use tracing::{Instrument, debug, debug_span, info, warn};
 
-use super::conn::{finish, handle_frame, refuse_frame};
+use super::conn::{finish, handle_frame};
 use crate::frame::Frame;
 use crate::metrics::Transport;
 use crate::node::Node;
@@ -32,11 +32,10 @@ struct GateEndpoint<'a> {
 
 impl Endpoint for GateEndpoint<'_> {
     async fn frame_in(&self, frame: Frame) {
-        if self.node.stopping().is_cancelled() {
-            refuse_frame(self.node, self.session, frame);
-        } else {
-            handle_frame(self.node, self.session, frame).await;
-        }
+        // `handle_frame` refuses it (`node_stopping`) once the node stops:
+        // one check of the stop token per frame (a mutex every session
+        // shares), not two.
+        handle_frame(self.node, self.session, frame).await;
     }
 
     fn drain_out(&self, out: &mut BytesMut, max: usize) -> bool {
