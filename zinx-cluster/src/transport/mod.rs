@@ -8,11 +8,14 @@
 //! transports are tested here with a fake endpoint, without a cluster.
 
 use std::future::Future;
-use std::time::Duration;
+use std::pin::Pin;
+use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
+use tokio_util::codec::Decoder;
+use tracing::warn;
 
-use crate::frame::{Frame, HEADER_LEN};
+use crate::frame::{Frame, FrameCodec, FrameError, HEADER_LEN};
 use crate::session::CloseReason;
 
 pub(crate) mod stream;
@@ -92,6 +95,68 @@ pub(crate) fn split_frames(buf: &mut BytesMut) -> impl Iterator<Item = bytes::By
         let n = (HEADER_LEN + len).min(buf.len());
         Some(buf.split_to(n).freeze())
     })
+}
+
+/// Runs every whole frame of `rbuf` through `ep`, in order; why the
+/// connection must close when a frame is over the limit or undecodable.
+pub(crate) async fn frames_in<E: Endpoint>(
+    codec: &mut FrameCodec,
+    rbuf: &mut BytesMut,
+    ep: &E,
+) -> Option<CloseReason> {
+    loop {
+        match codec.decode(rbuf) {
+            Ok(Some(frame)) => ep.frame_in(frame).await,
+            Ok(None) => return None,
+            Err(FrameError::TooLarge { msg_id, len, max }) => {
+                warn!(
+                    msg_id,
+                    len, max, "frame over the size limit: closing the connection"
+                );
+                return Some(CloseReason::Oversize);
+            }
+            Err(FrameError::Io(_)) => return Some(CloseReason::IoError),
+        }
+    }
+}
+
+/// Drives `write` to its end, unless the connection must close first
+/// (`Err` with why). A close arrives through `queued` (see
+/// [`Endpoint::closing`]): the same write (not cancel-safe) keeps being
+/// polled, and `closing` is asked again after each wake-up.
+pub(crate) async fn write_unless_closed<E: Endpoint>(
+    write: impl Future<Output = std::io::Result<()>>,
+    ep: &E,
+) -> Result<std::io::Result<()>, CloseReason> {
+    tokio::pin!(write);
+    loop {
+        tokio::select! {
+            w = &mut write => return Ok(w),
+            r = ep.closing() => return Err(r),
+            _ = ep.queued() => {}
+        }
+    }
+}
+
+/// The idle timer of a client silent since `last_read` fired: `true` when
+/// it has been silent for `idle` (and the node is not draining); otherwise
+/// the timer is set for the next possible expiry.
+pub(crate) fn idle_expired<E: Endpoint>(
+    ep: &E,
+    last_read: Instant,
+    idle: Duration,
+    timer: Pin<&mut tokio::time::Sleep>,
+) -> bool {
+    if last_read.elapsed() >= idle && !ep.idle_suspended() {
+        return true;
+    }
+    let next = if ep.idle_suspended() {
+        Instant::now() + idle
+    } else {
+        last_read + idle
+    };
+    timer.reset(next.into());
+    false
 }
 
 #[cfg(test)]

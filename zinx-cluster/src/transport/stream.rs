@@ -7,11 +7,9 @@ use std::time::Instant;
 
 use bytes::BytesMut;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
-use tokio_util::codec::Decoder;
-use tracing::warn;
 
-use super::{Ended, Endpoint, Limits, WRITE_BATCH};
-use crate::frame::{FrameCodec, FrameError};
+use super::{Ended, Endpoint, Limits, WRITE_BATCH, frames_in, idle_expired, write_unless_closed};
+use crate::frame::FrameCodec;
 use crate::session::CloseReason;
 
 /// Read buffer growth step.
@@ -43,16 +41,9 @@ where
                 io.write_all(&wbuf).await?;
                 io.flush().await
             };
-            tokio::pin!(write);
-            // A close arrives through `queued` (see `Endpoint::closing`):
-            // keep polling the same write (it is not cancel-safe) and look
-            // at `closing` again after each wake-up.
-            let written = loop {
-                tokio::select! {
-                    w = &mut write => break w,
-                    r = ep.closing() => break 'conn Ended::Session(r),
-                    _ = ep.queued() => {}
-                }
+            let written = match write_unless_closed(write, ep).await {
+                Ok(w) => w,
+                Err(r) => break 'conn Ended::Session(r),
             };
             if written.is_err() {
                 return Ended::Session(CloseReason::IoError);
@@ -73,11 +64,9 @@ where
             _ = ep.queued() => {}
             _ = &mut idle_timer, if idle.is_some() => {
                 let d = idle.unwrap_or_default();
-                if last_read.elapsed() >= d && !ep.idle_suspended() {
+                if idle_expired(ep, last_read, d, idle_timer.as_mut()) {
                     break Ended::Session(CloseReason::Idle);
                 }
-                let next = if ep.idle_suspended() { Instant::now() + d } else { last_read + d };
-                idle_timer.as_mut().reset(next.into());
             }
             n = io.read_buf(&mut rbuf) => {
                 match n {
@@ -90,16 +79,8 @@ where
                     }
                     Err(_) => break Ended::Session(CloseReason::IoError),
                 }
-                loop {
-                    match codec.decode(&mut rbuf) {
-                        Ok(Some(frame)) => ep.frame_in(frame).await,
-                        Ok(None) => break,
-                        Err(FrameError::TooLarge { msg_id, len, max }) => {
-                            warn!(msg_id, len, max, "frame over the size limit: closing the connection");
-                            break 'conn Ended::Session(CloseReason::Oversize);
-                        }
-                        Err(FrameError::Io(_)) => break 'conn Ended::Session(CloseReason::IoError),
-                    }
+                if let Some(r) = frames_in(&mut codec, &mut rbuf, ep).await {
+                    break 'conn Ended::Session(r);
                 }
                 if rbuf.is_empty() && rbuf.capacity() > 4 * READ_CHUNK {
                     rbuf = BytesMut::new();

@@ -25,11 +25,13 @@ use tokio_tungstenite::tungstenite::error::{CapacityError, Error as WsError};
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role, WebSocketConfig};
-use tokio_util::codec::Decoder;
 use tracing::{debug, warn};
 
-use super::{Ended, Endpoint, Limits, WRITE_BATCH, split_frames};
-use crate::frame::{FrameCodec, FrameError, HEADER_LEN};
+use super::{
+    Ended, Endpoint, Limits, WRITE_BATCH, frames_in, idle_expired, split_frames,
+    write_unless_closed,
+};
+use crate::frame::{FrameCodec, HEADER_LEN};
 use crate::http::{self, HttpError};
 use crate::session::CloseReason;
 
@@ -154,6 +156,11 @@ where
     .await)
 }
 
+/// A WebSocket error as an I/O error (only "failed" matters to the loop).
+fn ws_io(e: WsError) -> std::io::Error {
+    std::io::Error::other(e.to_string())
+}
+
 /// Handles one read from the WebSocket; `Some` when the connection ends.
 async fn on_message<S, E>(
     msg: Option<Result<Message, WsError>>,
@@ -204,19 +211,8 @@ where
     } else {
         rbuf.extend_from_slice(&data);
     }
-    loop {
-        match codec.decode(rbuf) {
-            Ok(Some(frame)) => ep.frame_in(frame).await,
-            Ok(None) => break,
-            Err(FrameError::TooLarge { msg_id, len, max }) => {
-                warn!(
-                    msg_id,
-                    len, max, "frame over the size limit: closing the connection"
-                );
-                return Some(Ended::Session(CloseReason::Oversize));
-            }
-            Err(FrameError::Io(_)) => return Some(Ended::Session(CloseReason::IoError)),
-        }
+    if let Some(r) = frames_in(codec, rbuf, ep).await {
+        return Some(Ended::Session(r));
     }
     if rbuf.is_empty() {
         *rbuf = BytesMut::new();
@@ -267,20 +263,13 @@ where
             }
             let write = async {
                 for frame in split_frames(&mut wbuf) {
-                    ws.feed(Message::Binary(frame)).await?;
+                    ws.feed(Message::Binary(frame)).await.map_err(ws_io)?;
                 }
-                ws.flush().await
+                ws.flush().await.map_err(ws_io)
             };
-            tokio::pin!(write);
-            // A close arrives through `queued` (see `Endpoint::closing`):
-            // keep polling the same write (it is not cancel-safe) and look
-            // at `closing` again after each wake-up.
-            let written = loop {
-                tokio::select! {
-                    w = &mut write => break w,
-                    r = ep.closing() => break 'conn Ended::Session(r),
-                    _ = ep.queued() => {}
-                }
+            let written = match write_unless_closed(write, ep).await {
+                Ok(w) => w,
+                Err(r) => break 'conn Ended::Session(r),
             };
             if written.is_err() {
                 return Ended::Session(CloseReason::IoError);
@@ -294,11 +283,9 @@ where
             _ = ep.queued() => {}
             _ = &mut idle_timer, if idle.is_some() => {
                 let d = idle.unwrap_or_default();
-                if last_read.elapsed() >= d && !ep.idle_suspended() {
+                if idle_expired(ep, last_read, d, idle_timer.as_mut()) {
                     break Ended::Session(CloseReason::Idle);
                 }
-                let next = if ep.idle_suspended() { Instant::now() + d } else { last_read + d };
-                idle_timer.as_mut().reset(next.into());
             }
             msg = ws.next() => {
                 // Then whatever else has already arrived, so that answers
@@ -350,6 +337,7 @@ mod tests {
     use crate::transport::testing::Echo;
     use tokio::io::{AsyncReadExt, AsyncWriteExt, DuplexStream};
     use tokio_tungstenite::client_async;
+    use tokio_util::codec::Decoder;
 
     fn limits() -> Limits {
         Limits {
