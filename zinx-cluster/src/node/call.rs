@@ -172,8 +172,25 @@ pub(crate) fn encode_request<Req: crate::Message>(request: &Req) -> Result<Bytes
         .map_err(|error| CallError::Encode { error })
 }
 
+/// A typed call: `request` encoded, sent by `raw` (a handler's or a
+/// handle's raw call), the answer decoded as `A`.
+pub(crate) async fn typed<Req, A, F, Fut>(
+    group: &str,
+    request: &Req,
+    raw: F,
+) -> Result<A, CallError>
+where
+    Req: crate::Message,
+    A: crate::FromPayload,
+    F: FnOnce(Bytes) -> Fut,
+    Fut: std::future::Future<Output = Result<Bytes, CallError>>,
+{
+    let answer = raw(encode_request(request)?).await?;
+    decode_answer(group, Req::ID, answer)
+}
+
 /// A call's answer as the type the caller asked for.
-pub(crate) fn decode_answer<A: crate::FromPayload>(
+fn decode_answer<A: crate::FromPayload>(
     group: &str,
     msg_id: u32,
     answer: Bytes,

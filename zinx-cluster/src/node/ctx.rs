@@ -347,11 +347,10 @@ impl Ctx {
         request: &Req,
         timeout: Duration,
     ) -> Result<A, CallError> {
-        let payload = super::call::encode_request(request)?;
-        let answer = self
-            .call_raw_timeout(group, Req::ID, payload, timeout)
-            .await?;
-        super::call::decode_answer(group, Req::ID, answer)
+        super::call::typed(group, request, |payload| {
+            self.call_raw_timeout(group, Req::ID, payload, timeout)
+        })
+        .await
     }
 
     /// [`Ctx::call`] of bytes on a msg_id, answered with bytes: for proxies.
@@ -388,10 +387,7 @@ impl Ctx {
     /// waiting for anything: fails only when no node of the group is
     /// reachable now.
     pub fn cast<M: Message>(&self, group: &str, msg: &M) -> Result<(), CallError> {
-        let payload = msg
-            .to_bytes()
-            .map_err(|error| CallError::Encode { error })?;
-        self.cast_raw(group, M::ID, payload)
+        self.cast_raw(group, M::ID, super::call::encode_request(msg)?)
     }
 
     /// [`Ctx::cast`] of bytes on a msg_id.

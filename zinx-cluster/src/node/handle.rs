@@ -243,11 +243,10 @@ impl ClusterHandle {
         request: &Req,
         timeout: Duration,
     ) -> Result<A, CallError> {
-        let payload = super::call::encode_request(request)?;
-        let answer = self
-            .call_raw_timeout(group, Req::ID, payload, timeout)
-            .await?;
-        super::call::decode_answer(group, Req::ID, answer)
+        super::call::typed(group, request, |payload| {
+            self.call_raw_timeout(group, Req::ID, payload, timeout)
+        })
+        .await
     }
 
     /// [`ClusterHandle::call`] of bytes on a msg_id, answered with bytes.
@@ -277,10 +276,7 @@ impl ClusterHandle {
     /// Runs the handler of `msg`'s msg_id on a node of `group` without
     /// waiting.
     pub fn cast<M: Message>(&self, group: &str, msg: &M) -> Result<(), CallError> {
-        let payload = msg
-            .to_bytes()
-            .map_err(|error| CallError::Encode { error })?;
-        self.cast_raw(group, M::ID, payload)
+        self.cast_raw(group, M::ID, super::call::encode_request(msg)?)
     }
 
     /// [`ClusterHandle::cast`] of bytes on a msg_id.
