@@ -101,19 +101,19 @@ impl LoadPlan {
             StopAt::Duration(d) => format!("--duration {}", d.as_secs_f64()),
             StopAt::Requests(r) => format!("--requests {r}"),
         };
-        let mut ws = match &self.ws {
+        let mut transport = match &self.ws {
             Some(path) => format!(" --ws {path}"),
             None => String::new(),
         };
         if let Some(tls) = &self.tls {
-            ws.push_str(&format!(
+            transport.push_str(&format!(
                 " --tls {} --server-name {}",
                 tls.ca.display(),
                 tls.server_name
             ));
         }
         format!(
-            "bench load --addr {} --msg-id {} --conns {} --window {} --size {} {stop} --warmup {}{ws}",
+            "bench load --addr {} --msg-id {} --conns {} --window {} --size {} {stop} --warmup {}{transport}",
             self.addr,
             self.msg_id,
             self.conns,
