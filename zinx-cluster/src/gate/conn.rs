@@ -24,10 +24,10 @@ use tracing::{Instrument, debug, info, info_span, warn};
 
 use super::forward::forward;
 use crate::envelope::{Envelope, Kind};
-use crate::frame::{Frame, FrameCodec, FrameError, WRITE_BATCH, ZINX_HEARTBEAT_MSG_ID};
+use crate::frame::{Frame, FrameCodec, FrameError, ZINX_HEARTBEAT_MSG_ID};
 use crate::metrics::{DirOp, Outcome, Transport};
 use crate::node::{Dest, Node};
-use crate::session::{CloseReason, GatePhase, Offer, Session};
+use crate::session::{CloseReason, GatePhase, Offer, Session, Wrote};
 use crate::trace::{ActiveSpan, AttrValue, SpanKind};
 use crate::transport::Ended;
 
@@ -102,6 +102,10 @@ fn note_close(node: &Node, session: &Session, transport: Transport, ended: Ended
 /// while it runs, and the read buffer holds only a partial frame.
 async fn client_loop(node: &Arc<Node>, stream: TcpStream, session: &Arc<Session>) {
     let sessions = node.sessions();
+    // Shared with the session's queue: whoever queues frames for the
+    // client may write them (see `session::write`).
+    let stream = Arc::new(stream);
+    session.attach(stream.clone());
     let mut codec = FrameCodec::new(node.settings().max_frame_len);
     let mut rbuf = BytesMut::new();
     let mut stopping = false;
@@ -122,15 +126,16 @@ async fn client_loop(node: &Arc<Node>, stream: TcpStream, session: &Arc<Session>
             GatePhase::Closed => break CloseReason::Shutdown,
         }
         // Write everything queued for the client.
-        match flush(&stream, session) {
-            Flush::Done => {}
-            Flush::Failed => break CloseReason::IoError,
-            Flush::Blocked(rest) => {
-                if !Box::pin(flush_blocked(&stream, session, rest)).await {
+        match session.write_queued() {
+            Wrote::Done => {}
+            Wrote::Failed => break CloseReason::IoError,
+            Wrote::Blocked => {
+                if !Box::pin(wait_writable(&stream, session)).await {
                     break CloseReason::IoError;
                 }
-                // Written, or closed meanwhile (the wake-up it consumed is
-                // not there for the select below): look again.
+                // Writable, or frames queued or a close meanwhile (the
+                // wake-up it consumed is not there for the wait below):
+                // look again.
                 continue;
             }
         }
@@ -182,6 +187,18 @@ async fn client_loop(node: &Arc<Node>, stream: TcpStream, session: &Arc<Session>
             // Between reads the buffer holds a partial frame or
             // nothing: an idle session keeps no read memory.
             rbuf = BytesMut::new();
+        }
+    };
+    // Only this task writes from here on; it owns the socket again.
+    session.detach();
+    let stream = match Arc::try_unwrap(stream) {
+        Ok(stream) => stream,
+        // Unreachable: the queue held the only other handle, and writers
+        // borrow it under the queue's lock.
+        Err(_) => {
+            warn!(session = %session.id, "client socket still shared at close: dropped without a flush");
+            note_close(node, session, Transport::Tcp, Ended::Session(reason));
+            return;
         }
     };
     let reason = note_close(node, session, Transport::Tcp, Ended::Session(reason));
@@ -240,71 +257,13 @@ fn read_some(stream: &TcpStream, rbuf: &mut BytesMut) -> io::Result<usize> {
     }
 }
 
-/// What [`flush`] left.
-enum Flush {
-    /// Everything queued was written.
-    Done,
-    /// The socket failed.
-    Failed,
-    /// The socket is full: these bytes still have to go.
-    Blocked(BytesMut),
-}
-
-/// Writes what is queued for the client as far as the socket takes it
-/// without waiting (the common case: no future, no buffer kept).
-fn flush(stream: &TcpStream, session: &Session) -> Flush {
-    loop {
-        let mut wbuf = BytesMut::new();
-        let more = session.drain_into(&mut wbuf, WRITE_BATCH);
-        while !wbuf.is_empty() {
-            match stream.try_write(&wbuf) {
-                Ok(0) => return Flush::Failed,
-                Ok(n) => {
-                    bytes::Buf::advance(&mut wbuf, n);
-                }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Flush::Blocked(wbuf),
-                Err(_) => return Flush::Failed,
-            }
-        }
-        if !more {
-            return Flush::Done;
-        }
-    }
-}
-
-/// Writes `rest` and then what is queued, waiting for the socket, until the
-/// queue is empty or the session closes (a client that does not read must
-/// not hold its task); false when the socket failed.
-async fn flush_blocked(stream: &TcpStream, session: &Session, rest: BytesMut) -> bool {
-    let mut wbuf = rest;
-    loop {
-        while !wbuf.is_empty() {
-            tokio::select! {
-                r = stream.writable() => {
-                    if r.is_err() {
-                        return false;
-                    }
-                    match stream.try_write(&wbuf) {
-                        Ok(0) => return false,
-                        Ok(n) => {
-                            bytes::Buf::advance(&mut wbuf, n);
-                        }
-                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
-                        Err(_) => return false,
-                    }
-                }
-                // Frames queued (sent after these), or a close.
-                _ = session.ready.notified() => {
-                    if session.is_closed() {
-                        return true;
-                    }
-                }
-            }
-        }
-        wbuf.clear();
-        if !session.drain_into(&mut wbuf, WRITE_BATCH) && wbuf.is_empty() {
-            return true;
-        }
+/// Waits until the client's socket takes bytes again, frames are queued
+/// or the session closes (a client that does not read must not hold its
+/// task); false when the socket failed.
+async fn wait_writable(stream: &TcpStream, session: &Session) -> bool {
+    tokio::select! {
+        r = stream.writable() => r.is_ok(),
+        _ = session.ready.notified() => true,
     }
 }
 

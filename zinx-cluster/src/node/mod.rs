@@ -459,6 +459,16 @@ impl LinkEvents for Node {
         self.dispatch(from, env);
     }
 
+    fn on_envelopes(self: &Arc<Self>, from: u16, batch: &mut Vec<Envelope>) {
+        // Answers for clients are written at the end of the batch, by this
+        // task, one write per session, instead of waking each session's
+        // task per answer.
+        let _deferred = crate::session::DeferWakes::begin();
+        for env in batch.drain(..) {
+            self.dispatch(from, env);
+        }
+    }
+
     fn on_link_down(self: &Arc<Self>, peer: &Peer) {
         self.link_down(peer);
     }

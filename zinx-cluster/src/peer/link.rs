@@ -12,14 +12,14 @@ use tokio::io::AsyncWriteExt;
 use tokio::net::tcp::OwnedWriteHalf;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
-use tokio_util::codec::{Framed, FramedRead};
+use tokio_util::codec::{Decoder, Framed, FramedRead};
 use tokio_util::sync::CancellationToken;
 use tracing::{Instrument, debug, info, info_span, warn};
 
 use super::handshake::{hello_as_acceptor, hello_as_dialer};
 use super::{Link, LinkEvents, Links, Peer};
 use crate::envelope::{Envelope, Kind};
-use crate::frame::{FrameCodec, WRITE_BATCH};
+use crate::frame::{Frame, FrameCodec, WRITE_BATCH};
 
 /// How long the hello may take before the connection is dropped.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(3);
@@ -136,6 +136,8 @@ async fn run_link<E: LinkEvents>(
     });
     links.metrics.links_up.add(1);
     info!(parent: &span, addr = %peer.addr, "link up");
+    let mut codec = parts.codec;
+    let mut batch = Vec::new();
     let reason = loop {
         let next = tokio::select! {
             _ = cancel.cancelled() => break "closed".to_string(),
@@ -145,10 +147,24 @@ async fn run_link<E: LinkEvents>(
             Err(_) => break format!("silent for {dead_after:?}: declared dead"),
             Ok(None) => break "closed by peer".to_string(),
             Ok(Some(Err(e))) => break format!("read failed: {e}"),
-            Ok(Some(Ok(frame))) => match Envelope::decode(frame) {
-                Ok(env) => events.on_envelope(peer.id, env),
-                Err(e) => break format!("malformed envelope: {e}"),
-            },
+            Ok(Some(Ok(frame))) => {
+                // This envelope and the whole ones the same read brought
+                // are handed over together: the node does once per batch
+                // what it would otherwise do per envelope (waking the
+                // tasks that write them on).
+                let mut failed = take(frame, &mut batch).err();
+                while failed.is_none() && batch.len() < LINK_BATCH {
+                    match codec.decode(reader.read_buffer_mut()) {
+                        Ok(Some(frame)) => failed = take(frame, &mut batch).err(),
+                        Ok(None) => break,
+                        Err(e) => failed = Some(format!("read failed: {e}")),
+                    }
+                }
+                events.on_envelopes(peer.id, &mut batch);
+                if let Some(reason) = failed {
+                    break reason;
+                }
+            }
         }
     };
     cancel.cancel();
@@ -219,6 +235,20 @@ async fn write_link(
         let _ = tokio::time::timeout(Duration::from_secs(1), wr.write_all(&buf)).await;
     }
     let _ = wr.shutdown().await;
+}
+
+/// Envelopes handed to the node in one batch at most.
+const LINK_BATCH: usize = 256;
+
+/// Decodes a link frame's envelope into `batch`.
+fn take(frame: Frame, batch: &mut Vec<Envelope>) -> Result<(), String> {
+    match Envelope::decode(frame) {
+        Ok(env) => {
+            batch.push(env);
+            Ok(())
+        }
+        Err(e) => Err(format!("malformed envelope: {e}")),
+    }
 }
 
 fn drain(rx: &mut mpsc::Receiver<Envelope>, buf: &mut BytesMut) {

@@ -197,6 +197,13 @@ impl Peer {
 pub(crate) trait LinkEvents: Send + Sync + 'static {
     /// An envelope from node `from`. Must not block: spawn the work.
     fn on_envelope(self: &Arc<Self>, from: u16, env: Envelope);
+    /// The envelopes one read brought from node `from`, oldest first, to
+    /// be taken out of `batch`. Must not block.
+    fn on_envelopes(self: &Arc<Self>, from: u16, batch: &mut Vec<Envelope>) {
+        for env in batch.drain(..) {
+            self.on_envelope(from, env);
+        }
+    }
     /// The link to `peer` went down (closed, failed, or silent past the
     /// heartbeat timeout) and was not replaced meanwhile.
     fn on_link_down(self: &Arc<Self>, peer: &Peer);

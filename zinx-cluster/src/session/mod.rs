@@ -3,18 +3,21 @@
 use std::collections::VecDeque;
 use std::fmt;
 use std::sync::atomic::{AtomicU8, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock, Weak};
 use std::time::Instant;
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use dashmap::DashMap;
+use tokio::net::TcpStream;
 use tokio::sync::Notify;
 
 use crate::frame::Frame;
 
 mod forwards;
+mod write;
 
 use forwards::Forwards;
+pub(crate) use write::{DeferWakes, Wrote};
 
 /// A session id, unique across the cluster: the gate's node id in the high
 /// 16 bits, a per-gate sequence number in the low 48. The sequence of a gate
@@ -103,6 +106,13 @@ struct Queue {
     frames: VecDeque<Frame>,
     /// Encoded bytes of `frames` (headers included).
     bytes: usize,
+    /// A TCP client's socket, while its session is open: frames are
+    /// written to it under this lock, by the session's task or by whoever
+    /// queued them (see `write`).
+    sink: Option<Arc<TcpStream>>,
+    /// Taken from `frames` and encoded, not yet accepted by the socket:
+    /// written before anything else.
+    unsent: BytesMut,
 }
 
 /// One client connection on a gate.
@@ -110,6 +120,9 @@ struct Queue {
 pub(crate) struct Session {
     /// Cluster-wide id.
     pub(crate) id: SessionId,
+    /// This session, for a wake-up deferred to the end of a batch (see
+    /// [`DeferWakes`]).
+    me: Weak<Session>,
     /// Frames towards the client, within `limit`. A `VecDeque` allocates
     /// only once something is queued, so an idle session holds no queue
     /// memory.
@@ -150,8 +163,9 @@ pub(crate) enum Offer {
 
 impl Session {
     pub(crate) fn new(id: SessionId, limit: QueueBound) -> Arc<Session> {
-        Arc::new(Session {
+        Arc::new_cyclic(|me| Session {
             id,
+            me: me.clone(),
             queue: Mutex::new(Queue::default()),
             limit: QueueBound {
                 frames: limit.frames.max(1),
@@ -186,7 +200,9 @@ impl Session {
         q.frames.push_back(frame);
         q.bytes += size;
         drop(q);
-        self.ready.notify_one();
+        if !write::defer_wake(self) {
+            self.ready.notify_one();
+        }
         Offer::Queued
     }
 
@@ -196,6 +212,10 @@ impl Session {
         let Ok(mut q) = self.queue.lock() else {
             return false;
         };
+        if !q.unsent.is_empty() {
+            out.extend_from_slice(&q.unsent);
+            q.unsent = BytesMut::new();
+        }
         while out.len() < max {
             let Some(frame) = q.frames.pop_front() else {
                 break;
