@@ -124,11 +124,7 @@ async fn run<S: AsyncRead + AsyncWrite + Unpin + Send>(
                 .instrument(span)
                 .await
         }
-        Io::Ws(ws) => {
-            transport::ws::serve(*ws, &ep, limits)
-                .instrument(span)
-                .await
-        }
+        Io::Ws(ws) => transport::ws::serve(ws, &ep, limits).instrument(span).await,
     };
     finish(node, &session, transport, ended).await;
 }
@@ -137,9 +133,8 @@ async fn run<S: AsyncRead + AsyncWrite + Unpin + Send>(
 enum Io<S> {
     /// zinx frames straight on the stream.
     Stream(S),
-    /// zinx frames in WebSocket binary messages (boxed: the WebSocket
-    /// state is large, and this value lives for a handshake only).
-    Ws(Box<tokio_tungstenite::WebSocketStream<S>>),
+    /// zinx frames in WebSocket binary messages.
+    Ws(transport::ws::Upgraded<S>),
 }
 
 /// A TLS client on the gate's `Port`.
@@ -170,25 +165,22 @@ pub(super) async fn serve_ws(
     path: Arc<str>,
     tls: Option<Arc<ServerConfig>>,
 ) {
-    let max = node.settings().max_frame_len;
     let handshakes = async {
         match tls {
             Some(tls) => {
                 let s = transport::tls::accept(&tls, stream).await.map_err(|e| {
                     info!(%addr, error = %e, "TLS handshake failed (WSS)");
                 })?;
-                let ws = transport::ws::accept(s, &path, max).await.map_err(|e| {
+                let ws = transport::ws::accept(s, &path).await.map_err(|e| {
                     info!(%addr, status = e.status, "{e}");
                 })?;
-                run(&node, Io::Ws(Box::new(ws)), addr, Transport::Wss).await;
+                run(&node, Io::Ws(ws), addr, Transport::Wss).await;
             }
             None => {
-                let ws = transport::ws::accept(stream, &path, max)
-                    .await
-                    .map_err(|e| {
-                        info!(%addr, status = e.status, "{e}");
-                    })?;
-                run(&node, Io::Ws(Box::new(ws)), addr, Transport::Ws).await;
+                let ws = transport::ws::accept(stream, &path).await.map_err(|e| {
+                    info!(%addr, status = e.status, "{e}");
+                })?;
+                run(&node, Io::Ws(ws), addr, Transport::Ws).await;
             }
         }
         Ok::<(), ()>(())

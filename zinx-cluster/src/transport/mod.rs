@@ -21,6 +21,7 @@ use crate::session::CloseReason;
 pub(crate) mod stream;
 pub(crate) mod tls;
 pub(crate) mod ws;
+mod ws_frame;
 
 pub(crate) use crate::frame::WRITE_BATCH;
 

@@ -202,7 +202,7 @@ mod tests {
         let (a, b) = tokio::io::duplex(64 * 1024);
         let server = tokio::spawn(async move {
             let tls = accept(&server_config, a).await.unwrap();
-            let socket = ws::accept(tls, "/", 1024).await.unwrap();
+            let socket = ws::accept(tls, "/").await.unwrap();
             ws::serve(socket, &Echo::default(), limits()).await
         });
         let tls = connector.connect(name, b).await.unwrap();
@@ -242,11 +242,11 @@ mod tests {
             let tls = accept(&server_config, tcp).await.unwrap();
             stream::serve(tls, &Echo::default(), limits()).await;
             let (tcp, _) = listener.accept().await.unwrap();
-            let socket = ws::accept(tcp, "/zinx", 1024).await.unwrap();
+            let socket = ws::accept(tcp, "/zinx").await.unwrap();
             ws::serve(socket, &Echo::default(), limits()).await;
             let (tcp, _) = listener.accept().await.unwrap();
             let tls = accept(&server_config, tcp).await.unwrap();
-            let socket = ws::accept(tls, "/zinx", 1024).await.unwrap();
+            let socket = ws::accept(tls, "/zinx").await.unwrap();
             ws::serve(socket, &Echo::default(), limits()).await
         });
         let t = std::time::Duration::from_secs(5);
