@@ -6,15 +6,13 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use bytes::{BufMut, Bytes, BytesMut};
-use futures::{FutureExt, SinkExt, StreamExt};
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio_rustls::client::TlsStream;
-use tokio_tungstenite::WebSocketStream;
-use tokio_tungstenite::tungstenite::Message;
 use tokio_util::codec::Decoder;
 use zinx_cluster::{Frame, FrameCodec};
 
+use super::ws::WsWire;
 use super::{LoadPlan, PAYLOAD_HEADER, SAMPLE_BATCH, Shared, StopAt};
 
 /// A connection's transport.
@@ -24,13 +22,9 @@ pub(crate) enum Wire {
     /// zinx frames on TLS.
     Tls(Box<TlsStream<TcpStream>>),
     /// zinx frames in WebSocket binary messages, one frame per message.
-    Ws(Box<WebSocketStream<TcpStream>>),
+    Ws(Box<WsWire<TcpStream>>),
     /// The same over TLS (`wss://`).
-    Wss(Box<WebSocketStream<TlsStream<TcpStream>>>),
-}
-
-fn ws_err(e: tokio_tungstenite::tungstenite::Error) -> std::io::Error {
-    std::io::Error::other(e.to_string())
+    Wss(Box<WsWire<TlsStream<TcpStream>>>),
 }
 
 impl Wire {
@@ -42,8 +36,8 @@ impl Wire {
                 s.write_all_buf(wbuf).await?;
                 s.flush().await
             }
-            Wire::Ws(ws) => ws_write(ws, wbuf).await,
-            Wire::Wss(ws) => ws_write(ws, wbuf).await,
+            Wire::Ws(ws) => ws.write(wbuf).await,
+            Wire::Wss(ws) => ws.write(wbuf).await,
         }
     }
 
@@ -52,51 +46,8 @@ impl Wire {
         match self {
             Wire::Tcp(s) => s.read_buf(rbuf).await,
             Wire::Tls(s) => s.read_buf(rbuf).await,
-            Wire::Ws(ws) => ws_read(ws, rbuf).await,
-            Wire::Wss(ws) => ws_read(ws, rbuf).await,
-        }
-    }
-}
-
-/// Sends each whole frame of `wbuf` as one binary message, then flushes.
-async fn ws_write<S>(ws: &mut WebSocketStream<S>, wbuf: &mut BytesMut) -> std::io::Result<()>
-where
-    S: AsyncRead + AsyncWrite + Unpin,
-{
-    while wbuf.len() >= zinx_cluster::HEADER_LEN {
-        let len = u32::from_be_bytes([wbuf[4], wbuf[5], wbuf[6], wbuf[7]]) as usize;
-        let frame = wbuf.split_to((zinx_cluster::HEADER_LEN + len).min(wbuf.len()));
-        ws.feed(Message::Binary(frame.freeze()))
-            .await
-            .map_err(ws_err)?;
-    }
-    wbuf.clear();
-    ws.flush().await.map_err(ws_err)
-}
-
-/// Appends the binary messages that have arrived to `rbuf` (waiting for
-/// the first); 0 when the server closed.
-async fn ws_read<S>(ws: &mut WebSocketStream<S>, rbuf: &mut BytesMut) -> std::io::Result<usize>
-where
-    S: AsyncRead + AsyncWrite + Unpin,
-{
-    let mut n = 0;
-    let mut next = ws.next().await;
-    loop {
-        match next {
-            Some(Ok(Message::Binary(b))) => {
-                n += b.len();
-                rbuf.extend_from_slice(&b);
-            }
-            Some(Ok(Message::Close(_))) | None => return Ok(n),
-            // Ping, pong: nothing for the decoder, not a close.
-            Some(Ok(_)) => n = n.max(1),
-            Some(Err(e)) => return Err(ws_err(e)),
-        }
-        // And every message already read, without waiting.
-        match ws.next().now_or_never() {
-            Some(m) => next = m,
-            None => return Ok(n),
+            Wire::Ws(ws) => ws.read(rbuf).await,
+            Wire::Wss(ws) => ws.read(rbuf).await,
         }
     }
 }

@@ -29,8 +29,10 @@ use tokio::net::TcpStream;
 use crate::sys::Connector;
 
 mod conn;
+mod ws;
 
 use conn::{Conn, ConnTotals, Wire};
+use ws::WsWire;
 
 /// Bytes of the identifying prefix of every request payload.
 pub(crate) const PAYLOAD_HEADER: usize = 16;
@@ -320,7 +322,10 @@ pub(crate) async fn run(plan: &LoadPlan) -> Result<LoadReport> {
                 let (ws, _) = tokio_tungstenite::client_async(url.as_str(), stream)
                     .await
                     .with_context(|| format!("WebSocket upgrade at {url}"))?;
-                Wire::Ws(Box::new(ws))
+                Wire::Ws(Box::new(WsWire::new(
+                    ws.into_inner(),
+                    u64::from(i as u32) + 1,
+                )))
             }
             (Some(path), Some(tls)) => {
                 let stream = handshake(tls, stream).await?;
@@ -328,7 +333,10 @@ pub(crate) async fn run(plan: &LoadPlan) -> Result<LoadReport> {
                 let (ws, _) = tokio_tungstenite::client_async(url.as_str(), stream)
                     .await
                     .with_context(|| format!("WebSocket upgrade at {url}"))?;
-                Wire::Wss(Box::new(ws))
+                Wire::Wss(Box::new(WsWire::new(
+                    ws.into_inner(),
+                    u64::from(i as u32) + 1,
+                )))
             }
         };
         wires.push((i, wire));
