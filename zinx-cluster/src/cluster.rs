@@ -305,8 +305,14 @@ impl Cluster {
         // start cleanly.
         let mut listeners = Vec::new();
         let mut extra = Vec::new();
+        // Once a backend's port is bound, nodes of this process wait for its
+        // in-process link instead of dialing it.
+        let mut slots = Vec::new();
         for n in &selected {
-            listeners.push(bind(n, n.addr()).await?);
+            let listener = bind(n, n.addr()).await?;
+            let local = n.node_type == NodeType::Backend && config.settings.local_links;
+            slots.push(crate::peer::reserve_local(&listener, local));
+            listeners.push(listener);
             let ws = match (n.node_type, n.ws_addr()) {
                 (NodeType::Gate, Some(addr)) => Some(bind(n, addr).await?),
                 _ => None,
@@ -320,8 +326,14 @@ impl Cluster {
 
         let root = CancellationToken::new();
         let mut nodes = Vec::new();
-        let nodes_and_ports = selected.iter().zip(listeners).zip(directories).zip(extra);
-        for (((n, listener), (directory, me)), (ws, admin)) in nodes_and_ports {
+        let mut to_link = Vec::new();
+        let nodes_and_ports = selected
+            .iter()
+            .zip(listeners)
+            .zip(directories)
+            .zip(extra)
+            .zip(slots);
+        for ((((n, listener), (directory, me)), (ws, admin)), slot) in nodes_and_ports {
             let tracer = match &exporter {
                 Some(e) => Tracer::new(n.name.clone(), e.clone(), config.settings.trace_every),
                 None => Tracer::off(),
@@ -379,7 +391,7 @@ impl Cluster {
             }
             let gate = match n.node_type {
                 NodeType::Gate => {
-                    node.links().start(node.clone(), None);
+                    to_link.push((node.clone(), None));
                     if let Some(addr) = n.ws_addr().filter(|_| ws.is_some()) {
                         let scheme = if tls.is_some() { "wss" } else { "ws" };
                         info!(
@@ -394,11 +406,18 @@ impl Cluster {
                     Some(Gate::start(node.clone(), listener, ports))
                 }
                 NodeType::Backend => {
-                    node.links().start(node.clone(), Some(listener));
+                    if let Some(slot) = slot {
+                        node.links().offer_local(&node, slot);
+                    }
+                    to_link.push((node.clone(), Some(listener)));
                     None
                 }
             };
             nodes.push(Running { node, gate, addr });
+        }
+        // Links start once every node here is known (see `reserve_local`).
+        for (node, listener) in to_link {
+            node.links().start(node.clone(), listener);
         }
         let running = RunningCluster {
             nodes,
@@ -525,6 +544,14 @@ impl RunningCluster {
     /// Whether node `from` (running here) has a live link to node `to`.
     pub fn link_up(&self, from: NodeId, to: NodeId) -> bool {
         self.node(from).is_some_and(|r| r.node.links().is_live(to))
+    }
+
+    /// Whether node `from`'s live link to `to` runs in process (`local_links`).
+    pub fn link_in_process(&self, from: NodeId, to: NodeId) -> bool {
+        let peer = self
+            .node(from)
+            .and_then(|r| r.node.links().get(to).cloned());
+        peer.is_some_and(|p| p.is_live() && p.is_in_process())
     }
 
     /// Waits until every link is up, at most `timeout`; true when they are.

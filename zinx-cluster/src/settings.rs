@@ -146,6 +146,11 @@ pub struct Settings {
     /// With tracing on, trace one client message in this many (1 = every
     /// message). Default 1.
     pub trace_every: u32,
+    /// Nodes run by one process link through in-memory queues instead of
+    /// loopback TCP (the cluster secret is still proven). Default true;
+    /// false keeps every link on TCP, e.g. to measure the network path
+    /// with all nodes in one process.
+    pub local_links: bool,
 }
 
 impl std::fmt::Debug for Settings {
@@ -172,6 +177,7 @@ impl std::fmt::Debug for Settings {
             .field("redis_url", &self.redis_url.as_deref().map(redact))
             .field("directory_ttl_ms", &self.directory_ttl_ms)
             .field("directory_prefix", &self.directory_prefix)
+            .field("local_links", &self.local_links)
             .finish_non_exhaustive()
     }
 }
@@ -205,6 +211,7 @@ impl Default for Settings {
             metrics: true,
             otlp_endpoint: None,
             trace_every: 1,
+            local_links: true,
         }
     }
 }

@@ -34,6 +34,14 @@ async fn im_echo(_ctx: &mut Ctx, data: Bytes) -> Bytes {
     data
 }
 
+/// 7: answers after 600 ms (a request still in flight when a test stops
+/// the gate).
+#[handler(msg_id = 7, group = "im")]
+async fn im_slow(_ctx: &mut Ctx, data: Bytes) -> Bytes {
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    data
+}
+
 /// 3 "to text": pushes `text` on 3 to user `to`, answers "sent".
 #[handler(msg_id = 3, group = "im")]
 async fn send(ctx: &mut Ctx, line: String) -> Result<&'static str, HandlerError> {
@@ -44,7 +52,7 @@ async fn send(ctx: &mut Ctx, line: String) -> Result<&'static str, HandlerError>
 
 const ROUTE: &str = r#"{
     "gate": [{"MsgID": 1, "Name": "login"}, {"MsgID": 5, "Name": "echo"}],
-    "im": [{"MsgID": 3, "Name": "send"}, {"MsgID": 6, "Name": "echo"}]
+    "im": [{"MsgID": 3, "Name": "send"}, {"MsgID": 6, "Name": "echo"}, {"MsgID": 7, "Name": "slow"}]
 }"#;
 
 /// Ports: gate-1 Port, WsPort, AdminPort; im-1 Port, AdminPort.
@@ -401,11 +409,19 @@ async fn readyz_follows_the_last_node_of_a_forwarded_group() {
     tc.restart(2).await;
     tc.wait_link(1, 2).await;
     ready_becomes(p.admin, 200).await;
-    // A gate shutting down is not ready, so a load balancer drains it.
+    // A gate shutting down is not ready, so a load balancer drains it:
+    // seen while it waits for the answer of a slow request.
+    let mut c = Client::connect(format!("127.0.0.1:{}", p.gate))
+        .await
+        .unwrap();
+    expect_echo(&mut c).await;
+    c.send(7, "slow").await.unwrap();
+    tokio::time::sleep(Duration::from_millis(100)).await;
     let gate = tc.take(1);
     let stopping = tokio::spawn(gate.shutdown());
     let body = ready_becomes(p.admin, 503).await;
     assert!(body.contains("shutting down"), "{body}");
+    expect(&mut c, 7, "slow").await;
     stopping.await.unwrap();
     tc.shutdown().await;
 }

@@ -545,6 +545,38 @@ async fn a_backend_shutting_down_under_load_loses_no_message() {
 }
 
 #[tokio::test]
+async fn nodes_of_one_process_link_without_sockets_unless_told_not_to() {
+    let tcp_only = FAST.replace('}', r#", "local_links": false}"#);
+    for (settings, in_process) in [(FAST.to_string(), true), (tcp_only, false)] {
+        let tc = TestCluster::start(&settings, &[1, 2, 3]).await;
+        assert_eq!(tc.running(1).link_in_process(1, 2), in_process);
+        assert_eq!(tc.running(2).link_in_process(2, 1), in_process);
+        // Forwarded both ways over either kind of link, in order.
+        let mut c = tc.client().await;
+        for i in 0..50 {
+            c.send(6, format!("m{i}")).await.unwrap();
+        }
+        for i in 0..50 {
+            expect(&mut c, 6, &format!("m{i}")).await;
+        }
+        // A backend that stops takes its in-process link down, and is
+        // linked again when it is back.
+        let mut tc = tc;
+        tc.stop(2).await;
+        tc.stop(3).await;
+        let f = req(&mut c, 6, "nobody").await;
+        let v: serde_json::Value = serde_json::from_slice(&f.data).unwrap();
+        assert_eq!(v["code"], "no_live_node");
+        tc.restart(2).await;
+        tc.wait_link(1, 2).await;
+        assert_eq!(tc.running(1).link_in_process(1, 2), in_process);
+        let f = req(&mut c, 6, "back").await;
+        assert_eq!(s(&f), "back");
+        tc.shutdown().await;
+    }
+}
+
+#[tokio::test]
 async fn no_live_node_gets_the_error_answer_at_once() {
     let tc = TestCluster::start(FAST, &[1, 2]).await;
     let mut c = tc.client().await;

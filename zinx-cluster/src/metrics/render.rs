@@ -59,7 +59,7 @@ pub(crate) fn snapshot(out: &mut String, node: &str, snap: &MetricsSnapshot) {
 }
 
 /// `zinx_link_up{node,peer}`: 1 for a live link to `peer`, 0 otherwise.
-pub(crate) fn links(out: &mut String, node: &str, links: &[(String, bool)]) {
+pub(crate) fn links(out: &mut String, node: &str, links: &[(String, bool, bool)]) {
     let node = escape(node);
     header(
         out,
@@ -67,12 +67,26 @@ pub(crate) fn links(out: &mut String, node: &str, links: &[(String, bool)]) {
         "gauge",
         "1 while this node's link to the peer is up.",
     );
-    for (peer, up) in links {
+    for (peer, up, _) in links {
         let _ = writeln!(
             out,
             "zinx_link_up{{node=\"{node}\",peer=\"{}\"}} {}",
             escape(peer),
             u8::from(*up)
+        );
+    }
+    header(
+        out,
+        "zinx_link_in_process",
+        "gauge",
+        "1 while the link to the peer runs in this process, without a socket.",
+    );
+    for (peer, _, in_process) in links {
+        let _ = writeln!(
+            out,
+            "zinx_link_in_process{{node=\"{node}\",peer=\"{}\"}} {}",
+            escape(peer),
+            u8::from(*in_process)
         );
     }
 }
@@ -95,12 +109,13 @@ mod tests {
         links(
             &mut out,
             "gate-1",
-            &[("im-1".into(), true), ("im-2".into(), false)],
+            &[("im-1".into(), true, true), ("im-2".into(), false, false)],
         );
         assert!(out.contains("# TYPE zinx_frames_in_total counter\n"));
         assert!(out.contains("zinx_frames_in_total{node=\"gate-1\"} 3\n"));
         assert!(out.contains("# TYPE zinx_sessions_open gauge\n"));
         assert!(out.contains("zinx_link_up{node=\"gate-1\",peer=\"im-2\"} 0\n"));
+        assert!(out.contains("zinx_link_in_process{node=\"gate-1\",peer=\"im-1\"} 1\n"));
         // Every sample line is `name{labels} value`.
         for line in out.lines().filter(|l| !l.starts_with('#')) {
             let (_, value) = line.rsplit_once(' ').unwrap();

@@ -439,13 +439,16 @@ impl crate::admin::AdminSource for Node {
     fn render_metrics(&self, out: &mut String) {
         crate::metrics::render::snapshot(out, &self.name, &self.metrics.snapshot());
         self.labelled.render(&self.name, out);
-        let mut links: Vec<(u16, String, bool)> = self
+        let mut links: Vec<(u16, String, bool, bool)> = self
             .links
             .iter()
-            .map(|p| (p.id, p.name.clone(), p.is_live()))
+            .map(|p| (p.id, p.name.clone(), p.is_live(), p.is_in_process()))
             .collect();
         links.sort_unstable();
-        let links: Vec<(String, bool)> = links.into_iter().map(|(_, n, up)| (n, up)).collect();
+        let links: Vec<(String, bool, bool)> = links
+            .into_iter()
+            .map(|(_, n, up, local)| (n, up, local))
+            .collect();
         crate::metrics::render::links(out, &self.name, &links);
     }
 

@@ -67,7 +67,7 @@ impl LinkKey {
     }
 
     /// The proof of `label` over a nonce and two node ids.
-    fn proof(&self, label: &[u8], nonce: &[u8], a: u16, b: u16) -> HmacSha256 {
+    pub(super) fn proof(&self, label: &[u8], nonce: &[u8], a: u16, b: u16) -> HmacSha256 {
         let mut mac = self.0.clone();
         mac.update(label);
         mac.update(nonce);

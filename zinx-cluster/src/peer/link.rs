@@ -68,35 +68,25 @@ pub(super) async fn dial_loop<E: LinkEvents>(links: Arc<Links>, events: Arc<E>, 
     let mut backoff = min;
     let mut failures = 0u32;
     while !closed.is_cancelled() {
-        let attempt = async {
-            let stream = TcpStream::connect(&peer.addr)
-                .await
-                .map_err(|e| format!("connect {}: {e}", peer.addr))?;
-            let _ = stream.set_nodelay(true);
-            hello_as_dialer(&links, &peer, stream).await
-        };
-        let result = tokio::select! {
-            _ = closed.cancelled() => break,
-            r = tokio::time::timeout(HANDSHAKE_TIMEOUT, attempt) => r,
-        };
-        match result {
-            Ok(Ok(framed)) => {
+        // A peer served by this process is linked without a socket.
+        match super::local::dial(&links, &events, &peer).await {
+            Some(Ok(())) => {
                 backoff = min;
                 failures = 0;
-                run_link(links.clone(), events.clone(), peer.clone(), framed).await;
             }
-            Ok(Err(reason)) => {
+            Some(Err(reason)) if reason == super::local::NOT_YET => {}
+            Some(Err(reason)) => {
                 failures += 1;
                 if failures == 1 {
-                    warn!(peer = %peer.name, %reason, "link down; retrying with backoff");
-                } else {
-                    debug!(peer = %peer.name, %reason, failures, "link still down");
+                    warn!(peer = %peer.name, %reason, "in-process link refused; retrying with backoff");
                 }
             }
-            Err(_) => {
-                failures += 1;
-                if failures == 1 {
-                    warn!(peer = %peer.name, "dial timed out; retrying with backoff");
+            None => {
+                if !dial_tcp(&links, &events, &peer, &mut failures).await {
+                    break;
+                }
+                if failures == 0 {
+                    backoff = min;
                 }
             }
         }
@@ -106,6 +96,49 @@ pub(super) async fn dial_loop<E: LinkEvents>(links: Arc<Links>, events: Arc<E>, 
         }
         backoff = (backoff * 2).min(max);
     }
+}
+
+/// Dials `peer` over TCP and runs the link until it ends; `failures` is
+/// reset by a link that came up, counted up by one that did not. False
+/// when the node closed meanwhile.
+async fn dial_tcp<E: LinkEvents>(
+    links: &Arc<Links>,
+    events: &Arc<E>,
+    peer: &Arc<Peer>,
+    failures: &mut u32,
+) -> bool {
+    let attempt = async {
+        let stream = TcpStream::connect(&peer.addr)
+            .await
+            .map_err(|e| format!("connect {}: {e}", peer.addr))?;
+        let _ = stream.set_nodelay(true);
+        hello_as_dialer(links, peer, stream).await
+    };
+    let result = tokio::select! {
+        _ = links.closed.cancelled() => return false,
+        r = tokio::time::timeout(HANDSHAKE_TIMEOUT, attempt) => r,
+    };
+    match result {
+        Ok(Ok(framed)) => {
+            *failures = 0;
+            run_link(links.clone(), events.clone(), peer.clone(), framed).await;
+        }
+        Ok(Err(reason)) => {
+            *failures += 1;
+            if *failures == 1 {
+                warn!(peer = %peer.name, %reason, "link down; retrying with backoff");
+            } else {
+                debug!(peer = %peer.name, %reason, failures = *failures, "link still down");
+            }
+        }
+        Err(_) => {
+            *failures += 1;
+            if *failures == 1 {
+                warn!(peer = %peer.name, "dial timed out; retrying with backoff");
+            }
+        }
+    }
+    true
 }
 
 /// Runs an authenticated link until it fails, goes silent past the
@@ -133,6 +166,7 @@ async fn run_link<E: LinkEvents>(
         tx,
         generation,
         cancel: cancel.clone(),
+        in_process: false,
     });
     links.metrics.links_up.add(1);
     info!(parent: &span, addr = %peer.addr, "link up");

@@ -14,6 +14,7 @@
 
 mod handshake;
 mod link;
+mod local;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -32,6 +33,7 @@ use crate::metrics::Metrics;
 use crate::settings::Settings;
 
 pub(crate) use handshake::{LinkKey, MAC_LEN};
+pub(crate) use local::{LocalSlot, reserve as reserve_local};
 
 /// Why a message could not be put on a link.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -52,6 +54,8 @@ pub(crate) struct Link {
     generation: u64,
     /// Cancelled to close the link.
     cancel: CancellationToken,
+    /// An in-process link (see `local`), not a TCP one.
+    in_process: bool,
 }
 
 /// Another node as this node sees it.
@@ -118,6 +122,14 @@ impl Peer {
     /// new link is made.
     pub(crate) fn links_made(&self) -> u64 {
         self.generations.load(Ordering::Relaxed)
+    }
+
+    /// Whether the link that is up runs in process (no socket).
+    pub(crate) fn is_in_process(&self) -> bool {
+        self.link
+            .read()
+            .map(|l| l.as_ref().is_some_and(|l| l.in_process))
+            .unwrap_or(false)
     }
 
     /// Whether a link is up (whether or not the peer takes new work).
@@ -278,6 +290,13 @@ impl Links {
     /// Whether peer `id` has a link up and takes new work.
     pub(crate) fn is_live(&self, id: u16) -> bool {
         self.peers.get(&id).is_some_and(|p| p.is_live())
+    }
+
+    /// Lets nodes of this process that dial this node's link address (the
+    /// `slot` reserved when it was bound) link with it without sockets
+    /// (see `local`).
+    pub(crate) fn offer_local<E: LinkEvents>(self: &Arc<Self>, events: &Arc<E>, slot: LocalSlot) {
+        slot.offer(self, events);
     }
 
     /// Starts the links: an acceptor on `listener` (a backend's port) and a
