@@ -30,6 +30,11 @@ const RATIOS: &[(&str, &str, &str)] = &[
         "baseline_c10w1",
     ),
     (
+        "forwarded echo c10w1 over TCP links / baseline",
+        "forward_echo_c10w1_tcp_links",
+        "baseline_c10w1",
+    ),
+    (
         "WebSocket gate-local echo w16 / TCP",
         "ws_local_echo_w16",
         "local_echo_w16",

@@ -11,10 +11,24 @@ use zinx_test_support::conf::{DEMO_ROUTES, demo_dinx, write_conf as write_files}
 pub(super) const SETTINGS_JSON: &str =
     r#"{"idle_timeout_ms":0,"max_sessions":200000,"secret":"bench-suite-secret"}"#;
 
+/// [`SETTINGS_JSON`] for a demo whose nodes link over TCP though they run
+/// in one process, as nodes of separate processes do.
+pub(super) const SETTINGS_TCP_LINKS_JSON: &str = r#"{"idle_timeout_ms":0,"max_sessions":200000,"secret":"bench-suite-secret","local_links":false}"#;
+
 /// Writes a demo configuration: gate-1 and im-1, im-2 on `ports`, gate-1
 /// also on WebSocket port `ws_port` (path `/`) if given, the demo's own
 /// `conf/route.json`, and [`SETTINGS_JSON`]. Returns the `dinx.json` text.
 pub(super) fn write_conf(dir: &Path, ports: &[u16], ws_port: Option<u16>) -> Result<String> {
+    write_conf_with(dir, ports, ws_port, SETTINGS_JSON)
+}
+
+/// [`write_conf`] with `settings` as settings.json.
+pub(super) fn write_conf_with(
+    dir: &Path,
+    ports: &[u16],
+    ws_port: Option<u16>,
+    settings: &str,
+) -> Result<String> {
     let &[gate, im1, im2] = ports else {
         bail!("write_conf needs three ports");
     };
@@ -22,7 +36,7 @@ pub(super) fn write_conf(dir: &Path, ports: &[u16], ws_port: Option<u16>) -> Res
     if let Some(ws_port) = ws_port {
         dinx = with_ws_port(&dinx, ws_port)?;
     }
-    write_files(dir, &dinx, DEMO_ROUTES, SETTINGS_JSON)
+    write_files(dir, &dinx, DEMO_ROUTES, settings)
         .with_context(|| format!("writing the configuration in {}", dir.display()))?;
     Ok(dinx)
 }

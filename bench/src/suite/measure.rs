@@ -153,8 +153,15 @@ pub(super) fn summary_rows(
         "baseline",
     );
     throughput(
-        "Forwarded echo (msg 6), 10 conns x window 1, 64 B",
+        "Forwarded echo (msg 6), 10 conns x window 1, 64 B (nodes in one process: in-process links)",
         "forward_echo_c10w1",
+        "baseline_c10w1",
+        FORWARD_C10W1_RATIO_MIN,
+        "baseline",
+    );
+    throughput(
+        "Forwarded echo (msg 6), 10 conns x window 1, 64 B, over TCP links (local_links false, as between processes)",
+        "forward_echo_c10w1_tcp_links",
         "baseline_c10w1",
         FORWARD_C10W1_RATIO_MIN,
         "baseline",

@@ -260,12 +260,18 @@ pub(super) fn markdown(m: &MarkdownInput<'_>) -> String {
         let msgs = |r: &LoadReport| r.msgs_per_s;
         let _ = writeln!(
             s,
-            "- round {}: local echo {} x, forwarded echo {} x, forwarded c10w1 {} x (msg/s); \
-             forwarded p99 {} x; WebSocket / TCP: local echo {} x, forwarded echo {} x (msg/s)",
+            "- round {}: local echo {} x, forwarded echo {} x, forwarded c10w1 {} x \
+             (over TCP links {} x) (msg/s); forwarded p99 {} x; WebSocket / TCP: local echo {} x, \
+             forwarded echo {} x (msg/s)",
             i + 1,
             ratio(get("local_echo_w16"), get("baseline_w16"), msgs),
             ratio(get("forward_echo_w16"), get("baseline_w16"), msgs),
             ratio(get("forward_echo_c10w1"), get("baseline_c10w1"), msgs),
+            ratio(
+                get("forward_echo_c10w1_tcp_links"),
+                get("baseline_c10w1"),
+                msgs
+            ),
             ratio(
                 get("forward_echo_w1"),
                 get("baseline_w1"),

@@ -13,7 +13,7 @@ use anyhow::{Context, Result};
 use zinx_test_support::process::Server;
 
 use super::compare;
-use super::conf::{SETTINGS_JSON, write_conf};
+use super::conf::{SETTINGS_JSON, SETTINGS_TCP_LINKS_JSON, write_conf, write_conf_with};
 use super::measure::{CodecFigure, criterion_figure, summary_rows};
 use super::report::{MarkdownInput, Results, markdown, pass_str, utc_now};
 use super::{FEW_CONNS, LOAD_CONNS, LOAD_SIZE, SuiteEnv, SuitePlan};
@@ -35,6 +35,10 @@ pub(super) struct Shape {
     /// Over WebSocket to the gate's WsPort (path `/`), one zinx frame per
     /// binary message; the baseline speaks TCP only.
     pub(super) ws: bool,
+    /// To the gate of a second demo process whose nodes link over TCP
+    /// (`local_links: false`), as nodes of separate processes do; the
+    /// main demo's nodes link in process.
+    pub(super) tcp_links: bool,
 }
 
 pub(super) const SHAPES: &[Shape] = &[
@@ -45,6 +49,7 @@ pub(super) const SHAPES: &[Shape] = &[
         conns: LOAD_CONNS,
         window: 16,
         ws: false,
+        tcp_links: false,
     },
     Shape {
         key: "local_echo_w16",
@@ -53,6 +58,7 @@ pub(super) const SHAPES: &[Shape] = &[
         conns: LOAD_CONNS,
         window: 16,
         ws: false,
+        tcp_links: false,
     },
     Shape {
         key: "forward_echo_w16",
@@ -61,6 +67,7 @@ pub(super) const SHAPES: &[Shape] = &[
         conns: LOAD_CONNS,
         window: 16,
         ws: false,
+        tcp_links: false,
     },
     // The same two over WebSocket, right after them so that both see the
     // same machine: the headline is WebSocket / TCP through the gate.
@@ -71,6 +78,7 @@ pub(super) const SHAPES: &[Shape] = &[
         conns: LOAD_CONNS,
         window: 16,
         ws: true,
+        tcp_links: false,
     },
     Shape {
         key: "ws_forward_echo_w16",
@@ -79,6 +87,7 @@ pub(super) const SHAPES: &[Shape] = &[
         conns: LOAD_CONNS,
         window: 16,
         ws: true,
+        tcp_links: false,
     },
     Shape {
         key: "baseline_w1",
@@ -87,6 +96,7 @@ pub(super) const SHAPES: &[Shape] = &[
         conns: LOAD_CONNS,
         window: 1,
         ws: false,
+        tcp_links: false,
     },
     Shape {
         key: "forward_echo_w1",
@@ -95,6 +105,7 @@ pub(super) const SHAPES: &[Shape] = &[
         conns: LOAD_CONNS,
         window: 1,
         ws: false,
+        tcp_links: false,
     },
     // Few connections, one request each: the forwarding hop's own latency
     // decides throughput (issue 11's "forwarded c10w1" figure).
@@ -105,6 +116,7 @@ pub(super) const SHAPES: &[Shape] = &[
         conns: FEW_CONNS,
         window: 1,
         ws: false,
+        tcp_links: false,
     },
     Shape {
         key: "forward_echo_c10w1",
@@ -113,6 +125,17 @@ pub(super) const SHAPES: &[Shape] = &[
         conns: FEW_CONNS,
         window: 1,
         ws: false,
+        tcp_links: false,
+    },
+    // The same hop between nodes of separate processes: over a TCP link.
+    Shape {
+        key: "forward_echo_c10w1_tcp_links",
+        baseline: false,
+        msg_id: 6,
+        conns: FEW_CONNS,
+        window: 1,
+        ws: false,
+        tcp_links: true,
     },
 ];
 
@@ -129,7 +152,7 @@ pub(super) async fn run_in(plan: &SuitePlan, env: SuiteEnv) -> Result<bool> {
         before,
     } = env;
 
-    let ports = zinx_test_support::free_ports(9).context("finding free ports")?;
+    let ports = zinx_test_support::free_ports(12).context("finding free ports")?;
     let baseline_addr: SocketAddr = SocketAddr::from(([127, 0, 0, 1], ports[0]));
     let gate_addr: SocketAddr = SocketAddr::from(([127, 0, 0, 1], ports[1]));
     let idle_gate_addr: SocketAddr = SocketAddr::from(([127, 0, 0, 1], ports[4]));
@@ -139,6 +162,9 @@ pub(super) async fn run_in(plan: &SuitePlan, env: SuiteEnv) -> Result<bool> {
     let conf_idle = tmp_path.join("conf-idle");
     let dinx_all = write_conf(&conf_all, &ports[1..4], Some(gate_ws_addr.port()))?;
     let dinx_idle = write_conf(&conf_idle, &ports[4..7], None)?;
+    let tcp_gate_addr: SocketAddr = SocketAddr::from(([127, 0, 0, 1], ports[9]));
+    let conf_tcp = tmp_path.join("conf-tcp-links");
+    write_conf_with(&conf_tcp, &ports[9..12], None, SETTINGS_TCP_LINKS_JSON)?;
 
     let mut servers = BTreeMap::new();
     let baseline_args = vec![
@@ -199,6 +225,20 @@ pub(super) async fn run_in(plan: &SuitePlan, env: SuiteEnv) -> Result<bool> {
     cluster
         .wait_ready(gate_addr, &[5, 6], Duration::from_secs(60))
         .await?;
+    let tcp_links_args = vec!["--conf".to_string(), conf_tcp.display().to_string()];
+    servers.insert(
+        "demo_tcp_links",
+        format!("{} {}", demo.display(), tcp_links_args.join(" ")),
+    );
+    let mut tcp_cluster = Server::spawn(
+        "demo cluster (TCP links)",
+        &demo,
+        &tcp_links_args,
+        tmp_path.join("demo-tcp-links.log"),
+    )?;
+    tcp_cluster
+        .wait_ready(tcp_gate_addr, &[5, 6], Duration::from_secs(60))
+        .await?;
     println!(
         "baseline on {baseline_addr} (pid {}), demo gate on {gate_addr} and ws://{gate_ws_addr}/ (pid {})",
         baseline.pid(),
@@ -212,10 +252,11 @@ pub(super) async fn run_in(plan: &SuitePlan, env: SuiteEnv) -> Result<bool> {
     for round in 1..=plan.rounds {
         for shape in SHAPES {
             let load_plan = LoadPlan {
-                addr: match (shape.baseline, shape.ws) {
-                    (true, _) => baseline_addr,
-                    (false, true) => gate_ws_addr,
-                    (false, false) => gate_addr,
+                addr: match (shape.baseline, shape.ws, shape.tcp_links) {
+                    (true, _, _) => baseline_addr,
+                    (false, true, _) => gate_ws_addr,
+                    (false, false, true) => tcp_gate_addr,
+                    (false, false, false) => gate_addr,
                 },
                 msg_id: shape.msg_id,
                 conns: shape.conns,
@@ -315,6 +356,7 @@ pub(super) async fn run_in(plan: &SuitePlan, env: SuiteEnv) -> Result<bool> {
         }
     };
     child_exits.push(cluster.stop(Duration::from_secs(10)).await);
+    child_exits.push(tcp_cluster.stop(Duration::from_secs(10)).await);
 
     child_exits.push(baseline.stop(Duration::from_secs(10)).await);
 
