@@ -18,28 +18,21 @@
 //! Close codes: 1000 idle / kicked, 1001 shutdown, 1002 protocol error,
 //! 1003 text message, 1008 a client that does not read, 1009 oversize.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use bytes::{Buf, BytesMut};
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use bytes::BytesMut;
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
-use tracing::{debug, warn};
+use tracing::warn;
 
+use super::stream::{Framing, Parsed, serve_framed};
 use super::ws_frame::{self, Control, Violation};
-use super::{
-    Ended, Endpoint, Limits, WRITE_BATCH, frames_in, idle_expired, split_frames,
-    write_unless_closed,
-};
-use crate::frame::FrameCodec;
+use super::{Ended, Endpoint, Limits, split_frames};
 use crate::http::{self, HttpError};
 use crate::session::CloseReason;
 
 /// A client gets this long to send its upgrade request.
 pub(crate) const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
-/// Read buffer of an active connection.
-const READ_CHUNK: usize = 4 * 1024;
-/// On close, the close frame (and what was queued) gets this long.
-const CLOSE_FLUSH: Duration = Duration::from_secs(1);
 
 /// An upgraded connection: the stream, and what the client sent after
 /// its upgrade request.
@@ -136,41 +129,61 @@ where
     Ok(Upgraded { io, input: rest })
 }
 
-/// Handles what the client sent (in `inb`): binary payload runs as zinx
-/// frames, pings are answered (into `out`), a close is answered; `Some`
-/// when the connection ends.
-async fn on_input<E: Endpoint>(
-    reader: &mut ws_frame::Reader,
-    inb: &mut BytesMut,
-    rbuf: &mut BytesMut,
-    codec: &mut FrameCodec,
-    out: &mut BytesMut,
-    ep: &E,
-) -> Option<Ended> {
-    loop {
-        let step = reader.read(inb, rbuf);
-        // The frames that came before whatever stopped the parse run first.
-        if !rbuf.is_empty() {
-            if let Some(r) = frames_in(codec, rbuf, ep).await {
-                return Some(Ended::Session(r));
+/// WebSocket framing of an upgraded connection (see [`ws_frame`]).
+#[derive(Debug, Default)]
+pub(crate) struct WsFraming {
+    reader: ws_frame::Reader,
+    /// A close frame went into the output: nothing may follow it.
+    closed: bool,
+}
+
+impl Framing for WsFraming {
+    fn parse(&mut self, input: &mut BytesMut, frames: &mut BytesMut, out: &mut BytesMut) -> Parsed {
+        match self.reader.read(input, frames) {
+            Ok(None) => Parsed::More,
+            Ok(Some(Control::Ping(payload))) => {
+                if !self.closed {
+                    ws_frame::put_pong(out, &payload);
+                }
+                Parsed::Again
             }
-        }
-        match step {
-            Ok(None) => return None,
-            Ok(Some(Control::Ping(payload))) => ws_frame::put_pong(out, &payload),
-            Ok(Some(Control::Pong)) => {}
+            Ok(Some(Control::Pong)) => Parsed::Again,
             Ok(Some(Control::Close(payload))) => {
-                ws_frame::put_close_reply(out, &payload);
-                return Some(Ended::Session(CloseReason::ClientClosed));
+                if !self.closed {
+                    ws_frame::put_close_reply(out, &payload);
+                    self.closed = true;
+                }
+                Parsed::End(Ended::Session(CloseReason::ClientClosed))
             }
             Err(Violation::Text) => {
                 warn!("WebSocket text message: closing (zinx frames travel in binary messages)");
-                return Some(Ended::TextMessage);
+                Parsed::End(Ended::TextMessage)
             }
             Err(Violation::Protocol(why)) => {
                 warn!(why, "WebSocket protocol error: closing");
-                return Some(Ended::Protocol);
+                Parsed::End(Ended::Protocol)
             }
+        }
+    }
+
+    /// One binary message per frame, as zinx writes them.
+    fn wrap(&mut self, frames: &mut BytesMut, out: &mut BytesMut) {
+        if self.closed {
+            frames.clear();
+            return;
+        }
+        for frame in split_frames(frames) {
+            ws_frame::put_binary(out, &frame);
+        }
+    }
+
+    fn last_words(&mut self, ended: Ended, out: &mut BytesMut) {
+        if self.closed {
+            return;
+        }
+        if let Some((code, why)) = close_frame(ended) {
+            ws_frame::put_close(out, code, why);
+            self.closed = true;
         }
     }
 }
@@ -190,129 +203,19 @@ fn close_frame(ended: Ended) -> Option<(u16, &'static str)> {
     })
 }
 
-/// Moves what is queued for the client into `out`, one binary message per
-/// frame, at most about `max` bytes of frames.
-fn queued_into<E: Endpoint>(ep: &E, wbuf: &mut BytesMut, out: &mut BytesMut, max: usize) {
-    ep.drain_out(wbuf, max);
-    for frame in split_frames(wbuf) {
-        ws_frame::put_binary(out, &frame);
-    }
-}
-
-/// Writes all of `out`, advancing it as the socket takes it: if the write
-/// is dropped halfway, `out` holds exactly what is left.
-async fn write_out<S: AsyncWrite + Unpin>(io: &mut S, out: &mut BytesMut) -> std::io::Result<()> {
-    while !out.is_empty() {
-        let n = io.write(out).await?;
-        if n == 0 {
-            return Err(std::io::ErrorKind::WriteZero.into());
-        }
-        out.advance(n);
-    }
-    io.flush().await
-}
-
 /// Serves one upgraded client until the connection ends; returns why.
 pub(crate) async fn serve<S, E>(up: Upgraded<S>, ep: &E, limits: Limits) -> Ended
 where
     S: AsyncRead + AsyncWrite + Unpin + Send,
     E: Endpoint,
 {
-    let Upgraded { mut io, mut input } = up;
-    let mut reader = ws_frame::Reader::default();
-    let mut codec = FrameCodec::new(limits.max_frame_len);
-    let mut rbuf = BytesMut::new();
-    let mut wbuf = BytesMut::new();
-    // WebSocket frames on their way out (answers, pongs, the close).
-    let mut out = BytesMut::new();
-    let idle = limits.idle;
-    let mut last_read = Instant::now();
-    let idle_timer = tokio::time::sleep(idle.unwrap_or(Duration::from_secs(3600)));
-    tokio::pin!(idle_timer);
-    let mut ended = None;
-    if !input.is_empty() {
-        // Frames sent right behind the upgrade request.
-        ended = on_input(&mut reader, &mut input, &mut rbuf, &mut codec, &mut out, ep).await;
-    }
-    let ended = 'conn: loop {
-        if let Some(e) = ended {
-            break e;
-        }
-        // Write everything queued.
-        loop {
-            queued_into(ep, &mut wbuf, &mut out, WRITE_BATCH);
-            if out.is_empty() {
-                break;
-            }
-            match write_unless_closed(write_out(&mut io, &mut out), ep).await {
-                Ok(Ok(())) => {}
-                Ok(Err(e)) => {
-                    debug!(error = %e, "WebSocket write failed");
-                    return Ended::Session(CloseReason::IoError);
-                }
-                Err(r) => break 'conn Ended::Session(r),
-            }
-            // Frames queued during the write consumed their wake-up: the
-            // loop drains until the queue is empty.
-        }
-        if input.capacity() - input.len() < 512 {
-            input.reserve(READ_CHUNK);
-        }
-        tokio::select! {
-            biased;
-            r = ep.closing() => break Ended::Session(r),
-            _ = ep.queued() => {}
-            _ = &mut idle_timer, if idle.is_some() => {
-                let d = idle.unwrap_or_default();
-                if idle_expired(ep, last_read, d, idle_timer.as_mut()) {
-                    break Ended::Session(CloseReason::Idle);
-                }
-            }
-            n = io.read_buf(&mut input) => {
-                match n {
-                    Ok(0) => break Ended::Session(CloseReason::ClientClosed),
-                    Ok(_) => {}
-                    Err(e) => {
-                        debug!(error = %e, "WebSocket read failed");
-                        break Ended::Session(CloseReason::IoError);
-                    }
-                }
-                // Once per read: a clock read per message showed in
-                // pipelined profiles, and idle is a matter of seconds.
-                last_read = Instant::now();
-                ended = on_input(&mut reader, &mut input, &mut rbuf, &mut codec, &mut out, ep).await;
-                // An idle connection keeps no buffers.
-                if input.is_empty() {
-                    input = BytesMut::new();
-                }
-                if rbuf.is_empty() {
-                    rbuf = BytesMut::new();
-                }
-            }
-        }
-    };
-    let reason = ended.reason();
-    if reason == CloseReason::IoError && !matches!(ended, Ended::Protocol | Ended::TextMessage) {
-        // The socket failed: nothing more can be said.
-        return ended;
-    }
-    let close = async {
-        if reason != CloseReason::QueueFull {
-            queued_into(ep, &mut wbuf, &mut out, usize::MAX);
-        }
-        if let Some((code, why)) = close_frame(ended) {
-            ws_frame::put_close(&mut out, code, why);
-        }
-        write_out(&mut io, &mut out).await
-    };
-    let _ = tokio::time::timeout(CLOSE_FLUSH, close).await;
-    ended
+    serve_framed(up.io, up.input, WsFraming::default(), ep, limits).await
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::frame::Frame;
+    use crate::frame::{Frame, FrameCodec};
     use crate::transport::testing::Echo;
     use futures::{SinkExt, StreamExt};
     use tokio::io::{AsyncReadExt, AsyncWriteExt, DuplexStream};
@@ -501,6 +404,26 @@ mod tests {
             "{answer:02x?}"
         );
         assert_eq!(server.await.unwrap(), Ended::Protocol);
+    }
+
+    #[test]
+    fn nothing_follows_a_close_frame() {
+        let mut f = WsFraming::default();
+        // A client's close, code 1000 (masked with a zero key).
+        let mut input = BytesMut::from(&[0x88u8, 0x82, 0, 0, 0, 0, 0x03, 0xE8][..]);
+        let (mut frames, mut out) = (BytesMut::new(), BytesMut::new());
+        assert_eq!(
+            f.parse(&mut input, &mut frames, &mut out),
+            Parsed::End(Ended::Session(CloseReason::ClientClosed))
+        );
+        assert_eq!(&out[..], &[0x88, 2, 0x03, 0xE8]);
+        // A frame queued meanwhile and the shutdown's own close: dropped.
+        let mut queued = BytesMut::new();
+        Frame::new(1, "late").encode_into(&mut queued).unwrap();
+        f.wrap(&mut queued, &mut out);
+        f.last_words(Ended::Session(CloseReason::Shutdown), &mut out);
+        assert_eq!(&out[..], &[0x88, 2, 0x03, 0xE8]);
+        assert!(queued.is_empty());
     }
 
     async fn handshake_status(request: &str) -> (Result<(), HandshakeError>, String) {
