@@ -109,6 +109,11 @@ fn write_locked(q: &mut Queue) -> Wrote {
     }
 }
 
+/// Sessions one batch writes to itself at most; the wake-ups of more are
+/// not deferred. Broadcast to 10,000 sessions written by the link reader
+/// alone took 96-112 ms instead of 73-77 ms (2 cores).
+const DEFER_MAX: usize = 64;
+
 thread_local! {
     /// Whether a [`DeferWakes`] is active on this thread, and the sessions
     /// whose wake-up it holds.
@@ -177,9 +182,15 @@ pub(super) fn defer_wake(s: &Session) -> bool {
         if !d.0 {
             return false;
         }
-        if !d.1.last().is_some_and(|w| std::ptr::eq(w.as_ptr(), s)) {
-            d.1.push(s.me.clone());
+        if d.1.last().is_some_and(|w| std::ptr::eq(w.as_ptr(), s)) {
+            return true;
         }
+        // A fan-out (a broadcast, a room) is written faster by the
+        // sessions' own tasks, on every core, than by this one in turn.
+        if d.1.len() >= DEFER_MAX {
+            return false;
+        }
+        d.1.push(s.me.clone());
         true
     })
 }
@@ -232,6 +243,23 @@ mod tests {
         assert!(rest.is_empty());
         let woken = tokio::time::timeout(std::time::Duration::from_millis(20), s.ready.notified());
         assert!(woken.await.is_err(), "the session's task was woken");
+    }
+
+    #[tokio::test]
+    async fn a_fan_out_beyond_the_bound_wakes_the_sessions_at_once() {
+        let many: Vec<_> = (0..DEFER_MAX + 1).map(|_| session()).collect();
+        let _batch = DeferWakes::begin().expect("not nested");
+        for s in &many {
+            s.offer(Frame::new(4, Bytes::from_static(b"all")));
+        }
+        // Still inside the batch: the last one was woken at once.
+        let last = many.last().unwrap();
+        let woken =
+            tokio::time::timeout(std::time::Duration::from_millis(100), last.ready.notified());
+        assert!(
+            woken.await.is_ok(),
+            "the session past the bound waited for the batch"
+        );
     }
 
     #[tokio::test]
