@@ -17,6 +17,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{Instrument, debug, info, info_span, warn};
 
 use super::handshake::{hello_as_acceptor, hello_as_dialer};
+use super::local::Dialed;
 use super::{Link, LinkEvents, Links, Peer};
 use crate::envelope::{Envelope, Kind};
 use crate::frame::{Frame, FrameCodec, WRITE_BATCH};
@@ -70,18 +71,18 @@ pub(super) async fn dial_loop<E: LinkEvents>(links: Arc<Links>, events: Arc<E>, 
     while !closed.is_cancelled() {
         // A peer served by this process is linked without a socket.
         match super::local::dial(&links, &events, &peer).await {
-            Some(Ok(())) => {
+            Dialed::Ran => {
                 backoff = min;
                 failures = 0;
             }
-            Some(Err(reason)) if reason == super::local::NOT_YET => {}
-            Some(Err(reason)) => {
+            Dialed::NotYet => {}
+            Dialed::Refused(reason) => {
                 failures += 1;
                 if failures == 1 {
                     warn!(peer = %peer.name, %reason, "in-process link refused; retrying with backoff");
                 }
             }
-            None => {
+            Dialed::NotHere => {
                 if !dial_tcp(&links, &events, &peer, &mut failures).await {
                     break;
                 }

@@ -28,8 +28,20 @@ use crate::envelope::Envelope;
 /// Envelopes handed to the node in one batch at most.
 const LOCAL_BATCH: usize = 256;
 
-/// Why a dial found a node of this process not accepting links yet.
-pub(super) const NOT_YET: &str = "starting in this process";
+/// What a dial in process came to.
+#[derive(Debug)]
+pub(super) enum Dialed {
+    /// The peer is not served by this process (or local links are off):
+    /// dial it over TCP.
+    NotHere,
+    /// The peer's port is bound here but its node does not link yet: try
+    /// again after the backoff, not over TCP.
+    NotYet,
+    /// The peer refused the link, saying why.
+    Refused(String),
+    /// A link ran, and has ended.
+    Ran,
+}
 
 /// A node of this process that accepts links, as a dialer reaches it.
 trait Acceptor: Send + Sync {
@@ -187,23 +199,27 @@ impl LocalSlot {
     }
 }
 
-/// Links to `peer` in this process if it is served here: `Some` when a
-/// link ran (and has ended), `None` when the peer is not in this process
-/// (or local links are off), for the caller to dial it over TCP.
+/// Links to `peer` in this process if it is served here, until the link
+/// ends.
 pub(super) async fn dial<E: LinkEvents>(
     links: &Arc<Links>,
     events: &Arc<E>,
     peer: &Arc<Peer>,
-) -> Option<Result<(), String>> {
+) -> Dialed {
     if !links.settings.local_links {
-        return None;
+        return Dialed::NotHere;
     }
-    let addr: SocketAddr = peer.addr.parse().ok()?;
-    let slot = registry().lock().ok()?.get(&addr)?.clone();
-    let acceptor = slot.0.lock().ok()?.clone();
+    let Ok(addr) = peer.addr.parse::<SocketAddr>() else {
+        return Dialed::NotHere;
+    };
+    let slot = registry().lock().ok().and_then(|r| r.get(&addr).cloned());
+    let Some(slot) = slot else {
+        return Dialed::NotHere;
+    };
+    let acceptor = slot.0.lock().ok().and_then(|a| a.clone());
     let Some(acceptor) = acceptor.and_then(|w| w.upgrade()) else {
         // Bound by this process, not linking yet: not a TCP peer either.
-        return Some(Err(NOT_YET.to_string()));
+        return Dialed::NotYet;
     };
     let queue = links.settings.link_queue.max(1);
     let (to_peer, from_us) = mpsc::channel(queue);
@@ -223,7 +239,7 @@ pub(super) async fn dial<E: LinkEvents>(
         cancel: cancel.clone(),
     };
     if let Err(why) = acceptor.accept(dial) {
-        return Some(Err(why));
+        return Dialed::Refused(why);
     }
     drop(acceptor);
     run_local(
@@ -235,7 +251,7 @@ pub(super) async fn dial<E: LinkEvents>(
         cancel,
     )
     .await;
-    Some(Ok(()))
+    Dialed::Ran
 }
 
 /// Runs one side of a local link until either side ends it or this node
