@@ -3,7 +3,6 @@
 //! the reader and writer of an authenticated link with its heartbeats.
 
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use bytes::BytesMut;
@@ -18,7 +17,7 @@ use tracing::{Instrument, debug, info, info_span, warn};
 
 use super::handshake::{hello_as_acceptor, hello_as_dialer};
 use super::local::Dialed;
-use super::{Link, LinkEvents, Links, Peer};
+use super::{LinkEvents, Links, Peer};
 use crate::envelope::{Envelope, Kind};
 use crate::frame::{Frame, FrameCodec, WRITE_BATCH};
 
@@ -150,7 +149,6 @@ async fn run_link<E: LinkEvents>(
     peer: Arc<Peer>,
     framed: Framed<TcpStream, FrameCodec>,
 ) {
-    let generation = peer.generations.fetch_add(1, Ordering::Relaxed);
     let span = info_span!("peer", peer = %peer.name, id = peer.id, group = %peer.group);
     let parts = framed.into_parts();
     let (rd, wr) = parts.io.into_split();
@@ -163,13 +161,7 @@ async fn run_link<E: LinkEvents>(
     links
         .tasks
         .spawn(write_link(wr, rx, heartbeat, cancel.clone()).instrument(span.clone()));
-    peer.install(Link {
-        tx,
-        generation,
-        cancel: cancel.clone(),
-        in_process: false,
-    });
-    links.metrics.links_up.add(1);
+    let generation = links.install_link(&peer, tx, &cancel, false);
     info!(parent: &span, addr = %peer.addr, "link up");
     let mut codec = parts.codec;
     let mut batch = Vec::new();
@@ -203,15 +195,7 @@ async fn run_link<E: LinkEvents>(
         }
     };
     cancel.cancel();
-    if peer.remove(generation) {
-        links.metrics.links_down.add(1);
-        if links.closed.is_cancelled() {
-            debug!(parent: &span, %reason, "link closed");
-        } else {
-            warn!(parent: &span, %reason, "link down");
-        }
-        events.on_link_down(&peer);
-    }
+    links.link_ended(&events, &peer, generation, &reason, &span);
 }
 
 /// Writes queued envelopes, gathering many into one write, and a

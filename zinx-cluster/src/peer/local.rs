@@ -20,9 +20,9 @@ use std::sync::{Arc, Mutex, OnceLock, Weak};
 use hmac::Mac;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
-use tracing::{Instrument, debug, info, info_span, warn};
+use tracing::{Instrument, info, info_span};
 
-use super::{Link, LinkEvents, Links, Peer};
+use super::{LinkEvents, Links, Peer};
 use crate::envelope::Envelope;
 
 /// Envelopes handed to the node in one batch at most.
@@ -178,9 +178,6 @@ impl LocalSlot {
     /// Offers the links of `links` to the nodes of this process that dial
     /// this address, until the node stops accepting.
     pub(super) fn offer<E: LinkEvents>(self, links: &Arc<Links>, events: &Arc<E>) {
-        if !links.settings.local_links {
-            return;
-        }
         let entry: Arc<dyn Acceptor> = Arc::new(Entry {
             links: links.clone(),
             events: events.clone(),
@@ -264,17 +261,8 @@ async fn run_local<E: LinkEvents>(
     mut rx: mpsc::Receiver<Envelope>,
     cancel: CancellationToken,
 ) {
-    let generation = peer
-        .generations
-        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let span = info_span!("peer", peer = %peer.name, id = peer.id, group = %peer.group);
-    peer.install(Link {
-        tx,
-        generation,
-        cancel: cancel.clone(),
-        in_process: true,
-    });
-    links.metrics.links_up.add(1);
+    let generation = links.install_link(&peer, tx, &cancel, true);
     info!(parent: &span, "link up (in process)");
     let closed = links.closed.clone();
     let mut batch = Vec::new();
@@ -313,13 +301,5 @@ async fn run_local<E: LinkEvents>(
     if !batch.is_empty() {
         events.on_envelopes(peer.id, &mut batch);
     }
-    if peer.remove(generation) {
-        links.metrics.links_down.add(1);
-        if links.closed.is_cancelled() {
-            debug!(parent: &span, reason, "link closed");
-        } else {
-            warn!(parent: &span, reason, "link down");
-        }
-        events.on_link_down(&peer);
-    }
+    links.link_ended(&events, &peer, generation, reason, &span);
 }

@@ -332,6 +332,48 @@ impl Links {
         }
     }
 
+    /// Makes `tx` (closed through `cancel`) the link to `peer`, counted;
+    /// returns the link's generation.
+    fn install_link(
+        &self,
+        peer: &Peer,
+        tx: mpsc::Sender<Envelope>,
+        cancel: &CancellationToken,
+        in_process: bool,
+    ) -> u64 {
+        let generation = peer.generations.fetch_add(1, Ordering::Relaxed);
+        peer.install(Link {
+            tx,
+            generation,
+            cancel: cancel.clone(),
+            in_process,
+        });
+        self.metrics.links_up.add(1);
+        generation
+    }
+
+    /// The link of `generation` to `peer` ended for `reason`: unless a newer
+    /// link replaced it, it is removed, counted, logged (in `span`) and
+    /// reported to `events`.
+    fn link_ended<E: LinkEvents>(
+        &self,
+        events: &Arc<E>,
+        peer: &Peer,
+        generation: u64,
+        reason: &str,
+        span: &tracing::Span,
+    ) {
+        if peer.remove(generation) {
+            self.metrics.links_down.add(1);
+            if self.closed.is_cancelled() {
+                tracing::debug!(parent: span, %reason, "link closed");
+            } else {
+                warn!(parent: span, %reason, "link down");
+            }
+            events.on_link_down(peer);
+        }
+    }
+
     fn codec(&self) -> FrameCodec {
         // A forwarded client frame plus the envelope header and a uid.
         FrameCodec::new(self.settings.max_frame_len + ENVELOPE_HEADER_LEN + usize::from(u16::MAX))
