@@ -58,37 +58,31 @@ pub(crate) fn snapshot(out: &mut String, node: &str, snap: &MetricsSnapshot) {
     }
 }
 
-/// `zinx_link_up{node,peer}`: 1 for a live link to `peer`, 0 otherwise.
+/// `zinx_link_up{node,peer}`: 1 for a live link to `peer`, 0 otherwise;
+/// `zinx_link_in_process{node,peer}`: 1 when that link runs in process.
 pub(crate) fn links(out: &mut String, node: &str, links: &[(String, bool, bool)]) {
     let node = escape(node);
-    header(
-        out,
+    let mut per_peer = |name: &str, help: &str, value: fn(&(String, bool, bool)) -> bool| {
+        header(out, name, "gauge", help);
+        for link in links {
+            let _ = writeln!(
+                out,
+                "{name}{{node=\"{node}\",peer=\"{}\"}} {}",
+                escape(&link.0),
+                u8::from(value(link))
+            );
+        }
+    };
+    per_peer(
         "zinx_link_up",
-        "gauge",
         "1 while this node's link to the peer is up.",
+        |l| l.1,
     );
-    for (peer, up, _) in links {
-        let _ = writeln!(
-            out,
-            "zinx_link_up{{node=\"{node}\",peer=\"{}\"}} {}",
-            escape(peer),
-            u8::from(*up)
-        );
-    }
-    header(
-        out,
+    per_peer(
         "zinx_link_in_process",
-        "gauge",
         "1 while the link to the peer runs in this process, without a socket.",
+        |l| l.2,
     );
-    for (peer, _, in_process) in links {
-        let _ = writeln!(
-            out,
-            "zinx_link_in_process{{node=\"{node}\",peer=\"{}\"}} {}",
-            escape(peer),
-            u8::from(*in_process)
-        );
-    }
 }
 
 #[cfg(test)]
