@@ -147,28 +147,22 @@ impl DeferWakes {
 
 impl Drop for DeferWakes {
     fn drop(&mut self) {
-        let held = DEFERRED.with(|d| {
+        let mut held = DEFERRED.with(|d| {
             let mut d = d.borrow_mut();
             d.0 = false;
             std::mem::take(&mut d.1)
         });
-        for s in &held {
+        for s in held.drain(..) {
             if let Some(s) = s.upgrade() {
                 s.write_through();
             }
         }
-        // Keep the list's memory for the next batch (unless it grew big).
-        let mut held = held;
-        held.clear();
-        if held.capacity() <= 1024 {
-            DEFERRED.with(|d| {
-                if let Ok(mut d) = d.try_borrow_mut() {
-                    if d.1.capacity() < held.capacity() {
-                        d.1 = held;
-                    }
-                }
-            });
-        }
+        // The list (at most DEFER_MAX long) is kept for the next batch.
+        DEFERRED.with(|d| {
+            if let Ok(mut d) = d.try_borrow_mut() {
+                d.1 = held;
+            }
+        });
     }
 }
 
