@@ -319,24 +319,12 @@ pub(crate) async fn run(plan: &LoadPlan) -> Result<LoadReport> {
             (None, Some(tls)) => Wire::Tls(Box::new(handshake(tls, stream).await?)),
             (Some(path), None) => {
                 let url = format!("ws://{}{path}", plan.addr);
-                let (ws, _) = tokio_tungstenite::client_async(url.as_str(), stream)
-                    .await
-                    .with_context(|| format!("WebSocket upgrade at {url}"))?;
-                Wire::Ws(Box::new(WsWire::new(
-                    ws.into_inner(),
-                    u64::from(i as u32) + 1,
-                )))
+                Wire::Ws(Box::new(WsWire::upgrade(stream, &url, i as u64).await?))
             }
             (Some(path), Some(tls)) => {
                 let stream = handshake(tls, stream).await?;
                 let url = format!("wss://{}:{}{path}", tls.server_name, plan.addr.port());
-                let (ws, _) = tokio_tungstenite::client_async(url.as_str(), stream)
-                    .await
-                    .with_context(|| format!("WebSocket upgrade at {url}"))?;
-                Wire::Wss(Box::new(WsWire::new(
-                    ws.into_inner(),
-                    u64::from(i as u32) + 1,
-                )))
+                Wire::Wss(Box::new(WsWire::upgrade(stream, &url, i as u64).await?))
             }
         };
         wires.push((i, wire));

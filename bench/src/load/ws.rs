@@ -8,6 +8,7 @@
 //! client that allocates a message per frame takes CPU the gate then does
 //! not get, which made WebSocket look slower than it is next to TCP.
 
+use anyhow::Context;
 use bytes::{Buf, BufMut, BytesMut};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
@@ -33,6 +34,17 @@ fn other(why: &str) -> std::io::Error {
 }
 
 impl<S: AsyncRead + AsyncWrite + Unpin> WsWire<S> {
+    /// Upgrades `stream` to a WebSocket at `url` (tungstenite's
+    /// handshake; the server says nothing before our first message, so
+    /// nothing is left in tungstenite's buffer); `seed` varies the masking
+    /// keys.
+    pub(crate) async fn upgrade(stream: S, url: &str, seed: u64) -> anyhow::Result<Self> {
+        let (ws, _) = tokio_tungstenite::client_async(url, stream)
+            .await
+            .with_context(|| format!("WebSocket upgrade at {url}"))?;
+        Ok(Self::new(ws.into_inner(), seed))
+    }
+
     /// Wraps an upgraded stream; `seed` varies the masking keys.
     pub(crate) fn new(io: S, seed: u64) -> Self {
         WsWire {

@@ -139,6 +139,21 @@ pub(super) const SHAPES: &[Shape] = &[
     },
 ];
 
+/// Starts a child server and waits until it answers `msg_ids` on `addr`
+/// (the `ready` triple: address, msg_ids, how long at most).
+async fn spawn_ready(
+    name: &str,
+    program: &std::path::Path,
+    args: &[String],
+    log: std::path::PathBuf,
+    ready: (SocketAddr, &[u32], Duration),
+) -> Result<Server> {
+    let mut server = Server::spawn(name, program, args, log)?;
+    let (addr, msg_ids, within) = ready;
+    server.wait_ready(addr, msg_ids, within).await?;
+    Ok(server)
+}
+
 pub(super) async fn run_in(plan: &SuitePlan, env: SuiteEnv) -> Result<bool> {
     let SuiteEnv {
         command,
@@ -207,38 +222,35 @@ pub(super) async fn run_in(plan: &SuitePlan, env: SuiteEnv) -> Result<bool> {
     servers.insert("demo_idle_conf_dinx", dinx_idle);
 
     let mut child_exits = Vec::new();
-    let mut baseline = Server::spawn(
+    let mut baseline = spawn_ready(
         "baseline echo-server",
         &exe,
         &baseline_args,
         tmp_path.join("echo-server.log"),
-    )?;
-    baseline
-        .wait_ready(baseline_addr, &[5], Duration::from_secs(20))
-        .await?;
-    let mut cluster = Server::spawn(
+        (baseline_addr, &[5], Duration::from_secs(20)),
+    )
+    .await?;
+    let mut cluster = spawn_ready(
         "demo cluster",
         &demo,
         &demo_all_args,
         tmp_path.join("demo.log"),
-    )?;
-    cluster
-        .wait_ready(gate_addr, &[5, 6], Duration::from_secs(60))
-        .await?;
+        (gate_addr, &[5, 6], Duration::from_secs(60)),
+    )
+    .await?;
     let tcp_links_args = vec!["--conf".to_string(), conf_tcp.display().to_string()];
     servers.insert(
         "demo_tcp_links",
         format!("{} {}", demo.display(), tcp_links_args.join(" ")),
     );
-    let mut tcp_cluster = Server::spawn(
+    let mut tcp_cluster = spawn_ready(
         "demo cluster (TCP links)",
         &demo,
         &tcp_links_args,
         tmp_path.join("demo-tcp-links.log"),
-    )?;
-    tcp_cluster
-        .wait_ready(tcp_gate_addr, &[5, 6], Duration::from_secs(60))
-        .await?;
+        (tcp_gate_addr, &[5, 6], Duration::from_secs(60)),
+    )
+    .await?;
     println!(
         "baseline on {baseline_addr} (pid {}), demo gate on {gate_addr} and ws://{gate_ws_addr}/ (pid {})",
         baseline.pid(),
@@ -368,15 +380,14 @@ pub(super) async fn run_in(plan: &SuitePlan, env: SuiteEnv) -> Result<bool> {
         "--addr".to_string(),
         idle_baseline_addr.to_string(),
     ];
-    let mut fresh_baseline = Server::spawn(
+    let mut fresh_baseline = spawn_ready(
         "fresh baseline echo-server",
         &exe,
         &idle_baseline_args,
         tmp_path.join("echo-server-idle.log"),
-    )?;
-    fresh_baseline
-        .wait_ready(idle_baseline_addr, &[5], Duration::from_secs(20))
-        .await?;
+        (idle_baseline_addr, &[5], Duration::from_secs(20)),
+    )
+    .await?;
     println!("idle: {idle_sessions} sessions on a fresh baseline");
     let idle_baseline_plan = IdlePlan {
         addr: idle_baseline_addr,
