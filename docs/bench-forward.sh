@@ -8,13 +8,14 @@
 # Then metrics on vs off (and WebSocket vs TCP) on the current build:
 # /tmp/ws/{on,off} (gate 23510 with WsPort 23515 / gate 23610; settings
 # "metrics": true / false).
+BENCH=/tmp/new-bin/bench DURATION=4
+. "$(dirname "$0")/bench-lib.sh"
 cd /tmp/ab
 /tmp/before-bin/demo --conf before > before.log 2>&1 & B=$!
 /tmp/final-bin/demo --conf final > final.log 2>&1 & F=$!
 /tmp/new-bin/demo --conf new > new.log 2>&1 & N=$!
 /tmp/new-bin/bench echo-server --addr 127.0.0.1:22710 > echo.log 2>&1 & E=$!
 sleep 2
-L() { /tmp/new-bin/bench load --addr 127.0.0.1:$1 --msg-id $2 --conns $3 --window $4 --size 64 --duration 4 --warmup 1 "${@:5}" 2>&1 | grep -E "msg/s" | head -1 | sed 's/.*= //; s/ msg.*//'; }
 for round in 1 2 3; do
   for shape in "10 1" "100 16"; do
     set -- $shape

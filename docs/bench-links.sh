@@ -6,8 +6,9 @@
 # im 22911/22912) and /tmp/ab/tcp (the same on 23010-23012 with
 # "local_links": false in settings.json). The earlier build and the current
 # one take turns on 22910; the TCP-links demo runs throughout.
+BENCH=/tmp/fin-bin/bench DURATION=4
+. "$(dirname "$0")/bench-lib.sh"
 cd /tmp/ab
-L() { /tmp/fin-bin/bench load --addr 127.0.0.1:$1 --msg-id $2 --conns $3 --window $4 --size 64 --duration 4 --warmup 1 2>&1 | grep -E "msg/s" | head -1 | sed 's/.*= //; s/ msg.*//'; }
 /tmp/fin-bin/bench echo-server --addr 127.0.0.1:22710 > echo.log 2>&1 & E=$!
 /tmp/fin-bin/demo --conf tcp > tcp.log 2>&1 & T=$!
 for build in head fin; do

@@ -4,11 +4,12 @@
 # and a TLS one (/tmp/tls/conf: the same with "tls_cert"/"tls_key" made by
 # `bench cert --dir /tmp/tls/conf`; TLS on 23710, WSS on 23715).
 # Release binaries in /tmp/new-bin.
+BENCH=/tmp/new-bin/bench DURATION=3
+. "$(dirname "$0")/bench-lib.sh"
 /tmp/new-bin/demo --conf /tmp/ws/on > /tmp/ws/on.log 2>&1 & A=$!
 /tmp/new-bin/demo --conf /tmp/tls/conf > /tmp/tls/tls.log 2>&1 & T=$!
 sleep 2
 CA=/tmp/tls/conf/gate.pem
-L() { /tmp/new-bin/bench load --addr 127.0.0.1:$1 --msg-id $2 --conns $3 --window $4 --size 64 --duration 3 --warmup 1 "${@:5}" 2>&1 | grep -E "msg/s" | head -1 | sed 's/.*= //; s/ msg.*//'; }
 for round in 1 2 3; do
   for shape in "10 16" "10 1"; do
     set -- $shape

@@ -3,8 +3,9 @@
 # (/tmp/head-bin) and the current one (/tmp/fin-bin), both driven by the
 # current load tool. Conf /tmp/ws/on: the suite's demo conf with gate-1 on
 # 23510 and "WsPort": 23515, "WsPath": "/".
+BENCH=/tmp/fin-bin/bench DURATION=3
+. "$(dirname "$0")/bench-lib.sh"
 cd /tmp/ws
-L() { /tmp/fin-bin/bench load --addr 127.0.0.1:$1 --msg-id $2 --conns $3 --window $4 --size 64 --duration 3 --warmup 1 "${@:5}" 2>&1 | grep -E "msg/s" | head -1 | sed 's/.*= //; s/ msg.*//'; }
 for b in head fin; do
   /tmp/$b-bin/demo --conf on > $b.log 2>&1 & D=$!
   sleep 1.5
