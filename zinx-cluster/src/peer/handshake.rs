@@ -209,17 +209,7 @@ pub(super) async fn hello_as_acceptor(
             hello.node
         )
     })?;
-    let peer = links
-        .peers
-        .get(&hello.node)
-        .filter(|p| !p.we_dial)
-        .cloned()
-        .ok_or_else(|| {
-            format!(
-                "node {} is not expected to dial node {}",
-                hello.node, links.id
-            )
-        })?;
+    let peer = links.dialer(hello.node)?;
     let ack_mac = links
         .key
         .proof(b"zinx-ack", &their_nonce, links.id, peer.id)

@@ -148,17 +148,7 @@ impl<E: LinkEvents> Acceptor for Entry<E> {
                 dial.from
             ));
         }
-        let peer = links
-            .peers
-            .get(&dial.from)
-            .filter(|p| !p.we_dial)
-            .cloned()
-            .ok_or_else(|| {
-                format!(
-                    "node {} is not expected to dial node {}",
-                    dial.from, links.id
-                )
-            })?;
+        let peer = links.dialer(dial.from)?;
         peer.run
             .store(dial.run, std::sync::atomic::Ordering::Relaxed);
         let (links, events) = (links.clone(), self.events.clone());

@@ -332,6 +332,16 @@ impl Links {
         }
     }
 
+    /// The peer that may dial this node as node `from` (proven already),
+    /// or why it may not.
+    fn dialer(&self, from: u16) -> Result<Arc<Peer>, String> {
+        self.peers
+            .get(&from)
+            .filter(|p| !p.we_dial)
+            .cloned()
+            .ok_or_else(|| format!("node {from} is not expected to dial node {}", self.id))
+    }
+
     /// Makes `tx` (closed through `cancel`) the link to `peer`, counted;
     /// returns the link's generation.
     fn install_link(
