@@ -20,7 +20,8 @@ use serde::Serialize;
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::sync::mpsc;
 use tokio_util::codec::{FramedRead, FramedWrite};
-use zinx_cluster::{Frame, FrameCodec};
+use zinx_cluster::Frame;
+use zinx_cluster::wire::FrameCodec;
 
 use crate::load::{Latency, latency_histogram};
 use crate::sys::Connector;

@@ -23,7 +23,7 @@ use bytes::BytesMut;
 use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
 use tokio_util::codec::{Decoder, Encoder};
-use zinx_cluster::FrameCodec;
+use zinx_cluster::wire::FrameCodec;
 
 /// Bytes reserved for a read when the buffer is short of space.
 const READ_CHUNK: usize = 16 * 1024;

@@ -113,7 +113,7 @@ struct EchoServerArgs {
     #[arg(long, default_value = "127.0.0.1:9000")]
     addr: String,
     /// Largest frame data accepted, bytes.
-    #[arg(long, default_value_t = zinx_cluster::DEFAULT_MAX_FRAME_LEN)]
+    #[arg(long, default_value_t = zinx_cluster::wire::DEFAULT_MAX_FRAME_LEN)]
     max_frame_len: usize,
 }
 
@@ -364,7 +364,7 @@ async fn run(cmd: Cmd) -> Result<bool> {
                 ws: a.ws.clone(),
                 tls: match &a.tls {
                     Some(ca) => Some(load::TlsPlan {
-                        trust: zinx_cluster::ClientTls::trusting_pem_file(ca)?,
+                        trust: zinx_cluster_client::ClientTls::trusting_pem_file(ca)?,
                         ca: ca.clone(),
                         server_name: a.server_name.clone(),
                     }),

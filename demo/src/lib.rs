@@ -56,7 +56,7 @@ pub const MAX_REMIND_MS: u64 = 3_600_000;
 pub const STATS: u32 = Stats::ID;
 /// The zinx client heartbeat; the gate swallows it and only notes that the
 /// client is alive.
-pub const HEARTBEAT: u32 = zinx_cluster::ZINX_HEARTBEAT_MSG_ID;
+pub const HEARTBEAT: u32 = zinx_cluster::wire::ZINX_HEARTBEAT_MSG_ID;
 /// msg_id of the framework's error answers (setting `error_msg_id`).
 pub const ERROR: u32 = 0;
 

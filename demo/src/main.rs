@@ -25,7 +25,9 @@ use std::time::Duration;
 use clap::Parser;
 use demo::ImStats;
 use tracing_subscriber::EnvFilter;
-use zinx_cluster::{Cluster, ClusterHandle, NodeConfig, NodeId, Page, Select, SessionClosed};
+use zinx_cluster::admin::Page;
+use zinx_cluster::config::{NodeConfig, NodeId};
+use zinx_cluster::{Cluster, ClusterHandle, Select, SessionClosed};
 
 // The handler modules, one per group. Naming them here is what links them
 // into the binary: a `#[handler]` in a module or crate that nothing names

@@ -5,7 +5,7 @@
 //! tag filled in here from `dinx.json` (`:WsPort/WsPath`, on the host the
 //! page was loaded from); `?ws=ws://host:port/path` overrides it.
 
-use zinx_cluster::Page;
+use zinx_cluster::admin::Page;
 
 /// The page's HTML, with the `{{ZINX_WS}}` placeholder.
 pub const CHAT_HTML: &str = include_str!("../static/chat.html");

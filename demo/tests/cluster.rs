@@ -4,7 +4,8 @@
 use std::time::{Duration, Instant};
 
 use serde_json::json;
-use zinx_cluster::{Client, Frame};
+use zinx_cluster::Frame;
+use zinx_cluster_client::Client;
 use zinx_test_support::T;
 use zinx_test_support::chat::{body, check_chat, check_echo, login, quiet, wait_ready};
 use zinx_test_support::conf::Conf;

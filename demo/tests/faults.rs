@@ -27,7 +27,7 @@ use bytes::{Buf, BufMut, Bytes, BytesMut};
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::task::JoinHandle;
-use zinx_cluster::{Client, ClientError};
+use zinx_cluster_client::{Client, ClientError};
 use zinx_test_support::T;
 use zinx_test_support::chat::{check_chat, login, wait_ready};
 use zinx_test_support::conf::{Conf, SETTINGS};

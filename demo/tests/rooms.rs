@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use zinx_cluster::Client;
+use zinx_cluster_client::Client;
 use zinx_test_support::chat::{ask, expect, login, quiet, wait_ready};
 use zinx_test_support::conf::{Conf, DEMO_ROUTES, SETTINGS, write_conf};
 use zinx_test_support::free_ports;

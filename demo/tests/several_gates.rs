@@ -9,7 +9,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use serde_json::json;
-use zinx_cluster::Client;
+use zinx_cluster_client::Client;
 use zinx_test_support::T;
 use zinx_test_support::chat::{
     ask, body, check_echo, expect, login, quiet, send_both_ways, wait_ready,

@@ -4,7 +4,8 @@
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
-use zinx_cluster::{Client, Frame};
+use zinx_cluster::Frame;
+use zinx_cluster_client::Client;
 
 use crate::T;
 

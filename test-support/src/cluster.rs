@@ -7,7 +7,9 @@
 
 use std::time::Duration;
 
-use zinx_cluster::{Client, Cluster, ClusterConfig, Frame, RunningCluster, Select};
+use zinx_cluster::config::ClusterConfig;
+use zinx_cluster::{Cluster, Frame, RunningCluster, Select};
+use zinx_cluster_client::Client;
 
 use crate::T;
 

@@ -30,7 +30,8 @@ use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 use tokio::task::JoinHandle;
 use tokio_util::codec::FramedRead;
-use zinx_cluster::{Frame, FrameCodec};
+use zinx_cluster::Frame;
+use zinx_cluster::wire::FrameCodec;
 
 /// What happened in one phase.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

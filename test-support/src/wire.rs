@@ -10,7 +10,8 @@ use bytes::Bytes;
 use futures::{SinkExt, StreamExt};
 use tokio::net::TcpStream;
 use tokio_util::codec::Framed;
-use zinx_cluster::{Frame, FrameCodec};
+use zinx_cluster::Frame;
+use zinx_cluster::wire::FrameCodec;
 
 fn failed(what: String) -> io::Error {
     io::Error::other(what)

@@ -75,7 +75,7 @@ fn project(dir: &Path, msg_id_a: u32, msg_id_b: u32) {
         "// Naming the crates is what links them (and their handlers) in.\n\
          use a as _;\nuse b as _;\n\n\
          fn main() {\n\
-         \x20   let mut ids: Vec<u32> = zinx_cluster::registered().map(|r| r.msg_id).collect();\n\
+         \x20   let mut ids: Vec<u32> = zinx_cluster::registry::registered().map(|r| r.msg_id).collect();\n\
          \x20   ids.sort();\n\
          \x20   println!(\"{ids:?}\");\n\
          }\n",

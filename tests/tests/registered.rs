@@ -4,8 +4,9 @@
 
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
+use zinx_cluster::config::RouteConfig;
 use zinx_cluster::prelude::*;
-use zinx_cluster::{HandlerTable, RegistryError, RouteConfig, registered, validate_handlers};
+use zinx_cluster::registry::{HandlerTable, RegistryError, registered, validate_handlers};
 
 #[derive(Deserialize, Serialize)]
 struct Chat {

@@ -275,7 +275,7 @@ fn generate(args: &Args, func: &ItemFn, handler: &Handler<'_>) -> TokenStream {
                     ::core::result::Result::Ok(#payload) => #payload,
                     ::core::result::Result::Err(#error) => {
                         return ::core::result::Result::Err(
-                            ::zinx_cluster::HandlerFailure::Payload(#error),
+                            ::zinx_cluster::__private::HandlerFailure::Payload(#error),
                         );
                     }
                 };
@@ -306,7 +306,7 @@ fn generate(args: &Args, func: &ItemFn, handler: &Handler<'_>) -> TokenStream {
                     };
                 });
                 state_uses.push(quote! {
-                    ::zinx_cluster::__private::inventory::submit!(::zinx_cluster::StateUse {
+                    ::zinx_cluster::__private::inventory::submit!(::zinx_cluster::__private::StateUse {
                         group: #group,
                         handler: #name,
                         module: ::core::module_path!(),
@@ -399,7 +399,7 @@ fn generate(args: &Args, func: &ItemFn, handler: &Handler<'_>) -> TokenStream {
                 #boxed(#body)
             }
 
-            const __ZINX_ROUTE: ::zinx_cluster::Route = ::zinx_cluster::Route {
+            const __ZINX_ROUTE: ::zinx_cluster::__private::Route = ::zinx_cluster::__private::Route {
                 msg_id: #msg_id,
                 group: #group,
                 name: #name,

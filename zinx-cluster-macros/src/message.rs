@@ -306,27 +306,27 @@ fn generate(input: &DeriveInput, attr: &Attr, raw_field: Option<RawField<'_>>) -
         const _: () = {
             impl ::zinx_cluster::Message for #ident {
                 const ID: u32 = #id;
-                const CODEC: ::zinx_cluster::Codec = ::zinx_cluster::Codec::#codec;
+                const CODEC: ::zinx_cluster::__private::Codec = ::zinx_cluster::__private::Codec::#codec;
 
                 fn to_bytes(
                     &self,
                 ) -> ::core::result::Result<
                     ::zinx_cluster::__private::Bytes,
-                    ::zinx_cluster::MessageError,
+                    ::zinx_cluster::__private::MessageError,
                 > {
                     #to_bytes
                 }
 
                 fn from_bytes(
                     #data: ::zinx_cluster::__private::Bytes,
-                ) -> ::core::result::Result<Self, ::zinx_cluster::MessageError> {
+                ) -> ::core::result::Result<Self, ::zinx_cluster::__private::MessageError> {
                     #from_bytes
                 }
             }
 
-            ::zinx_cluster::__private::inventory::submit!(::zinx_cluster::MessageType {
+            ::zinx_cluster::__private::inventory::submit!(::zinx_cluster::__private::MessageType {
                 id: <#ident as ::zinx_cluster::Message>::ID,
-                codec: ::zinx_cluster::Codec::#codec,
+                codec: ::zinx_cluster::__private::Codec::#codec,
                 name: #name,
                 module: ::core::module_path!(),
                 file: ::core::file!(),

@@ -11,7 +11,9 @@ use std::time::{Duration, Instant};
 use bytes::{Bytes, BytesMut};
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
 use tokio_util::codec::{Decoder, Encoder};
-use zinx_cluster::{Envelope, Frame, FrameCodec, Kind};
+use zinx_cluster::Frame;
+use zinx_cluster::internals::{Envelope, Kind};
+use zinx_cluster::wire::FrameCodec;
 
 const PAYLOAD: usize = 64;
 

@@ -62,10 +62,10 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
 
-use crate::settings::Settings;
-
 mod jsonc;
 mod validate;
+
+pub use crate::settings::{Balance, ErrorReply, REDIS_URL_ENV, SECRET_ENV, Settings};
 
 /// File name of the node list.
 pub const DINX_FILE: &str = "dinx.json";

@@ -1,19 +1,226 @@
-//! Small named error types of the runtime operations.
+//! Error codes and the small named error types of the runtime operations.
 //!
-//! Every variant names what it is about with a field of the same name
-//! across both enums (`uid`, `session`, `node`, `group`), and every error
-//! has a machine-readable [`code`](SendError::code): the code a handler's
-//! error frame carries when the handler returns it with `?`.
+//! [`ErrorCode`] is every machine-readable code the framework puts on the
+//! wire (the `code` of an error frame, of a failed call's answer) and in
+//! the metrics' `outcome` label; its `Display` is that wire string. An
+//! application's own codes are [`ErrorCode::Custom`].
+//!
+//! Every variant of [`SendError`] and [`CallError`] names what it is about
+//! with a field of the same name across both enums (`uid`, `session`,
+//! `node`, `group`), and every error has its [`ErrorCode`]: the code a
+//! handler's error frame carries when the handler returns it with `?`.
 
+use std::borrow::Cow;
+use std::fmt;
 use std::time::Duration;
 
-use crate::handler::PayloadError;
 use crate::message::MessageError;
 use crate::session::SessionId;
 
-/// A node id (`ID` in `dinx.json`; [`crate::NodeId`]), spelt out here so
-/// that this module needs nothing of the configuration's.
+/// A node id (`ID` in `dinx.json`; [`crate::config::NodeId`]), spelt out
+/// here so that this module needs nothing of the configuration's.
 type NodeId = u16;
+
+macro_rules! error_codes {
+    ($( $(#[$doc:meta])* $variant:ident = $wire:literal, )*) => {
+        /// A machine-readable error code: what a client finds in the `code`
+        /// of an error frame, a caller in a [`CallError::Remote`], and
+        /// `/metrics` in the `outcome` label.
+        ///
+        /// `Display` and [`as_str`](ErrorCode::as_str) give the wire string
+        /// (`"not_online"`); [`ErrorCode::parse`] reads one back (an
+        /// unknown string is [`ErrorCode::Custom`]). An application's own
+        /// codes are `Custom` too: short, snake_case, stable.
+        ///
+        /// ```
+        /// use zinx_cluster::ErrorCode;
+        /// assert_eq!(ErrorCode::NotOnline.to_string(), "not_online");
+        /// assert_eq!(ErrorCode::parse("not_online"), ErrorCode::NotOnline);
+        /// assert_eq!(ErrorCode::from("quota"), ErrorCode::Custom("quota".into()));
+        /// assert!(ErrorCode::from("quota") == "quota");
+        /// ```
+        #[derive(Debug, Clone, PartialEq, Eq, Hash)]
+        #[non_exhaustive]
+        pub enum ErrorCode {
+            $( $(#[$doc])* $variant, )*
+            /// A code of the application's own (e.g. `"quota"`).
+            Custom(Cow<'static, str>),
+        }
+
+        impl ErrorCode {
+            /// Every code of the framework (not `Custom`).
+            pub const KNOWN: &'static [ErrorCode] = &[ $( ErrorCode::$variant, )* ];
+
+            /// The wire string.
+            pub fn as_str(&self) -> &str {
+                match self {
+                    $( ErrorCode::$variant => $wire, )*
+                    ErrorCode::Custom(c) => c,
+                }
+            }
+
+            /// The code a wire string names: a framework code, else
+            /// [`ErrorCode::Custom`].
+            pub fn parse(code: &str) -> ErrorCode {
+                match code {
+                    $( $wire => ErrorCode::$variant, )*
+                    other => ErrorCode::Custom(Cow::Owned(other.to_string())),
+                }
+            }
+
+            /// The wire string of a framework code; `"error"` for a custom
+            /// one (for fixed label sets).
+            pub(crate) fn wire(&self) -> &'static str {
+                match self {
+                    $( ErrorCode::$variant => $wire, )*
+                    ErrorCode::Custom(_) => "error",
+                }
+            }
+
+            fn known(code: &str) -> Option<ErrorCode> {
+                match code {
+                    $( $wire => Some(ErrorCode::$variant), )*
+                    _ => None,
+                }
+            }
+        }
+    };
+}
+
+error_codes! {
+    /// The payload did not decode as the handler's argument.
+    BadPayload = "bad_payload",
+    /// The handler returned an error without a code of its own.
+    HandlerError = "handler_error",
+    /// A reply or message did not encode.
+    EncodeFailed = "encode_failed",
+    /// No node of the owning group is reachable.
+    NoLiveNode = "no_live_node",
+    /// A queue on the way was full (the link, the session's queue on the
+    /// node).
+    Overloaded = "overloaded",
+    /// No route (or no handler) for the msg_id; internal msg_ids count as
+    /// unknown for clients.
+    UnknownMsgId = "unknown_msg_id",
+    /// A route of another gate group: gates do not forward to gates.
+    WrongGate = "wrong_gate",
+    /// The node is shutting down: the message was not run.
+    NodeStopping = "node_stopping",
+    /// The node running the message was lost before it answered.
+    NodeLost = "node_lost",
+    /// The gate holds its maximum of sessions.
+    ServerFull = "server_full",
+    /// The identity could not be verified (wrong, expired or missing token).
+    Unauthorized = "unauthorized",
+    /// The uid is logged in elsewhere and the policy refuses a second login.
+    AlreadyLoggedIn = "already_logged_in",
+    /// The uid is empty, too long or holds control characters.
+    BadUid = "bad_uid",
+    /// The route needs a logged-in session.
+    NotLoggedIn = "not_logged_in",
+    /// The session sends faster than its rate limit.
+    RateLimited = "rate_limited",
+    /// The session is in as many rooms as it may be.
+    TooManyRooms = "too_many_rooms",
+    /// The message runs without a client session.
+    NoSession = "no_session",
+    /// The session closed.
+    SessionGone = "session_gone",
+    /// No session is bound to the uid.
+    NotOnline = "not_online",
+    /// The node that must carry the message is unreachable.
+    Unreachable = "unreachable",
+    /// The link to the node is congested.
+    Congested = "congested",
+    /// Some gates were not reached.
+    Partial = "partial",
+    /// The user directory (Redis) failed.
+    Directory = "directory",
+    /// The node or the operation does not allow it.
+    Unsupported = "unsupported",
+    /// The room name is empty or too long.
+    InvalidRoom = "invalid_room",
+    /// The node has shut down.
+    Stopped = "stopped",
+    /// No group of that name.
+    UnknownGroup = "unknown_group",
+    /// Gate groups are not called.
+    GateGroup = "gate_group",
+    /// No answer within the timeout.
+    Timeout = "timeout",
+    /// The called handler gave no reply.
+    NoReply = "no_reply",
+    /// The answer is not the type the caller expects.
+    BadAnswer = "bad_answer",
+    /// A handler takes a `State<S>` the cluster was not given.
+    MissingState = "missing_state",
+}
+
+impl ErrorCode {
+    /// A code of the application's own; a framework code's string gives
+    /// that code (`ErrorCode::custom("not_online") == ErrorCode::NotOnline`).
+    pub fn custom(code: &'static str) -> ErrorCode {
+        ErrorCode::known(code).unwrap_or(ErrorCode::Custom(Cow::Borrowed(code)))
+    }
+}
+
+impl fmt::Display for ErrorCode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl From<&'static str> for ErrorCode {
+    fn from(code: &'static str) -> Self {
+        ErrorCode::custom(code)
+    }
+}
+
+impl From<String> for ErrorCode {
+    fn from(code: String) -> Self {
+        ErrorCode::known(&code).unwrap_or(ErrorCode::Custom(Cow::Owned(code)))
+    }
+}
+
+impl From<Cow<'static, str>> for ErrorCode {
+    fn from(code: Cow<'static, str>) -> Self {
+        match code {
+            Cow::Borrowed(c) => ErrorCode::custom(c),
+            Cow::Owned(c) => ErrorCode::from(c),
+        }
+    }
+}
+
+impl PartialEq<str> for ErrorCode {
+    fn eq(&self, other: &str) -> bool {
+        self.as_str() == other
+    }
+}
+
+impl PartialEq<&str> for ErrorCode {
+    fn eq(&self, other: &&str) -> bool {
+        self.as_str() == *other
+    }
+}
+
+impl PartialEq<ErrorCode> for &str {
+    fn eq(&self, other: &ErrorCode) -> bool {
+        *self == other.as_str()
+    }
+}
+
+impl serde::Serialize for ErrorCode {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for ErrorCode {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        Ok(ErrorCode::from(s))
+    }
+}
 
 /// Why a message could not be delivered (reply, push, broadcast, bind, kick,
 /// cast).
@@ -72,7 +279,7 @@ pub enum SendError {
         /// The node.
         node: NodeId,
         /// Its error's code.
-        code: String,
+        code: ErrorCode,
         /// Its error's message.
         message: String,
     },
@@ -107,25 +314,23 @@ impl SendError {
         }
     }
 
-    /// The machine-readable code: `no_session`, `session_gone`,
-    /// `not_online`, `invalid_uid`, `unreachable`, `congested`, `partial`,
-    /// `directory`, the remote error's own code, `unsupported`,
-    /// `encode_failed`, `invalid_room`, `stopped`.
-    pub fn code(&self) -> &str {
+    /// The machine-readable code (for a [`SendError::Remote`], the remote
+    /// error's own).
+    pub fn code(&self) -> ErrorCode {
         match self {
-            SendError::NoSession => "no_session",
-            SendError::SessionGone { .. } => "session_gone",
-            SendError::NotOnline { .. } => "not_online",
-            SendError::InvalidUid { .. } => "invalid_uid",
-            SendError::Unreachable { .. } => "unreachable",
-            SendError::Congested { .. } => "congested",
-            SendError::Partial { .. } => "partial",
-            SendError::Directory { .. } => "directory",
-            SendError::Remote { code, .. } => code,
-            SendError::Unsupported { .. } => "unsupported",
+            SendError::NoSession => ErrorCode::NoSession,
+            SendError::SessionGone { .. } => ErrorCode::SessionGone,
+            SendError::NotOnline { .. } => ErrorCode::NotOnline,
+            SendError::InvalidUid { .. } => ErrorCode::BadUid,
+            SendError::Unreachable { .. } => ErrorCode::Unreachable,
+            SendError::Congested { .. } => ErrorCode::Congested,
+            SendError::Partial { .. } => ErrorCode::Partial,
+            SendError::Directory { .. } => ErrorCode::Directory,
+            SendError::Remote { code, .. } => code.clone(),
+            SendError::Unsupported { .. } => ErrorCode::Unsupported,
             SendError::Encode { error } => error.code(),
-            SendError::InvalidRoom { .. } => "invalid_room",
-            SendError::Stopped => "stopped",
+            SendError::InvalidRoom { .. } => ErrorCode::InvalidRoom,
+            SendError::Stopped => ErrorCode::Stopped,
         }
     }
 }
@@ -190,7 +395,7 @@ pub enum CallError {
         node: NodeId,
         /// Its error's code (`handler_error`, `bad_payload`, or the
         /// handler's own).
-        code: String,
+        code: ErrorCode,
         /// Its error's message.
         message: String,
     },
@@ -224,24 +429,34 @@ pub enum CallError {
 }
 
 impl CallError {
-    /// The machine-readable code: `unknown_group`, `gate_group`,
-    /// `no_live_node`, `unknown_msg_id`, `timeout`, `unreachable`,
-    /// `congested`, the remote handler's own code, `no_reply`,
-    /// `encode_failed`, `bad_answer`, `stopped`.
-    pub fn code(&self) -> &str {
+    /// The machine-readable code (for a [`CallError::Remote`], the remote
+    /// handler's own).
+    pub fn code(&self) -> ErrorCode {
         match self {
-            CallError::UnknownGroup { .. } => "unknown_group",
-            CallError::GateGroup { .. } => "gate_group",
-            CallError::NoLiveNode { .. } => "no_live_node",
-            CallError::NoHandler { .. } => "unknown_msg_id",
-            CallError::Timeout { .. } => "timeout",
-            CallError::LinkLost { .. } => "unreachable",
-            CallError::Congested { .. } => "congested",
-            CallError::Remote { code, .. } => code,
-            CallError::NoReply { .. } => "no_reply",
+            CallError::UnknownGroup { .. } => ErrorCode::UnknownGroup,
+            CallError::GateGroup { .. } => ErrorCode::GateGroup,
+            CallError::NoLiveNode { .. } => ErrorCode::NoLiveNode,
+            CallError::NoHandler { .. } => ErrorCode::UnknownMsgId,
+            CallError::Timeout { .. } => ErrorCode::Timeout,
+            CallError::LinkLost { .. } => ErrorCode::Unreachable,
+            CallError::Congested { .. } => ErrorCode::Congested,
+            CallError::Remote { code, .. } => code.clone(),
+            CallError::NoReply { .. } => ErrorCode::NoReply,
             CallError::Encode { error } => error.code(),
-            CallError::BadAnswer { .. } => "bad_answer",
-            CallError::Stopped => "stopped",
+            CallError::BadAnswer { .. } => ErrorCode::BadAnswer,
+            CallError::Stopped => ErrorCode::Stopped,
         }
     }
+}
+
+/// A payload that could not be turned into the handler's argument type.
+///
+/// The handler is not called; the client gets the configured error answer.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("bad payload: expected {expected}: {reason}")]
+pub struct PayloadError {
+    /// What the extractor wanted, e.g. `UTF-8 text` or `JSON Chat`.
+    pub expected: String,
+    /// Why the bytes did not qualify.
+    pub reason: String,
 }

@@ -7,30 +7,21 @@
 //! `String`, `Json<T>`) and `R` implements [`IntoReply`] (`()`, a message,
 //! `Bytes`, `String`, `Json<T>`, `Result<R, E>`).
 
-use std::borrow::Cow;
 use std::error::Error as StdError;
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
 
 use bytes::Bytes;
+
+use crate::error::ErrorCode;
+pub use crate::error::PayloadError;
+use crate::message::{Codec, Message, MessageError};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 /// A boxed, `Send` future: what a type-erased handler entry returns.
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
-
-/// A payload that could not be turned into the handler's argument type.
-///
-/// The handler is not called; the client gets the configured error answer.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("bad payload: expected {expected}: {reason}")]
-pub struct PayloadError {
-    /// What the extractor wanted, e.g. `UTF-8 text` or `JSON Chat`.
-    pub expected: String,
-    /// Why the bytes did not qualify.
-    pub reason: String,
-}
 
 /// Turns a message's raw bytes into a handler argument.
 ///
@@ -131,21 +122,18 @@ fn short_type_name<T>() -> &'static str {
 pub struct HandlerError {
     /// Machine-readable, e.g. `quota` or `not_online`: the error frame's
     /// `code`.
-    code: Cow<'static, str>,
+    code: ErrorCode,
     /// For people: the error frame's `error`, and the log line.
     message: String,
     /// What it was converted from, for logs and callers that downcast.
     source: Option<Box<dyn StdError + Send + Sync + 'static>>,
 }
 
-/// The code of an error that says nothing more specific.
-pub const HANDLER_ERROR_CODE: &str = "handler_error";
-
 impl HandlerError {
     /// An error with a code (e.g. `"quota"`, `"not_logged_in"`: short,
     /// snake_case, stable, for clients to match on) and a message for
     /// people.
-    pub fn new(code: impl Into<Cow<'static, str>>, message: impl Into<String>) -> Self {
+    pub fn new(code: impl Into<ErrorCode>, message: impl Into<String>) -> Self {
         HandlerError {
             code: code.into(),
             message: message.into(),
@@ -156,7 +144,7 @@ impl HandlerError {
     /// An error with the code `handler_error` and this message (what `?` on
     /// a `&str` or `String` gives too).
     pub fn msg(message: impl Into<String>) -> Self {
-        HandlerError::new(HANDLER_ERROR_CODE, message)
+        HandlerError::new(ErrorCode::HandlerError, message)
     }
 
     /// Keeps `source` as the error this one comes from.
@@ -166,7 +154,7 @@ impl HandlerError {
     }
 
     /// The machine-readable code.
-    pub fn code(&self) -> &str {
+    pub fn code(&self) -> &ErrorCode {
         &self.code
     }
 
@@ -209,7 +197,7 @@ where
     fn from(error: E) -> Self {
         let source: Box<dyn StdError + Send + Sync + 'static> = error.into();
         HandlerError {
-            code: known_code(&*source).unwrap_or(Cow::Borrowed(HANDLER_ERROR_CODE)),
+            code: known_code(&*source).unwrap_or(ErrorCode::HandlerError),
             message: source.to_string(),
             source: Some(source),
         }
@@ -217,17 +205,46 @@ where
 }
 
 /// The code of one of the framework's errors.
-fn known_code(error: &(dyn StdError + 'static)) -> Option<Cow<'static, str>> {
+fn known_code(error: &(dyn StdError + 'static)) -> Option<ErrorCode> {
     if let Some(e) = error.downcast_ref::<crate::SendError>() {
-        Some(Cow::Owned(e.code().to_owned()))
+        Some(e.code())
     } else if let Some(e) = error.downcast_ref::<crate::CallError>() {
-        Some(Cow::Owned(e.code().to_owned()))
-    } else if let Some(e) = error.downcast_ref::<crate::MessageError>() {
-        Some(Cow::Borrowed(e.code()))
+        Some(e.code())
+    } else if let Some(e) = error.downcast_ref::<crate::message::MessageError>() {
+        Some(e.code())
     } else if error.is::<PayloadError>() {
-        Some(Cow::Borrowed("bad_payload"))
+        Some(ErrorCode::BadPayload)
     } else {
         None
+    }
+}
+
+impl From<MessageError> for PayloadError {
+    fn from(e: MessageError) -> Self {
+        let codec = match e.codec {
+            Codec::Json => "JSON",
+            Codec::Protobuf => "protobuf",
+            Codec::Raw => "raw",
+        };
+        PayloadError {
+            expected: format!("{codec} {}", e.message),
+            reason: e.reason,
+        }
+    }
+}
+
+/// A message is a payload: it decodes with its codec.
+impl<M: Message> FromPayload for M {
+    fn from_payload(data: Bytes) -> Result<Self, PayloadError> {
+        M::from_bytes(data).map_err(PayloadError::from)
+    }
+}
+
+/// A message is a reply: it goes back on the request's msg_id (zinx's
+/// convention), encoded with its codec.
+impl<M: Message> IntoReply for M {
+    fn into_reply(self) -> Result<Option<Bytes>, HandlerError> {
+        self.to_bytes().map(Some).map_err(HandlerError::from)
     }
 }
 
@@ -278,7 +295,7 @@ impl<T: Serialize> IntoReply for Json<T> {
             .map(|v| Some(Bytes::from(v)))
             .map_err(|e| {
                 HandlerError::new(
-                    "encode_failed",
+                    ErrorCode::EncodeFailed,
                     format!("reply does not encode as JSON: {e}"),
                 )
             })
@@ -306,7 +323,7 @@ impl<T: IntoReply, E: Into<HandlerError>> IntoReply for Result<T, E> {
 /// The payload of a `Failed` answer between nodes (a call, a cast's
 /// refusal, a gate's answer to a bind or kick): `{"code":..,"error":..}`,
 /// so that the caller's error keeps the code of the callee's.
-pub(crate) fn encode_failure(code: &str, message: &str) -> Bytes {
+pub(crate) fn encode_failure(code: &ErrorCode, message: &str) -> Bytes {
     let body = serde_json::json!({ "code": code, "error": message });
     Bytes::from(body.to_string())
 }
@@ -314,16 +331,16 @@ pub(crate) fn encode_failure(code: &str, message: &str) -> Bytes {
 /// The code and message of a `Failed` answer; a payload that is not
 /// [`encode_failure`]'s (a node of an older build) is a message with the
 /// code `handler_error`.
-pub(crate) fn decode_failure(payload: &[u8]) -> (String, String) {
+pub(crate) fn decode_failure(payload: &[u8]) -> (ErrorCode, String) {
     #[derive(serde::Deserialize)]
     struct Failure {
-        code: String,
+        code: ErrorCode,
         error: String,
     }
     match serde_json::from_slice::<Failure>(payload) {
         Ok(f) => (f.code, f.error),
         Err(_) => (
-            HANDLER_ERROR_CODE.to_string(),
+            ErrorCode::HandlerError,
             String::from_utf8_lossy(payload).into_owned(),
         ),
     }
@@ -341,17 +358,17 @@ pub enum HandlerFailure {
 impl HandlerFailure {
     /// The machine-readable code of the error answer: `bad_payload`, or the
     /// handler error's [`code`](HandlerError::code).
-    pub fn code(&self) -> &str {
+    pub fn code(&self) -> ErrorCode {
         match self {
-            HandlerFailure::Payload(_) => "bad_payload",
-            HandlerFailure::Handler(e) => e.code(),
+            HandlerFailure::Payload(_) => ErrorCode::BadPayload,
+            HandlerFailure::Handler(e) => e.code().clone(),
         }
     }
 
     /// The failure as the `Failed` answer of a call: its code and message.
     pub(crate) fn to_answer(&self) -> Bytes {
         match self {
-            HandlerFailure::Payload(e) => encode_failure(self.code(), &e.to_string()),
+            HandlerFailure::Payload(e) => encode_failure(&self.code(), &e.to_string()),
             HandlerFailure::Handler(e) => encode_failure(e.code(), e.message()),
         }
     }
@@ -436,31 +453,37 @@ mod tests {
             Err(e)?
         }
         let e = fails("not logged in").unwrap_err();
-        assert_eq!((e.code(), e.message()), ("handler_error", "not logged in"));
+        assert_eq!(
+            (e.code().as_str(), e.message()),
+            ("handler_error", "not logged in")
+        );
         let e = fails(format!("{} items", 3)).unwrap_err();
         assert_eq!(e.message(), "3 items");
         let e = fails(std::io::Error::other("disk")).unwrap_err();
-        assert_eq!((e.code(), e.message()), ("handler_error", "disk"));
+        assert_eq!((e.code().as_str(), e.message()), ("handler_error", "disk"));
         let io = e.source().and_then(|s| s.downcast_ref::<std::io::Error>());
         assert_eq!(io.map(|e| e.kind()), Some(std::io::ErrorKind::Other));
 
         // The framework's errors keep their code.
         let e = fails(crate::SendError::NotOnline { uid: "bob".into() }).unwrap_err();
-        assert_eq!((e.code(), e.message()), ("not_online", "bob is not online"));
+        assert_eq!(
+            (e.code().as_str(), e.message()),
+            ("not_online", "bob is not online")
+        );
         let e = fails(crate::CallError::NoLiveNode {
             group: "rank".into(),
         })
         .unwrap_err();
-        assert_eq!(e.code(), "no_live_node");
+        assert_eq!(*e.code(), ErrorCode::NoLiveNode);
         let payload = PayloadError {
             expected: "JSON Chat".into(),
             reason: "eof".into(),
         };
-        assert_eq!(fails(payload).unwrap_err().code(), "bad_payload");
+        assert_eq!(*fails(payload).unwrap_err().code(), ErrorCode::BadPayload);
 
         // A code of one's own, with a source.
         let e = HandlerError::new("quota", "at most 10").with_source("over by 2");
-        assert_eq!((e.code(), e.message()), ("quota", "at most 10"));
+        assert_eq!((e.code().as_str(), e.message()), ("quota", "at most 10"));
         assert_eq!(
             e.source().map(|s| s.to_string()).as_deref(),
             Some("over by 2")

@@ -1,4 +1,4 @@
-#![doc = include_str!("../README.md")]
+#![doc = include_str!("guide.md")]
 #![warn(missing_docs, unreachable_pub, rust_2018_idioms)]
 #![forbid(unsafe_code)]
 
@@ -7,11 +7,10 @@
 #[allow(unused_extern_crates)]
 extern crate self as zinx_cluster;
 
-mod admin;
+mod api;
+mod backend;
 mod balance;
-mod client;
 mod cluster;
-mod config;
 mod directory;
 mod envelope;
 mod error;
@@ -20,73 +19,88 @@ mod gate;
 mod handler;
 mod http;
 mod macro_support;
-mod message;
-mod metrics;
 mod net;
 mod node;
 mod peer;
-mod registry;
 mod rooms;
 mod session;
 mod settings;
 mod state;
-pub mod trace;
 mod transport;
 
-pub use admin::Page;
-pub use client::{Client, ClientError, ClientTls};
+pub mod admin;
+pub mod config;
+pub mod message;
+pub mod metrics;
+pub mod registry;
+pub mod trace;
+
+pub use api::{Call, ClusterHandle, Ctx, KickTarget, Outgoing};
 pub use cluster::{Cluster, RunningCluster, Select, StartError};
-pub use config::{
-    ClusterConfig, ConfigError, ConfigErrors, DINX_FILE, NodeConfig, NodeId, NodeType, ROUTE_FILE,
-    RouteConfig, SETTINGS_FILE,
-};
-pub use envelope::{ENVELOPE_HEADER_LEN, ENVELOPE_OVERHEAD, FLAG_TRACED, LINK_PROTOCOL_VERSION};
-#[cfg(feature = "internals")]
-pub use envelope::{Envelope, EnvelopeError, Kind, Status};
-pub use error::{CallError, SendError};
-pub use frame::{
-    DEFAULT_MAX_FRAME_LEN, Frame, FrameCodec, FrameError, HEADER_LEN, ZINX_HEARTBEAT_MSG_ID,
-};
-pub use handler::{
-    BoxFuture, FromPayload, HANDLER_ERROR_CODE, HandlerError, HandlerFailure, IntoReply, Json,
-    PayloadError,
-};
-pub use message::{Codec, CodecDirection, Message, MessageError, MessageType, registered_messages};
-pub use metrics::MetricsSnapshot;
-pub use node::{ClusterHandle, Ctx, KickTarget, SessionClosed, SessionHook};
-/// The prost version the `protobuf` codec uses (feature `protobuf`).
-#[cfg(feature = "protobuf")]
-pub use prost;
-pub use registry::{
-    HandlerFn, HandlerTable, RegistryError, RegistryErrors, Route, check_handlers, registered,
-    validate_handlers, validate_messages,
-};
+pub use error::{CallError, ErrorCode, SendError};
+pub use frame::Frame;
+pub use handler::{FromPayload, HandlerError, IntoReply, Json, PayloadError};
+pub use message::Message;
+pub use node::SessionClosed;
+pub use registry::check_handlers;
 pub use session::SessionId;
-pub use settings::{Balance, DEFAULT_SECRET, ErrorReply, REDIS_URL_ENV, SECRET_ENV, Settings};
-pub use state::{MissingState, State, StateUse};
-pub use transport::tls::{TlsConfigError, load_server_config};
+pub use settings::Settings;
+pub use state::State;
 /// `#[derive(Message)]`: see [`Message`](trait@Message) and the handler
 /// guide ([`handler`]).
 pub use zinx_cluster_macros::Message;
 pub use zinx_cluster_macros::handler;
 
+/// The zinx wire format a gate's clients speak (shared with the client SDK,
+/// `zinx-cluster-client`).
+pub mod wire {
+    pub use crate::frame::{
+        DEFAULT_MAX_FRAME_LEN, Frame, FrameCodec, FrameError, HEADER_LEN, ZINX_HEARTBEAT_MSG_ID,
+    };
+}
+
+/// TLS for gates (`tls_cert` / `tls_key` in `settings.json`).
+pub mod tls {
+    pub use crate::transport::tls::{TlsConfigError, load_server_config};
+}
+
+/// The protobuf codec's prost version (feature `protobuf`), for
+/// `#[derive(prost::Message)]` types sent with `codec = "protobuf"`.
+#[cfg(feature = "protobuf")]
+pub use prost;
+
 /// Everything a handler module needs: `use zinx_cluster::prelude::*;`.
 pub mod prelude {
     pub use crate::{
-        CallError, ClusterHandle, Ctx, HandlerError, Json, Message, SendError, SessionId, State,
-        handler,
+        CallError, ClusterHandle, Ctx, ErrorCode, Frame, HandlerError, Json, Message, SendError,
+        SessionId, State, handler,
     };
     pub use bytes::Bytes;
 }
 
-/// Re-exports used by the `#[handler]` expansion. Not a public API.
+/// The internal wire types, for the fuzz targets and the codec benchmark
+/// (feature `internals`). Not a stable API.
+#[cfg(feature = "internals")]
+#[doc(hidden)]
+pub mod internals {
+    pub use crate::envelope::{
+        ENVELOPE_HEADER_LEN, ENVELOPE_OVERHEAD, Envelope, EnvelopeError, FLAG_TRACED, Kind,
+        LINK_PROTOCOL_VERSION, Status,
+    };
+    pub use crate::transport::fuzz_ws_frames;
+}
+
+/// Re-exports used by the `#[handler]` and `#[derive(Message)]` expansions.
+/// Not a public API: names and shapes may change in any release.
 #[doc(hidden)]
 pub mod __private {
+    pub use crate::handler::{BoxFuture, HandlerFailure};
     pub use crate::macro_support::{
         CtxArg, EntryFuture, MessageIdOf, NotAMessage, boxed, into_reply,
     };
-    pub use crate::message::codec;
-    pub use crate::state::FromState;
+    pub use crate::message::{Codec, MessageError, MessageType, codec};
+    pub use crate::registry::{HandlerFn, Route};
+    pub use crate::state::{FromState, StateUse};
     pub use bytes::Bytes;
     pub use inventory;
 }

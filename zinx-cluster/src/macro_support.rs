@@ -12,9 +12,9 @@ use std::marker::PhantomData;
 
 use bytes::Bytes;
 
+use crate::api::Ctx;
 use crate::handler::{BoxFuture, HandlerFailure, IntoReply};
 use crate::message::Message;
-use crate::node::Ctx;
 
 /// What every generated entry point returns (the return type of
 /// [`HandlerFn`](crate::HandlerFn)).

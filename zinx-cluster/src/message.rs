@@ -24,8 +24,6 @@ use std::fmt;
 
 use bytes::Bytes;
 
-use crate::handler::{FromPayload, HandlerError, IntoReply, PayloadError};
-
 /// A type that travels as the payload of one msg_id, in one wire format.
 ///
 /// Derive it: `#[derive(Message, Serialize, Deserialize)]` with
@@ -96,8 +94,8 @@ pub enum CodecDirection {
 ///
 /// Small on purpose: the type, the codec, which way, and the codec's own
 /// words. A decode failure of a handler's payload becomes a
-/// [`PayloadError`] (code `bad_payload`); other failures convert into
-/// [`HandlerError`] with code `bad_payload` (decode) or `encode_failed`.
+/// [`PayloadError`](crate::PayloadError) (code `bad_payload`); other failures convert into
+/// [`HandlerError`](crate::HandlerError) with code `bad_payload` (decode) or `encode_failed`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MessageError {
     /// The message type, e.g. `Chat`.
@@ -129,40 +127,11 @@ impl std::error::Error for MessageError {}
 impl MessageError {
     /// `bad_payload` for bytes that do not decode, `encode_failed` for a
     /// value that does not encode.
-    pub fn code(&self) -> &'static str {
+    pub fn code(&self) -> crate::error::ErrorCode {
         match self.direction {
-            CodecDirection::Encode => "encode_failed",
-            CodecDirection::Decode => "bad_payload",
+            CodecDirection::Encode => crate::error::ErrorCode::EncodeFailed,
+            CodecDirection::Decode => crate::error::ErrorCode::BadPayload,
         }
-    }
-}
-
-impl From<MessageError> for PayloadError {
-    fn from(e: MessageError) -> Self {
-        let codec = match e.codec {
-            Codec::Json => "JSON",
-            Codec::Protobuf => "protobuf",
-            Codec::Raw => "raw",
-        };
-        PayloadError {
-            expected: format!("{codec} {}", e.message),
-            reason: e.reason,
-        }
-    }
-}
-
-/// A message is a payload: it decodes with its codec.
-impl<M: Message> FromPayload for M {
-    fn from_payload(data: Bytes) -> Result<Self, PayloadError> {
-        M::from_bytes(data).map_err(PayloadError::from)
-    }
-}
-
-/// A message is a reply: it goes back on the request's msg_id (zinx's
-/// convention), encoded with its codec.
-impl<M: Message> IntoReply for M {
-    fn into_reply(self) -> Result<Option<Bytes>, HandlerError> {
-        self.to_bytes().map(Some).map_err(HandlerError::from)
     }
 }
 
@@ -343,6 +312,7 @@ pub mod codec {
 mod tests {
     use super::*;
     use crate::Message;
+    use crate::handler::{FromPayload, IntoReply};
 
     #[derive(Message, serde::Serialize, serde::Deserialize, Debug, PartialEq)]
     #[message(id = 4_000_000_101)]

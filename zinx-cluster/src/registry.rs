@@ -16,12 +16,13 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 
+use crate::api::Ctx;
 use crate::config::{ClusterConfig, RouteConfig};
 use crate::frame::ZINX_HEARTBEAT_MSG_ID;
-use crate::handler::{BoxFuture, HandlerFailure};
+pub use crate::handler::{BoxFuture, HandlerFailure};
 use crate::message::{MessageType, registered_messages};
-use crate::node::Ctx;
 use crate::settings::ErrorReply;
+pub use crate::state::MissingState;
 use bytes::Bytes;
 
 /// The type-erased entry point generated beside every `#[handler]` fn.
@@ -173,7 +174,8 @@ impl fmt::Debug for HandlerTable {
 ///
 /// ```
 /// use zinx_cluster::prelude::*;
-/// use zinx_cluster::{RouteConfig, registered, validate_handlers};
+/// use zinx_cluster::config::RouteConfig;
+/// use zinx_cluster::registry::{registered, validate_handlers};
 ///
 /// #[handler(msg_id = 7301, group = "doc")]
 /// async fn hello(_ctx: &mut Ctx) -> &'static str {
@@ -195,7 +197,7 @@ impl fmt::Debug for HandlerTable {
 /// let errors = validate_handlers(handlers, &route_json, &["doc"]).unwrap_err();
 /// assert!(errors.to_string().contains("route MsgID 7302 (\"bye\") has no handler"));
 /// # let _ = hello;
-/// # Ok::<(), zinx_cluster::RegistryErrors>(())
+/// # Ok::<(), zinx_cluster::registry::RegistryErrors>(())
 /// ```
 pub fn validate_handlers(
     routes: impl IntoIterator<Item = &'static Route>,
@@ -281,7 +283,7 @@ pub fn validate_handlers(
 /// ```no_run
 /// #[test]
 /// fn handlers_match_route_json() {
-///     let config = zinx_cluster::ClusterConfig::load("conf").unwrap();
+///     let config = zinx_cluster::config::ClusterConfig::load("conf").unwrap();
 ///     // On failure, prints every problem, one per line.
 ///     zinx_cluster::check_handlers(&config).unwrap();
 /// }

@@ -22,7 +22,18 @@ use crate::session::{Offer, Session, SessionId};
 /// The longest room name, in bytes (it travels where envelopes carry a uid).
 pub(crate) const MAX_ROOM_NAME: usize = 255;
 
-/// The rooms of one gate (empty on a backend).
+/// Checks a room name: 1 to [`MAX_ROOM_NAME`] bytes.
+pub(crate) fn check_room(room: &str) -> Result<(), crate::error::SendError> {
+    if room.is_empty() || room.len() > MAX_ROOM_NAME {
+        Err(crate::error::SendError::InvalidRoom {
+            room: room.chars().take(64).collect(),
+        })
+    } else {
+        Ok(())
+    }
+}
+
+/// The rooms of one gate.
 #[derive(Debug, Default)]
 pub(crate) struct Rooms {
     /// Room → its members on this gate. The sessions themselves, so that a

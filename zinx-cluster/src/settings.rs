@@ -31,7 +31,7 @@ pub const SECRET_ENV: &str = "ZINX_CLUSTER_SECRET";
 /// Environment variable that overrides [`Settings::redis_url`].
 pub const REDIS_URL_ENV: &str = "ZINX_REDIS_URL";
 /// The secret used when none is configured; startup warns loudly about it.
-pub const DEFAULT_SECRET: &str = "zinx-cluster-insecure-default-secret";
+pub(crate) const DEFAULT_SECRET: &str = "zinx-cluster-insecure-default-secret";
 
 /// How a group's node is chosen for a message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]

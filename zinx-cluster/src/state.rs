@@ -62,7 +62,7 @@ pub trait FromState: Sized {
     /// A clone of the state out of the context; a `missing_state` failure
     /// when the cluster was not given one (`start` refuses that for every
     /// registered handler, so only a handler run by hand meets it).
-    fn from_ctx(ctx: &crate::Ctx) -> Result<Self, crate::HandlerFailure>;
+    fn from_ctx(ctx: &crate::Ctx) -> Result<Self, crate::handler::HandlerFailure>;
 }
 
 impl<S: Clone + Send + Sync + 'static> FromState for State<S> {
@@ -74,16 +74,18 @@ impl<S: Clone + Send + Sync + 'static> FromState for State<S> {
         std::any::type_name::<S>()
     }
 
-    fn from_ctx(ctx: &crate::Ctx) -> Result<Self, crate::HandlerFailure> {
+    fn from_ctx(ctx: &crate::Ctx) -> Result<Self, crate::handler::HandlerFailure> {
         match ctx.state::<S>() {
             Some(s) => Ok(State(s.clone())),
-            None => Err(crate::HandlerFailure::Handler(crate::HandlerError::new(
-                "missing_state",
-                format!(
-                    "the cluster was not given a {} (Cluster::with_state)",
-                    std::any::type_name::<S>()
+            None => Err(crate::handler::HandlerFailure::Handler(
+                crate::HandlerError::new(
+                    crate::error::ErrorCode::MissingState,
+                    format!(
+                        "the cluster was not given a {} (Cluster::with_state)",
+                        std::any::type_name::<S>()
+                    ),
                 ),
-            ))),
+            )),
         }
     }
 }

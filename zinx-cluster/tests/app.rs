@@ -12,8 +12,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use zinx_cluster::config::ClusterConfig;
 use zinx_cluster::prelude::*;
-use zinx_cluster::{Client, Cluster, ClusterConfig, RunningCluster, Select, StartError};
+use zinx_cluster::{Cluster, RunningCluster, Select, StartError};
+use zinx_cluster_client::Client;
 
 use zinx_test_support::T;
 use zinx_test_support::cluster::{expect, req, s};
@@ -71,7 +73,7 @@ async fn gate_leave(ctx: &mut Ctx, room: String) -> Result<String, HandlerError>
 #[handler(msg_id = 10, group = "gate")]
 async fn gate_say(ctx: &mut Ctx, line: String) -> Result<(), HandlerError> {
     let (room, text) = line.split_once(' ').ok_or("room text")?;
-    ctx.publish_raw(room, 30, text.to_string())?;
+    ctx.publish(room, Frame::new(30, text.to_string()))?;
     Ok(())
 }
 
@@ -104,7 +106,7 @@ async fn im_leave(ctx: &mut Ctx, room: String) -> Result<String, HandlerError> {
 #[handler(msg_id = 22, group = "im")]
 async fn im_say(ctx: &mut Ctx, line: String) -> Result<&'static str, HandlerError> {
     let (room, text) = line.split_once(' ').ok_or("room text")?;
-    ctx.publish_raw(room, 30, text.to_string())?;
+    ctx.publish(room, Frame::new(30, text.to_string()))?;
     Ok("said")
 }
 
@@ -119,7 +121,7 @@ async fn im_remind(ctx: &mut Ctx, line: String) -> Result<&'static str, HandlerE
     let text = text.to_string();
     tokio::spawn(async move {
         tokio::time::sleep(Duration::from_millis(ms)).await;
-        if let Err(e) = handle.push_to_uid_raw(&uid, 23, text).await {
+        if let Err(e) = handle.push_to_uid(&uid, Frame::new(23, text)).await {
             tracing::warn!(error = %e, "reminder lost");
         }
     });
@@ -295,26 +297,26 @@ async fn a_handle_works_from_spawned_tasks_on_a_gate_and_a_backend() {
         // From a task that is no handler.
         let h = handle.clone();
         let task = tokio::spawn(async move {
-            h.push_raw(a, 50, "to a session")?;
+            h.push(a, Frame::new(50, "to a session"))?;
             h.push(
                 a,
                 &Note {
                     text: "typed".into(),
                 },
             )?;
-            h.push_to_uid_raw("bob", 51, "to a uid").await?;
-            h.broadcast_raw(52, "everyone")?;
-            h.broadcast_to_users_raw(53, "users")?;
-            assert!(h.join(b, "r").await?, "bob joins");
-            h.publish_raw("r", 54, "room")?;
-            assert!(h.leave(b, "r").await?, "bob leaves");
-            h.publish_raw("r", 54, "nobody")?;
+            h.push_to_uid("bob", Frame::new(51, "to a uid")).await?;
+            h.broadcast(Frame::new(52, "everyone"))?;
+            h.broadcast_to_users(Frame::new(53, "users"))?;
+            assert!(h.for_session(b).join("r").await?, "bob joins");
+            h.publish("r", Frame::new(54, "room"))?;
+            assert!(h.for_session(b).leave("r").await?, "bob leaves");
+            h.publish("r", Frame::new(54, "nobody"))?;
             let doubled = h
-                .call_raw("im", 24, "21")
+                .call::<Bytes>("im", Frame::new(24, "21"))
                 .await
                 .map(|b| String::from_utf8_lossy(&b).into_owned())
                 .map_err(|e| e.to_string());
-            let cast = h.cast_raw("im", 24, "1").map_err(|e| e.to_string());
+            let cast = h.cast("im", Frame::new(24, "1")).map_err(|e| e.to_string());
             Ok::<_, SendError>((doubled, cast))
         });
         let (doubled, cast) = task.await.expect("task ran").expect("handle ops");
@@ -349,16 +351,16 @@ async fn a_handle_works_from_spawned_tasks_on_a_gate_and_a_backend() {
     for h in [gh, ih] {
         assert!(!h.is_running());
         let quick = tokio::time::timeout(Duration::from_secs(2), async {
-            assert_eq!(h.push_raw(b, 1, "x"), Err(SendError::Stopped));
-            assert_eq!(h.publish_raw("r", 1, "x"), Err(SendError::Stopped));
+            assert_eq!(h.push(b, Frame::new(1, "x")), Err(SendError::Stopped));
+            assert_eq!(h.publish("r", Frame::new(1, "x")), Err(SendError::Stopped));
             assert_eq!(
-                h.push_to_uid_raw("bob", 1, "x").await,
+                h.push_to_uid("bob", Frame::new(1, "x")).await,
                 Err(SendError::Stopped)
             );
             assert_eq!(h.kick(b).await, Err(SendError::Stopped));
-            assert_eq!(h.join(b, "r").await, Err(SendError::Stopped));
+            assert_eq!(h.for_session(b).join("r").await, Err(SendError::Stopped));
             assert!(matches!(
-                h.call_raw("im", 24, "1").await,
+                h.call::<Bytes>("im", Frame::new(24, "1")).await,
                 Err(zinx_cluster::CallError::Stopped)
             ));
         });

@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 
 use proptest::prelude::*;
-use zinx_cluster::{Balance, ClusterConfig, ErrorReply, NodeConfig, NodeType, RouteConfig};
+use zinx_cluster::config::{Balance, ClusterConfig, ErrorReply, NodeConfig, NodeType, RouteConfig};
 
 /// A small valid cluster: one gate, two im backends.
 const DINX: &str = r#"{

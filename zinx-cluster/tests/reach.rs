@@ -11,8 +11,9 @@ use bytes::{Bytes, BytesMut};
 use futures::{SinkExt, StreamExt};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio_tungstenite::tungstenite::Message;
+use zinx_cluster::Frame;
 use zinx_cluster::prelude::*;
-use zinx_cluster::{Client, ClientTls, Frame};
+use zinx_cluster_client::{Client, ClientTls};
 
 use zinx_test_support::T;
 use zinx_test_support::cluster::{TestCluster, expect, req, s};
@@ -46,7 +47,7 @@ async fn im_slow(_ctx: &mut Ctx, data: Bytes) -> Bytes {
 #[handler(msg_id = 3, group = "im")]
 async fn send(ctx: &mut Ctx, line: String) -> Result<&'static str, HandlerError> {
     let (to, text) = line.split_once(' ').unwrap_or((line.as_str(), ""));
-    ctx.push_to_uid_raw(to, 3, text.to_string()).await?;
+    ctx.push_to_uid(to, Frame::new(3, text.to_string())).await?;
     Ok("sent")
 }
 
@@ -315,7 +316,8 @@ async fn a_missing_certificate_is_a_start_error_naming_the_file() {
         r#"{{{FAST}, "tls_cert": "/nonexistent/gate.pem", "tls_key": "/nonexistent/gate.key"}}"#
     );
     let config =
-        zinx_cluster::ClusterConfig::from_strs("conf", &dinx, ROUTE, Some(&settings)).unwrap();
+        zinx_cluster::config::ClusterConfig::from_strs("conf", &dinx, ROUTE, Some(&settings))
+            .unwrap();
     let e = zinx_cluster::Cluster::new(config)
         .start(zinx_cluster::Select::Id(1))
         .await
@@ -429,9 +431,13 @@ async fn readyz_follows_the_last_node_of_a_forwarded_group() {
 #[tokio::test]
 async fn one_trace_spans_the_gate_and_the_backend() {
     let (dinx, _) = dinx("/");
-    let config =
-        zinx_cluster::ClusterConfig::from_strs("conf", &dinx, ROUTE, Some(&format!("{{{FAST}}}")))
-            .unwrap();
+    let config = zinx_cluster::config::ClusterConfig::from_strs(
+        "conf",
+        &dinx,
+        ROUTE,
+        Some(&format!("{{{FAST}}}")),
+    )
+    .unwrap();
     let spans = zinx_cluster::trace::InMemoryExporter::new();
     let running = zinx_cluster::Cluster::new(config.clone())
         .with_span_exporter(spans.clone())

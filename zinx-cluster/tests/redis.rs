@@ -18,10 +18,10 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use serde::Deserialize;
+use zinx_cluster::config::ClusterConfig;
 use zinx_cluster::prelude::*;
-use zinx_cluster::{
-    Client, ClientError, Cluster, ClusterConfig, Frame, Select, SessionClosed, StartError,
-};
+use zinx_cluster::{Cluster, Frame, Select, SessionClosed, StartError};
+use zinx_cluster_client::{Client, ClientError};
 
 use zinx_test_support::T;
 use zinx_test_support::cluster::{TestCluster, expect, req, s};
@@ -87,7 +87,7 @@ async fn gate_whoami(ctx: &mut Ctx, _data: Bytes) -> Result<Option<Bytes>, Handl
 async fn gate_push(ctx: &mut Ctx, data: Bytes) -> Result<Option<Bytes>, HandlerError> {
     let uid = utf8(&data)?;
     let text = format!("from {} to {uid}", ctx.node_name());
-    match ctx.push_to_uid_raw(&uid, 8, text).await {
+    match ctx.push_to_uid(&uid, Frame::new(8, text)).await {
         Ok(()) => reply("pushed"),
         Err(SendError::NotOnline { .. }) => reply(format!("{uid} is not online")),
         Err(e) => Err(e.into()),
@@ -96,7 +96,7 @@ async fn gate_push(ctx: &mut Ctx, data: Bytes) -> Result<Option<Bytes>, HandlerE
 
 #[handler(msg_id = 16, group = "gate")]
 async fn gate_broadcast(ctx: &mut Ctx, data: Bytes) -> Result<Option<Bytes>, HandlerError> {
-    ctx.broadcast_raw(16, data)?;
+    ctx.broadcast(Frame::new(16, data))?;
     Ok(None)
 }
 
@@ -111,7 +111,7 @@ async fn gate_flood(ctx: &mut Ctx, data: Bytes) -> Result<Option<Bytes>, Handler
     };
     let (mut ok, mut congested, mut unreachable, mut other) = (0, 0, 0, 0);
     for i in 0..count {
-        match ctx.push_raw(SessionId(session), 19, format!("flood {i}")) {
+        match ctx.push(SessionId(session), Frame::new(19, format!("flood {i}"))) {
             Ok(()) => ok += 1,
             Err(SendError::Congested { .. }) => congested += 1,
             Err(SendError::Unreachable { .. }) => unreachable += 1,
@@ -135,7 +135,7 @@ async fn send(ctx: &mut Ctx, data: Bytes) -> Result<Option<Bytes>, HandlerError>
     let m: Chat = serde_json::from_slice(&data).map_err(|e| HandlerError::msg(e.to_string()))?;
     let from = ctx.uid().ok_or("not logged in")?.to_string();
     match ctx
-        .push_to_uid_raw(&m.to, 3, format!("{from}: {}", m.text))
+        .push_to_uid(&m.to, Frame::new(3, format!("{from}: {}", m.text)))
         .await
     {
         Ok(()) => reply("sent"),
@@ -146,7 +146,7 @@ async fn send(ctx: &mut Ctx, data: Bytes) -> Result<Option<Bytes>, HandlerError>
 
 #[handler(msg_id = 4, group = "im")]
 async fn im_broadcast(ctx: &mut Ctx, data: Bytes) -> Result<Option<Bytes>, HandlerError> {
-    ctx.broadcast_raw(4, data)?;
+    ctx.broadcast(Frame::new(4, data))?;
     Ok(None)
 }
 
@@ -257,9 +257,9 @@ fn check_environment() {
         }));
     });
     assert!(
-        std::env::var_os(zinx_cluster::REDIS_URL_ENV).is_none(),
+        std::env::var_os(zinx_cluster::config::REDIS_URL_ENV).is_none(),
         "unset {} to run these tests: it overrides the Redis each test starts",
-        zinx_cluster::REDIS_URL_ENV
+        zinx_cluster::config::REDIS_URL_ENV
     );
 }
 
@@ -989,7 +989,7 @@ async fn a_bad_redis_url_is_refused_at_start() {
 }
 
 /// The counters of node `id` of the test cluster.
-fn metrics_of(tc: &TestCluster, id: u16) -> zinx_cluster::MetricsSnapshot {
+fn metrics_of(tc: &TestCluster, id: u16) -> zinx_cluster::metrics::MetricsSnapshot {
     tc.running(id).metrics(id).expect("a node of the cluster")
 }
 
@@ -998,7 +998,7 @@ async fn wait_metrics(
     tc: &TestCluster,
     id: u16,
     what: &str,
-    check: impl Fn(&zinx_cluster::MetricsSnapshot) -> bool,
+    check: impl Fn(&zinx_cluster::metrics::MetricsSnapshot) -> bool,
 ) {
     let deadline = Instant::now() + T;
     while !check(&metrics_of(tc, id)) {

@@ -11,7 +11,8 @@ use std::time::Duration;
 use bytes::Bytes;
 use serde::Deserialize;
 use zinx_cluster::prelude::*;
-use zinx_cluster::{Client, Cluster, Select};
+use zinx_cluster::{Cluster, Select};
+use zinx_cluster_client::Client;
 
 use zinx_test_support::T;
 use zinx_test_support::cluster::{TestCluster, expect, req, s};
@@ -46,7 +47,7 @@ async fn gate_echo(_ctx: &mut Ctx, data: Bytes) -> Bytes {
 /// Gate-side push to a uid: payload is the uid.
 #[handler(msg_id = 8, group = "gate")]
 async fn gate_push(ctx: &mut Ctx, uid: String) -> Result<(), HandlerError> {
-    ctx.push_to_uid_raw(&uid, 8, format!("from gate to {uid}"))
+    ctx.push_to_uid(&uid, Frame::new(8, format!("from gate to {uid}")))
         .await?;
     Ok(())
 }
@@ -54,7 +55,7 @@ async fn gate_push(ctx: &mut Ctx, uid: String) -> Result<(), HandlerError> {
 /// Gate-side broadcast.
 #[handler(msg_id = 16, group = "gate")]
 async fn gate_broadcast(ctx: &mut Ctx, text: String) -> Result<(), HandlerError> {
-    ctx.broadcast_raw(16, text)?;
+    ctx.broadcast(Frame::new(16, text))?;
     Ok(())
 }
 
@@ -87,7 +88,7 @@ struct Send {
 async fn send(ctx: &mut Ctx, Json(m): Json<Send>) -> Result<String, HandlerError> {
     let from = ctx.uid().ok_or("not logged in")?.to_string();
     match ctx
-        .push_to_uid_raw(&m.to, 3, format!("{from}: {}", m.text))
+        .push_to_uid(&m.to, Frame::new(3, format!("{from}: {}", m.text)))
         .await
     {
         Ok(()) => Ok("sent".into()),
@@ -98,7 +99,7 @@ async fn send(ctx: &mut Ctx, Json(m): Json<Send>) -> Result<String, HandlerError
 
 #[handler(msg_id = 4, group = "im")]
 async fn im_broadcast(ctx: &mut Ctx, text: String) -> Result<(), HandlerError> {
-    ctx.broadcast_raw(4, text)?;
+    ctx.broadcast(Frame::new(4, text))?;
     Ok(())
 }
 
@@ -124,18 +125,18 @@ async fn numbered(_ctx: &mut Ctx, n: String) -> Result<Option<String>, HandlerEr
 
 #[handler(msg_id = 11, group = "im")]
 async fn call_calc(ctx: &mut Ctx, n: String) -> Result<Bytes, HandlerError> {
-    Ok(ctx.call_raw("calc", 20, n).await?)
+    Ok(ctx.call::<Bytes>("calc", Frame::new(20, n)).await?)
 }
 
 #[handler(msg_id = 12, group = "im")]
 async fn cast_calc(ctx: &mut Ctx, n: String) -> Result<&'static str, HandlerError> {
-    ctx.cast_raw("calc", 21, n)?;
+    ctx.cast("calc", Frame::new(21, n))?;
     Ok("cast sent")
 }
 
 #[handler(msg_id = 13, group = "im")]
 async fn call_ghost(ctx: &mut Ctx) -> String {
-    match ctx.call_raw("ghost", 30, "x").await {
+    match ctx.call::<Bytes>("ghost", Frame::new(30, "x")).await {
         Ok(_) => "unexpected answer".into(),
         Err(e) => format!("call failed: {e}"),
     }
@@ -157,7 +158,7 @@ async fn flood(ctx: &mut Ctx, spec: String) -> Result<(), HandlerError> {
     let session = ctx.session().ok_or("no session")?;
     let data = Bytes::from(vec![b'x'; size]);
     for _ in 0..count {
-        if ctx.push_raw(session, 15, data.clone()).is_err() {
+        if ctx.push(session, Frame::new(15, data.clone())).is_err() {
             break;
         }
     }
@@ -181,7 +182,10 @@ async fn double(ctx: &mut Ctx, n: String) -> Result<String, HandlerError> {
 #[handler(msg_id = 21, group = "calc")]
 async fn record(ctx: &mut Ctx, n: String) -> Result<(), HandlerError> {
     let session = ctx.session().ok_or("cast without session")?;
-    ctx.push_raw(session, 21, format!("cast {n} ran on {}", ctx.node_name()))?;
+    ctx.push(
+        session,
+        Frame::new(21, format!("cast {n} ran on {}", ctx.node_name())),
+    )?;
     Ok(())
 }
 
@@ -334,7 +338,8 @@ async fn push_send_broadcast_across_the_cluster() {
     assert_eq!(s(&f), "kicked");
     assert!(matches!(
         anon.recv_timeout(T).await,
-        Err(zinx_cluster::ClientError::Closed) | Err(zinx_cluster::ClientError::Frame(_))
+        Err(zinx_cluster_client::ClientError::Closed)
+            | Err(zinx_cluster_client::ClientError::Frame(_))
     ));
     // Duplicate login kicks the older session.
     let mut alice2 = tc.client().await;

@@ -9,8 +9,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
+use zinx_cluster::Frame;
 use zinx_cluster::prelude::*;
-use zinx_cluster::{Client, Frame};
+use zinx_cluster_client::Client;
 use zinx_test_support::T;
 use zinx_test_support::cluster::{TestCluster, req, s};
 use zinx_test_support::free_ports;
@@ -187,7 +188,8 @@ async fn ghost(ctx: &mut Ctx) -> Result<Bytes, HandlerError> {
 async fn slow(ctx: &mut Ctx) -> Result<Bytes, HandlerError> {
     let sleep = Sleep { ms: 2_000 };
     Ok(ctx
-        .call_timeout("calc", &sleep, Duration::from_millis(100))
+        .call("calc", &sleep)
+        .timeout(Duration::from_millis(100))
         .await?)
 }
 

@@ -10,7 +10,8 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio_rustls::client::TlsStream;
 use tokio_util::codec::Decoder;
-use zinx_cluster::{Frame, FrameCodec};
+use zinx_cluster::Frame;
+use zinx_cluster::wire::FrameCodec;
 
 use super::ws::WsWire;
 use super::{LoadPlan, PAYLOAD_HEADER, SAMPLE_BATCH, Shared, StopAt};
@@ -112,7 +113,7 @@ impl Conn {
             size: plan.size,
             reply_timeout: plan.reply_timeout,
             shared,
-            codec: FrameCodec::new(plan.size.max(zinx_cluster::DEFAULT_MAX_FRAME_LEN)),
+            codec: FrameCodec::new(plan.size.max(zinx_cluster::wire::DEFAULT_MAX_FRAME_LEN)),
             slots: (0..plan.window).map(|_| None).collect(),
             free: (0..plan.window as u32).rev().collect(),
             unstamped: Vec::with_capacity(plan.window),
@@ -158,7 +159,7 @@ impl Conn {
             p.put_u64(seq);
             p.extend((0..self.size - PAYLOAD_HEADER).map(|i| (seq as u8).wrapping_add(i as u8)));
             let payload = p.freeze();
-            wbuf.reserve(zinx_cluster::HEADER_LEN + payload.len());
+            wbuf.reserve(zinx_cluster::wire::HEADER_LEN + payload.len());
             wbuf.put_u32(self.msg_id);
             wbuf.put_u32(payload.len() as u32);
             wbuf.extend_from_slice(&payload);

@@ -91,7 +91,7 @@ pub(crate) struct TlsPlan {
     /// The PEM file trusted (for the command line).
     pub(crate) ca: std::path::PathBuf,
     /// The certificates of that file.
-    pub(crate) trust: zinx_cluster::ClientTls,
+    pub(crate) trust: zinx_cluster_client::ClientTls,
     /// The name the gate's certificate must carry.
     pub(crate) server_name: String,
 }
@@ -282,7 +282,7 @@ pub(crate) async fn run(plan: &LoadPlan) -> Result<LoadReport> {
     if plan.conns == 0 || plan.window == 0 {
         bail!("--conns and --window must be at least 1");
     }
-    if plan.window * (plan.size + zinx_cluster::HEADER_LEN) > WINDOW_BYTES_WARN {
+    if plan.window * (plan.size + zinx_cluster::wire::HEADER_LEN) > WINDOW_BYTES_WARN {
         eprintln!(
             "warning: window x frame size is over {WINDOW_BYTES_WARN} bytes per connection; \
              the client may stall on full socket buffers"
@@ -466,14 +466,15 @@ mod tests {
     use std::net::SocketAddr;
     use tokio::net::TcpListener;
     use tokio_util::codec::Framed;
-    use zinx_cluster::{Frame, FrameCodec};
+    use zinx_cluster::Frame;
+    use zinx_cluster::wire::FrameCodec;
 
     async fn echo_server() -> SocketAddr {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         tokio::spawn(crate::echo_server::serve(
             listener,
-            zinx_cluster::DEFAULT_MAX_FRAME_LEN,
+            zinx_cluster::wire::DEFAULT_MAX_FRAME_LEN,
         ));
         addr
     }
@@ -581,7 +582,7 @@ mod tests {
             }
         });
         let tls = TlsPlan {
-            trust: zinx_cluster::ClientTls::trusting_pem_file(&ca).unwrap(),
+            trust: zinx_cluster_client::ClientTls::trusting_pem_file(&ca).unwrap(),
             ca,
             server_name: "localhost".into(),
         };

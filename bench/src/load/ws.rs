@@ -70,9 +70,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WsWire<S> {
     /// Sends each whole zinx frame of `wbuf` as one binary message (and
     /// empties `wbuf`).
     pub(crate) async fn write(&mut self, wbuf: &mut BytesMut) -> std::io::Result<()> {
-        while wbuf.len() >= zinx_cluster::HEADER_LEN {
+        while wbuf.len() >= zinx_cluster::wire::HEADER_LEN {
             let len = u32::from_be_bytes([wbuf[4], wbuf[5], wbuf[6], wbuf[7]]) as usize;
-            let n = (zinx_cluster::HEADER_LEN + len).min(wbuf.len());
+            let n = (zinx_cluster::wire::HEADER_LEN + len).min(wbuf.len());
             let mask = self.next_mask();
             self.out.reserve(14 + n);
             self.out.put_u8(0x82);

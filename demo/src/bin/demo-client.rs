@@ -49,7 +49,8 @@ use demo::{
 use serde::Serialize;
 use tokio::sync::mpsc;
 use tokio::time::{Instant, MissedTickBehavior};
-use zinx_cluster::{Client, ClientTls, Frame};
+use zinx_cluster::Frame;
+use zinx_cluster_client::{Client, ClientTls};
 
 /// How often an otherwise idle client proves it is alive.
 const HEARTBEAT_EVERY: Duration = Duration::from_secs(10);

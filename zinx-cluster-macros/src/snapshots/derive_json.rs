@@ -6,12 +6,12 @@
 const _: () = {
     impl ::zinx_cluster::Message for Chat {
         const ID: u32 = 3;
-        const CODEC: ::zinx_cluster::Codec = ::zinx_cluster::Codec::Json;
+        const CODEC: ::zinx_cluster::__private::Codec = ::zinx_cluster::__private::Codec::Json;
         fn to_bytes(
             &self,
         ) -> ::core::result::Result<
             ::zinx_cluster::__private::Bytes,
-            ::zinx_cluster::MessageError,
+            ::zinx_cluster::__private::MessageError,
         > {
             <Chat as ::zinx_cluster::__private::codec::JsonCodec>::encode_json(
                 self,
@@ -20,7 +20,7 @@ const _: () = {
         }
         fn from_bytes(
             __zinx_data: ::zinx_cluster::__private::Bytes,
-        ) -> ::core::result::Result<Self, ::zinx_cluster::MessageError> {
+        ) -> ::core::result::Result<Self, ::zinx_cluster::__private::MessageError> {
             <Chat as ::zinx_cluster::__private::codec::JsonCodec>::decode_json(
                 &__zinx_data,
                 "Chat",
@@ -28,8 +28,8 @@ const _: () = {
         }
     }
     ::zinx_cluster::__private::inventory::submit!(
-        ::zinx_cluster::MessageType { id : < Chat as ::zinx_cluster::Message > ::ID,
-        codec : ::zinx_cluster::Codec::Json, name : "Chat", module :
+        ::zinx_cluster::__private::MessageType { id : < Chat as ::zinx_cluster::Message >
+        ::ID, codec : ::zinx_cluster::__private::Codec::Json, name : "Chat", module :
         ::core::module_path!(), file : ::core::file!(), line : ::core::line!(), }
     );
 };

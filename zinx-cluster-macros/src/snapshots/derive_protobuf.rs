@@ -7,12 +7,12 @@
 const _: () = {
     impl ::zinx_cluster::Message for Move {
         const ID: u32 = ids::MOVE;
-        const CODEC: ::zinx_cluster::Codec = ::zinx_cluster::Codec::Protobuf;
+        const CODEC: ::zinx_cluster::__private::Codec = ::zinx_cluster::__private::Codec::Protobuf;
         fn to_bytes(
             &self,
         ) -> ::core::result::Result<
             ::zinx_cluster::__private::Bytes,
-            ::zinx_cluster::MessageError,
+            ::zinx_cluster::__private::MessageError,
         > {
             <Move as ::zinx_cluster::__private::codec::ProtobufCodec>::encode_protobuf(
                 self,
@@ -21,7 +21,7 @@ const _: () = {
         }
         fn from_bytes(
             __zinx_data: ::zinx_cluster::__private::Bytes,
-        ) -> ::core::result::Result<Self, ::zinx_cluster::MessageError> {
+        ) -> ::core::result::Result<Self, ::zinx_cluster::__private::MessageError> {
             <Move as ::zinx_cluster::__private::codec::ProtobufCodec>::decode_protobuf(
                 __zinx_data,
                 "Move",
@@ -29,8 +29,8 @@ const _: () = {
         }
     }
     ::zinx_cluster::__private::inventory::submit!(
-        ::zinx_cluster::MessageType { id : < Move as ::zinx_cluster::Message > ::ID,
-        codec : ::zinx_cluster::Codec::Protobuf, name : "Move", module :
+        ::zinx_cluster::__private::MessageType { id : < Move as ::zinx_cluster::Message >
+        ::ID, codec : ::zinx_cluster::__private::Codec::Protobuf, name : "Move", module :
         ::core::module_path!(), file : ::core::file!(), line : ::core::line!(), }
     );
 };

@@ -6,12 +6,12 @@
 const _: () = {
     impl ::zinx_cluster::Message for Note {
         const ID: u32 = 0x8;
-        const CODEC: ::zinx_cluster::Codec = ::zinx_cluster::Codec::Raw;
+        const CODEC: ::zinx_cluster::__private::Codec = ::zinx_cluster::__private::Codec::Raw;
         fn to_bytes(
             &self,
         ) -> ::core::result::Result<
             ::zinx_cluster::__private::Bytes,
-            ::zinx_cluster::MessageError,
+            ::zinx_cluster::__private::MessageError,
         > {
             <String as ::zinx_cluster::__private::codec::RawField>::encode_raw(
                 &self.text,
@@ -19,7 +19,7 @@ const _: () = {
         }
         fn from_bytes(
             __zinx_data: ::zinx_cluster::__private::Bytes,
-        ) -> ::core::result::Result<Self, ::zinx_cluster::MessageError> {
+        ) -> ::core::result::Result<Self, ::zinx_cluster::__private::MessageError> {
             ::core::result::Result::map(
                 <String as ::zinx_cluster::__private::codec::RawField>::decode_raw(
                     __zinx_data,
@@ -30,8 +30,8 @@ const _: () = {
         }
     }
     ::zinx_cluster::__private::inventory::submit!(
-        ::zinx_cluster::MessageType { id : < Note as ::zinx_cluster::Message > ::ID,
-        codec : ::zinx_cluster::Codec::Raw, name : "Note", module :
+        ::zinx_cluster::__private::MessageType { id : < Note as ::zinx_cluster::Message >
+        ::ID, codec : ::zinx_cluster::__private::Codec::Raw, name : "Note", module :
         ::core::module_path!(), file : ::core::file!(), line : ::core::line!(), }
     );
 };

@@ -6,18 +6,18 @@
 const _: () = {
     impl ::zinx_cluster::Message for Blob {
         const ID: u32 = 7;
-        const CODEC: ::zinx_cluster::Codec = ::zinx_cluster::Codec::Raw;
+        const CODEC: ::zinx_cluster::__private::Codec = ::zinx_cluster::__private::Codec::Raw;
         fn to_bytes(
             &self,
         ) -> ::core::result::Result<
             ::zinx_cluster::__private::Bytes,
-            ::zinx_cluster::MessageError,
+            ::zinx_cluster::__private::MessageError,
         > {
             <Bytes as ::zinx_cluster::__private::codec::RawField>::encode_raw(&self.0)
         }
         fn from_bytes(
             __zinx_data: ::zinx_cluster::__private::Bytes,
-        ) -> ::core::result::Result<Self, ::zinx_cluster::MessageError> {
+        ) -> ::core::result::Result<Self, ::zinx_cluster::__private::MessageError> {
             ::core::result::Result::map(
                 <Bytes as ::zinx_cluster::__private::codec::RawField>::decode_raw(
                     __zinx_data,
@@ -28,8 +28,8 @@ const _: () = {
         }
     }
     ::zinx_cluster::__private::inventory::submit!(
-        ::zinx_cluster::MessageType { id : < Blob as ::zinx_cluster::Message > ::ID,
-        codec : ::zinx_cluster::Codec::Raw, name : "Blob", module :
+        ::zinx_cluster::__private::MessageType { id : < Blob as ::zinx_cluster::Message >
+        ::ID, codec : ::zinx_cluster::__private::Codec::Raw, name : "Blob", module :
         ::core::module_path!(), file : ::core::file!(), line : ::core::line!(), }
     );
 };

@@ -18,7 +18,7 @@ const _: () = {
                 ::core::result::Result::Ok(__zinx_payload) => __zinx_payload,
                 ::core::result::Result::Err(__zinx_error) => {
                     return ::core::result::Result::Err(
-                        ::zinx_cluster::HandlerFailure::Payload(__zinx_error),
+                        ::zinx_cluster::__private::HandlerFailure::Payload(__zinx_error),
                     );
                 }
             };
@@ -32,7 +32,7 @@ const _: () = {
             ::zinx_cluster::__private::into_reply(__zinx_reply)
         })
     }
-    const __ZINX_ROUTE: ::zinx_cluster::Route = ::zinx_cluster::Route {
+    const __ZINX_ROUTE: ::zinx_cluster::__private::Route = ::zinx_cluster::__private::Route {
         msg_id: 3,
         group: "im",
         name: "stats",

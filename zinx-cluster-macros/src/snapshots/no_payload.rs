@@ -19,7 +19,7 @@ const _: () = {
             ::core::result::Result::Ok(::core::option::Option::None)
         })
     }
-    const __ZINX_ROUTE: ::zinx_cluster::Route = ::zinx_cluster::Route {
+    const __ZINX_ROUTE: ::zinx_cluster::__private::Route = ::zinx_cluster::__private::Route {
         msg_id: 1,
         group: "gate",
         name: "ping",

@@ -23,7 +23,7 @@ const _: () = {
                 ::core::result::Result::Ok(__zinx_payload) => __zinx_payload,
                 ::core::result::Result::Err(__zinx_error) => {
                     return ::core::result::Result::Err(
-                        ::zinx_cluster::HandlerFailure::Payload(__zinx_error),
+                        ::zinx_cluster::__private::HandlerFailure::Payload(__zinx_error),
                     );
                 }
             };
@@ -55,7 +55,7 @@ const _: () = {
             ::zinx_cluster::__private::into_reply(__zinx_reply)
         })
     }
-    const __ZINX_ROUTE: ::zinx_cluster::Route = ::zinx_cluster::Route {
+    const __ZINX_ROUTE: ::zinx_cluster::__private::Route = ::zinx_cluster::__private::Route {
         msg_id: <Say as ::zinx_cluster::Message>::ID,
         group: "im",
         name: "say",
@@ -67,14 +67,14 @@ const _: () = {
     };
     ::zinx_cluster::__private::inventory::submit!(__ZINX_ROUTE);
     ::zinx_cluster::__private::inventory::submit!(
-        ::zinx_cluster::StateUse { group : "im", handler : "say", module :
+        ::zinx_cluster::__private::StateUse { group : "im", handler : "say", module :
         ::core::module_path!(), file : ::core::file!(), line : ::core::line!(), type_id :
         < State < Arc < Stats > > as ::zinx_cluster::__private::FromState >
         ::state_type_id, type_name : < State < Arc < Stats > > as
         ::zinx_cluster::__private::FromState > ::state_type_name, }
     );
     ::zinx_cluster::__private::inventory::submit!(
-        ::zinx_cluster::StateUse { group : "im", handler : "say", module :
+        ::zinx_cluster::__private::StateUse { group : "im", handler : "say", module :
         ::core::module_path!(), file : ::core::file!(), line : ::core::line!(), type_id :
         < State < Db > as ::zinx_cluster::__private::FromState > ::state_type_id,
         type_name : < State < Db > as ::zinx_cluster::__private::FromState >

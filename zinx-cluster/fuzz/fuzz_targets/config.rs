@@ -3,7 +3,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use zinx_cluster::ClusterConfig;
+use zinx_cluster::config::ClusterConfig;
 
 fuzz_target!(|input: (String, String, Option<String>)| {
     let (dinx, route, settings) = input;

@@ -8,7 +8,7 @@
 use libfuzzer_sys::arbitrary::{Result, Unstructured};
 use libfuzzer_sys::fuzz_target;
 use serde_json::{Map, Value};
-use zinx_cluster::ClusterConfig;
+use zinx_cluster::config::ClusterConfig;
 
 const KEYS: &[&str] = &[
     "ID",

@@ -4,7 +4,8 @@
 
 use bytes::{Bytes, BytesMut};
 use libfuzzer_sys::fuzz_target;
-use zinx_cluster::{Envelope, Frame};
+use zinx_cluster::Frame;
+use zinx_cluster::internals::Envelope;
 
 fuzz_target!(|input: (u32, Vec<u8>)| {
     let (msg_id, data) = input;

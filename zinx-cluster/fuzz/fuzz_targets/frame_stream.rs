@@ -6,7 +6,7 @@
 use bytes::BytesMut;
 use libfuzzer_sys::fuzz_target;
 use tokio_util::codec::{Decoder, Encoder};
-use zinx_cluster::{FrameCodec, FrameError};
+use zinx_cluster::wire::{FrameCodec, FrameError};
 
 fuzz_target!(|input: (u16, Vec<u8>, Vec<u8>)| {
     let (max, cuts, stream) = input;

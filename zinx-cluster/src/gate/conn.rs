@@ -22,11 +22,12 @@ use tokio::net::TcpStream;
 use tokio_util::codec::Decoder;
 use tracing::{Instrument, debug, info, info_span, warn};
 
+use super::Gate;
 use super::forward::forward;
-use crate::envelope::{Envelope, Kind};
+use crate::error::ErrorCode;
 use crate::frame::{Frame, FrameCodec, FrameError, ZINX_HEARTBEAT_MSG_ID};
 use crate::metrics::{DirOp, Outcome, Transport};
-use crate::node::{Dest, Node};
+use crate::node::{ClientMessage, Dest};
 use crate::session::{CloseReason, GatePhase, Offer, Session, Wrote};
 use crate::trace::{ActiveSpan, AttrValue, SpanKind};
 use crate::transport::Ended;
@@ -38,35 +39,35 @@ const UNREAD_MAX: usize = 256 * 1024;
 /// On close, queued frames get this long to reach the client.
 pub(super) const CLOSE_FLUSH: Duration = Duration::from_secs(1);
 
-pub(super) async fn serve_client(node: Arc<Node>, stream: TcpStream, session: Arc<Session>) {
-    client_loop(&node, stream, &session).await;
+pub(super) async fn serve_client(gate: Arc<Gate>, stream: TcpStream, session: Arc<Session>) {
+    client_loop(&gate, stream, &session).await;
     // Boxed: the cleanup's futures (directory, links) need not be part of
     // every idle session's task.
-    Box::pin(session_ended(&node, &session)).await;
+    Box::pin(session_ended(&gate, &session)).await;
 }
 
 /// Ends a session of any transport but TCP (whose loop notes the close
 /// itself, before its closing flush): its close reason counted and logged,
 /// then the directory, the nodes that served it and the hooks told.
 pub(super) async fn finish(
-    node: &Arc<Node>,
+    gate: &Arc<Gate>,
     session: &Arc<Session>,
     transport: Transport,
     ended: Ended,
 ) {
-    note_close(node, session, transport, ended);
-    session_ended(node, session).await;
+    note_close(gate, session, transport, ended);
+    session_ended(gate, session).await;
 }
 
 /// Marks the session closed (the first reason given wins), counts and logs
 /// it: where every session's end is decided, whatever filled its queue (a
 /// push, a reply, a broadcast), and before any closing flush, which may
 /// linger.
-fn note_close(node: &Node, session: &Session, transport: Transport, ended: Ended) -> CloseReason {
+fn note_close(gate: &Gate, session: &Session, transport: Transport, ended: Ended) -> CloseReason {
     let reason = ended.reason();
     session.close_with(reason);
     let reason = session.close_reason().unwrap_or(reason);
-    let m = node.metrics();
+    let m = gate.node().metrics();
     let counter = match reason {
         CloseReason::Idle => Some(&m.idle_closes),
         CloseReason::Oversize => Some(&m.oversize_closes),
@@ -82,7 +83,7 @@ fn note_close(node: &Node, session: &Session, transport: Transport, ended: Ended
         }
         _ => info!(session = %session.id, ?reason, ?transport, "session closed"),
     }
-    let labelled = node.labelled();
+    let labelled = gate.node().labelled();
     match ended {
         Ended::TextMessage => labelled.ws_closed(transport, true),
         Ended::Protocol => labelled.ws_closed(transport, false),
@@ -100,13 +101,13 @@ fn note_close(node: &Node, session: &Session, transport: Transport, ended: Ended
 /// survive between wake-ups: the work of a wake-up (dispatching frames,
 /// a write that blocks, the closing flush) runs in boxed futures that exist
 /// while it runs, and the read buffer holds only a partial frame.
-async fn client_loop(node: &Arc<Node>, stream: TcpStream, session: &Arc<Session>) {
-    let sessions = node.sessions();
+async fn client_loop(gate: &Arc<Gate>, stream: TcpStream, session: &Arc<Session>) {
+    let sessions = gate.sessions();
     // Shared with the session's queue: whoever queues frames for the
     // client may write them (see `session::write`).
     let stream = Arc::new(stream);
     session.attach(stream.clone());
-    let mut codec = FrameCodec::new(node.settings().max_frame_len);
+    let mut codec = FrameCodec::new(gate.node().settings().max_frame_len);
     let mut rbuf = BytesMut::new();
     let mut stopping = false;
     let reason = loop {
@@ -179,7 +180,7 @@ async fn client_loop(node: &Arc<Node>, stream: TcpStream, session: &Arc<Session>
             Err(_) => break CloseReason::IoError,
         }
         if let Some(reason) =
-            Box::pin(dispatch(node, session, &mut codec, &mut rbuf, stopping)).await
+            Box::pin(dispatch(gate, session, &mut codec, &mut rbuf, stopping)).await
         {
             break reason;
         }
@@ -197,11 +198,11 @@ async fn client_loop(node: &Arc<Node>, stream: TcpStream, session: &Arc<Session>
         // borrow it under the queue's lock.
         Err(_) => {
             warn!(session = %session.id, "client socket still shared at close: dropped without a flush");
-            note_close(node, session, Transport::Tcp, Ended::Session(reason));
+            note_close(gate, session, Transport::Tcp, Ended::Session(reason));
             return;
         }
     };
-    let reason = note_close(node, session, Transport::Tcp, Ended::Session(reason));
+    let reason = note_close(gate, session, Transport::Tcp, Ended::Session(reason));
     if matches!(reason, CloseReason::IoError | CloseReason::Oversize) {
         // Nothing more to say to this client.
         return;
@@ -209,7 +210,7 @@ async fn client_loop(node: &Arc<Node>, stream: TcpStream, session: &Arc<Session>
     // Shutting down: what the client sent before the close and the gate
     // has not read yet is answered `node_stopping`, not dropped unread.
     if reason == CloseReason::Shutdown {
-        answer_unread(node, session, &stream, &mut codec, &mut rbuf);
+        answer_unread(gate, session, &stream, &mut codec, &mut rbuf);
     }
     // Closing. A kicked or shut-down client still gets what was queued for
     // it (e.g. the message saying why); one that stopped reading does not:
@@ -271,7 +272,7 @@ async fn wait_writable(stream: &TcpStream, session: &Session) -> bool {
 /// `node_stopping` while the gate stops); a reason when the session must
 /// close.
 async fn dispatch(
-    node: &Arc<Node>,
+    gate: &Arc<Gate>,
     session: &Arc<Session>,
     codec: &mut FrameCodec,
     rbuf: &mut BytesMut,
@@ -296,9 +297,9 @@ async fn dispatch(
             first = false;
         }
         if stopping {
-            refuse_frame(node, session, frame);
+            refuse_frame(gate, session, frame);
         } else {
-            handle_frame(node, session, frame).await;
+            handle_frame(gate, session, frame).await;
         }
     }
 }
@@ -334,7 +335,7 @@ async fn close_flush(mut stream: TcpStream, session: &Session) {
 /// Reads what the socket already holds (without waiting, at most
 /// [`UNREAD_MAX`] bytes) and answers each whole frame `node_stopping`.
 fn answer_unread(
-    node: &Arc<Node>,
+    gate: &Arc<Gate>,
     session: &Arc<Session>,
     stream: &TcpStream,
     codec: &mut FrameCodec,
@@ -348,14 +349,15 @@ fn answer_unread(
             Ok(n) => read += n,
         }
         while let Ok(Some(frame)) = codec.decode(rbuf) {
-            refuse_frame(node, session, frame);
+            refuse_frame(gate, session, frame);
         }
     }
 }
 
 /// Answers a frame read while the gate shuts down with `node_stopping`: the
 /// client learns that it was not run.
-pub(super) fn refuse_frame(node: &Arc<Node>, session: &Arc<Session>, frame: Frame) {
+pub(super) fn refuse_frame(gate: &Arc<Gate>, session: &Arc<Session>, frame: Frame) {
+    let node = gate.node();
     let m = node.metrics();
     m.frames_in.add(1);
     if frame.msg_id == ZINX_HEARTBEAT_MSG_ID {
@@ -364,8 +366,7 @@ pub(super) fn refuse_frame(node: &Arc<Node>, session: &Arc<Session>, frame: Fram
     }
     node.labelled().message(frame.msg_id, Outcome::NodeStopping);
     let why = format!("node {} is shutting down", node.name());
-    if let Some(answer) = node.error_frame(frame.msg_id, "node_stopping", &why) {
-        m.error_answers.add(1);
+    if let Some(answer) = node.error_frame(frame.msg_id, &ErrorCode::NodeStopping, &why) {
         // Offered directly, not through `deliver` (which counts
         // `frames_out`): shutdown waits while `frames_out` moves, and a
         // client that keeps sending must not hold it up until the grace
@@ -378,7 +379,8 @@ pub(super) fn refuse_frame(node: &Arc<Node>, session: &Arc<Session>, frame: Fram
 }
 
 /// Runs one client frame: in place, forwarded, or answered as an error.
-pub(super) async fn handle_frame(node: &Arc<Node>, session: &Arc<Session>, frame: Frame) {
+pub(super) async fn handle_frame(gate: &Arc<Gate>, session: &Arc<Session>, frame: Frame) {
+    let node = gate.node();
     let m = node.metrics();
     m.frames_in.add(1);
     let msg_id = frame.msg_id;
@@ -396,7 +398,7 @@ pub(super) async fn handle_frame(node: &Arc<Node>, session: &Arc<Session>, frame
         m.inflight.sub(1);
         // `frames_in` was counted above; `refuse_frame` counts it again.
         m.frames_in.sub(1);
-        return refuse_frame(node, session, frame);
+        return refuse_frame(gate, session, frame);
     }
     // Tracing on: a root span per client message (when sampled); off, this
     // is the only cost.
@@ -412,39 +414,44 @@ pub(super) async fn handle_frame(node: &Arc<Node>, session: &Arc<Session>, frame
     match span.as_ref().map(|sp| sp.context().trace_id_hex()) {
         // The trace id in the gate's log lines for this message too.
         Some(trace_id) => {
-            route_frame(node, session, frame, &mut span)
+            route_frame(gate, session, frame, &mut span)
                 .instrument(info_span!("trace", %trace_id))
                 .await
         }
-        None => route_frame(node, session, frame, &mut span).await,
+        None => route_frame(gate, session, frame, &mut span).await,
     }
 }
 
 /// Runs, forwards or refuses one client message (see [`handle_frame`]).
 async fn route_frame(
-    node: &Arc<Node>,
+    gate: &Arc<Gate>,
     session: &Arc<Session>,
     frame: Frame,
     span: &mut Option<ActiveSpan>,
 ) {
+    let node = gate.node();
     let m = node.metrics();
     let msg_id = frame.msg_id;
     let trace = span.as_ref().map(|sp| sp.context());
     let labelled = node.labelled();
     match node.routing().dest(msg_id) {
         Some(Dest::Local(route)) => {
-            node.run_client_message(
+            let msg = ClientMessage {
                 route,
-                session.id,
-                session.uid(),
-                frame.data,
-                Some(session),
-                trace.as_ref(),
-            )
-            .await;
+                session: session.id,
+                uid: session.uid(),
+                data: frame.data,
+                local: Some(session),
+                trace: trace.as_ref(),
+            };
+            if let Some(answer) = node.run_client(gate.clone(), msg).await {
+                if let Err(e) = gate.offer_to(session, answer) {
+                    debug!(session = %session.id, msg_id, error = %e, "reply not delivered");
+                }
+            }
         }
         Some(Dest::Group(g)) => {
-            let outcome = forward(node, session, g, frame, trace);
+            let outcome = forward(gate, session, g, frame, trace);
             labelled.message(msg_id, outcome);
             if let Some(sp) = span.as_mut() {
                 sp.set(
@@ -464,7 +471,7 @@ async fn route_frame(
             m.unknown_msg_id.add(1);
             labelled.message(msg_id, Outcome::WrongGate);
             warn!(session = %session.id, msg_id, "{why}");
-            node.answer_error(session.id, msg_id, "wrong_gate", &why);
+            gate.answer_error(session.id, msg_id, ErrorCode::WrongGate, &why);
         }
         None => {
             m.unknown_msg_id.add(1);
@@ -483,10 +490,10 @@ async fn route_frame(
                     "api msgID = {msg_id} is not FOUND: no route in route.json"
                 );
             }
-            node.answer_error(
+            gate.answer_error(
                 session.id,
                 msg_id,
-                "unknown_msg_id",
+                ErrorCode::UnknownMsgId,
                 &format!("no route for msg_id {msg_id}"),
             );
         }
@@ -496,14 +503,14 @@ async fn route_frame(
 }
 
 /// Cleans up after a session: directory, the nodes that served it, hooks.
-async fn session_ended(node: &Arc<Node>, session: &Arc<Session>) {
-    if node.sessions().remove(session.id).is_none() {
+async fn session_ended(gate: &Arc<Gate>, session: &Arc<Session>) {
+    if gate.sessions().remove(session.id).is_none() {
         return;
     }
-    node.rooms().leave_all(session.id);
+    let node = gate.node();
+    gate.rooms.leave_all(session.id);
     node.metrics().sessions_open.sub(1);
     let uid = session.uid();
-    let uid_wire = session.uid_wire();
     if let Some(uid) = &uid {
         let r = node.directory().unbind(uid, session.id).await;
         node.count_directory(DirOp::Unbind, &r);
@@ -511,12 +518,6 @@ async fn session_ended(node: &Arc<Node>, session: &Arc<Session>) {
             warn!(%uid, error = %e, "directory unbind failed; the binding expires with its TTL");
         }
     }
-    for served in session.served() {
-        let mut env = Envelope::new(Kind::SessionClosed);
-        env.node = node.id();
-        env.session = session.id.0;
-        env.uid = uid_wire.clone();
-        node.announce_close(served, env);
-    }
+    gate.announce_close(session);
     node.run_hooks(session.id, uid);
 }

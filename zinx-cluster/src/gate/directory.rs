@@ -12,19 +12,19 @@ use std::time::{Duration, Instant};
 use tokio_util::task::TaskTracker;
 use tracing::{Instrument, debug, info, info_span, warn};
 
+use super::Gate;
 use crate::directory::{RedisDirectory, Refused, Subscription};
 use crate::metrics::DirOp;
-use crate::node::Node;
 
 /// Starts the loops when the node's directory is Redis.
-pub(super) fn start(node: &Arc<Node>, tasks: &TaskTracker) {
-    let Some(redis) = node.directory().redis().cloned() else {
+pub(super) fn start(gate: &Arc<Gate>, tasks: &TaskTracker) {
+    let Some(redis) = gate.node().directory().redis().cloned() else {
         return;
     };
-    let span = info_span!("directory", node = node.id());
-    tasks.spawn(subscriber(node.clone(), redis.subscribe()).instrument(span.clone()));
-    tasks.spawn(liveness(node.clone(), redis.clone()).instrument(span.clone()));
-    tasks.spawn(keep_alive(node.clone(), redis).instrument(span));
+    let span = info_span!("directory", node = gate.node().id());
+    tasks.spawn(subscriber(gate.clone(), redis.subscribe()).instrument(span.clone()));
+    tasks.spawn(liveness(gate.clone(), redis.clone()).instrument(span.clone()));
+    tasks.spawn(keep_alive(gate.clone(), redis).instrument(span));
 }
 
 /// Refused messages are logged at most this often (a flood of forgeries
@@ -33,7 +33,8 @@ const REFUSED_LOG_EVERY: Duration = Duration::from_secs(5);
 
 /// Hands every authentic envelope other gates publish to this gate to the
 /// node; counts the refused ones.
-async fn subscriber(node: Arc<Node>, mut sub: Subscription) {
+async fn subscriber(gate: Arc<Gate>, mut sub: Subscription) {
+    let node = gate.node();
     let closed = node.closed().clone();
     let mut logged: Option<Instant> = None;
     loop {
@@ -43,7 +44,7 @@ async fn subscriber(node: Arc<Node>, mut sub: Subscription) {
         };
         let refused = match next {
             Ok(env) => {
-                node.dispatch(env.node, env);
+                gate.dispatch(env.node, env);
                 continue;
             }
             Err(r) => r,
@@ -67,10 +68,10 @@ async fn subscriber(node: Arc<Node>, mut sub: Subscription) {
 
 /// Keeps this gate's run key alive every heartbeat interval until the node
 /// closes, then removes it (its bindings are stale at once).
-async fn liveness(node: Arc<Node>, redis: Arc<RedisDirectory>) {
+async fn liveness(gate: Arc<Gate>, redis: Arc<RedisDirectory>) {
     let mut tick = tokio::time::interval(redis.run_period());
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let closed = node.closed().clone();
+    let closed = gate.node().closed().clone();
     loop {
         tokio::select! {
             _ = closed.cancelled() => break,
@@ -85,25 +86,26 @@ async fn liveness(node: Arc<Node>, redis: Arc<RedisDirectory>) {
 
 /// Refreshes this gate's bindings every `ttl / 3` until the node closes,
 /// then removes those still there.
-async fn keep_alive(node: Arc<Node>, redis: Arc<RedisDirectory>) {
+async fn keep_alive(gate: Arc<Gate>, redis: Arc<RedisDirectory>) {
     let mut tick = tokio::time::interval(redis.refresh_period());
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let closed = node.closed().clone();
+    let closed = gate.node().closed().clone();
     loop {
         tokio::select! {
             _ = closed.cancelled() => break,
-            _ = tick.tick() => refresh(&node, &redis).await,
+            _ = tick.tick() => refresh(&gate, &redis).await,
         }
     }
-    match redis.unbind_all(&node.sessions().bindings()).await {
+    match redis.unbind_all(&gate.sessions().bindings()).await {
         Ok(removed) => debug!(removed, "bindings removed at shutdown"),
         Err(e) => warn!(error = %e, "bindings left at shutdown expire with their TTL"),
     }
 }
 
 /// One keep-alive pass over the gate's bindings.
-async fn refresh(node: &Node, redis: &RedisDirectory) {
-    let bindings = node.sessions().bindings();
+async fn refresh(gate: &Gate, redis: &RedisDirectory) {
+    let node = gate.node();
+    let bindings = gate.sessions().bindings();
     // A failure was logged as an outage by the directory; the next pass
     // tries again.
     let refreshed = redis.refresh(&bindings).await;
@@ -115,7 +117,7 @@ async fn refresh(node: &Node, redis: &RedisDirectory) {
     for (uid, session) in recreated {
         // The session may have closed (and unbound) since the snapshot: do
         // not leave a binding behind it.
-        if node.sessions().by_uid(uid).map(|s| s.id) == Some(*session) {
+        if gate.sessions().by_uid(uid).map(|s| s.id) == Some(*session) {
             recreated_total += 1;
         } else if let Err(e) = redis.unbind(uid, *session).await {
             debug!(%uid, error = %e, "stale re-created binding left to its TTL");

@@ -7,10 +7,11 @@ use std::sync::Arc;
 
 use tracing::{debug, warn};
 
+use super::Gate;
 use crate::envelope::{Envelope, Kind};
+use crate::error::ErrorCode;
 use crate::frame::Frame;
 use crate::metrics::Outcome;
-use crate::node::Node;
 use crate::peer::LinkError;
 use crate::session::Session;
 use crate::trace::TraceContext;
@@ -22,12 +23,13 @@ use crate::trace::TraceContext;
 /// `no_live_node` while another lives. Returns the outcome for the metrics
 /// (the client has been answered when it is an error).
 pub(super) fn forward(
-    node: &Arc<Node>,
+    gate: &Arc<Gate>,
     session: &Arc<Session>,
     g: usize,
     frame: Frame,
     trace: Option<TraceContext>,
 ) -> Outcome {
+    let node = gate.node();
     let group = node.routing().group_at(g);
     let m = node.metrics();
     let msg_id = frame.msg_id;
@@ -44,12 +46,12 @@ pub(super) fn forward(
     let mut failed = None;
     let (code, why, outcome) = loop {
         let peer = node
-            .choose_except(group, session.id.0, failed)
+            .choose(group, session.id.0, failed)
             .and_then(|target| node.links().get(target));
         let Some(peer) = peer else {
             m.no_live_node.add(1);
             break (
-                "no_live_node",
+                ErrorCode::NoLiveNode,
                 format!("no live node in group {:?}", group.name),
                 Outcome::NoLiveNode,
             );
@@ -80,7 +82,7 @@ pub(super) fn forward(
             LinkError::Down => {
                 m.no_live_node.add(1);
                 break (
-                    "no_live_node",
+                    ErrorCode::NoLiveNode,
                     format!(
                         "node {} of group {:?} is unreachable",
                         peer.name, group.name
@@ -91,7 +93,7 @@ pub(super) fn forward(
             LinkError::Full => {
                 m.link_queue_full.add(1);
                 break (
-                    "overloaded",
+                    ErrorCode::Overloaded,
                     format!("link to node {} is congested", peer.name),
                     Outcome::Overloaded,
                 );
@@ -99,6 +101,6 @@ pub(super) fn forward(
         }
     };
     warn!(session = %session.id, msg_id, "{why}");
-    node.answer_error(session.id, msg_id, code, &why);
+    gate.answer_error(session.id, msg_id, code, &why);
     outcome
 }

@@ -1,18 +1,23 @@
-//! The client side of a gate: accepting zinx clients, one task per client
-//! (`conn` for plain TCP, `transports` for TLS and WebSocket), and the
-//! gate's work with the shared directory (`directory`: the bus subscriber
-//! and the keep-alive of its bindings).
+//! The gate role: a node that holds client sessions. It accepts zinx
+//! clients (one task per client: `conn` for plain TCP, `transports` for TLS
+//! and WebSocket), runs its own group's handlers in place, forwards the
+//! rest (`forward`), delivers what other nodes send its sessions
+//! (`inbound`), does the session operations (`ops`: bind, kick, rooms),
+//! and keeps its part of the shared directory (`directory`: the bus
+//! subscriber and the keep-alive of its bindings).
 //!
-//! A gate's sessions live in the node's session table (`session`); this
-//! module runs them. [`Gate`] tracks every task it starts, so shutdown
-//! waits for sessions to flush instead of sleeping.
+//! [`Gate`] tracks every task it starts, so shutdown waits for sessions to
+//! flush instead of sleeping.
 
+mod closes;
 mod conn;
 mod directory;
 mod forward;
+mod inbound;
+mod ops;
 mod transports;
 
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use tokio::net::{TcpListener, TcpStream};
@@ -20,9 +25,13 @@ use tokio_rustls::rustls::ServerConfig;
 use tokio_util::task::TaskTracker;
 use tracing::{Instrument, debug, debug_span, warn};
 
+use crate::error::ErrorCode;
 use crate::metrics::Transport;
 use crate::node::Node;
-use crate::session::{GatePhase, QueueBound};
+use crate::rooms::Rooms;
+use crate::session::{GatePhase, QueueBound, Session, Sessions};
+
+use closes::PendingCloses;
 
 /// What a gate listens on besides its `Port`.
 #[derive(Debug, Default)]
@@ -33,13 +42,32 @@ pub(crate) struct ClientPorts {
     pub(crate) tls: Option<Arc<ServerConfig>>,
 }
 
-/// The running client side of one gate node.
-#[derive(Debug)]
+/// A gate node.
 pub(crate) struct Gate {
+    /// What every node has.
+    node: Node,
+    /// This gate, for the handlers' contexts and spawned work.
+    me: Weak<Gate>,
+    /// The client sessions.
+    sessions: Sessions,
+    /// Which sessions are in which room.
+    rooms: Rooms,
+    /// Session-closed notices for backends whose link was down, sent when
+    /// it is back.
+    closes: PendingCloses,
     /// One task per client session.
-    sessions: TaskTracker,
-    /// The accept loop and the directory loops.
+    session_tasks: TaskTracker,
+    /// The accept loops and the directory loops.
     background: TaskTracker,
+}
+
+impl std::fmt::Debug for Gate {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Gate")
+            .field("node", &self.node)
+            .field("sessions", &self.sessions.len())
+            .finish_non_exhaustive()
+    }
 }
 
 /// On shutdown, the gate's directory loops get this long for their last
@@ -47,18 +75,42 @@ pub(crate) struct Gate {
 const DIRECTORY_CLOSE: Duration = Duration::from_secs(2);
 
 impl Gate {
+    /// A gate of `node`, not serving yet (see [`Gate::start`]).
+    pub(crate) fn new(node: Node) -> Arc<Gate> {
+        let id = node.id();
+        Arc::new_cyclic(|me| Gate {
+            node,
+            me: me.clone(),
+            sessions: Sessions::new(id),
+            rooms: Rooms::default(),
+            closes: PendingCloses::default(),
+            session_tasks: TaskTracker::new(),
+            background: TaskTracker::new(),
+        })
+    }
+
+    /// What every node has.
+    pub(crate) fn node(&self) -> &Node {
+        &self.node
+    }
+
+    /// The client sessions.
+    pub(crate) fn sessions(&self) -> &Sessions {
+        &self.sessions
+    }
+
+    /// This gate as an owner of itself (it lives in an `Arc`).
+    fn me(&self) -> Option<Arc<Gate>> {
+        self.me.upgrade()
+    }
+
     /// Starts accepting clients on `listener` (and the WebSocket port of
     /// `ports`), and the directory loops.
-    pub(crate) fn start(node: Arc<Node>, listener: TcpListener, ports: ClientPorts) -> Gate {
-        let gate = Gate {
-            sessions: TaskTracker::new(),
-            background: TaskTracker::new(),
-        };
-        let sessions = gate.sessions.clone();
-        let acceptor = node.clone();
+    pub(crate) fn start(self: &Arc<Self>, listener: TcpListener, ports: ClientPorts) {
+        let acceptor = self.clone();
         let tls = ports.tls.clone();
-        gate.background.spawn(async move {
-            let stop = acceptor.stopping().clone();
+        self.background.spawn(async move {
+            let stop = acceptor.node.stopping().clone();
             crate::net::accept_loop(
                 listener,
                 &stop,
@@ -68,21 +120,20 @@ impl Gate {
                     Some(tls) => {
                         let serve =
                             transports::serve_tls(acceptor.clone(), stream, addr, tls.clone());
-                        sessions.spawn(serve);
+                        acceptor.session_tasks.spawn(serve);
                     }
-                    None => accept(&acceptor, &sessions, stream, addr),
+                    None => acceptor.accept(stream, addr),
                 },
             )
             .await
         });
-        gate.background.spawn(sweep(node.clone()));
+        self.background.spawn(sweep(self.clone()));
         if let Some((ws, path)) = ports.ws {
-            let sessions = gate.sessions.clone();
-            let acceptor = node.clone();
+            let acceptor = self.clone();
             let path: Arc<str> = path.into();
             let tls = ports.tls;
-            gate.background.spawn(async move {
-                let stop = acceptor.stopping().clone();
+            self.background.spawn(async move {
+                let stop = acceptor.node.stopping().clone();
                 crate::net::accept_loop(
                     ws,
                     &stop,
@@ -96,25 +147,30 @@ impl Gate {
                             path.clone(),
                             tls.clone(),
                         );
-                        sessions.spawn(serve);
+                        acceptor.session_tasks.spawn(serve);
                     },
                 )
                 .await
             });
         }
-        directory::start(&node, &gate.background);
-        gate.background.spawn(resend_closes(node));
-        gate
+        directory::start(self, &self.background);
+        self.background.spawn(resend_closes(self.clone()));
+    }
+
+    /// Whether nothing is in flight: the node's own work, and no forwarded
+    /// message waiting for its node's completion.
+    pub(crate) fn idle(&self) -> bool {
+        self.node.idle() && self.sessions.forwards_open() == 0
     }
 
     /// After the node closed: waits for every session to flush and end,
     /// and for the directory loops' last cleanup, each within a bound.
     pub(crate) async fn closed(&self) {
-        self.sessions.close();
+        self.session_tasks.close();
         self.background.close();
         // Each session flushes within `conn::CLOSE_FLUSH`.
         let flush = conn::CLOSE_FLUSH + Duration::from_millis(500);
-        if tokio::time::timeout(flush, self.sessions.wait())
+        if tokio::time::timeout(flush, self.session_tasks.wait())
             .await
             .is_err()
         {
@@ -129,52 +185,83 @@ impl Gate {
             );
         }
     }
+
+    /// Registers the session of a client whose handshakes are done; `None`
+    /// when the gate is full (logged, counted).
+    fn open_session(
+        &self,
+        addr: std::net::SocketAddr,
+        transport: Transport,
+    ) -> Option<Arc<Session>> {
+        let settings = self.node.settings();
+        let metrics = self.node.metrics();
+        if self.sessions.len() >= settings.max_sessions {
+            metrics.sessions_refused.add(1);
+            warn!(%addr, ?transport, max_sessions = settings.max_sessions, "gate full: connection refused");
+            return None;
+        }
+        let session = self.sessions.open(QueueBound {
+            frames: settings.session_queue,
+            bytes: settings.session_queue_bytes,
+        });
+        metrics.sessions_accepted.add(1);
+        metrics.sessions_open.add(1);
+        self.node.labelled().session_opened(transport);
+        Some(session)
+    }
+
+    /// Opens a session for an accepted TCP client, or refuses it when the
+    /// gate is full.
+    fn accept(self: &Arc<Self>, stream: TcpStream, addr: std::net::SocketAddr) {
+        let Some(session) = self.open_session(addr, Transport::Tcp) else {
+            self.refuse(stream);
+            return;
+        };
+        // A debug-level span: free when debug logging is off, so an idle
+        // session costs no span memory; events carry the session id.
+        let span = debug_span!("conn", session = %session.id, %addr);
+        debug!(parent: &span, "session opened");
+        // A disabled span (debug logging off) is not worth its 40 bytes in
+        // every session's task.
+        if span.is_disabled() {
+            self.session_tasks
+                .spawn(conn::serve_client(self.clone(), stream, session));
+        } else {
+            self.session_tasks
+                .spawn(conn::serve_client(self.clone(), stream, session).instrument(span));
+        }
+    }
+
+    /// Tells a refused client why (when the error policy sends frames) and
+    /// closes it at once: never leave it hanging like zinx at `MaxConn`.
+    fn refuse(&self, stream: TcpStream) {
+        if let Some(frame) = self.node.error_frame(
+            0,
+            &ErrorCode::ServerFull,
+            "the gate holds its maximum of sessions",
+        ) {
+            if let Ok(wire) = frame.to_bytes() {
+                let _ = stream.try_write(&wire);
+            }
+        }
+        drop(stream);
+    }
 }
 
 /// Every heartbeat interval until the node closes: session-closed notices
-/// that a lost link may have missed go out again on the new one
-/// (`node::gate_loss`).
-async fn resend_closes(node: Arc<Node>) {
-    let mut tick = tokio::time::interval(Duration::from_millis(
-        node.settings().heartbeat_interval_ms.max(1),
-    ));
+/// that a lost link may have missed go out again on the new one.
+async fn resend_closes(gate: Arc<Gate>) {
+    let settings = gate.node.settings();
+    let mut tick =
+        tokio::time::interval(Duration::from_millis(settings.heartbeat_interval_ms.max(1)));
+    let timeout = Duration::from_millis(settings.heartbeat_timeout_ms);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let closed = node.closed().clone();
+    let closed = gate.node.closed().clone();
     loop {
         tokio::select! {
             _ = closed.cancelled() => return,
-            _ = tick.tick() => node.flush_pending_closes(),
+            _ = tick.tick() => gate.closes.flush(gate.node.links(), timeout),
         }
-    }
-}
-
-/// Opens a session for an accepted client, or refuses it when the gate is
-/// full.
-fn accept(node: &Arc<Node>, tasks: &TaskTracker, stream: TcpStream, addr: std::net::SocketAddr) {
-    let settings = node.settings();
-    if node.sessions().len() >= settings.max_sessions {
-        node.metrics().sessions_refused.add(1);
-        warn!(%addr, max_sessions = settings.max_sessions, "gate full: connection refused");
-        refuse(node, stream);
-        return;
-    }
-    let session = node.sessions().open(QueueBound {
-        frames: settings.session_queue,
-        bytes: settings.session_queue_bytes,
-    });
-    node.metrics().sessions_accepted.add(1);
-    node.metrics().sessions_open.add(1);
-    node.labelled().session_opened(Transport::Tcp);
-    // A debug-level span: free when debug logging is off, so an idle
-    // session costs no span memory; events carry the session id.
-    let span = debug_span!("conn", session = %session.id, %addr);
-    debug!(parent: &span, "session opened");
-    // A disabled span (debug logging off) is not worth its 40 bytes in
-    // every session's task.
-    if span.is_disabled() {
-        tasks.spawn(conn::serve_client(node.clone(), stream, session));
-    } else {
-        tasks.spawn(conn::serve_client(node.clone(), stream, session).instrument(span));
     }
 }
 
@@ -184,34 +271,21 @@ fn accept(node: &Arc<Node>, tasks: &TaskTracker, stream: TcpStream, addr: std::n
 /// task's future). An idle client is closed between `idle_timeout_ms` and
 /// an eighth of it later (at most a second later); no idle closes while
 /// stopping (a session waiting for its in-flight answers is not idle).
-async fn sweep(node: Arc<Node>) {
-    let idle_ms = node.settings().idle_timeout_ms;
+async fn sweep(gate: Arc<Gate>) {
+    let idle_ms = gate.node.settings().idle_timeout_ms;
     let mut tick = tokio::time::interval(Duration::from_millis((idle_ms / 8).clamp(10, 1000)));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let stopping = node.stopping().clone();
-    let closed = node.closed().clone();
+    let stopping = gate.node.stopping().clone();
+    let closed = gate.node.closed().clone();
     loop {
         tokio::select! {
             _ = stopping.cancelled() => break,
             _ = tick.tick(), if idle_ms > 0 => {
-                node.sessions().close_idle(idle_ms);
+                gate.sessions.close_idle(idle_ms);
             }
         }
     }
-    node.sessions().set_phase(GatePhase::Stopping);
+    gate.sessions.set_phase(GatePhase::Stopping);
     closed.cancelled().await;
-    node.sessions().set_phase(GatePhase::Closed);
-}
-
-/// Tells a refused client why (when the error policy sends frames) and
-/// closes it at once: never leave it hanging like zinx at `MaxConn`.
-fn refuse(node: &Node, stream: TcpStream) {
-    if let Some(frame) =
-        node.error_frame(0, "server_full", "the gate holds its maximum of sessions")
-    {
-        if let Ok(wire) = frame.to_bytes() {
-            let _ = stream.try_write(&wire);
-        }
-    }
-    drop(stream);
+    gate.sessions.set_phase(GatePhase::Closed);
 }

@@ -14,19 +14,18 @@ use bytes::BytesMut;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 use tokio_rustls::rustls::ServerConfig;
-use tracing::{Instrument, debug, debug_span, info, warn};
+use tracing::{Instrument, debug, debug_span, info};
 
+use super::Gate;
 use super::conn::{finish, handle_frame};
 use crate::frame::Frame;
 use crate::metrics::Transport;
-use crate::node::Node;
-use crate::session::QueueBound;
 use crate::session::{CloseReason, GatePhase, Session};
 use crate::transport::{self, Endpoint, Limits};
 
 /// A session as the transport loops see it.
 struct GateEndpoint<'a> {
-    node: &'a Arc<Node>,
+    gate: &'a Arc<Gate>,
     session: &'a Arc<Session>,
 }
 
@@ -35,7 +34,7 @@ impl Endpoint for GateEndpoint<'_> {
         // `handle_frame` refuses it (`node_stopping`) once the node stops:
         // one check of the stop token per frame (a mutex every session
         // shares), not two.
-        handle_frame(self.node, self.session, frame).await;
+        handle_frame(self.gate, self.session, frame).await;
     }
 
     fn drain_out(&self, out: &mut BytesMut, max: usize) -> bool {
@@ -54,7 +53,7 @@ impl Endpoint for GateEndpoint<'_> {
         if let Some(reason) = self.session.close_reason() {
             return reason;
         }
-        if self.node.sessions().phase() == GatePhase::Closed {
+        if self.gate.sessions().phase() == GatePhase::Closed {
             return CloseReason::Shutdown;
         }
         // The gate closing wakes `queued` too (`Sessions::set_phase`), and
@@ -65,14 +64,20 @@ impl Endpoint for GateEndpoint<'_> {
         std::future::pending().await
     }
 
+    fn touch(&self) {
+        // The gate's idle sweep reads it (`gate::sweep`), for every
+        // transport alike.
+        self.session.touch();
+    }
+
     fn idle_suspended(&self) -> bool {
-        self.node.stopping().is_cancelled()
+        self.gate.node().stopping().is_cancelled()
     }
 }
 
 /// The limits of a client connection, from the settings.
-fn limits(node: &Node) -> Limits {
-    let s = node.settings();
+fn limits(gate: &Gate) -> Limits {
+    let s = gate.node().settings();
     Limits {
         max_frame_len: s.max_frame_len,
         idle: match s.idle_timeout_ms {
@@ -82,42 +87,23 @@ fn limits(node: &Node) -> Limits {
     }
 }
 
-/// Registers the session of a client whose handshakes are done; `None`
-/// when the gate is full (logged, counted; the connection is dropped).
-fn open_session(node: &Arc<Node>, addr: SocketAddr, transport: Transport) -> Option<Arc<Session>> {
-    let settings = node.settings();
-    if node.sessions().len() >= settings.max_sessions {
-        node.metrics().sessions_refused.add(1);
-        warn!(%addr, ?transport, max_sessions = settings.max_sessions, "gate full: connection refused");
-        return None;
-    }
-    let session = node.sessions().open(QueueBound {
-        frames: settings.session_queue,
-        bytes: settings.session_queue_bytes,
-    });
-    node.metrics().sessions_accepted.add(1);
-    node.metrics().sessions_open.add(1);
-    node.labelled().session_opened(transport);
-    debug!(session = %session.id, %addr, ?transport, "session opened");
-    Some(session)
-}
-
 /// Runs an established connection's session to its end.
 async fn run<S: AsyncRead + AsyncWrite + Unpin + Send>(
-    node: &Arc<Node>,
+    gate: &Arc<Gate>,
     io: Io<S>,
     addr: SocketAddr,
     transport: Transport,
 ) {
-    let Some(session) = open_session(node, addr, transport) else {
+    let Some(session) = gate.open_session(addr, transport) else {
         return;
     };
+    debug!(session = %session.id, %addr, ?transport, "session opened");
     let span = debug_span!("conn", session = %session.id, %addr);
     let ep = GateEndpoint {
-        node,
+        gate,
         session: &session,
     };
-    let limits = limits(node);
+    let limits = limits(gate);
     let ended = match io {
         Io::Stream(s) => {
             transport::stream::serve(s, &ep, limits)
@@ -126,7 +112,7 @@ async fn run<S: AsyncRead + AsyncWrite + Unpin + Send>(
         }
         Io::Ws(ws) => transport::ws::serve(ws, &ep, limits).instrument(span).await,
     };
-    finish(node, &session, transport, ended).await;
+    finish(gate, &session, transport, ended).await;
 }
 
 /// A connection after its handshakes.
@@ -139,13 +125,13 @@ enum Io<S> {
 
 /// A TLS client on the gate's `Port`.
 pub(super) async fn serve_tls(
-    node: Arc<Node>,
+    gate: Arc<Gate>,
     stream: TcpStream,
     addr: SocketAddr,
     tls: Arc<ServerConfig>,
 ) {
     let tls_stream = tokio::select! {
-        _ = node.stopping().cancelled() => return,
+        _ = gate.node().stopping().cancelled() => return,
         s = transport::tls::accept(&tls, stream) => match s {
             Ok(s) => s,
             Err(e) => {
@@ -154,12 +140,12 @@ pub(super) async fn serve_tls(
             }
         },
     };
-    run(&node, Io::Stream(tls_stream), addr, Transport::Tls).await;
+    run(&gate, Io::Stream(tls_stream), addr, Transport::Tls).await;
 }
 
 /// A WebSocket client on the gate's `WsPort` (WSS with `tls`).
 pub(super) async fn serve_ws(
-    node: Arc<Node>,
+    gate: Arc<Gate>,
     stream: TcpStream,
     addr: SocketAddr,
     path: Arc<str>,
@@ -174,13 +160,13 @@ pub(super) async fn serve_ws(
                 let ws = transport::ws::accept(s, &path).await.map_err(|e| {
                     info!(%addr, status = e.status, "{e}");
                 })?;
-                run(&node, Io::Ws(ws), addr, Transport::Wss).await;
+                run(&gate, Io::Ws(ws), addr, Transport::Wss).await;
             }
             None => {
                 let ws = transport::ws::accept(stream, &path).await.map_err(|e| {
                     info!(%addr, status = e.status, "{e}");
                 })?;
-                run(&node, Io::Ws(ws), addr, Transport::Ws).await;
+                run(&gate, Io::Ws(ws), addr, Transport::Ws).await;
             }
         }
         Ok::<(), ()>(())

@@ -7,6 +7,7 @@
 use std::time::Duration;
 
 use super::family::{HISTOGRAM_COLS, Table};
+use crate::error::ErrorCode;
 use crate::session::CloseReason;
 
 /// How a client message ended, the `outcome` label of
@@ -51,28 +52,35 @@ impl Outcome {
         Outcome::Error,
     ];
 
-    /// The label value.
+    /// The label value: `ok`, `forwarded`, the error code, or `error`.
     pub(crate) fn label(self) -> &'static str {
-        match self {
-            Outcome::Ok => "ok",
-            Outcome::Forwarded => "forwarded",
-            Outcome::BadPayload => "bad_payload",
-            Outcome::HandlerError => "handler_error",
-            Outcome::NoLiveNode => "no_live_node",
-            Outcome::Overloaded => "overloaded",
-            Outcome::UnknownMsgId => "unknown_msg_id",
-            Outcome::WrongGate => "wrong_gate",
-            Outcome::NodeStopping => "node_stopping",
-            Outcome::Error => "error",
-        }
+        let code = match self {
+            Outcome::Ok => return "ok",
+            Outcome::Forwarded => return "forwarded",
+            Outcome::Error => return "error",
+            Outcome::BadPayload => ErrorCode::BadPayload,
+            Outcome::HandlerError => ErrorCode::HandlerError,
+            Outcome::NoLiveNode => ErrorCode::NoLiveNode,
+            Outcome::Overloaded => ErrorCode::Overloaded,
+            Outcome::UnknownMsgId => ErrorCode::UnknownMsgId,
+            Outcome::WrongGate => ErrorCode::WrongGate,
+            Outcome::NodeStopping => ErrorCode::NodeStopping,
+        };
+        code.wire()
     }
 
-    /// The outcome of an error code (as sent in error answers).
-    pub(crate) fn of_code(code: &str) -> Outcome {
-        Outcome::ALL
-            .into_iter()
-            .find(|o| o.label() == code)
-            .unwrap_or(Outcome::Error)
+    /// The outcome of a message answered with the error `code`.
+    pub(crate) fn of(code: &ErrorCode) -> Outcome {
+        match code {
+            ErrorCode::BadPayload => Outcome::BadPayload,
+            ErrorCode::HandlerError => Outcome::HandlerError,
+            ErrorCode::NoLiveNode => Outcome::NoLiveNode,
+            ErrorCode::Overloaded => Outcome::Overloaded,
+            ErrorCode::UnknownMsgId => Outcome::UnknownMsgId,
+            ErrorCode::WrongGate => Outcome::WrongGate,
+            ErrorCode::NodeStopping => Outcome::NodeStopping,
+            _ => Outcome::Error,
+        }
     }
 }
 
@@ -504,7 +512,16 @@ mod tests {
         m.render("g", &mut out);
         assert!(out.contains("zinx_session_closes_total{node=\"g\",reason=\"text_message\"} 1"));
         assert!(out.contains("zinx_sessions{node=\"g\",transport=\"tcp\"} 1"));
-        assert_eq!(Outcome::of_code("no_live_node"), Outcome::NoLiveNode);
-        assert_eq!(Outcome::of_code("something_new"), Outcome::Error);
+        assert_eq!(Outcome::of(&ErrorCode::NoLiveNode), Outcome::NoLiveNode);
+        assert_eq!(
+            Outcome::of(&ErrorCode::from("something_new")),
+            Outcome::Error
+        );
+        // Every error outcome is its code's, and back.
+        for o in Outcome::ALL {
+            if !matches!(o, Outcome::Ok | Outcome::Forwarded | Outcome::Error) {
+                assert_eq!(Outcome::of(&ErrorCode::parse(o.label())), o);
+            }
+        }
     }
 }

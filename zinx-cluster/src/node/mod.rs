@@ -1,34 +1,24 @@
-//! One running node, as a handful of small owners:
+//! What every node has, whatever its role: its identity, the settings, the
+//! routing table, the links to other nodes, the requests waiting on them,
+//! the directory, the counters, the handler runner and the lifecycle.
 //!
 //! | piece | owns |
 //! |---|---|
 //! | [`routing`] | msg_id → destination, the groups, choosing a node |
 //! | [`rpc`] | requests waiting for an answer from another node |
-//! | [`executor`] | per-session ordered queues, running handlers, hooks |
-//! | [`delivery`] | getting a frame to a session, a uid, everybody |
-//! | [`call`] | `call` / `cast` to another group |
-//! | [`dispatch`] | one small function per kind of envelope received |
-//! | [`gate_loss`] | sessions across a lost gate link: a backend ends them once the gate is really gone; a gate re-sends the closes the link missed |
-//! | [`room`] | rooms across gates: join, leave, publish |
-//! | [`ctx`] | [`Ctx`], what a handler sees of all this |
-//! | [`handle`] | [`ClusterHandle`], the same operations for code outside handlers |
+//! | [`remote`] | reaching other nodes: answers, requests, a gate's sessions from elsewhere, fan-out to every gate |
+//! | [`run`] | running handlers (client messages, calls, casts) and session-closed hooks; `call` and `cast` |
 //!
-//! The node holds them together with what they share: its identity, the
-//! settings, the links (`peer`), the client sessions (`session`; a backend's
-//! table stays empty), the directory, the counters and the lifecycle. Links
-//! and the directory never call into the node: links hand envelopes up
-//! through [`LinkEvents`], which the node implements here.
+//! The two roles embed a [`Node`]: a gate (`gate::Gate`: client
+//! sessions, rooms, forwards) and a backend (`backend::Backend`:
+//! per-session queues of forwarded messages). Links and the directory
+//! never call into a node: links hand envelopes up through
+//! [`LinkEvents`](crate::peer::LinkEvents), which the roles implement.
 
-mod call;
-pub(crate) mod ctx;
-mod delivery;
-mod dispatch;
-mod executor;
-mod gate_loss;
-mod handle;
-mod room;
+mod remote;
 mod routing;
 mod rpc;
+mod run;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -41,31 +31,30 @@ use tracing::{debug, info};
 
 use crate::config::{ClusterConfig, NodeConfig, NodeType};
 use crate::directory::Directory;
-use crate::envelope::{Envelope, HEARTBEAT_STOPPING, Kind};
+use crate::envelope::{Envelope, HEARTBEAT_STOPPING, HEARTBEAT_STOPPING_ACK, Kind};
+use crate::error::ErrorCode;
 use crate::frame::Frame;
 use crate::metrics::{Labelled, Metrics};
-use crate::peer::{LinkEvents, LinkKey, Links, Peer};
+use crate::peer::{LinkKey, Links, Peer};
 use crate::registry::HandlerTable;
-use crate::rooms::Rooms;
-use crate::session::Sessions;
 use crate::settings::{ErrorReply, Settings};
 use crate::state::States;
 use crate::trace::Tracer;
 
-pub use ctx::{Ctx, KickTarget};
-pub use executor::{SessionClosed, SessionHook};
-pub use handle::ClusterHandle;
-pub(crate) use routing::Dest;
+pub(crate) use routing::{Dest, Group};
+pub use run::SessionClosed;
+pub(crate) use run::SessionHook;
+pub(crate) use run::{ClientMessage, Role, Runner, cast, on_call};
 
 /// `flags` bit of a [`Kind::Broadcast`]: only sessions bound to a uid.
-const BROADCAST_USERS_ONLY: u8 = 1;
+pub(crate) const BROADCAST_USERS_ONLY: u8 = 1;
 
 /// `flags` bit of a [`Kind::ToSession`] from a backend: this frame is the
 /// last answer to a forwarded message (its handler finished). A handler
 /// that finishes without answering sends a [`Kind::Done`] instead.
 pub(crate) const TO_SESSION_FINAL: u8 = 1;
 
-/// The shared state of one node.
+/// The shared state of one node, whatever its role.
 pub(crate) struct Node {
     /// `ID` in `dinx.json`.
     id: u16,
@@ -82,14 +71,6 @@ pub(crate) struct Node {
     /// Gate node ids other than this one (reached over a link when there
     /// is one, else through the directory).
     gates: Vec<u16>,
-    /// This gate's client sessions (always empty on a backend).
-    sessions: Sessions,
-    /// Which of this gate's sessions are in which room (empty on a backend).
-    rooms: Rooms,
-    /// The application state given to `Cluster::with_state`.
-    states: Arc<States>,
-    /// Forwarded messages, calls and casts being run here.
-    exec: executor::Executor,
     /// Requests to other nodes waiting for their answer.
     rpc: rpc::Rpc,
     /// Where uids are; the gate-to-gate bus.
@@ -100,18 +81,22 @@ pub(crate) struct Node {
     labelled: Labelled,
     /// Spans of client messages, when tracing is on.
     tracer: Tracer,
+    /// The application state given to `Cluster::with_state`.
+    states: Arc<States>,
+    /// Handler tasks (calls, casts, queued messages) and hooks.
+    runner: Runner,
     /// Cancelled first at shutdown: stop accepting and reading new work.
     stopping: CancellationToken,
     /// Cancelled last: close links and sessions.
     closed: CancellationToken,
+    /// `closed`, readable with one atomic load (the token's check takes a
+    /// lock): every outbound operation checks it.
+    closed_now: AtomicBool,
     /// Set once shutdown waits for in-flight work: finishing work then
     /// wakes [`Node::drained`] (a branch on the hot path, nothing more).
     draining: AtomicBool,
     /// Woken when in-flight work finishes while draining.
     work_done: Notify,
-    /// On a gate: session-closed notices for backends whose link was down,
-    /// sent when it is back (`gate_loss`).
-    pending_closes: gate_loss::PendingCloses,
 }
 
 impl std::fmt::Debug for Node {
@@ -199,7 +184,7 @@ impl Node {
         Node {
             id: me.id,
             name: me.name.clone(),
-            settings: settings.clone(),
+            settings,
             handlers: parts.handlers,
             routing,
             links,
@@ -208,20 +193,18 @@ impl Node {
                 .map(|g| g.id)
                 .filter(|id| *id != me.id)
                 .collect(),
-            sessions: Sessions::new(me.id),
-            rooms: Rooms::default(),
-            states: parts.states,
-            exec: executor::Executor::new(settings.node_session_queue, parts.hooks),
             rpc: rpc::Rpc::default(),
             directory: parts.directory,
             metrics,
             labelled,
             tracer: parts.tracer,
+            states: parts.states,
+            runner: Runner::new(parts.hooks),
             stopping,
             closed,
+            closed_now: AtomicBool::new(false),
             draining: AtomicBool::new(false),
             work_done: Notify::new(),
-            pending_closes: gate_loss::PendingCloses::default(),
         }
     }
 
@@ -240,6 +223,11 @@ impl Node {
         &self.settings
     }
 
+    /// The handlers of this node's group.
+    pub(crate) fn handlers(&self) -> &HandlerTable {
+        &self.handlers
+    }
+
     /// The counters.
     pub(crate) fn metrics(&self) -> &Metrics {
         &self.metrics
@@ -253,6 +241,51 @@ impl Node {
     /// The tracer (off unless tracing is configured).
     pub(crate) fn tracer(&self) -> &Tracer {
         &self.tracer
+    }
+
+    /// The routing table.
+    pub(crate) fn routing(&self) -> &routing::Routing {
+        &self.routing
+    }
+
+    /// The links.
+    pub(crate) fn links(&self) -> &Arc<Links> {
+        &self.links
+    }
+
+    /// The application state.
+    pub(crate) fn states(&self) -> &Arc<States> {
+        &self.states
+    }
+
+    /// The user directory.
+    pub(crate) fn directory(&self) -> &Directory {
+        &self.directory
+    }
+
+    /// Handler tasks and hooks.
+    pub(crate) fn runner(&self) -> &Runner {
+        &self.runner
+    }
+
+    /// Cancelled when the node stops taking new work.
+    pub(crate) fn stopping(&self) -> &CancellationToken {
+        &self.stopping
+    }
+
+    /// Cancelled when the node closes its sessions and links.
+    pub(crate) fn closed(&self) -> &CancellationToken {
+        &self.closed
+    }
+
+    /// Whether the node has closed (one atomic load).
+    pub(crate) fn is_closed(&self) -> bool {
+        self.closed_now.load(Ordering::Acquire)
+    }
+
+    /// `call_timeout_ms`.
+    pub(crate) fn call_timeout(&self) -> Duration {
+        Duration::from_millis(self.settings.call_timeout_ms)
     }
 
     /// Whether the node should get traffic: it serves, and every group it
@@ -280,80 +313,67 @@ impl Node {
         }
     }
 
-    /// The routing table.
-    pub(crate) fn routing(&self) -> &routing::Routing {
-        &self.routing
-    }
-
-    /// The links.
-    pub(crate) fn links(&self) -> &Arc<Links> {
-        &self.links
-    }
-
-    /// This gate's client sessions.
-    pub(crate) fn sessions(&self) -> &Sessions {
-        &self.sessions
-    }
-
-    /// This gate's rooms.
-    pub(crate) fn rooms(&self) -> &Rooms {
-        &self.rooms
-    }
-
-    /// The application state.
-    pub(crate) fn states(&self) -> &States {
-        &self.states
-    }
-
-    /// The user directory.
-    pub(crate) fn directory(&self) -> &Directory {
-        &self.directory
-    }
-
-    /// Cancelled when the node stops taking new work.
-    pub(crate) fn stopping(&self) -> &CancellationToken {
-        &self.stopping
-    }
-
-    /// Cancelled when the node closes its sessions and links.
-    pub(crate) fn closed(&self) -> &CancellationToken {
-        &self.closed
-    }
-
-    /// A live node of group `g` for `key`; this node itself counts as live
-    /// for its own group.
-    pub(crate) fn choose(&self, g: &routing::Group, key: u64) -> Option<u16> {
-        g.choose(key, |id| id == self.id || self.links.is_live(id))
-    }
-
-    /// [`Node::choose`] passing over node `except` (whose link just failed).
-    pub(crate) fn choose_except(
-        &self,
-        g: &routing::Group,
-        key: u64,
-        except: Option<u16>,
-    ) -> Option<u16> {
+    /// A live node of group `g` for `key`, passing over node `except`
+    /// (whose link just failed); this node itself counts as live for its
+    /// own group.
+    pub(crate) fn choose(&self, g: &Group, key: u64, except: Option<u16>) -> Option<u16> {
         g.choose(key, |id| {
             Some(id) != except && (id == self.id || self.links.is_live(id))
         })
     }
 
-    // ---------------------------------------------------------------
-    // Answers to clients
-    // ---------------------------------------------------------------
-
-    /// The error frame for a failed client message, per the policy.
-    pub(crate) fn error_frame(&self, msg_id: u32, code: &str, error: &str) -> Option<Frame> {
+    /// The error frame for a failed client message, per the policy
+    /// (counted as an error answer when there is one).
+    pub(crate) fn error_frame(&self, msg_id: u32, code: &ErrorCode, error: &str) -> Option<Frame> {
         match self.settings.error_reply {
             ErrorReply::None => None,
             ErrorReply::Frame => {
                 let body = serde_json::json!({"msg_id": msg_id, "code": code, "error": error});
+                self.metrics.error_answers.add(1);
                 Some(Frame::new(
                     self.settings.error_msg_id,
                     Bytes::from(body.to_string()),
                 ))
             }
         }
+    }
+
+    /// A heartbeat from a linked node: a shutdown notice, or its
+    /// acknowledgement of ours.
+    pub(crate) fn on_heartbeat(&self, from: u16, env: &Envelope) {
+        let Some(peer) = self.links.get(from) else {
+            return;
+        };
+        if env.flags & HEARTBEAT_STOPPING != 0 {
+            info!(peer = %peer.name, "peer is shutting down: no new work goes to it");
+            peer.mark_stopping();
+            // From here on nothing new is chosen for it: say so, behind
+            // everything already sent on the link.
+            let mut ack = Envelope::new(Kind::Heartbeat);
+            ack.node = self.id;
+            ack.flags = HEARTBEAT_STOPPING_ACK;
+            if let Err(e) = peer.send(ack) {
+                debug!(peer = %peer.name, ?e, "shutdown notice not acknowledged");
+            }
+        }
+        if env.flags & HEARTBEAT_STOPPING_ACK != 0 {
+            peer.mark_stop_acked();
+            self.work_finished();
+        }
+    }
+
+    /// A link went down: the requests waiting on it fail at once.
+    pub(crate) fn peer_lost(&self, peer: &Peer) {
+        self.rpc.fail_peer(peer.id);
+    }
+
+    /// An answer to one of this node's requests.
+    pub(crate) fn on_response(&self, env: Envelope) {
+        self.rpc.resolve(
+            env.request,
+            crate::envelope::Status::from_u8(env.flags),
+            env.payload,
+        );
     }
 
     // ---------------------------------------------------------------
@@ -368,15 +388,14 @@ impl Node {
         }
     }
 
-    /// Whether nothing is in flight: no handler running here (in place or
-    /// queued), no forwarded message waiting for its node's completion, and
-    /// every linked node has acknowledged the shutdown notice (so nothing
-    /// it sent is still on its way).
-    fn idle(&self) -> bool {
-        self.exec.is_idle()
+    /// Whether nothing of the node's own is in flight: no handler running
+    /// here (in place or queued), and every linked node has acknowledged
+    /// the shutdown notice (so nothing it sent is still on its way). The
+    /// roles add theirs.
+    pub(crate) fn idle(&self) -> bool {
+        self.runner.is_idle()
             && self.metrics.inflight.get() == 0
             && self.links.iter().all(|p| p.quiet_for_us())
-            && self.sessions.forwards_open() == 0
     }
 
     /// Starts a graceful stop: tells linked nodes to choose this one for
@@ -393,35 +412,34 @@ impl Node {
                 debug!(peer = %peer.name, ?e, "shutdown not announced");
             }
         }
-        self.exec.close();
+        self.runner.close();
     }
 
-    /// Waits until nothing is in flight (see [`Node::idle`]): woken by the
-    /// work finishing, not by a timer. The caller bounds it.
-    pub(crate) async fn drained(&self) {
-        let forwards = self.sessions.forwards_open();
+    /// Waits until `idle` holds (the role's view, which includes
+    /// [`Node::idle`]): woken by the work finishing, not by a timer. The
+    /// caller bounds it.
+    pub(crate) async fn drained(&self, idle: impl Fn() -> bool) {
         info!(
             node = %self.name,
-            forwards,
             handlers_in_place = self.metrics.inflight.get(),
-            tasks_idle = self.exec.is_idle(),
+            tasks_idle = self.runner.is_idle(),
             "shutdown: waiting for work in flight"
         );
         loop {
             let notified = self.work_done.notified();
             tokio::pin!(notified);
             notified.as_mut().enable();
-            if self.idle() {
+            if idle() {
                 return;
             }
-            // Executor tasks end without calling `work_finished`: while
+            // Runner tasks end without calling `work_finished`: while
             // some run, wait for them directly as well.
-            if self.exec.is_idle() {
+            if self.runner.is_idle() {
                 notified.await;
             } else {
                 tokio::select! {
                     _ = notified => {}
-                    _ = self.exec.wait() => {}
+                    _ = self.runner.wait() => {}
                 }
             }
         }
@@ -430,13 +448,14 @@ impl Node {
     /// Closes sessions and links; waits (at most `flush`) for the link
     /// writers to send what was queued.
     pub(crate) async fn close(&self, flush: Duration) {
+        self.closed_now.store(true, Ordering::Release);
         self.closed.cancel();
         self.links.close(flush).await;
     }
-}
 
-impl crate::admin::AdminSource for Node {
-    fn render_metrics(&self, out: &mut String) {
+    /// Appends the node's own metrics (counters, labelled, links) in the
+    /// Prometheus text format.
+    pub(crate) fn render_metrics(&self, out: &mut String) {
         crate::metrics::render::snapshot(out, &self.name, &self.metrics.snapshot());
         self.labelled.render(&self.name, out);
         let mut links: Vec<(u16, String, bool, bool)> = self
@@ -451,34 +470,10 @@ impl crate::admin::AdminSource for Node {
             .collect();
         crate::metrics::render::links(out, &self.name, &links);
     }
-
-    fn readiness(&self) -> Result<(), String> {
-        Node::readiness(self)
-    }
-}
-
-impl LinkEvents for Node {
-    fn on_envelope(self: &Arc<Self>, from: u16, env: Envelope) {
-        self.dispatch(from, env);
-    }
-
-    fn on_envelopes(self: &Arc<Self>, from: u16, batch: &mut Vec<Envelope>) {
-        // Answers for clients are written at the end of the batch, by this
-        // task, one write per session, instead of waking each session's
-        // task per answer.
-        let _deferred = crate::session::DeferWakes::begin();
-        for env in batch.drain(..) {
-            self.dispatch(from, env);
-        }
-    }
-
-    fn on_link_down(self: &Arc<Self>, peer: &Peer) {
-        self.link_down(peer);
-    }
 }
 
 /// The uid of a session as sent in an envelope.
-fn uid_of(bytes: &Bytes) -> Option<Arc<str>> {
+pub(crate) fn uid_of(bytes: &Bytes) -> Option<Arc<str>> {
     if bytes.is_empty() {
         None
     } else {
@@ -487,7 +482,13 @@ fn uid_of(bytes: &Bytes) -> Option<Arc<str>> {
 }
 
 /// An envelope of `kind` from node `from`.
-fn envelope(kind: Kind, from: u16, msg_id: u32, session: u64, payload: Bytes) -> Envelope {
+pub(crate) fn envelope(
+    kind: Kind,
+    from: u16,
+    msg_id: u32,
+    session: u64,
+    payload: Bytes,
+) -> Envelope {
     let mut env = Envelope::new(kind);
     env.node = from;
     env.msg_id = msg_id;
@@ -496,17 +497,7 @@ fn envelope(kind: Kind, from: u16, msg_id: u32, session: u64, payload: Bytes) ->
     env
 }
 
-fn text(payload: &Bytes) -> String {
+/// The text of an envelope field (a uid, a room name).
+pub(crate) fn text(payload: &Bytes) -> String {
     String::from_utf8_lossy(payload).into_owned()
-}
-
-/// Checks a uid before it is bound: 1 to 255 bytes.
-pub(crate) fn check_uid(uid: &str) -> Result<(), crate::error::SendError> {
-    if uid.is_empty() || uid.len() > 255 {
-        Err(crate::error::SendError::InvalidUid {
-            uid: uid.chars().take(64).collect(),
-        })
-    } else {
-        Ok(())
-    }
 }

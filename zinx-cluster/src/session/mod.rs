@@ -407,11 +407,6 @@ impl Sessions {
         self.count.load(Ordering::Relaxed)
     }
 
-    /// Whether no session is open (always, on a backend).
-    pub(crate) fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
     /// Registers a new session (at connect, before its first message).
     pub(crate) fn open(&self, queue: QueueBound) -> Arc<Session> {
         let seq = self.next.fetch_add(1, Ordering::Relaxed);

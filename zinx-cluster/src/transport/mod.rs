@@ -52,6 +52,9 @@ pub(crate) trait Endpoint: Send + Sync {
     /// Whether the idle timeout is suspended (while the node drains for
     /// shutdown, a quiet client waits for its answers).
     fn idle_suspended(&self) -> bool;
+
+    /// Bytes came from the client (once per read): it is not idle.
+    fn touch(&self) {}
 }
 
 /// Limits of a client connection, from `settings.json`.

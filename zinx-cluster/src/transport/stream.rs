@@ -219,6 +219,7 @@ where
                 // Once per read: a clock read per message showed in
                 // pipelined profiles, and idle is a matter of seconds.
                 last_read = Instant::now();
+                ep.touch();
                 ended = on_input(&mut framing, &mut input, &mut rbuf, &mut codec, &mut out, ep).await;
                 for buf in [&mut input, &mut rbuf] {
                     if buf.is_empty() && buf.capacity() > 4 * READ_CHUNK {

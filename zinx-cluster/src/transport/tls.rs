@@ -228,8 +228,8 @@ mod tests {
     /// The library's `Client` over real sockets: TLS, ws:// and wss://.
     #[tokio::test]
     async fn the_client_speaks_every_transport() {
-        use crate::client::{Client, ClientTls};
         use tokio::net::TcpListener;
+        use zinx_cluster_client::{Client, ClientTls};
         let dir = tempfile::tempdir().unwrap();
         let (cert, key, _) = testing::self_signed(dir.path());
         let server_config = load_server_config(&cert, &key).unwrap();

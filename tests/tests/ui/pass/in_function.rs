@@ -10,6 +10,6 @@ fn main() {
     }
 
     let _ = local;
-    let route = zinx_cluster::registered().next().unwrap();
+    let route = zinx_cluster::registry::registered().next().unwrap();
     assert_eq!((route.msg_id, route.name), (7, "local"));
 }

@@ -16,7 +16,7 @@ async fn send(ctx: &mut Ctx, chat: Chat) -> Result<(), HandlerError> {
 
 fn main() {
     let _ = send;
-    let route = zinx_cluster::registered().next().expect("registered");
+    let route = zinx_cluster::registry::registered().next().expect("registered");
     assert_eq!((route.msg_id, route.group, route.name), (3, "im", "send"));
-    assert_eq!(zinx_cluster::registered_messages().count(), 2);
+    assert_eq!(zinx_cluster::message::registered_messages().count(), 2);
 }

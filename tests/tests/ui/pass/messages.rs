@@ -3,7 +3,8 @@
 
 use serde::{Deserialize, Serialize};
 use zinx_cluster::prelude::*;
-use zinx_cluster::{Codec, registered, registered_messages};
+use zinx_cluster::message::{Codec, registered_messages};
+use zinx_cluster::registry::registered;
 
 #[derive(Message, Serialize, Deserialize)]
 #[message(id = 3)]

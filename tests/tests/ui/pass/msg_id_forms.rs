@@ -43,7 +43,7 @@ async fn reordered(_ctx: &mut Ctx) {}
 
 fn main() {
     let _ = (by_const, by_path, by_enum, hex, suffixed, underscored, zero, max, reordered);
-    let mut ids: Vec<u32> = zinx_cluster::registered().map(|r| r.msg_id).collect();
+    let mut ids: Vec<u32> = zinx_cluster::registry::registered().map(|r| r.msg_id).collect();
     ids.sort();
     assert_eq!(ids, [0, 100, 101, 102, 103, 104, 105, 106, u32::MAX]);
 }

@@ -139,12 +139,12 @@ fn main() {
     let _ = (parse, refuse, destructure, ignore, mutable, opaque, custom);
     let _ = (public, r#type, nested::inner);
 
-    let mut ids: Vec<u32> = zinx_cluster::registered().map(|r| r.msg_id).collect();
+    let mut ids: Vec<u32> = zinx_cluster::registry::registered().map(|r| r.msg_id).collect();
     ids.sort();
     assert_eq!(ids, (1..=20).collect::<Vec<u32>>());
-    let raw_name = zinx_cluster::registered().find(|r| r.msg_id == 19).unwrap();
+    let raw_name = zinx_cluster::registry::registered().find(|r| r.msg_id == 19).unwrap();
     assert_eq!(raw_name.name, "type");
-    let inner = zinx_cluster::registered().find(|r| r.msg_id == 20).unwrap();
+    let inner = zinx_cluster::registry::registered().find(|r| r.msg_id == 20).unwrap();
     assert!(inner.module.ends_with("::nested"), "{}", inner.module);
     assert_eq!(inner.group, "other");
 }

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use zinx_cluster::prelude::*;
-use zinx_cluster::registered;
+use zinx_cluster::registry::registered;
 
 #[derive(Default)]
 struct Stats {

@@ -37,6 +37,6 @@ async fn both(_ctx: &mut Ctx, blob: Blob) -> Blob {
 
 fn main() {
     let _ = (strict, private, typed, both);
-    assert_eq!(zinx_cluster::registered().count(), 4);
-    assert_eq!(zinx_cluster::registered_messages().count(), 2);
+    assert_eq!(zinx_cluster::registry::registered().count(), 4);
+    assert_eq!(zinx_cluster::message::registered_messages().count(), 2);
 }

@@ -1,23 +1,31 @@
 //! `Cluster`: load the configuration, check the handlers, start the selected
-//! nodes, run until a signal, shut down gracefully.
+//! nodes, run until a signal, shut down gracefully ([`RunningCluster`],
+//! `running`).
+
+mod running;
+
+pub use running::RunningCluster;
+use running::{Role, Running};
 
 use std::future::Future;
-use std::net::SocketAddr;
+
 use std::path::Path;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tracing::{error, info, warn};
 
-use crate::admin::{AdminSource, Page};
+use crate::admin::Page;
+use crate::api::ClusterHandle;
+use crate::backend::Backend;
 use crate::config::{ClusterConfig, ConfigErrors, NodeConfig, NodeId, NodeType};
 use crate::directory::{Directory, Identity, RedisDirectory};
 use crate::gate::{ClientPorts, Gate};
 use crate::handler::BoxFuture;
-use crate::metrics::{Metrics, MetricsSnapshot};
-use crate::node::{ClusterHandle, Node, NodeParts, SessionClosed, SessionHook};
+use crate::metrics::Metrics;
+use crate::node::{Node, NodeParts, SessionClosed, SessionHook};
 use crate::peer::LinkKey;
 use crate::registry::{self, RegistryErrors};
 use crate::state::{self, MissingState, States};
@@ -338,7 +346,7 @@ impl Cluster {
                 Some(e) => Tracer::new(n.name.clone(), e.clone(), config.settings.trace_every),
                 None => Tracer::off(),
             };
-            let node = Arc::new(Node::new(
+            let node = Node::new(
                 n,
                 &config,
                 NodeParts {
@@ -352,7 +360,7 @@ impl Cluster {
                     tracer,
                     states: states.clone(),
                 },
-            ));
+            );
             let addr = listener.local_addr().ok();
             let mut ids: Vec<u32> = table
                 .iter()
@@ -373,25 +381,11 @@ impl Cluster {
                 ids
             );
             node.directory().start(n.id, node.closed().clone());
-            if let Some(admin) = admin {
-                info!(
-                    "node {}: admin endpoint on http://{} (/metrics, /healthz, /readyz)",
-                    n.name,
-                    n.admin_addr().unwrap_or_default()
-                );
-                let source: Arc<dyn AdminSource> = node.clone();
-                let pages: Arc<[Page]> =
-                    self.pages.as_ref().map(|f| f(n)).unwrap_or_default().into();
-                tokio::spawn(crate::admin::serve(
-                    admin,
-                    source,
-                    pages,
-                    node.closed().clone(),
-                ));
-            }
-            let gate = match n.node_type {
+            let closed = node.closed().clone();
+            let role = match n.node_type {
                 NodeType::Gate => {
-                    to_link.push((node.clone(), None));
+                    let gate = Gate::new(node);
+                    to_link.push((Role::Gate(gate.clone()), None));
                     if let Some(addr) = n.ws_addr().filter(|_| ws.is_some()) {
                         let scheme = if tls.is_some() { "wss" } else { "ws" };
                         info!(
@@ -403,21 +397,36 @@ impl Cluster {
                         ws: ws.map(|l| (l, n.ws_path.clone())),
                         tls: tls.clone(),
                     };
-                    Some(Gate::start(node.clone(), listener, ports))
+                    gate.start(listener, ports);
+                    Role::Gate(gate)
                 }
                 NodeType::Backend => {
+                    let backend = Backend::new(node);
                     if let Some(slot) = slot {
-                        node.links().offer_local(&node, slot);
+                        backend.node().links().offer_local(&backend, slot);
                     }
-                    to_link.push((node.clone(), Some(listener)));
-                    None
+                    to_link.push((Role::Backend(backend.clone()), Some(listener)));
+                    Role::Backend(backend)
                 }
             };
-            nodes.push(Running { node, gate, addr });
+            if let Some(admin) = admin {
+                info!(
+                    "node {}: admin endpoint on http://{} (/metrics, /healthz, /readyz)",
+                    n.name,
+                    n.admin_addr().unwrap_or_default()
+                );
+                let pages: Arc<[Page]> =
+                    self.pages.as_ref().map(|f| f(n)).unwrap_or_default().into();
+                tokio::spawn(crate::admin::serve(admin, role.admin(), pages, closed));
+            }
+            nodes.push(Running { role, addr });
         }
         // Links start once every node here is known (see `reserve_local`).
-        for (node, listener) in to_link {
-            node.links().start(node.clone(), listener);
+        for (role, listener) in to_link {
+            match role {
+                Role::Gate(g) => g.node().links().start(g.clone(), listener),
+                Role::Backend(b) => b.node().links().start(b.clone(), listener),
+            }
         }
         let running = RunningCluster {
             nodes,
@@ -473,128 +482,5 @@ async fn wait_for_signal() {
     {
         let _ = tokio::signal::ctrl_c().await;
         info!("interrupted: shutting down");
-    }
-}
-
-/// One node running in this process.
-#[derive(Debug)]
-struct Running {
-    /// The node.
-    node: Arc<Node>,
-    /// Its client side, on a gate.
-    gate: Option<Gate>,
-    /// The address it listens on.
-    addr: Option<SocketAddr>,
-}
-
-/// The nodes started by [`Cluster::start`].
-#[derive(Debug)]
-pub struct RunningCluster {
-    nodes: Vec<Running>,
-    root: CancellationToken,
-    grace: Duration,
-}
-
-/// Links get this long after the grace period to flush what was queued.
-const LINK_FLUSH: Duration = Duration::from_secs(1);
-
-impl RunningCluster {
-    fn node(&self, id: NodeId) -> Option<&Running> {
-        self.nodes.iter().find(|r| r.node.id() == id)
-    }
-
-    /// The ids of the nodes running here.
-    pub fn node_ids(&self) -> Vec<NodeId> {
-        self.nodes.iter().map(|r| r.node.id()).collect()
-    }
-
-    /// The address a node of this process listens on.
-    pub fn local_addr(&self, id: NodeId) -> Option<SocketAddr> {
-        self.node(id).and_then(|r| r.addr)
-    }
-
-    /// A copy of a node's counters.
-    pub fn metrics(&self, id: NodeId) -> Option<MetricsSnapshot> {
-        self.node(id).map(|r| r.node.metrics().snapshot())
-    }
-
-    /// A [`ClusterHandle`] on a node of this process: a gate if one runs
-    /// here (its pushes to local sessions skip every link), else the first
-    /// node.
-    pub fn handle(&self) -> ClusterHandle {
-        self.nodes
-            .iter()
-            .find(|r| r.gate.is_some())
-            .or(self.nodes.first())
-            .map_or_else(ClusterHandle::detached, |r| ClusterHandle::new(&r.node))
-    }
-
-    /// A [`ClusterHandle`] on node `id`, if it runs in this process.
-    pub fn node_handle(&self, id: NodeId) -> Option<ClusterHandle> {
-        self.node(id).map(|r| ClusterHandle::new(&r.node))
-    }
-
-    /// Whether every link of every node here is up (all peers reachable).
-    pub fn all_links_up(&self) -> bool {
-        self.nodes
-            .iter()
-            .all(|r| r.node.links().iter().all(|p| p.is_live()))
-    }
-
-    /// Whether node `from` (running here) has a live link to node `to`.
-    pub fn link_up(&self, from: NodeId, to: NodeId) -> bool {
-        self.node(from).is_some_and(|r| r.node.links().is_live(to))
-    }
-
-    /// Whether node `from`'s live link to `to` runs in process (`local_links`).
-    pub fn link_in_process(&self, from: NodeId, to: NodeId) -> bool {
-        let peer = self
-            .node(from)
-            .and_then(|r| r.node.links().get(to).cloned());
-        peer.is_some_and(|p| p.is_live() && p.is_in_process())
-    }
-
-    /// Waits until every link is up, at most `timeout`; true when they are.
-    pub async fn wait_links(&self, timeout: Duration) -> bool {
-        let deadline = Instant::now() + timeout;
-        while Instant::now() < deadline {
-            if self.all_links_up() {
-                return true;
-            }
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-        self.all_links_up()
-    }
-
-    /// Graceful shutdown: stop accepting and reading new work, let in-flight
-    /// work finish — handlers here, and messages forwarded to other nodes
-    /// until those report them finished — bounded by `shutdown_grace_ms`;
-    /// then close sessions (each flushes what is queued for it) and links
-    /// (each flushes what is queued on it), and wait for both.
-    pub async fn shutdown(self) {
-        let deadline = Instant::now() + self.grace;
-        self.root.cancel();
-        for r in &self.nodes {
-            r.node.begin_stop();
-        }
-        let drained = tokio::time::timeout_at(deadline.into(), async {
-            for r in &self.nodes {
-                r.node.drained().await;
-            }
-        })
-        .await;
-        if drained.is_err() {
-            warn!(grace = ?self.grace, "work still in flight at the end of the grace period");
-        }
-        for r in &self.nodes {
-            r.node.close(LINK_FLUSH).await;
-        }
-        for r in &self.nodes {
-            if let Some(gate) = &r.gate {
-                gate.closed().await;
-            }
-            r.node.directory().close().await;
-        }
-        info!("shutdown complete");
     }
 }

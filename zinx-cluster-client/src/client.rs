@@ -3,7 +3,7 @@
 //! TLS, or WebSocket (`ws://` and `wss://`, zinx's `NewWsClient`: each frame
 //! one binary message; received messages are read as a byte stream).
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -20,8 +20,7 @@ use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_util::codec::{Decoder, Encoder, Framed};
 
-use crate::frame::{Frame, FrameCodec, FrameError};
-use crate::transport::tls::TlsConfigError;
+use crate::wire::{Frame, FrameCodec, FrameError};
 
 /// Why a client operation failed.
 #[derive(Debug, thiserror::Error)]
@@ -41,6 +40,31 @@ pub enum ClientError {
     WebSocket(String),
 }
 
+/// Why the certificates to trust could not be loaded.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum TlsError {
+    /// The file could not be read.
+    #[error("cannot read {}: {source}", path.display())]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The PEM text holds no usable certificate.
+    #[error("{}{what}", if path.as_os_str().is_empty() { String::new() } else { format!("{}: ", path.display()) })]
+    Pem {
+        /// The file (empty for PEM text given directly).
+        path: PathBuf,
+        /// What is wrong.
+        what: String,
+    },
+    /// rustls refused the configuration.
+    #[error("TLS configuration: {0}")]
+    Config(String),
+}
+
 /// The certificates a client trusts for TLS and `wss://`.
 #[derive(Debug, Clone)]
 pub struct ClientTls {
@@ -50,33 +74,40 @@ pub struct ClientTls {
 impl ClientTls {
     /// Trusts the certificates of a PEM file (a CA, or a gate's
     /// self-signed certificate).
-    pub fn trusting_pem_file(path: &Path) -> Result<ClientTls, TlsConfigError> {
-        let pem = std::fs::read(path).map_err(|source| TlsConfigError::Read {
+    pub fn trusting_pem_file(path: &Path) -> Result<ClientTls, TlsError> {
+        let pem = std::fs::read(path).map_err(|source| TlsError::Read {
             path: path.to_path_buf(),
             source,
         })?;
-        ClientTls::trusting_pem(&pem).map_err(|what| TlsConfigError::Pem {
-            path: path.to_path_buf(),
-            what,
+        ClientTls::trusting_pem(&pem).map_err(|e| match e {
+            TlsError::Pem { what, .. } => TlsError::Pem {
+                path: path.to_path_buf(),
+                what,
+            },
+            e => e,
         })
     }
 
     /// Trusts the certificates of PEM text.
-    pub fn trusting_pem(pem: &[u8]) -> Result<ClientTls, String> {
+    pub fn trusting_pem(pem: &[u8]) -> Result<ClientTls, TlsError> {
+        let bad = |what: String| TlsError::Pem {
+            path: PathBuf::new(),
+            what,
+        };
         let mut roots = RootCertStore::empty();
         for cert in CertificateDer::pem_slice_iter(pem) {
-            let cert = cert.map_err(|e| format!("not a PEM certificate: {e}"))?;
+            let cert = cert.map_err(|e| bad(format!("not a PEM certificate: {e}")))?;
             roots
                 .add(cert)
-                .map_err(|e| format!("unusable certificate: {e}"))?;
+                .map_err(|e| bad(format!("unusable certificate: {e}")))?;
         }
         if roots.is_empty() {
-            return Err("no CERTIFICATE in the PEM text".to_string());
+            return Err(bad("no CERTIFICATE in the PEM text".to_string()));
         }
         let provider = Arc::new(rustls::crypto::ring::default_provider());
         let config = ClientConfig::builder_with_provider(provider)
             .with_safe_default_protocol_versions()
-            .map_err(|e| e.to_string())?
+            .map_err(|e| TlsError::Config(e.to_string()))?
             .with_root_certificates(roots)
             .with_no_client_auth();
         Ok(ClientTls {
