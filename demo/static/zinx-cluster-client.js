@@ -558,7 +558,15 @@ class ZinxClient {
                 await new Promise((resolve, reject) => {
                     const timer = setTimeout(() => {
                         this.helloWaiter = undefined;
-                        reject(new ZinxError("connect_failed", `${url}: no answer to HELLO within ${this.opts.helloTimeoutMs} ms`));
+                        if (resuming) {
+                            reject(new ZinxError("connect_failed", `${url}: no answer to HELLO within ${this.opts.helloTimeoutMs} ms`));
+                            return;
+                        }
+                        // A first connect whose HELLO gets no answer at all: a gate
+                        // without session resume that answers unknown msg ids with
+                        // nothing (`error_reply: "none"`). Go on without resume.
+                        this.completeSession(url, false, { kind: "unsupported", reason: "not_resumable" });
+                        resolve();
                     }, this.opts.helloTimeoutMs);
                     this.helloWaiter = {
                         resuming,
