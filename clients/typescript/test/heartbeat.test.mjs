@@ -18,7 +18,10 @@ after(async () => {
 
 // Over WebSocket the demo's gate (main at 364d385) closes a client after
 // `idle_timeout_ms` even while it sends frames (heartbeats or echo requests
-// every 150 ms); over TCP it does not. A gate bug, reported; the WebSocket
+// every 150 ms); over TCP it does not. A gate bug, reported: the idle sweep
+// reads `Session::last_read`, which only the plain-TCP loop refreshes
+// (`session.touch()` in gate/conn.rs); the WebSocket/TLS endpoint
+// (`GateEndpoint::frame_in`, gate/transports.rs) never does. The WebSocket
 // case runs as a TODO until it is fixed (it then passes: drop the TODO).
 const WS_IDLE_BUG = "the gate's WebSocket idle timer ignores client frames (gate bug, reported)";
 
