@@ -52,7 +52,7 @@ const HELLO: u32 = 99990;
 
 /// Serves `pages` over HTTP/1.1 on a free loopback port (one request per
 /// connection), as the demo's admin port does; returns the port.
-async fn serve_pages(pages: Vec<zinx_cluster::Page>) -> u16 {
+async fn serve_pages(pages: Vec<zinx_cluster::admin::Page>) -> u16 {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = listener.local_addr().unwrap().port();
