@@ -42,6 +42,16 @@ mapfile -t tests < <(find "$here/tests" "$here/generated" -name '*.cs' | sort)
 mcs -langversion:7.2 "${refs[@]}" "-r:$build/ZinxCluster.Client.dll" -target:exe -warnaserror+ -warn:4 \
   -out:"$build/ZinxCluster.Client.Tests.exe" "${tests[@]}"
 
+echo "==> compiling the README's chat example against a UnityEngine stub"
+awk '/<!-- chat-example -->/ {f = 1; next} f && /^```csharp/ {p = 1; next} p && /^```/ {exit} p' \
+  "$here/README.md" >"$build/ChatWindow.cs"
+if ! grep -q "class ChatWindow" "$build/ChatWindow.cs"; then
+  echo "the README's chat example (after <!-- chat-example -->) was not found" >&2
+  exit 1
+fi
+mcs -langversion:7.2 "${refs[@]}" "-r:$build/ZinxCluster.Client.dll" -target:library -warnaserror+ \
+  -out:"$build/ChatExample.dll" "$here/unity-stub/UnityEngine.cs" "$here/generated/Demo.cs" "$build/ChatWindow.cs"
+
 if [ -n "${ZINX_DEMO_BIN:-}" ]; then
   demo="$ZINX_DEMO_BIN"
 else
