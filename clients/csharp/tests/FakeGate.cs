@@ -39,6 +39,9 @@ namespace ZinxCluster.Client.Tests
             get { return "tcp://127.0.0.1:" + Port; }
         }
 
+        /// <summary>Drop every connection as soon as it is accepted (a gate refusing clients).</summary>
+        public volatile bool DropOnAccept;
+
         /// <summary>Connections accepted so far, in order.</summary>
         public int Count
         {
@@ -77,6 +80,15 @@ namespace ZinxCluster.Client.Tests
                 }
                 c.NoDelay = true;
                 var conn = new FakeConn(c);
+                if (DropOnAccept)
+                {
+                    lock (conns)
+                    {
+                        conns.Add(conn);
+                    }
+                    conn.Close();
+                    continue;
+                }
                 lock (conns)
                 {
                     conns.Add(conn);

@@ -450,6 +450,25 @@ namespace ZinxCluster.Client.Tests
                 Assert.Equal(ZinxException.Closed, (await Assert.Fails(queued, "queued request")).Code, "code");
             });
 
+            s.Add("protocol: a gate that drops every connection at once gets growing delays, not a tight loop", async p =>
+            {
+                using (var gate = new FakeGate { DropOnAccept = true })
+                {
+                    var o = Fast(gate.Url);
+                    o.Resume = false;
+                    o.ReconnectMinDelayMs = 20;
+                    o.ReconnectMaxDelayMs = 10000;
+                    var c = p.Connect(o);
+                    var ev = new Events(c, p);
+                    await p.Until(() => ev.Reconnecting.Count >= 5, "5 reconnect attempts");
+                    for (var i = 0; i < 5; i++)
+                    {
+                        Assert.Equal(i + 1, ev.Reconnecting[i].Attempt, "attempt numbers keep growing");
+                    }
+                    Assert.True(ev.Reconnecting[4].DelayMs >= 20 * 16 / 2, "the fifth delay doubled four times: " + ev.Reconnecting[4].DelayMs + " ms");
+                }
+            });
+
             s.Add("protocol: heartbeats go out every interval; the gate's heartbeats are not pushes and do not count", async p =>
             {
                 using (var gate = new FakeGate())
