@@ -18,7 +18,7 @@ namespace Demo
         public string name;
     }
 
-    // demo::Replaced: msg 1, json, #[serde(transparent)] over Answer: see Messages.Replaced.
+    // demo::Replaced: msg 1, json, a newtype over Answer: see Messages.Replaced.
 
     /// <summary>demo::Chat: msg 3, json.</summary>
     [Serializable]

@@ -347,7 +347,14 @@ namespace ZinxCluster.Client.Tests
                     await p.Until(() => ev.Failed != null, "ResumeFailed");
                     Assert.Equal(ResumeFailedInfo.Off, ev.Failed.Reason, "reason");
                     Assert.Equal(ZinxException.SessionLost, (await Assert.Fails(sent, "request")).Code, "code");
-                    Assert.True(!gate[1].Has(Control.Hello), "no HELLO");
+                    // Without HELLO the session is ready once TCP connects, maybe
+                    // before the fake gate's accept thread registered the connection.
+                    await p.Until(() => gate.Count == 2, "the second connection");
+                    var probe = c.Request(5, B("probe"));
+                    await p.Until(() => gate[1].Has(5), "a request on the new connection");
+                    Assert.Equal(5u, gate[1].Frames[0].MsgId, "no HELLO: the request is the first frame");
+                    gate[1].Send(5, "probed");
+                    Assert.Equal("probed", S(await probe), "the answer on the new session");
                 }
             });
 
