@@ -138,7 +138,7 @@ namespace Demo
         public ulong handled;
     }
 
-    /// <summary>demo::Answer: not a message; the field types above use it.</summary>
+    /// <summary>demo::Answer: not a message; a field or an answer above uses it.</summary>
     [Serializable]
     public partial class Answer
     {
@@ -198,63 +198,66 @@ namespace Demo
         public const uint Stats = 21;
     }
 
-    /// <summary>The descriptor of each message, for the typed calls of ZinxClient.</summary>
+    /// <summary>
+    /// The descriptor of each message, for the typed calls of ZinxClient: its
+    /// payload type, and the answer a request of its msg id gets.
+    /// </summary>
     public static class Messages
     {
         /// <summary>demo::Login</summary>
-        public static readonly MessageType<global::Demo.Login> Login =
-            new MessageType<global::Demo.Login>(MsgIds.Login, "Login", Codec.Json);
+        public static readonly MessageType<global::Demo.Login, global::Demo.Answer> Login =
+            new MessageType<global::Demo.Login, global::Demo.Answer>(MsgIds.Login, "Login", Codec.Json);
 
         /// <summary>demo::Replaced</summary>
-        public static readonly MessageType<global::Demo.Answer> Replaced =
-            new MessageType<global::Demo.Answer>(MsgIds.Replaced, "Replaced", Codec.Json);
+        public static readonly MessageType<global::Demo.Answer, global::Demo.Answer> Replaced =
+            new MessageType<global::Demo.Answer, global::Demo.Answer>(MsgIds.Replaced, "Replaced", Codec.Json);
 
         /// <summary>demo::Chat</summary>
-        public static readonly MessageType<global::Demo.Chat> Chat =
-            new MessageType<global::Demo.Chat>(MsgIds.Chat, "Chat", Codec.Json);
+        public static readonly MessageType<global::Demo.Chat, global::Demo.Answer> Chat =
+            new MessageType<global::Demo.Chat, global::Demo.Answer>(MsgIds.Chat, "Chat", Codec.Json);
 
         /// <summary>demo::Delivery</summary>
-        public static readonly MessageType<global::Demo.Delivery> Delivery =
-            new MessageType<global::Demo.Delivery>(MsgIds.Delivery, "Delivery", Codec.Json);
+        public static readonly MessageType<global::Demo.Delivery, global::Demo.Answer> Delivery =
+            new MessageType<global::Demo.Delivery, global::Demo.Answer>(MsgIds.Delivery, "Delivery", Codec.Json);
 
         /// <summary>demo::Shout</summary>
-        public static readonly MessageType<global::Demo.Shout> Shout =
-            new MessageType<global::Demo.Shout>(MsgIds.Shout, "Shout", Codec.Json);
+        public static readonly MessageType<global::Demo.Shout, global::Demo.Answer> Shout =
+            new MessageType<global::Demo.Shout, global::Demo.Answer>(MsgIds.Shout, "Shout", Codec.Json);
 
         /// <summary>demo::Shouted</summary>
-        public static readonly MessageType<global::Demo.Shouted> Shouted =
-            new MessageType<global::Demo.Shouted>(MsgIds.Shouted, "Shouted", Codec.Json);
+        public static readonly MessageType<global::Demo.Shouted, global::Demo.Answer> Shouted =
+            new MessageType<global::Demo.Shouted, global::Demo.Answer>(MsgIds.Shouted, "Shouted", Codec.Json);
 
         /// <summary>demo::Join</summary>
-        public static readonly MessageType<global::Demo.Join> Join =
-            new MessageType<global::Demo.Join>(MsgIds.Join, "Join", Codec.Json);
+        public static readonly MessageType<global::Demo.Join, global::Demo.Answer> Join =
+            new MessageType<global::Demo.Join, global::Demo.Answer>(MsgIds.Join, "Join", Codec.Json);
 
         /// <summary>demo::Leave</summary>
-        public static readonly MessageType<global::Demo.Leave> Leave =
-            new MessageType<global::Demo.Leave>(MsgIds.Leave, "Leave", Codec.Json);
+        public static readonly MessageType<global::Demo.Leave, global::Demo.Answer> Leave =
+            new MessageType<global::Demo.Leave, global::Demo.Answer>(MsgIds.Leave, "Leave", Codec.Json);
 
         /// <summary>demo::Said</summary>
-        public static readonly MessageType<global::Demo.Said> Said =
-            new MessageType<global::Demo.Said>(MsgIds.Said, "Said", Codec.Json);
+        public static readonly MessageType<global::Demo.Said, global::Demo.Answer> Said =
+            new MessageType<global::Demo.Said, global::Demo.Answer>(MsgIds.Said, "Said", Codec.Json);
 
         /// <summary>demo::Say</summary>
-        public static readonly MessageType<global::Demo.Say> Say =
-            new MessageType<global::Demo.Say>(MsgIds.Say, "Say", Codec.Json);
+        public static readonly MessageType<global::Demo.Say, global::Demo.Answer> Say =
+            new MessageType<global::Demo.Say, global::Demo.Answer>(MsgIds.Say, "Say", Codec.Json);
 
         /// <summary>demo::Remind</summary>
-        public static readonly MessageType<global::Demo.Remind> Remind =
-            new MessageType<global::Demo.Remind>(MsgIds.Remind, "Remind", Codec.Json);
+        public static readonly MessageType<global::Demo.Remind, global::Demo.Answer> Remind =
+            new MessageType<global::Demo.Remind, global::Demo.Answer>(MsgIds.Remind, "Remind", Codec.Json);
 
         /// <summary>demo::Reminder</summary>
-        public static readonly MessageType<global::Demo.Reminder> Reminder =
-            new MessageType<global::Demo.Reminder>(MsgIds.Reminder, "Reminder", Codec.Json);
+        public static readonly MessageType<global::Demo.Reminder, global::Demo.Answer> Reminder =
+            new MessageType<global::Demo.Reminder, global::Demo.Answer>(MsgIds.Reminder, "Reminder", Codec.Json);
 
         /// <summary>demo::StatsQuery</summary>
-        public static readonly MessageType<global::Demo.StatsQuery> StatsQuery =
-            new MessageType<global::Demo.StatsQuery>(MsgIds.StatsQuery, "StatsQuery", Codec.Json);
+        public static readonly MessageType<global::Demo.StatsQuery, global::Demo.Stats> StatsQuery =
+            new MessageType<global::Demo.StatsQuery, global::Demo.Stats>(MsgIds.StatsQuery, "StatsQuery", Codec.Json);
 
         /// <summary>demo::Stats</summary>
-        public static readonly MessageType<global::Demo.Stats> Stats =
-            new MessageType<global::Demo.Stats>(MsgIds.Stats, "Stats", Codec.Json);
+        public static readonly MessageType<global::Demo.Stats, global::Demo.Stats> Stats =
+            new MessageType<global::Demo.Stats, global::Demo.Stats>(MsgIds.Stats, "Stats", Codec.Json);
     }
 }

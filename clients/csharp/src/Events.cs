@@ -61,6 +61,18 @@ namespace ZinxCluster.Client
         public int Replayed { get; private set; }
     }
 
+    /// <summary>The gate asked the client to move (<see cref="ZinxClient.Moved"/>).</summary>
+    public sealed class MovedInfo
+    {
+        internal MovedInfo(string reason)
+        {
+            Reason = reason;
+        }
+
+        /// <summary>The gate's reason (<c>draining</c>).</summary>
+        public string Reason { get; private set; }
+    }
+
     /// <summary>
     /// The reconnect got a fresh session, not logged in (<see cref="ZinxClient.ResumeFailed"/>):
     /// requests of the lost session failed with <c>session_lost</c>, what was
@@ -68,16 +80,15 @@ namespace ZinxCluster.Client
     /// </summary>
     public sealed class ResumeFailedInfo
     {
-        /// <summary>The client has resume off (<see cref="ZinxOptions.Resume"/>).</summary>
-        public const string Off = "off";
+        /// <summary>The client has resume off, or the gate does not speak it.</summary>
+        public const string NotResumable = "not_resumable";
 
-        /// <summary>The gate does not speak resume (the HELLO got an error answer, or nothing).</summary>
-        public const string Unsupported = "unsupported";
-
-        internal ResumeFailedInfo(string url, string reason)
+        internal ResumeFailedInfo(string url, string reason, int rejected, int dropped)
         {
             Url = url;
             Reason = reason;
+            Rejected = rejected;
+            Dropped = dropped;
         }
 
         /// <summary>The gate it reconnected to.</summary>
@@ -85,9 +96,15 @@ namespace ZinxCluster.Client
 
         /// <summary>
         /// The gate's reason (<c>expired</c>, <c>unknown</c>, <c>overflow</c>,
-        /// <c>disabled</c>) or the client's (<see cref="Off"/>, <see cref="Unsupported"/>).
+        /// <c>disabled</c>), or <see cref="NotResumable"/>.
         /// </summary>
         public string Reason { get; private set; }
+
+        /// <summary>Requests of the lost session that failed with <c>session_lost</c>.</summary>
+        public int Rejected { get; private set; }
+
+        /// <summary>Queued messages (sends) of the lost session that were dropped.</summary>
+        public int Dropped { get; private set; }
     }
 
     /// <summary>The client is closed for good (<see cref="ZinxClient.Closed"/>).</summary>

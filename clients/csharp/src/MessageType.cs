@@ -31,7 +31,7 @@ namespace ZinxCluster.Client
         object Decode(Type type, byte[] data);
     }
 
-    /// <summary>What every message descriptor says, whatever its payload type.</summary>
+    /// <summary>What every message descriptor says, whatever its types.</summary>
     public interface IMessageType
     {
         /// <summary>The msg id it travels on.</summary>
@@ -43,24 +43,41 @@ namespace ZinxCluster.Client
         /// <summary>How its payload is encoded.</summary>
         Codec Codec { get; }
 
+        /// <summary>How the answer to a request of its msg id is encoded.</summary>
+        Codec AnswerCodec { get; }
+
         /// <summary>The C# type of its payload.</summary>
         Type PayloadType { get; }
+
+        /// <summary>The C# type of the answer to a request of its msg id (<see cref="Reply"/>: not known).</summary>
+        Type AnswerType { get; }
     }
 
     /// <summary>
     /// A message type: msg id, name and codec of one Rust
-    /// <c>#[derive(Message)]</c> type whose payload is a <typeparamref name="T"/>.
-    /// Generated files declare one per message
-    /// (<c>Messages.Login</c>); the typed calls of <see cref="ZinxClient"/> take them.
+    /// <c>#[derive(Message)]</c> type whose payload is a <typeparamref name="T"/>,
+    /// and <typeparamref name="TAnswer"/>, the answer a request of its msg id
+    /// gets (what the server's handler of that msg id returns;
+    /// <see cref="Reply"/> when not known). Generated files declare one per
+    /// message (<c>Messages.Login</c>); the typed calls of
+    /// <see cref="ZinxClient"/> take them:
+    /// <c>Answer a = await client.Request(Messages.Login, new Login { name = "alice" });</c>
     /// </summary>
-    public sealed class MessageType<T> : IMessageType
+    public sealed class MessageType<T, TAnswer> : IMessageType
     {
-        /// <summary>A descriptor (generated code calls this).</summary>
+        /// <summary>A descriptor whose answer is JSON (generated code calls this).</summary>
         public MessageType(uint id, string name, Codec codec)
+            : this(id, name, codec, Codec.Json)
+        {
+        }
+
+        /// <summary>A descriptor whose answer has its own codec (generated code calls this).</summary>
+        public MessageType(uint id, string name, Codec codec, Codec answerCodec)
         {
             Id = id;
             Name = name;
             Codec = codec;
+            AnswerCodec = answerCodec;
         }
 
         /// <inheritdoc />
@@ -73,64 +90,34 @@ namespace ZinxCluster.Client
         public Codec Codec { get; private set; }
 
         /// <inheritdoc />
+        public Codec AnswerCodec { get; private set; }
+
+        /// <inheritdoc />
         public Type PayloadType
         {
             get { return typeof(T); }
         }
 
-        /// <summary>
-        /// This message as a request answered with a <typeparamref name="TAnswer"/>
-        /// on the same msg id, JSON-decoded (a Rust handler returning <c>Json&lt;Answer&gt;</c>):
-        /// <c>Messages.Login.WithAnswer&lt;Answer&gt;()</c>.
-        /// </summary>
-        public RequestType<T, TAnswer> WithAnswer<TAnswer>()
+        /// <inheritdoc />
+        public Type AnswerType
         {
-            return new RequestType<T, TAnswer>(this, Codec.Json);
+            get { return typeof(TAnswer); }
         }
 
         /// <summary>
-        /// This message as a request answered with the message
-        /// <paramref name="answer"/> (decoded with its codec).
+        /// The same message with another answer type, JSON-decoded (or
+        /// <c>byte[]</c> / <see cref="Reply"/> as they are):
+        /// <c>Messages.Join.WithAnswer&lt;Reply&gt;()</c>.
         /// </summary>
-        public RequestType<T, TAnswer> WithAnswer<TAnswer>(MessageType<TAnswer> answer)
+        public MessageType<T, TOther> WithAnswer<TOther>()
         {
-            if (answer == null)
-            {
-                throw new ArgumentNullException("answer");
-            }
-            return new RequestType<T, TAnswer>(this, answer.Codec);
+            return new MessageType<T, TOther>(Id, Name, Codec, Codec.Json);
         }
 
         /// <inheritdoc />
         public override string ToString()
         {
             return Name + " (msg " + Id + ", " + Codec + ")";
-        }
-    }
-
-    /// <summary>
-    /// A request message and the type of its answer:
-    /// <c>client.Request(LoginRequest, new Login { name = "alice" })</c> is a
-    /// <c>Task&lt;Answer&gt;</c>. Made with <see cref="MessageType{T}.WithAnswer{TAnswer}()"/>.
-    /// </summary>
-    public sealed class RequestType<TRequest, TAnswer>
-    {
-        internal RequestType(MessageType<TRequest> request, Codec answerCodec)
-        {
-            Request = request;
-            AnswerCodec = answerCodec;
-        }
-
-        /// <summary>The request's descriptor.</summary>
-        public MessageType<TRequest> Request { get; private set; }
-
-        /// <summary>How the answer is decoded.</summary>
-        public Codec AnswerCodec { get; private set; }
-
-        /// <summary>The request's msg id (the answer comes on it too).</summary>
-        public uint Id
-        {
-            get { return Request.Id; }
         }
     }
 
@@ -165,11 +152,11 @@ namespace ZinxCluster.Client
             return Payload.Decode<T>(Data, Codec.Json, true, options, MsgId);
         }
 
-        /// <summary>The payload decoded as the message <paramref name="type"/> says.</summary>
+        /// <summary>The payload decoded with <paramref name="codec"/>.</summary>
         /// <exception cref="ZinxException"><c>decode_error</c>.</exception>
-        public T As<T>(MessageType<T> type)
+        public T As<T>(Codec codec)
         {
-            return Payload.Decode<T>(Data, type.Codec, false, options, MsgId);
+            return Payload.Decode<T>(Data, codec, false, options, MsgId);
         }
     }
 
@@ -177,8 +164,9 @@ namespace ZinxCluster.Client
     public static class ReplyTasks
     {
         /// <summary>
-        /// <c>await client.Request(Messages.Login, login).As&lt;Answer&gt;()</c>:
-        /// the reply JSON-decoded. Runs where the reply completes (inside Poll).
+        /// <c>await client.Request(type, value).As&lt;Answer&gt;()</c> for a message
+        /// whose answer type is <see cref="Reply"/> (not known): the reply
+        /// JSON-decoded. Runs where the reply completes (inside Poll).
         /// </summary>
         public static async Task<T> As<T>(this Task<Reply> reply)
         {

@@ -99,6 +99,9 @@ namespace ZinxCluster.Client
         /// <summary>The connection was lost (or the gate sent MOVE); the client tries again.</summary>
         public event Action<ReconnectingInfo> Reconnecting;
 
+        /// <summary>The gate asked the client to move (it drains); a reconnect to the next URL follows at once.</summary>
+        public event Action<MovedInfo> Moved;
+
         /// <summary>Reconnected and the session resumed: nothing was lost, waiting requests still wait.</summary>
         public event Action<ResumedInfo> Resumed;
 
@@ -259,47 +262,23 @@ namespace ZinxCluster.Client
         // ---- typed API (generated descriptors) ----
 
         /// <summary>
-        /// Sends a typed message and completes with its answer, not yet decoded:
-        /// <c>await client.Request(Messages.Login, login).As&lt;Answer&gt;()</c>.
+        /// Sends a typed message and completes with its typed answer:
+        /// <c>Answer a = await client.Request(Messages.Login, new Login { name = "alice" });</c>
+        /// (an answer type <see cref="Reply"/>: the answer undecoded).
         /// </summary>
-        public Task<Reply> Request<TRequest>(MessageType<TRequest> type, TRequest value)
-        {
-            var tcs = new TaskCompletionSource<Reply>();
-            var msgId = type.Id;
-            Enqueue(msgId, value, type.Codec, false,
-                data => tcs.TrySetResult(new Reply(msgId, data, options)),
-                e => tcs.TrySetException(e));
-            return tcs.Task;
-        }
-
-        /// <summary>Sends a typed request and completes with its typed answer.</summary>
-        public Task<TAnswer> Request<TRequest, TAnswer>(RequestType<TRequest, TAnswer> type, TRequest value)
+        public Task<TAnswer> Request<T, TAnswer>(MessageType<T, TAnswer> type, T value)
         {
             var tcs = new TaskCompletionSource<TAnswer>();
             var msgId = type.Id;
-            Enqueue(msgId, value, type.Request.Codec, false,
-                data => Complete(tcs, () => Payload.Decode<TAnswer>(data, type.AnswerCodec, false, options, msgId)),
+            Enqueue(msgId, value, type.Codec, false,
+                data => Complete(tcs, () => Payload.Decode<TAnswer>(data, type.AnswerCodec, true, options, msgId)),
                 e => tcs.TrySetException(e));
             return tcs.Task;
         }
 
-        /// <summary>A typed request with callbacks (run inside Poll).</summary>
-        public void Request<TRequest, TAnswer>(
-            RequestType<TRequest, TAnswer> type, TRequest value, Action<TAnswer> onAnswer, Action<ZinxException> onError = null)
-        {
-            if (onAnswer == null)
-            {
-                throw new ArgumentNullException("onAnswer");
-            }
-            var msgId = type.Id;
-            Enqueue(msgId, value, type.Request.Codec, false,
-                data => Deliver(onAnswer, onError, () => Payload.Decode<TAnswer>(data, type.AnswerCodec, false, options, msgId)),
-                e => Failed(onError, e));
-        }
-
-        /// <summary>A typed message with a callback getting the undecoded <see cref="Reply"/>.</summary>
-        public void Request<TRequest>(
-            MessageType<TRequest> type, TRequest value, Action<Reply> onAnswer, Action<ZinxException> onError = null)
+        /// <summary>A typed request with callbacks (run inside Poll). Without <paramref name="onError"/>, a failure goes to <see cref="Error"/>.</summary>
+        public void Request<T, TAnswer>(
+            MessageType<T, TAnswer> type, T value, Action<TAnswer> onAnswer, Action<ZinxException> onError = null)
         {
             if (onAnswer == null)
             {
@@ -307,19 +286,19 @@ namespace ZinxCluster.Client
             }
             var msgId = type.Id;
             Enqueue(msgId, value, type.Codec, false,
-                data => onAnswer(new Reply(msgId, data, options)),
+                data => Deliver(onAnswer, onError, () => Payload.Decode<TAnswer>(data, type.AnswerCodec, true, options, msgId)),
                 e => Failed(onError, e));
         }
 
         /// <summary>Sends a typed message, no answer expected.</summary>
-        public void Send<T>(MessageType<T> type, T value)
+        public void Send<T, TAnswer>(MessageType<T, TAnswer> type, T value)
         {
             CheckMsgId(type.Id);
             session.Enqueue(type.Id, Payload.Encode(value, type.Codec, false, options), null);
         }
 
         /// <summary>Every push of the message <paramref name="type"/>, decoded with its codec.</summary>
-        public IDisposable On<T>(MessageType<T> type, Action<T> handler)
+        public IDisposable On<T, TAnswer>(MessageType<T, TAnswer> type, Action<T> handler)
         {
             if (handler == null)
             {
@@ -488,6 +467,15 @@ namespace ZinxCluster.Client
         internal void RaiseReconnecting(ReconnectingInfo info)
         {
             var h = Reconnecting;
+            if (h != null)
+            {
+                h(info);
+            }
+        }
+
+        internal void RaiseMoved(MovedInfo info)
+        {
+            var h = Moved;
             if (h != null)
             {
                 h(info);

@@ -78,9 +78,6 @@ namespace ZinxCluster.Client.Tests
             return who + "-" + Environment.TickCount % 100000 + "-" + Interlocked.Increment(ref names);
         }
 
-        public static readonly RequestType<Login, Answer> LoginRequest = Messages.Login.WithAnswer<Answer>();
-        public static readonly RequestType<Chat, Answer> ChatRequest = Messages.Chat.WithAnswer<Answer>();
-
         public static ZinxOptions Options(string url)
         {
             return new ZinxOptions
@@ -97,7 +94,7 @@ namespace ZinxCluster.Client.Tests
         public static async Task<ZinxClient> LoggedIn(Pump p, string url, string name, Events events = null)
         {
             var c = p.Connect(Options(url), name);
-            var answer = await c.Request(LoginRequest, new Login { name = name });
+            var answer = await c.Request(Messages.Login, new Login { name = name });
             p.OnPumpThread("a login continuation");
             Assert.True(answer.ok, "login of " + name + ": " + answer.error);
             Assert.Equal(name, answer.name, "logged-in name");
@@ -117,7 +114,7 @@ namespace ZinxCluster.Client.Tests
                     var c = p.Connect(Options(url));
                     var ev = new Events(c, p);
                     var name = Name("login");
-                    var answer = await c.Request(LoginRequest, new Login { name = name });
+                    var answer = await c.Request(Messages.Login, new Login { name = name });
                     p.OnPumpThread("the continuation of a typed request");
                     Assert.True(answer.ok, "ok");
                     Assert.Equal(name, answer.name, "name");
@@ -132,11 +129,11 @@ namespace ZinxCluster.Client.Tests
                     var name = Name("numeric");
                     var login = await c.Request<Answer>(1, new { name = name });
                     Assert.True(login.ok && login.name == name, "numeric login");
-                    var joined = await c.Request(Messages.Join, new Join { room = "r-" + name }).As<Answer>();
+                    var joined = await c.Request(Messages.Join.WithAnswer<Reply>(), new Join { room = "r-" + name }).As<Answer>();
                     p.OnPumpThread("the continuation of Reply.As");
                     Assert.True(joined.ok, "join");
                     Answer left = null;
-                    c.Request(Messages.Leave.WithAnswer<Answer>(), new Leave { room = "r-" + name }, a =>
+                    c.Request(Messages.Leave, new Leave { room = "r-" + name }, a =>
                     {
                         p.OnPumpThread("a request callback");
                         left = a;
@@ -162,12 +159,12 @@ namespace ZinxCluster.Client.Tests
                     var shouted = new List<string>();
                     bob.On(Messages.Shouted, x => shouted.Add("bob:" + x.from + ":" + x.text));
                     alice.On(Messages.Shouted, x => shouted.Add("alice:" + x.from + ":" + x.text));
-                    var answer = await alice.Request(ChatRequest, new Chat { to = bobName, text = "hi bob" });
+                    var answer = await alice.Request(Messages.Chat, new Chat { to = bobName, text = "hi bob" });
                     Assert.True(answer.ok, "send: " + answer.error);
                     await p.Until(() => deliveries.Count == 1, "bob's delivery");
                     Assert.Equal(aliceName, deliveries[0].from, "from");
                     Assert.Equal("hi bob", deliveries[0].text, "text");
-                    var offline = await alice.Request(ChatRequest, new Chat { to = Name("nobody"), text = "?" });
+                    var offline = await alice.Request(Messages.Chat, new Chat { to = Name("nobody"), text = "?" });
                     Assert.True(!offline.ok && offline.error.Contains("not online"), "a user offline: " + offline.error);
                     alice.Send(Messages.Shout, new Shout { text = "all" });
                     await p.Until(() => shouted.Contains("bob:" + aliceName + ":all") && shouted.Contains("alice:" + aliceName + ":all"),
@@ -277,11 +274,11 @@ namespace ZinxCluster.Client.Tests
                 c.Error += e => note();
                 c.Closed += i => note();
                 c.On(Messages.Delivery, d => note());
-                var login = await c.Request(LoginRequest, new Login { name = name });
+                var login = await c.Request(Messages.Login, new Login { name = name });
                 note();
                 Assert.True(login.ok, "login");
-                c.Request(LoginRequest, new Login { name = name }, a => note());
-                await c.Request(ChatRequest, new Chat { to = name, text = "to myself" });
+                c.Request(Messages.Login, new Login { name = name }, a => note());
+                await c.Request(Messages.Chat, new Chat { to = name, text = "to myself" });
                 note();
                 c.Send(55555, new byte[0]);
                 await p.Until(() => threads.Count >= 6, "the callbacks");

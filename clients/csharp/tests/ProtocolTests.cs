@@ -23,6 +23,7 @@ namespace ZinxCluster.Client.Tests
         public readonly List<ZinxException> Errors = new List<ZinxException>();
         public ConnectedInfo Connected;
         public ResumedInfo Resumed;
+        public MovedInfo Moved;
         public ResumeFailedInfo Failed;
         public ClosedInfo Closed;
 
@@ -39,6 +40,12 @@ namespace ZinxCluster.Client.Tests
                 p.OnPumpThread("Reconnecting");
                 Reconnecting.Add(i);
                 Order.Add("reconnecting");
+            };
+            c.Moved += i =>
+            {
+                p.OnPumpThread("Moved");
+                Moved = i;
+                Order.Add("moved");
             };
             c.Resumed += i =>
             {
@@ -237,6 +244,8 @@ namespace ZinxCluster.Client.Tests
                     g1.Send(Control.Hello, "{\"resumed\":false,\"reason\":\"expired\",\"token\":\"t3\",\"window_ms\":30000}");
                     await p.Until(() => ev.Failed != null, "ResumeFailed");
                     Assert.Equal("expired", ev.Failed.Reason, "reason");
+                    Assert.Equal(2, ev.Failed.Rejected, "requests rejected: the one sent and the one queued");
+                    Assert.Equal(1, ev.Failed.Dropped, "sends dropped");
                     Assert.Equal(ZinxException.SessionLost, (await Assert.Fails(sent, "sent request")).Code, "sent request");
                     Assert.Equal(ZinxException.SessionLost, (await Assert.Fails(queued, "queued request")).Code, "queued request");
                     Assert.Equal("t3", c.ResumeToken, "the fresh session's token");
@@ -266,6 +275,8 @@ namespace ZinxCluster.Client.Tests
                     ga.Send(Control.Move, "{\"reason\":\"draining\"}");
                     await p.Until(() => b.Count == 1 && b[0].Has(Control.Hello), "HELLO on the next gate");
                     Assert.Equal("{\"token\":\"ta\",\"received\":3}", b[0].Text(Control.Hello), "HELLO after MOVE");
+                    Assert.Equal("draining", ev.Moved.Reason, "Moved reason");
+                    Assert.Equal("connected,moved,reconnecting", string.Join(",", ev.Order), "events");
                     Assert.Equal("move: draining", ev.Reconnecting[0].Reason, "reason");
                     Assert.Equal(b.Url, ev.Reconnecting[0].Url, "next URL");
                     Assert.Equal(0, ev.Reconnecting[0].DelayMs, "no delay after MOVE");
@@ -297,7 +308,7 @@ namespace ZinxCluster.Client.Tests
                 }
             });
 
-            s.Add("protocol: a gate without resume (HELLO gets unknown_msg_id): works, no ACK, reconnect is ResumeFailed(unsupported)", async p =>
+            s.Add("protocol: a gate without resume (HELLO gets unknown_msg_id): works, no ACK, reconnect is ResumeFailed(not_resumable)", async p =>
             {
                 using (var gate = new FakeGate())
                 {
@@ -325,12 +336,13 @@ namespace ZinxCluster.Client.Tests
                     Assert.Equal("{}", gate[1].Text(Control.Hello), "a new-session HELLO");
                     gate[1].Send(0, "{\"msg_id\":99990,\"code\":\"unknown_msg_id\",\"error\":\"no route\"}");
                     await p.Until(() => ev.Failed != null, "ResumeFailed");
-                    Assert.Equal(ResumeFailedInfo.Unsupported, ev.Failed.Reason, "reason");
+                    Assert.Equal(ResumeFailedInfo.NotResumable, ev.Failed.Reason, "reason");
+                    Assert.Equal(1, ev.Failed.Rejected, "requests rejected");
                     Assert.Equal(ZinxException.SessionLost, (await Assert.Fails(sent, "request of the lost session")).Code, "code");
                 }
             });
 
-            s.Add("protocol: resume off: no HELLO; a reconnect is ResumeFailed(off)", async p =>
+            s.Add("protocol: resume off: no HELLO; a reconnect is ResumeFailed(not_resumable)", async p =>
             {
                 using (var gate = new FakeGate())
                 {
@@ -345,7 +357,7 @@ namespace ZinxCluster.Client.Tests
                     Assert.True(!ev.Connected.Resumable, "not resumable");
                     g0.Close();
                     await p.Until(() => ev.Failed != null, "ResumeFailed");
-                    Assert.Equal(ResumeFailedInfo.Off, ev.Failed.Reason, "reason");
+                    Assert.Equal(ResumeFailedInfo.NotResumable, ev.Failed.Reason, "reason");
                     Assert.Equal(ZinxException.SessionLost, (await Assert.Fails(sent, "request")).Code, "code");
                     // Without HELLO the session is ready once TCP connects, maybe
                     // before the fake gate's accept thread registered the connection.

@@ -159,7 +159,11 @@ namespace ZinxCluster.Client.Tests
                 Assert.Equal(1u, Demo.Messages.Login.Id, "Login");
                 Assert.Equal("Login", Demo.Messages.Login.Name, "Login name");
                 Assert.Equal(Codec.Json, Demo.Messages.Login.Codec, "Login codec");
-                Assert.Equal(typeof(Demo.Answer), Demo.Messages.Replaced.PayloadType, "Replaced is transparent over Answer");
+                Assert.Equal(typeof(Demo.Answer), Demo.Messages.Login.AnswerType, "Login is answered with an Answer");
+                Assert.Equal(Codec.Json, Demo.Messages.Login.AnswerCodec, "as JSON");
+                Assert.Equal(typeof(Demo.Answer), Demo.Messages.Replaced.PayloadType, "Replaced is a newtype over Answer");
+                Assert.Equal(typeof(Demo.Stats), Demo.Messages.StatsQuery.AnswerType, "StatsQuery is answered with Stats");
+                Assert.Equal(typeof(Reply), Demo.Messages.Login.WithAnswer<Reply>().AnswerType, "WithAnswer");
                 Assert.Equal(3u, Demo.Messages.Delivery.Id, "Delivery");
                 Assert.Equal(Demo.MsgIds.Say, Demo.Messages.Said.Id, "Said shares Say's id");
                 Assert.Equal(21u, Demo.Messages.Stats.Id, "Stats");

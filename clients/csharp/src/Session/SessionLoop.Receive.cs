@@ -94,6 +94,7 @@ namespace ZinxCluster.Client.Session
             if (id == Control.Move)
             {
                 moveReason = ReadString(f.Data, "reason") ?? "move";
+                PostEvent(client.RaiseMoved, new MovedInfo(moveReason));
                 Monitor.PulseAll(sync);
                 return;
             }
@@ -269,11 +270,10 @@ namespace ZinxCluster.Client.Session
             }
             else
             {
-                LoseSession();
-                var why = kind == HelloKind.Failed ? reason
-                    : options.Resume ? ResumeFailedInfo.Unsupported
-                    : ResumeFailedInfo.Off;
-                PostEvent(client.RaiseResumeFailed, new ResumeFailedInfo(url, why));
+                int rejected, dropped;
+                LoseSession(out rejected, out dropped);
+                var why = kind == HelloKind.Failed ? reason : ResumeFailedInfo.NotResumable;
+                PostEvent(client.RaiseResumeFailed, new ResumeFailedInfo(url, why, rejected, dropped));
             }
             ready = true;
             conn.ReadyAt = Clock.Now;
@@ -281,13 +281,15 @@ namespace ZinxCluster.Client.Session
         }
 
         /// <summary>The session is gone: its requests fail, what waited to be sent is dropped.</summary>
-        void LoseSession()
+        void LoseSession(out int rejected, out int dropped)
         {
-            foreach (var r in pending.Clear())
+            var lost = pending.Clear();
+            foreach (var r in lost)
             {
                 Fail(r, ZinxException.SessionLost, "the session was lost: the reconnect got a fresh one; log in again");
             }
-            var dropped = 0;
+            rejected = lost.Count;
+            dropped = 0;
             foreach (var o in outbox)
             {
                 if (o.Request == null)
