@@ -23,7 +23,7 @@ use std::time::Duration;
 use tokio::net::{TcpListener, TcpStream};
 use tokio_rustls::rustls::ServerConfig;
 use tokio_util::task::TaskTracker;
-use tracing::{Instrument, debug, debug_span, warn};
+use tracing::warn;
 
 use crate::error::ErrorCode;
 use crate::metrics::Transport;
@@ -122,7 +122,7 @@ impl Gate {
                             transports::serve_tls(acceptor.clone(), stream, addr, tls.clone());
                         acceptor.session_tasks.spawn(serve);
                     }
-                    None => acceptor.accept(stream, addr),
+                    None => transports::accept_tcp(&acceptor, stream, addr),
                 },
             )
             .await
@@ -188,7 +188,7 @@ impl Gate {
 
     /// Registers the session of a client whose handshakes are done; `None`
     /// when the gate is full (logged, counted).
-    fn open_session(
+    pub(super) fn open_session(
         &self,
         addr: std::net::SocketAddr,
         transport: Transport,
@@ -210,31 +210,9 @@ impl Gate {
         Some(session)
     }
 
-    /// Opens a session for an accepted TCP client, or refuses it when the
-    /// gate is full.
-    fn accept(self: &Arc<Self>, stream: TcpStream, addr: std::net::SocketAddr) {
-        let Some(session) = self.open_session(addr, Transport::Tcp) else {
-            self.refuse(stream);
-            return;
-        };
-        // A debug-level span: free when debug logging is off, so an idle
-        // session costs no span memory; events carry the session id.
-        let span = debug_span!("conn", session = %session.id, %addr);
-        debug!(parent: &span, "session opened");
-        // A disabled span (debug logging off) is not worth its 40 bytes in
-        // every session's task.
-        if span.is_disabled() {
-            self.session_tasks
-                .spawn(conn::serve_client(self.clone(), stream, session));
-        } else {
-            self.session_tasks
-                .spawn(conn::serve_client(self.clone(), stream, session).instrument(span));
-        }
-    }
-
     /// Tells a refused client why (when the error policy sends frames) and
     /// closes it at once: never leave it hanging like zinx at `MaxConn`.
-    fn refuse(&self, stream: TcpStream) {
+    pub(super) fn refuse(&self, stream: TcpStream) {
         if let Some(frame) = self.node.error_frame(
             0,
             &ErrorCode::ServerFull,

@@ -106,10 +106,14 @@ struct Queue {
     frames: VecDeque<Frame>,
     /// Encoded bytes of `frames` (headers included).
     bytes: usize,
-    /// A TCP client's socket, while its session is open: frames are
-    /// written to it under this lock, by the session's task or by whoever
-    /// queued them (see `write`).
+    /// A TCP or WebSocket client's socket, while its session is open:
+    /// frames are written to it under this lock, by the session's task or
+    /// by whoever queued them (see `write`). `None` for TLS, whose task
+    /// encrypts and writes itself.
     sink: Option<Arc<TcpStream>>,
+    /// Frames travel as WebSocket binary messages (one per frame), not
+    /// bare.
+    ws: bool,
     /// Taken from `frames` and encoded, not yet accepted by the socket:
     /// written before anything else.
     unsent: BytesMut,
@@ -206,8 +210,9 @@ impl Session {
         Offer::Queued
     }
 
-    /// Moves queued frames, encoded, into `out` until it holds `max` bytes;
-    /// true when frames remain. An emptied queue gives its memory back.
+    /// Moves queued frames, encoded as the wire carries them (see
+    /// [`Session::attach`]), into `out` until it holds `max` bytes; true
+    /// when frames remain. An emptied queue gives its memory back.
     pub(crate) fn drain_into(&self, out: &mut bytes::BytesMut, max: usize) -> bool {
         let Ok(mut q) = self.queue.lock() else {
             return false;
@@ -216,13 +221,13 @@ impl Session {
             out.extend_from_slice(&q.unsent);
             q.unsent = BytesMut::new();
         }
+        let ws = q.ws;
         while out.len() < max {
             let Some(frame) = q.frames.pop_front() else {
                 break;
             };
             q.bytes = q.bytes.saturating_sub(frame.wire_len());
-            // A frame over 4 GiB cannot exist here: sizes are bounded.
-            let _ = frame.encode_into(out);
+            crate::frame::encode_wrapped(&frame, ws, out);
         }
         if q.frames.is_empty() {
             q.bytes = 0;

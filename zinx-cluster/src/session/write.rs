@@ -1,4 +1,5 @@
-//! Writing a TCP client's frames: by whoever queued them, when it can.
+//! Writing a TCP or WebSocket client's frames: by whoever queued them,
+//! when it can.
 //!
 //! A session's frames are written under its queue lock, so bytes leave in
 //! queue order whoever writes them: the session's own task (after a read,
@@ -31,11 +32,13 @@ pub(crate) enum Wrote {
 }
 
 impl Session {
-    /// Lets frames be written to `sink` by whoever queues them (TCP
-    /// clients; other transports write from their own task).
-    pub(crate) fn attach(&self, sink: Arc<TcpStream>) {
+    /// Lets frames be written to `sink` by whoever queues them (TCP and
+    /// WebSocket clients; `None` for TLS, whose task writes), each wrapped
+    /// in a WebSocket binary message with `ws`.
+    pub(crate) fn attach(&self, sink: Option<Arc<TcpStream>>, ws: bool) {
         if let Ok(mut q) = self.queue.lock() {
-            q.sink = Some(sink);
+            q.sink = sink;
+            q.ws = ws;
         }
     }
 
@@ -52,6 +55,18 @@ impl Session {
     pub(crate) fn write_queued(&self) -> Wrote {
         match self.queue.lock() {
             Ok(mut q) => write_locked(&mut q),
+            Err(_) => Wrote::Failed,
+        }
+    }
+
+    /// Writes `bytes` (a WebSocket pong) in queue order: behind what is
+    /// encoded already, before the frames still queued.
+    pub(crate) fn write_control(&self, bytes: &[u8]) -> Wrote {
+        match self.queue.lock() {
+            Ok(mut q) => {
+                q.unsent.extend_from_slice(bytes);
+                write_locked(&mut q)
+            }
             Err(_) => Wrote::Failed,
         }
     }
@@ -79,6 +94,7 @@ fn write_locked(q: &mut Queue) -> Wrote {
         frames,
         bytes,
         sink,
+        ws,
         unsent,
     } = q;
     let Some(sink) = sink.as_deref() else {
@@ -96,8 +112,7 @@ fn write_locked(q: &mut Queue) -> Wrote {
                     break;
                 };
                 *bytes = bytes.saturating_sub(frame.wire_len());
-                // A frame over 4 GiB cannot exist here: sizes are bounded.
-                let _ = frame.encode_into(unsent);
+                crate::frame::encode_wrapped(&frame, *ws, unsent);
             }
         }
         match sink.try_write(unsent) {
@@ -219,7 +234,7 @@ mod tests {
     async fn a_deferred_batch_is_written_in_order_without_waking_the_task() {
         let s = session();
         let (ours, mut client) = pair().await;
-        s.attach(ours);
+        s.attach(Some(ours), false);
         {
             let _batch = DeferWakes::begin().expect("not nested");
             assert!(DeferWakes::begin().is_none(), "nested batches are refused");
@@ -274,7 +289,7 @@ mod tests {
     async fn a_full_socket_leaves_the_rest_to_the_task_in_order() {
         let s = session();
         let (ours, mut client) = pair().await;
-        s.attach(ours);
+        s.attach(Some(ours), false);
         // More than the socket buffers hold while the client reads nothing.
         let big = Bytes::from(vec![1u8; 8 << 20]);
         s.offer(Frame::new(1, big.clone()));
