@@ -175,6 +175,7 @@ pub fn registered_messages() -> impl Iterator<Item = &'static MessageType> {
 /// a type the codec cannot carry gets one error, at the type, with our
 /// message.
 #[doc(hidden)]
+#[doc(hidden)]
 pub mod codec {
     use bytes::Bytes;
     use serde::Serialize;
