@@ -8,9 +8,9 @@
 //! | `GET /readyz` | 200 when the node serves and every group it forwards to has a live node; 503 with the reason otherwise, and while shutting down (so a load balancer drains it) |
 //! | `GET <page>` | static pages an application registered (the demo's chat page) |
 //!
-//! It never calls into the node beyond the [`AdminSource`] it is given.
+//! It never calls into the node beyond the `AdminSource` it is given.
 //! Requests are bounded like a client's: an 8 KiB head read within 5 s, at
-//! most [`MAX_CONNECTIONS`] served at once (more wait in the kernel's
+//! most `MAX_CONNECTIONS` served at once (more wait in the kernel's
 //! backlog), one request per connection.
 
 use std::sync::Arc;

@@ -39,7 +39,7 @@
 //!   ```
 //!
 //! - **`settings.json`** (optional): tuning knobs; see
-//!   [`Settings`](crate::Settings). Its keys are exact (snake_case) and an
+//!   [`Settings`]. Its keys are exact (snake_case) and an
 //!   unknown key is an error.
 //!
 //! The files are accepted exactly as the Go original wrote them: the keys of

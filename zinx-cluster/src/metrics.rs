@@ -6,8 +6,8 @@
 //! the message itself. A snapshot sums the slots (relaxed: consistent enough
 //! for monitoring).
 //!
-//! Beside these plain counters, [`Labelled`] holds the per-msg_id, per-group
-//! and per-transport families, and [`render`] writes everything in the
+//! Beside these plain counters, `Labelled` holds the per-msg_id, per-group
+//! and per-transport families, and `render` writes everything in the
 //! Prometheus text format for the admin endpoint's `/metrics`.
 
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};

@@ -188,7 +188,7 @@ impl Cluster {
 
     /// Gives handlers a value of type `S` — a database pool, a game world,
     /// counters — reached through a [`State<S>`](crate::State) argument,
-    /// [`Ctx::state`](crate::Ctx::state) or
+    /// [`Ctx`](crate::Ctx) (which dereferences to its handle) or
     /// [`ClusterHandle::state`]. Call it once per type (several types are
     /// fine; a second value of one type replaces the first). Every node of
     /// the process shares the value: wrap what must change in an `Arc` with
