@@ -151,6 +151,16 @@ pub struct Settings {
     /// false keeps every link on TCP, e.g. to measure the network path
     /// with all nodes in one process.
     pub local_links: bool,
+    /// How long a resumable session (its client said HELLO) outlives a
+    /// lost socket: uid bound, rooms kept, frames kept for the client,
+    /// backends told nothing, until it resumes on any gate or the window
+    /// ends. Default 30000; 0 turns session resume off (HELLO is answered
+    /// `disabled`).
+    pub resume_window_ms: u64,
+    /// Bytes of frames a resumable session keeps until its client
+    /// acknowledges them; past it the session can no longer be resumed
+    /// (`overflow`). Default 262144.
+    pub resume_buffer_bytes: usize,
 }
 
 impl std::fmt::Debug for Settings {
@@ -178,6 +188,8 @@ impl std::fmt::Debug for Settings {
             .field("directory_ttl_ms", &self.directory_ttl_ms)
             .field("directory_prefix", &self.directory_prefix)
             .field("local_links", &self.local_links)
+            .field("resume_window_ms", &self.resume_window_ms)
+            .field("resume_buffer_bytes", &self.resume_buffer_bytes)
             .finish_non_exhaustive()
     }
 }
@@ -212,6 +224,8 @@ impl Default for Settings {
             otlp_endpoint: None,
             trace_every: 1,
             local_links: true,
+            resume_window_ms: 30_000,
+            resume_buffer_bytes: 256 * 1024,
         }
     }
 }

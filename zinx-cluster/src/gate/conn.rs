@@ -10,7 +10,7 @@
 //! frames are answered `node_stopping` instead.
 
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use bytes::BytesMut;
 use tokio::net::TcpStream;
@@ -18,6 +18,7 @@ use tracing::{Instrument, debug, debug_span, info, info_span, warn};
 
 use super::Gate;
 use super::forward::forward;
+use super::resume;
 use crate::error::ErrorCode;
 use crate::frame::{Frame, ZINX_HEARTBEAT_MSG_ID};
 use crate::metrics::{DirOp, Outcome, Transport};
@@ -26,7 +27,9 @@ use crate::session::{CloseReason, GatePhase, Offer, Session};
 use crate::trace::{ActiveSpan, AttrValue, SpanKind};
 use crate::transport::Ended;
 use crate::transport::close;
-use crate::transport::conn::{self, Inbound, Reading, Wire};
+use crate::transport::conn::{self, Flow, Inbound, Reading, Wire};
+use zinx_cluster_client::wire::resume::Ack;
+use zinx_cluster_client::wire::{ACK_MSG_ID, BYE_MSG_ID, HELLO_MSG_ID, is_control};
 
 pub(super) use crate::transport::close::CLOSE_FLUSH;
 
@@ -34,6 +37,8 @@ pub(super) use crate::transport::close::CLOSE_FLUSH;
 struct GateInbound<'a> {
     gate: &'a Arc<Gate>,
     session: &'a Arc<Session>,
+    /// The session a resume moved the connection to.
+    switch: Mutex<Option<Arc<Session>>>,
 }
 
 impl Inbound for GateInbound<'_> {
@@ -41,11 +46,52 @@ impl Inbound for GateInbound<'_> {
         self.gate.sessions().phase()
     }
 
-    async fn frame(&self, frame: Frame, stopping: bool) {
+    async fn frame(&self, frame: Frame, stopping: bool) -> Flow {
+        if is_control(frame.msg_id) && frame.msg_id != ZINX_HEARTBEAT_MSG_ID {
+            return self.control(frame);
+        }
         if stopping {
             refuse_frame(self.gate, self.session, frame);
         } else {
             handle_frame(self.gate, self.session, frame).await;
+        }
+        Flow::Continue
+    }
+}
+
+impl GateInbound<'_> {
+    /// A control frame of session resume (never routed).
+    fn control(&self, frame: Frame) -> Flow {
+        let m = self.gate.node().metrics();
+        m.frames_in.add(1);
+        match frame.msg_id {
+            HELLO_MSG_ID => match resume::hello(self.gate, self.session, &frame.data) {
+                resume::Hellod::Stay => Flow::Continue,
+                resume::Hellod::Switch(target) => {
+                    if let Ok(mut s) = self.switch.lock() {
+                        *s = Some(target);
+                    }
+                    Flow::Switch
+                }
+            },
+            ACK_MSG_ID => {
+                match serde_json::from_slice::<Ack>(&frame.data) {
+                    Ok(ack) => self.session.ack(ack.received),
+                    Err(e) => {
+                        debug!(session = %self.session.id, error = %e, "ACK that is not JSON ignored")
+                    }
+                }
+                Flow::Continue
+            }
+            BYE_MSG_ID => {
+                // The session ends now, no window.
+                self.session.close_with(CloseReason::ClientClosed);
+                Flow::Continue
+            }
+            other => {
+                debug!(session = %self.session.id, msg_id = other, "reserved control msg_id ignored");
+                Flow::Continue
+            }
         }
     }
 }
@@ -67,51 +113,153 @@ pub(super) async fn serve(
     serve_session(gate, stream, addr, session, wire, input, transport).await;
 }
 
-/// Serves the connection of an open session to its end.
+/// Serves the connection of an open session to its end: the session ends
+/// with it, or (resumable, its socket lost) waits for a resume; a resume
+/// on this connection moves it to the resumed session.
 pub(super) async fn serve_session(
     gate: Arc<Gate>,
     stream: TcpStream,
     addr: SocketAddr,
     session: Arc<Session>,
     mut wire: Wire,
-    input: BytesMut,
+    mut input: BytesMut,
     transport: Transport,
 ) {
     debug!(session = %session.id, %addr, ?transport, "session opened");
-    let inbound = GateInbound {
-        gate: &gate,
-        session: &session,
-    };
     let stream = Arc::new(stream);
     let mut reading = Reading::new(gate.node().settings().max_frame_len);
-    // A debug-level span: free when debug logging is off, so an idle
-    // session costs no span memory (a disabled span is not worth its 40
-    // bytes in every session's task); events carry the session id.
-    let span = debug_span!("conn", session = %session.id, %addr);
-    let serving = conn::serve(&stream, &mut wire, input, &session, &inbound, &mut reading);
-    let ended = if span.is_disabled() {
-        serving.await
-    } else {
-        serving.instrument(span).await
-    };
+    let mut session = session;
+    loop {
+        let inbound = GateInbound {
+            gate: &gate,
+            session: &session,
+            switch: Mutex::new(None),
+        };
+        // A debug-level span: free when debug logging is off, so an idle
+        // session costs no span memory (a disabled span is not worth its
+        // 40 bytes in every session's task); events carry the session id.
+        let span = debug_span!("conn", session = %session.id, %addr);
+        let input = std::mem::take(&mut input);
+        let serving = conn::serve(&stream, &mut wire, input, &session, &inbound, &mut reading);
+        let ended = if span.is_disabled() {
+            serving.await
+        } else {
+            serving.instrument(span).await
+        };
+        match ended {
+            Ended::Switched => {
+                let target = inbound.switch.lock().ok().and_then(|mut s| s.take());
+                let Some(target) = target else {
+                    // Unreachable: a switch always names its session.
+                    break finish_conn(&gate, &session, stream, wire, reading, transport, ended)
+                        .await;
+                };
+                // The session opened for this connection served nothing:
+                // it goes without a trace.
+                drop(inbound);
+                discard(&gate, &session);
+                session = target;
+            }
+            Ended::TakenOver => {
+                // A resume took the session to another connection.
+                debug!(session = %session.id, "connection replaced by a resume");
+                close::drop_socket(stream, &session);
+                break;
+            }
+            _ if detaches(&gate, &session, ended) => {
+                drop(inbound);
+                detach(&gate, &session, stream, ended);
+                break;
+            }
+            _ => {
+                drop(inbound);
+                break finish_conn(&gate, &session, stream, wire, reading, transport, ended).await;
+            }
+        }
+    }
+}
+
+/// Ends a connection and its session.
+async fn finish_conn(
+    gate: &Arc<Gate>,
+    session: &Arc<Session>,
+    stream: Arc<TcpStream>,
+    mut wire: Wire,
+    mut reading: Reading,
+    transport: Transport,
+    ended: Ended,
+) {
     // Boxed: the closing's futures need not be part of every idle
     // session's task.
     Box::pin(async {
-        let reason = note_close(&gate, &session, transport, ended);
+        let reason = note_close(gate, session, transport, ended);
         if reason == CloseReason::Shutdown {
             // What the client sent before the close and the gate has not
             // read yet is answered `node_stopping`, not dropped unread.
-            conn::answer_unread(&stream, &mut wire, &session, &inbound, &mut reading).await;
+            let inbound = GateInbound {
+                gate,
+                session,
+                switch: Mutex::new(None),
+            };
+            conn::answer_unread(&stream, &mut wire, session, &inbound, &mut reading).await;
         }
         let ended = match ended {
             // The session's own reason when it closed for one of them.
             Ended::Session(_) => Ended::Session(reason),
             other => other,
         };
-        close::finish(stream, &mut wire, &session, &mut reading, ended).await;
-        session_ended(&gate, &session).await;
+        close::finish(stream, &mut wire, session, &mut reading, ended).await;
+        session_ended(gate, session).await;
     })
     .await;
+}
+
+/// Whether a connection that ended with `ended` leaves its session
+/// waiting for a resume: a resumable session whose socket was lost (the
+/// client did not say BYE, was not kicked), while the gate runs.
+fn detaches(gate: &Gate, session: &Session, ended: Ended) -> bool {
+    let lost = matches!(
+        ended,
+        Ended::Session(CloseReason::ClientClosed | CloseReason::IoError | CloseReason::Idle)
+    );
+    lost && !session.is_closed()
+        && gate.sessions().phase() == GatePhase::Running
+        && gate.resumes.enabled()
+        && session.is_resumable()
+}
+
+/// The session's socket is gone: it waits for a resume (uid, rooms and
+/// frames kept; backends told nothing) until the window ends.
+fn detach(gate: &Gate, session: &Session, stream: Arc<TcpStream>, ended: Ended) {
+    session.mark_detached();
+    gate.node().metrics().sessions_detached.add(1);
+    info!(session = %session.id, reason = ?ended.reason(), window = ?gate.resumes.window(), "session detached: waiting for a resume");
+    close::drop_socket(stream, session);
+}
+
+/// A session that waited for a resume in vain (its window ended, or the
+/// gate closes): it ends as any session does.
+pub(super) fn expire(gate: &Arc<Gate>, session: Arc<Session>) {
+    if session.detached_since().is_none() || session.is_closed() {
+        return;
+    }
+    gate.node().metrics().sessions_detached.sub(1);
+    session.close_with(CloseReason::ClientClosed);
+    gate.resumes.gone(session.id, resume::Reason::Expired);
+    let gate2 = gate.clone();
+    gate.session_tasks.spawn(async move {
+        debug!(session = %session.id, "resume window over: session ends");
+        session_ended(&gate2, &session).await;
+    });
+}
+
+/// Removes a session that served nothing (a connection's own, left for the
+/// session it resumed).
+fn discard(gate: &Gate, session: &Arc<Session>) {
+    session.close_with(CloseReason::ClientClosed);
+    if gate.sessions().remove(session.id).is_some() {
+        gate.node().metrics().sessions_open.sub(1);
+    }
 }
 
 /// Marks the session closed (the first reason given wins), counts and logs
@@ -142,7 +290,9 @@ fn note_close(gate: &Gate, session: &Session, transport: Transport, ended: Ended
     match ended {
         Ended::TextMessage => labelled.ws_closed(transport, true),
         Ended::Protocol => labelled.ws_closed(transport, false),
-        Ended::Session(_) => labelled.session_closed(transport, reason),
+        Ended::Session(_) | Ended::Switched | Ended::TakenOver => {
+            labelled.session_closed(transport, reason)
+        }
     }
     reason
 }
@@ -299,6 +449,9 @@ async fn route_frame(
 async fn session_ended(gate: &Arc<Gate>, session: &Arc<Session>) {
     if gate.sessions().remove(session.id).is_none() {
         return;
+    }
+    if session.resume_overflowed() {
+        gate.resumes.gone(session.id, resume::Reason::Overflow);
     }
     let node = gate.node();
     gate.rooms.leave_all(session.id);

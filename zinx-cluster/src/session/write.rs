@@ -42,11 +42,14 @@ impl Session {
         }
     }
 
-    /// Takes the socket back from the queue: from here on only the
-    /// session's task writes (its closing flush).
-    pub(crate) fn detach(&self) {
+    /// Takes the socket `sink` back from the queue, if it is still the one
+    /// attached (a resume may have attached another): from here on only
+    /// the connection's task writes to it (its closing flush).
+    pub(crate) fn detach(&self, sink: &Arc<TcpStream>) {
         if let Ok(mut q) = self.queue.lock() {
-            q.sink = None;
+            if q.sink.as_ref().is_some_and(|s| Arc::ptr_eq(s, sink)) {
+                q.sink = None;
+            }
         }
     }
 
@@ -96,6 +99,7 @@ fn write_locked(q: &mut Queue) -> Wrote {
         sink,
         ws,
         unsent,
+        resume,
     } = q;
     let Some(sink) = sink.as_deref() else {
         return Wrote::Done;
@@ -113,6 +117,9 @@ fn write_locked(q: &mut Queue) -> Wrote {
                 };
                 *bytes = bytes.saturating_sub(frame.wire_len());
                 crate::frame::encode_wrapped(&frame, *ws, unsent);
+                if let Some(log) = resume.as_mut() {
+                    log.wrote(frame);
+                }
             }
         }
         match sink.try_write(unsent) {
@@ -289,7 +296,7 @@ mod tests {
     async fn a_full_socket_leaves_the_rest_to_the_task_in_order() {
         let s = session();
         let (ours, mut client) = pair().await;
-        s.attach(Some(ours), false);
+        s.attach(Some(ours.clone()), false);
         // More than the socket buffers hold while the client reads nothing.
         let big = Bytes::from(vec![1u8; 8 << 20]);
         s.offer(Frame::new(1, big.clone()));
@@ -301,7 +308,8 @@ mod tests {
         assert!(!s.drain_into(&mut rest, usize::MAX));
         // Detaching drops the last handle of our socket: the client reads
         // what it accepted, then the end.
-        s.detach();
+        s.detach(&ours);
+        drop(ours);
         let mut got = Vec::new();
         client.read_to_end(&mut got).await.unwrap();
         let mut expected = BytesMut::new();

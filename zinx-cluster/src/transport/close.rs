@@ -31,7 +31,9 @@ fn close_frame(ended: Ended) -> Option<(u16, &'static str)> {
         Ended::Session(CloseReason::Kicked) => (1000, "kicked"),
         Ended::Session(CloseReason::QueueFull) => (1008, "client does not read"),
         Ended::Session(CloseReason::Shutdown) => (1001, "server shutting down"),
-        Ended::Session(CloseReason::ClientClosed | CloseReason::IoError) => return None,
+        Ended::Session(CloseReason::ClientClosed | CloseReason::IoError)
+        | Ended::Switched
+        | Ended::TakenOver => return None,
     })
 }
 
@@ -53,7 +55,7 @@ pub(crate) async fn finish(
     ended: Ended,
 ) {
     // Only this task writes from here on.
-    session.detach();
+    session.detach(&stream);
     let stream = match Arc::try_unwrap(stream) {
         Ok(stream) => stream,
         // Unreachable: the queue held the only other handle, and writers
@@ -149,6 +151,17 @@ pub(crate) async fn finish(
 
 /// Makes the close of `stream` a reset: the kernel drops what is unsent.
 fn reset(stream: &TcpStream, session: &Session) {
+    if let Err(e) = stream.set_zero_linger() {
+        debug!(session = %session.id, error = %e, "abortive close not set");
+    }
+}
+
+/// Drops a connection whose session lives on (it waits for a resume, or a
+/// resume took it to another connection): the socket is let go, nothing of
+/// the session's queue is written to it, and a client still reading gets
+/// a reset rather than a clean end it could take for the session's.
+pub(crate) fn drop_socket(stream: Arc<TcpStream>, session: &Session) {
+    session.detach(&stream);
     if let Err(e) = stream.set_zero_linger() {
         debug!(session = %session.id, error = %e, "abortive close not set");
     }

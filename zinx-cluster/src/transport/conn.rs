@@ -43,8 +43,19 @@ pub(crate) trait Inbound: Send + Sync {
     fn phase(&self) -> GatePhase;
 
     /// Runs one frame from the client (in place, forwarded), or answers it
-    /// `node_stopping` when `stopping`. Returns when the next may run.
-    fn frame(&self, frame: Frame, stopping: bool) -> impl Future<Output = ()> + Send;
+    /// `node_stopping` when `stopping`. Returns when the next may run, and
+    /// whether the connection goes on with this session.
+    fn frame(&self, frame: Frame, stopping: bool) -> impl Future<Output = Flow> + Send;
+}
+
+/// What the connection does after a frame.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Flow {
+    /// Reads on.
+    Continue,
+    /// Stops serving this session: the frame (a resume) moved the
+    /// connection to another one; what follows it is that one's.
+    Switch,
 }
 
 /// What lies between a connection's bytes and zinx frames.
@@ -134,9 +145,12 @@ pub(crate) async fn serve<I: Inbound>(
         Wire::Tcp | Wire::Ws(_) => Some(stream.clone()),
         Wire::Tls(_) | Wire::Wss(_) => None,
     };
+    let conn_number = session.attach_conn();
     session.attach(shared, wire.is_ws());
     let mut stopping = false;
-    if !input.is_empty() {
+    // What was read with the handshakes, or (after a resume switched the
+    // connection to this session) what followed the resume.
+    if !input.is_empty() || !reading.rbuf.is_empty() {
         let mut input = input;
         let taken = take_plain(wire, &mut input, reading);
         if let Some(end) = run(wire, taken, session, inbound, reading, stopping).await {
@@ -147,6 +161,14 @@ pub(crate) async fn serve<I: Inbound>(
         // A close, and a change of the gate's phase, wake the task through
         // `ready`, whatever it awaited.
         if let Some(reason) = session.close_reason() {
+            return Ended::Session(reason);
+        }
+        // Another connection took the session over (a resume), or the gate
+        // wants this one gone while the session waits for a resume.
+        if session.conn_gen() != conn_number {
+            return Ended::TakenOver;
+        }
+        if let Some(reason) = session.take_dropped() {
             return Ended::Session(reason);
         }
         match inbound.phase() {
@@ -312,8 +334,8 @@ async fn run<I: Inbound>(
     reading: &mut Reading,
     stopping: bool,
 ) -> Option<Ended> {
-    if let Some(reason) = dispatch(session, inbound, reading, stopping).await {
-        return Some(Ended::Session(reason));
+    if let Some(end) = dispatch(session, inbound, reading, stopping).await {
+        return Some(end);
     }
     if !taken.out.is_empty() {
         match wire {
@@ -331,14 +353,14 @@ async fn run<I: Inbound>(
 }
 
 /// Runs or forwards every whole frame of the read buffer (answers them
-/// `node_stopping` while the gate stops); a reason when the connection
-/// must close.
+/// `node_stopping` while the gate stops); why when the connection must end
+/// (or leave this session).
 async fn dispatch<I: Inbound>(
     session: &Session,
     inbound: &I,
     reading: &mut Reading,
     stopping: bool,
-) -> Option<CloseReason> {
+) -> Option<Ended> {
     let mut first = true;
     loop {
         let frame = match reading.codec.decode(&mut reading.rbuf) {
@@ -346,9 +368,9 @@ async fn dispatch<I: Inbound>(
             Ok(None) => return None,
             Err(FrameError::TooLarge { msg_id, len, max }) => {
                 warn!(session = %session.id, msg_id, len, max, "frame over the size limit: closing the connection");
-                return Some(CloseReason::Oversize);
+                return Some(Ended::Session(CloseReason::Oversize));
             }
-            Err(FrameError::Io(_)) => return Some(CloseReason::IoError),
+            Err(FrameError::Io(_)) => return Some(Ended::Session(CloseReason::IoError)),
         };
         // Idle means no complete frame: bytes that complete none (a
         // trickle, half a header) do not keep the session alive. Once per
@@ -357,7 +379,9 @@ async fn dispatch<I: Inbound>(
             session.touch();
             first = false;
         }
-        inbound.frame(frame, stopping).await;
+        if inbound.frame(frame, stopping).await == Flow::Switch {
+            return Some(Ended::Switched);
+        }
     }
 }
 

@@ -31,6 +31,12 @@ pub(crate) enum Ended {
     /// A WebSocket protocol violation (bad masking, bad opcode, ..), or a
     /// TLS one.
     Protocol,
+    /// A resume moved the connection to another session (the gate goes on
+    /// serving it with that one).
+    Switched,
+    /// Another connection took the session over (a resume from the same
+    /// client on a new socket): this one ends, the session does not.
+    TakenOver,
 }
 
 impl Ended {
@@ -39,6 +45,7 @@ impl Ended {
         match self {
             Ended::Session(r) => r,
             Ended::TextMessage | Ended::Protocol => CloseReason::IoError,
+            Ended::Switched | Ended::TakenOver => CloseReason::ClientClosed,
         }
     }
 }

@@ -18,7 +18,7 @@ use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_util::codec::Decoder;
 
 use super::close::finish;
-use super::conn::{Inbound, Reading, WsIn, serve};
+use super::conn::{Flow, Inbound, Reading, WsIn, serve};
 use super::tls::{load_server_config, testing};
 use super::tls_wire::{TlsIo, handshake};
 use super::{Ended, conn::Wire, ws};
@@ -59,12 +59,13 @@ impl Inbound for Echo {
         }
     }
 
-    async fn frame(&self, frame: Frame, _stopping: bool) {
+    async fn frame(&self, frame: Frame, _stopping: bool) -> Flow {
         self.seen.lock().unwrap().push(frame.clone());
         if frame.msg_id == 7 {
             self.session.offer(Frame::new(8, "push"));
         }
         self.session.offer(frame);
+        Flow::Continue
     }
 }
 
