@@ -65,6 +65,10 @@ pub(crate) enum HttpError {
     /// The socket failed.
     #[error("i/o error: {0}")]
     Io(#[from] std::io::Error),
+    /// The server reset the connection to make room for a newer one (the
+    /// admin endpoint, at its connection cap).
+    #[error("reset to make room for a newer connection")]
+    Evicted,
 }
 
 /// Most headers a request may carry; more is a malformed request.

@@ -438,6 +438,7 @@ async fn one_address_holding_its_share_gets_probes_answered_and_the_rest_503() {
 
 /// Raises this process's soft `RLIMIT_NOFILE` to at least `wanted` (up to
 /// the hard limit); the limit in force.
+#[allow(clippy::unnecessary_cast)] // rlim_t is u64 on Linux, not everywhere
 fn raise_nofile(wanted: u64) -> u64 {
     let mut lim = libc::rlimit {
         rlim_cur: 0,
@@ -447,13 +448,16 @@ fn raise_nofile(wanted: u64) -> u64 {
     if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } != 0 {
         return 0;
     }
-    if lim.rlim_cur as u64 >= wanted {
-        return lim.rlim_cur as u64;
+    let (soft, hard) = (lim.rlim_cur as u64, lim.rlim_max as u64);
+    if soft >= wanted {
+        return soft;
     }
-    lim.rlim_cur = wanted.min(lim.rlim_max as u64) as libc::rlim_t;
+    lim.rlim_cur = wanted.min(hard) as libc::rlim_t;
     // SAFETY: `lim` is a valid rlimit; setrlimit only reads it.
-    unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &lim) };
-    lim.rlim_cur as u64
+    if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &lim) } != 0 {
+        return soft;
+    }
+    wanted.min(hard)
 }
 
 /// One slowloris: holds a connection that never completes a request head
