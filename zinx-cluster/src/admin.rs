@@ -1,18 +1,19 @@
 //! The admin endpoint of a node (`AdminPort` in `dinx.json`): a small HTTP
 //! server on `AdminIP:AdminPort`. `AdminIP` defaults to `127.0.0.1`
 //! whatever the node's `IP`, so a node on `0.0.0.0` does not publish its
-//! metrics.
+//! metrics. The operations guide (`docs/admin.md`) shows it in use.
 //!
 //! | request | answer |
 //! |---|---|
 //! | `GET /metrics` | the Prometheus text format |
 //! | `GET /healthz` | 200 while the process serves |
 //! | `GET /readyz` | 200 when the node serves and every group it forwards to has a live node; 503 with the reason otherwise, and while shutting down (so a load balancer drains it) |
-//! | `POST /drain` | asks the node to drain ([`AdminSource::drain`]): 200 once it drains, 501 from a node that cannot |
-//! | `GET <page>` | static pages an application registered (the demo's chat page) |
+//! | `POST /drain` | asks the node to drain: 200 once it drains, 501 from a node that cannot (every node, until the elastic cluster) |
+//! | `GET <page>` | static [`Page`]s an application registered (the demo's chat page) |
 //!
 //! `HEAD` works wherever `GET` does; another method gets 405 with `Allow`.
-//! One request per connection; a request body is not read.
+//! A malformed request head gets 400. One request per connection; a
+//! request body is not read.
 //!
 //! **Access.** With `admin_token` (or `admin_token_env`) in
 //! `settings.json`, every path but `/healthz` and `/readyz` needs
@@ -26,36 +27,38 @@
 //!
 //! - The accept loop waits for nothing but `accept`: every connection is
 //!   accepted at once and handed to its own task. The listener's backlog
-//!   is [`MAX_OPEN`], not tokio's 128 (a SYN dropped from a full backlog
-//!   costs the client a second).
-//! - Every connection has [`HEAD_TIMEOUT`] (1 s) to send a whole request
-//!   head, else it is reset (`SO_LINGER` 0: the kernel keeps nothing of
-//!   it). An answer must be written within [`WRITE_TIMEOUT`].
-//! - Up to [`MAX_SERVED`] connections at once, at most
-//!   [`MAX_PER_ADDRESS`] of them from one source address, are *served*:
-//!   any path. A connection beyond either cap is *busy*: `/healthz` and
-//!   `/readyz` are answered, anything else gets 503 with `Retry-After: 1`.
-//!   Health is answered outside the caps; the caps keep one address, or a
-//!   crowd, from taking the rest of the endpoint from everybody else.
-//! - At [`MAX_OPEN`] sockets (served and busy), a new connection resets
-//!   the oldest one still waiting for its head (or is closed itself when
-//!   every open socket is being answered): a new probe always gets in, and
-//!   the descriptors the port takes from the process (and its client
-//!   port) stay bounded.
+//!   is 4,096, not tokio's 128 (a SYN dropped from a full backlog costs
+//!   the client a second).
+//! - Every connection has 1 s to send a whole request head, else it is
+//!   reset (`SO_LINGER` 0: the kernel keeps nothing of it). An answer must
+//!   be written within 5 s.
+//! - Up to 256 connections at once, at most 16 of them from one source
+//!   address, are *served*: any path. A connection beyond either cap is
+//!   *busy*: `/healthz` and `/readyz` are answered, anything else gets 503
+//!   with `Retry-After: 1`. Health is answered outside the caps; the caps
+//!   keep one address, or a crowd, from taking the rest of the endpoint
+//!   from everybody else.
+//! - At 4,096 sockets (served and busy), a new connection resets the
+//!   oldest one still waiting for its head (or is closed itself when every
+//!   open socket is being answered): a new probe always gets in, and the
+//!   descriptors the port takes from the process (and its client port)
+//!   stay bounded.
 //!
 //! Measured with `bench slowloris` (`docs/bench-admin.sh`: 1,000 slowloris
-//! connections reconnecting whenever closed, 200 probes, a 2-core machine
-//! at load 10): `/healthz` p50 0.4 ms, p99 10–27 ms, max ≤ 43 ms. Before,
-//! 64 connections were served and the rest waited in the backlog for 5 s
+//! connections reconnecting whenever closed, 200 probes a run, a 2-core
+//! machine shared at load 10–12): `/healthz` p50 0.3–0.5 ms, p99
+//! 9.5–38 ms over six runs (one probe in 1,200 took 196 ms). Before, 64
+//! connections were served and the rest waited in the backlog for 5 s
 //! each: no probe was answered within 10 s. A variant that gave busy
 //! connections 100 ms instead of 1 s did worse (p99 84–148 ms): the
 //! attackers reconnected 5,000–9,000 times a second instead of 1,000.
 //! hyper was not used: its header-read timeout bounds one connection, not
 //! how many may wait, and the policy above is what keeps the probes
 //! answered; the endpoint needs one request per connection and no bodies.
-//! Heads are parsed by `httparse` ([`crate::http`]).
+//! Request heads are parsed by `httparse`.
 //!
-//! It never calls into the node beyond the [`AdminSource`] it is given.
+//! The endpoint reaches its node through one narrow interface (metrics,
+//! readiness, drain) and nothing else.
 
 use std::collections::{HashMap, VecDeque};
 use std::net::{IpAddr, SocketAddr};

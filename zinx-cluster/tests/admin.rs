@@ -18,8 +18,9 @@ use bytes::Bytes;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpSocket, TcpStream};
 use tokio_util::sync::CancellationToken;
+use zinx_cluster::config::ClusterConfig;
 use zinx_cluster::prelude::*;
-use zinx_cluster::{Cluster, ClusterConfig, RunningCluster, Select};
+use zinx_cluster::{Cluster, RunningCluster, Select};
 
 use zinx_test_support::T;
 use zinx_test_support::conf::write_conf;
