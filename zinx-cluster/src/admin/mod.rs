@@ -67,14 +67,17 @@ use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use sha2::{Digest, Sha256};
-use subtle::ConstantTimeEq;
 use tokio::net::{TcpListener, TcpSocket, TcpStream};
 use tokio_util::sync::CancellationToken;
-use tracing::{debug, error, warn};
+use tracing::{debug, warn};
 
-use crate::http::{self, HttpError, Request};
-use crate::settings::Settings;
+use crate::http::{self, HttpError};
+
+mod access;
+mod reply;
+
+pub(crate) use access::Access;
+use reply::{Reply, busy, route};
 
 /// Connections served at once (any path); more are busy: health and
 /// readiness only.
@@ -155,56 +158,6 @@ impl Page {
             path: path.into(),
             content_type: content_type.into(),
             body: body.into(),
-        }
-    }
-}
-
-/// Who may use the paths other than `/healthz` and `/readyz`.
-pub(crate) enum Access {
-    /// Anybody who reaches the port (no `admin_token`).
-    Open,
-    /// Requests bearing the token whose SHA-256 digest this is.
-    Token([u8; 32]),
-    /// Nobody: a token is configured but could not be read at start.
-    Locked,
-}
-
-impl Access {
-    /// From `admin_token` / `admin_token_env`. A variable that vanished
-    /// since the configuration was checked locks the endpoint (logged)
-    /// rather than opening it.
-    pub(crate) fn from_settings(settings: &Settings) -> Access {
-        match settings.effective_admin_token() {
-            Ok(Some(token)) => Access::Token(Sha256::digest(token.as_bytes()).into()),
-            Ok(None) => Access::Open,
-            Err(why) => {
-                error!("admin endpoint: {why}: every path but /healthz and /readyz answers 401");
-                Access::Locked
-            }
-        }
-    }
-
-    /// Whether `req` may go on; else the `WWW-Authenticate` value to send.
-    fn check(&self, req: &Request) -> Result<(), &'static str> {
-        const MISSING: &str = "Bearer realm=\"zinx-cluster admin\"";
-        const INVALID: &str = "Bearer realm=\"zinx-cluster admin\", error=\"invalid_token\"";
-        let expected = match self {
-            Access::Open => return Ok(()),
-            Access::Locked => return Err(MISSING),
-            Access::Token(digest) => digest,
-        };
-        let presented = req.header("authorization").and_then(|v| {
-            let (scheme, token) = v.split_once(' ')?;
-            scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
-        });
-        let Some(presented) = presented else {
-            return Err(MISSING);
-        };
-        let digest = Sha256::digest(presented.as_bytes());
-        if bool::from(digest.as_slice().ct_eq(expected)) {
-            Ok(())
-        } else {
-            Err(INVALID)
         }
     }
 }
@@ -520,111 +473,6 @@ async fn connection(
     }
 }
 
-/// An answer to write.
-struct Reply<'a> {
-    status: u16,
-    content_type: &'a str,
-    /// `Cache-Control`, `Allow`, `WWW-Authenticate`, `Retry-After`.
-    headers: Vec<(&'static str, String)>,
-    body: Bytes,
-    /// A `HEAD` request: the body is not sent.
-    head_only: bool,
-}
-
-impl Reply<'_> {
-    /// A `text/plain` answer.
-    fn text(status: u16, body: impl Into<Bytes>) -> Self {
-        Reply {
-            status,
-            content_type: "text/plain",
-            headers: vec![("Cache-Control", "no-store".to_string())],
-            body: body.into(),
-            head_only: false,
-        }
-    }
-
-    /// With one more header.
-    fn with(mut self, name: &'static str, value: impl Into<String>) -> Self {
-        self.headers.push((name, value.into()));
-        self
-    }
-}
-
-/// Whether `path` is one of the probes, answered without the token and
-/// when busy.
-fn is_probe(path: &str) -> bool {
-    path == "/healthz" || path == "/readyz"
-}
-
-/// A probe's answer.
-fn probe(endpoint: &Endpoint, path: &str) -> Reply<'static> {
-    if path == "/healthz" {
-        return Reply::text(200, "ok\n");
-    }
-    match endpoint.source.readiness() {
-        Ok(()) => Reply::text(200, "ready\n"),
-        Err(why) => Reply::text(503, format!("not ready: {why}\n")),
-    }
-}
-
-/// The answer of a busy connection: probes, or 503.
-fn busy(endpoint: &Endpoint, req: &Request) -> Reply<'static> {
-    if is_probe(&req.path) && (req.method == "GET" || req.method == "HEAD") {
-        let mut reply = probe(endpoint, &req.path);
-        reply.head_only = req.method == "HEAD";
-        return reply;
-    }
-    Reply::text(503, "busy: too many admin connections, try again\n").with("Retry-After", "1")
-}
-
-/// The answer of a served connection.
-fn route<'a>(endpoint: &'a Endpoint, req: &Request) -> Reply<'a> {
-    let path = req.path.as_str();
-    if !is_probe(path) {
-        if let Err(challenge) = endpoint.access.check(req) {
-            return Reply::text(
-                401,
-                "unauthorized: send Authorization: Bearer <admin_token>\n",
-            )
-            .with("WWW-Authenticate", challenge);
-        }
-    }
-    if path == "/drain" {
-        if req.method != "POST" {
-            return Reply::text(405, "POST /drain\n").with("Allow", "POST");
-        }
-        return match endpoint.source.drain() {
-            Ok(()) => Reply::text(200, "draining\n"),
-            Err(why) if why == DRAIN_NOT_SUPPORTED => Reply::text(501, format!("{why}\n")),
-            Err(why) => Reply::text(503, format!("cannot drain: {why}\n")),
-        };
-    }
-    let head_only = req.method == "HEAD";
-    if req.method != "GET" && !head_only {
-        return Reply::text(405, "only GET and HEAD\n").with("Allow", "GET, HEAD");
-    }
-    let mut reply = match path {
-        "/metrics" => {
-            let mut out = String::with_capacity(16 * 1024);
-            endpoint.source.render_metrics(&mut out);
-            Reply {
-                content_type: crate::metrics::render::CONTENT_TYPE,
-                ..Reply::text(200, out)
-            }
-        }
-        "/healthz" | "/readyz" => probe(endpoint, path),
-        path => match endpoint.pages.iter().find(|p| p.path == path) {
-            Some(page) => Reply {
-                content_type: &page.content_type,
-                ..Reply::text(200, page.body.clone())
-            },
-            None => Reply::text(404, "not found\n"),
-        },
-    };
-    reply.head_only = head_only;
-    reply
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -640,36 +488,6 @@ mod tests {
         fn readiness(&self) -> Result<(), String> {
             self.0.lock().unwrap().clone()
         }
-    }
-
-    #[test]
-    fn the_token_is_checked_as_a_bearer_token() {
-        let req = |auth: Option<&str>| Request {
-            method: "GET".into(),
-            path: "/metrics".into(),
-            version: "HTTP/1.1".into(),
-            headers: auth
-                .map(|v| ("Authorization".to_string(), v.to_string()))
-                .into_iter()
-                .collect(),
-        };
-        let access = Access::Token(Sha256::digest(b"s3cret-admin").into());
-        assert!(access.check(&req(Some("Bearer s3cret-admin"))).is_ok());
-        assert!(access.check(&req(Some("bearer  s3cret-admin "))).is_ok());
-        let missing = access.check(&req(None)).unwrap_err();
-        assert!(!missing.contains("invalid_token"), "{missing}");
-        assert_eq!(access.check(&req(Some("Basic s3cret-admin"))), Err(missing));
-        let wrong = access
-            .check(&req(Some("Bearer s3cret-admin2")))
-            .unwrap_err();
-        assert!(wrong.contains("error=\"invalid_token\""), "{wrong}");
-        assert!(access.check(&req(Some("Bearer"))).is_err());
-        assert!(
-            Access::Locked
-                .check(&req(Some("Bearer s3cret-admin")))
-                .is_err()
-        );
-        assert!(Access::Open.check(&req(None)).is_ok());
     }
 
     async fn get(addr: std::net::SocketAddr, request: &str) -> String {
