@@ -20,7 +20,10 @@
 //!   make the metrics public; write `"AdminIP": "0.0.0.0"` or an interface's
 //!   address to scrape it from elsewhere, with `admin_token` set). No two
 //!   ports of the cluster may share an address (a wildcard address such as
-//!   `0.0.0.0` shares it with every address of its family).
+//!   `0.0.0.0` shares it with every address of its family). Loopback and
+//!   wildcard addresses are per host: nodes with different `IP`s may each
+//!   use `127.0.0.1:9100`; nodes with the same `IP`, or on loopback or
+//!   wildcard `IP`s, share a host.
 //!
 //!   ```json
 //!   {

@@ -243,6 +243,36 @@ fn a_bad_admin_ip_is_named() {
 }
 
 #[test]
+fn nodes_on_different_hosts_share_an_admin_port_on_loopback() {
+    // Every host has its own 127.0.0.1: the usual AdminPort 9100 on every
+    // host is fine.
+    let hosts = r#"{"gate": [
+        {"ID": 1, "Name": "g1", "Type": 1, "IP": "10.0.0.5", "Port": 10000, "AdminPort": 9100},
+        {"ID": 2, "Name": "g2", "Type": 1, "IP": "10.0.0.6", "Port": 10000, "AdminPort": 9100}
+    ]}"#;
+    let config = ClusterConfig::from_strs("conf", hosts, ROUTE, None);
+    assert!(config.is_ok(), "{:?}", config.err());
+    // One host (the same IP, or loopback IPs): one 127.0.0.1:9100.
+    for (ip1, ip2) in [("10.0.0.5", "10.0.0.5"), ("127.0.0.2", "127.0.0.3")] {
+        let p = problems(
+            &format!(
+                r#"{{"gate": [
+                {{"ID": 1, "Name": "g1", "Type": 1, "IP": "{ip1}", "Port": 10000, "AdminPort": 9100}},
+                {{"ID": 2, "Name": "g2", "Type": 1, "IP": "{ip2}", "Port": 10001, "AdminPort": 9100}}
+            ]}}"#
+            ),
+            None,
+        );
+        assert_eq!(
+            p,
+            [
+                r#"conf/dinx.json: group "gate", node ID 2 ("g2"): AdminPort: address 127.0.0.1:9100 is also used by group "gate", node ID 1 ("g1") (AdminPort)"#
+            ]
+        );
+    }
+}
+
+#[test]
 fn bad_admin_token_settings_are_named() {
     let d = dinx("127.0.0.1", 10000, 9100, "");
     let key = |settings: &str| problems(&d, Some(settings));

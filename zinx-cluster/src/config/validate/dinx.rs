@@ -78,13 +78,38 @@ impl RawNode {
     }
 }
 
-/// Whether two listening addresses cannot both be bound: the same port on
-/// the same address, or on a wildcard address that covers the other
-/// (`0.0.0.0` covers every IPv4 address; `::` every address, IPv4 too on a
-/// dual-stack system).
+/// Whether two listening addresses cannot both be bound on one host: the
+/// same port on the same address, or on a wildcard address that covers the
+/// other (`0.0.0.0` covers every IPv4 address; `::` every address, IPv4 too
+/// on a dual-stack system).
 fn overlaps(a: SocketAddr, b: SocketAddr) -> bool {
     let covers = |w: IpAddr, x: IpAddr| w.is_unspecified() && (w.is_ipv6() || x.is_ipv4());
     a.port() == b.port() && (a.ip() == b.ip() || covers(a.ip(), b.ip()) || covers(b.ip(), a.ip()))
+}
+
+/// An address every host has its own of: loopback, or a wildcard.
+fn host_local(ip: IpAddr) -> bool {
+    ip.is_loopback() || ip.is_unspecified()
+}
+
+/// Whether `a` (bound by a node whose `IP` is `a_node`) and `b` (likewise)
+/// cannot both be bound. A host-local address (the default `AdminIP`
+/// 127.0.0.1) clashes only with one of a node that may run on the same
+/// host: the same `IP`, or an `IP` only its own host can reach (loopback,
+/// wildcard). Nodes on different hosts share `AdminPort` 9100 freely.
+fn clashes(a: SocketAddr, a_node: Option<IpAddr>, b: SocketAddr, b_node: Option<IpAddr>) -> bool {
+    if !overlaps(a, b) {
+        return false;
+    }
+    if !host_local(a.ip()) && !host_local(b.ip()) {
+        // The same specific address: the same host.
+        return true;
+    }
+    match (a_node, b_node) {
+        (Some(x), Some(y)) => x == y || host_local(x) || host_local(y),
+        // An unusable IP is reported already.
+        _ => false,
+    }
 }
 
 /// What `dinx.json` said, as far as it could be read.
@@ -164,8 +189,16 @@ pub(super) fn parse_dinx(file: &str, text: &str, errors: &mut Vec<ConfigError>) 
                     errors.push(error(file, Some(node.label()), message));
                 }
             }
+            let node_ip = node.ip.as_ref().map(|(_, ip)| *ip);
             for (key, addr) in node.bound_addrs() {
-                let clash = bound.iter().find(|(other, _, _)| overlaps(*other, addr));
+                let clash = bound.iter().find(|(other, first, _)| {
+                    let first_ip = if *first == at {
+                        node_ip
+                    } else {
+                        dinx.nodes[*first].ip.as_ref().map(|(_, ip)| *ip)
+                    };
+                    clashes(*other, first_ip, addr, node_ip)
+                });
                 let Some(&(other, first, first_key)) = clash else {
                     bound.push((addr, at, key));
                     continue;
