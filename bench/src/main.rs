@@ -12,6 +12,8 @@
 //!   backends are killed, frozen and restarted; fails if any request is
 //!   never answered.
 //! - `cert`: a self-signed certificate for a TLS gate and `load --tls`.
+//! - `slowloris`: `/healthz` latency of an admin endpoint while many
+//!   slowloris connections hold its port.
 //!
 //! Build it beside the demo (`cargo build --release -p demo -p bench`);
 //! `suite` starts `target/release/demo` as child processes (or `--demo
@@ -24,6 +26,7 @@ mod echo_server;
 mod idle;
 mod load;
 mod rooms;
+mod slowloris;
 mod suite;
 mod sys;
 
@@ -73,6 +76,49 @@ enum Cmd {
     /// (`gate.key`) for `localhost` and 127.0.0.1 into DIR: point a gate's
     /// `tls_cert` / `tls_key` at them and `bench load --tls` at `gate.pem`.
     Cert(CertArgs),
+    /// Hold CONNS slowloris connections on an admin endpoint (never a whole
+    /// request head; reconnecting when closed) and time PROBES requests
+    /// to `/healthz` meanwhile.
+    Slowloris(SlowlorisArgs),
+}
+
+#[derive(Args, Debug)]
+struct SlowlorisArgs {
+    /// The admin endpoint (host:port).
+    #[arg(long)]
+    addr: String,
+    /// Slowloris connections held open.
+    #[arg(long, default_value_t = 1000)]
+    conns: usize,
+    /// Probes, one after another, each on a new connection.
+    #[arg(long, default_value_t = 100)]
+    probes: usize,
+    /// Seconds between two probes.
+    #[arg(long, default_value_t = 0.05)]
+    interval: f64,
+    /// Seconds between two bytes of a dripping attacker (every other one
+    /// drips; the rest send nothing).
+    #[arg(long, default_value_t = 0.2)]
+    drip: f64,
+    /// Seconds to wait once every attacker connected, before probing.
+    #[arg(long, default_value_t = 3.0)]
+    settle: f64,
+    /// Seconds a probe may take before it counts as unanswered.
+    #[arg(long, default_value_t = 10.0)]
+    probe_timeout: f64,
+    /// The probed path.
+    #[arg(long, default_value = "/healthz")]
+    path: String,
+    /// Spread the attackers over this many loopback source addresses from
+    /// --source-base (1: the kernel's choice, the probes' own address).
+    #[arg(long, default_value_t = 1)]
+    sources: usize,
+    /// First attacker source address with --sources above 1.
+    #[arg(long, default_value = "127.0.0.2")]
+    source_base: Ipv4Addr,
+    /// Print one JSON line instead of text.
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(Args, Debug)]
@@ -340,6 +386,27 @@ async fn run(cmd: Cmd) -> Result<bool> {
                 println!("{}", path.display());
             }
             Ok(true)
+        }
+        Cmd::Slowloris(a) => {
+            let plan = slowloris::SlowlorisPlan {
+                addr: sys::resolve(&a.addr).await?,
+                conns: a.conns,
+                probes: a.probes,
+                interval: secs(a.interval, "--interval")?,
+                drip: secs(a.drip, "--drip")?,
+                settle: secs(a.settle, "--settle")?,
+                probe_timeout: secs(a.probe_timeout, "--probe-timeout")?,
+                path: a.path,
+                sources: a.sources.max(1),
+                source_base: a.source_base,
+            };
+            let report = slowloris::run(&plan).await?;
+            if a.json {
+                println!("{}", serde_json::to_string(&report)?);
+            } else {
+                println!("{}", report.human());
+            }
+            Ok(report.clean())
         }
         Cmd::EchoServer(a) => {
             echo_server::run(&a.addr, a.max_frame_len).await?;
