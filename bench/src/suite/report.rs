@@ -369,7 +369,9 @@ pub(super) fn markdown(m: &MarkdownInput<'_>) -> String {
     let _ = writeln!(
         s,
         "RSS is the process's VmRSS from /proc; kernel socket buffers are not part of it. \
-         Bytes per session = (RSS after - RSS before) / sessions, read after a 2 s settle."
+         Bytes per session = (RSS after - RSS before) / sessions, read after a 2 s settle. \
+         The client-side figure is this process's own growth: telling for a `bench idle` run \
+         of its own, not here, where earlier scenarios have already grown the suite's heap."
     );
 
     let _ = writeln!(s, "\n## Codec microbenchmarks\n");
