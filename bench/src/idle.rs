@@ -384,9 +384,10 @@ async fn echo<S: AsyncRead + AsyncWrite + Unpin>(
 
 /// Opens session `index`: connect, set up the transport, one echo.
 async fn open(connector: &Connector, index: usize, plan: &IdlePlan) -> Result<Stream> {
-    let tcp = connector.connect(index).await.with_context(
-        || "connect failed (server out of file descriptors, or at its session limit?)",
-    )?;
+    let tcp = connector
+        .connect(index)
+        .await
+        .context("connect failed (server out of file descriptors, or at its session limit?)")?;
     let mut stream = set_up(tcp, plan.addr, &plan.transport).await?;
     let payload = format!("idle-{index}");
     echo(

@@ -38,9 +38,11 @@ pub(super) struct Results<'a> {
     pub(super) rooms: Option<&'a crate::rooms::RoomsReport>,
     /// Idle TCP sessions on the gate.
     pub(super) idle_gate: Option<&'a IdleReport>,
-    /// The same over WebSocket, TLS and WSS.
+    /// The same over WebSocket.
     pub(super) idle_gate_ws: Option<&'a IdleReport>,
+    /// The same over TLS.
     pub(super) idle_gate_tls: Option<&'a IdleReport>,
+    /// The same over WSS.
     pub(super) idle_gate_wss: Option<&'a IdleReport>,
     pub(super) idle_baseline: Option<&'a IdleReport>,
     pub(super) codec: &'a [CodecFigure],

@@ -622,6 +622,7 @@ struct IdleCase {
     conf: PathBuf,
     /// The gate's port for `transport`.
     addr: SocketAddr,
+    /// What the sessions speak.
     transport: Transport,
     /// First loopback source address, apart from the other runs' (their
     /// sockets may linger in TIME_WAIT).
