@@ -74,11 +74,13 @@ pub(crate) enum CloseReason {
     Shutdown,
     /// The socket failed.
     IoError,
+    /// The session moved to another gate (a resume there).
+    Moved,
 }
 
 impl CloseReason {
     /// Every reason, in declaration order (`reason as usize` indexes it).
-    const ALL: [CloseReason; 7] = [
+    pub(crate) const ALL: [CloseReason; 8] = [
         CloseReason::ClientClosed,
         CloseReason::Idle,
         CloseReason::Oversize,
@@ -86,6 +88,7 @@ impl CloseReason {
         CloseReason::Kicked,
         CloseReason::Shutdown,
         CloseReason::IoError,
+        CloseReason::Moved,
     ];
 }
 
@@ -129,6 +132,10 @@ struct Queue {
 pub(crate) struct Session {
     /// Cluster-wide id.
     pub(crate) id: SessionId,
+    /// What balancing hashes for this session's messages: its id, or the
+    /// id it had on the gate it was resumed from (one session, one backend,
+    /// across a move).
+    route_key: AtomicU64,
     /// This session, for a wake-up deferred to the end of a batch (see
     /// [`DeferWakes`]).
     me: Weak<Session>,
@@ -184,6 +191,7 @@ impl Session {
     pub(crate) fn new(id: SessionId, limit: QueueBound) -> Arc<Session> {
         Arc::new_cyclic(|me| Session {
             id,
+            route_key: AtomicU64::new(id.0),
             me: me.clone(),
             queue: Mutex::new(Queue::default()),
             limit: QueueBound {
@@ -212,6 +220,11 @@ impl Session {
         let Ok(mut q) = self.queue.lock() else {
             return Offer::Closed;
         };
+        // Checked again under the lock: a session that moved to another
+        // gate (`export`) takes nothing after its state left.
+        if self.is_closed() {
+            return Offer::Closed;
+        }
         let size = frame.wire_len();
         let over_bytes = !q.frames.is_empty() && q.bytes + size > self.limit.bytes;
         if q.frames.len() >= self.limit.frames || over_bytes {
@@ -272,6 +285,16 @@ impl Session {
             // A permit if the task is not waiting: it cannot miss this.
             self.ready.notify_one();
         }
+    }
+
+    /// What balancing hashes for this session's messages.
+    pub(crate) fn route_key(&self) -> u64 {
+        self.route_key.load(Ordering::Relaxed)
+    }
+
+    /// Keeps the balancing of a session resumed from another gate.
+    pub(crate) fn set_route_key(&self, key: u64) {
+        self.route_key.store(key, Ordering::Relaxed);
     }
 
     /// A connection starts serving the session: its number (see
@@ -577,6 +600,15 @@ impl Sessions {
                     .detached_since()
                     .is_some_and(|t| now.saturating_sub(t) >= window_ms)
             })
+            .map(|e| e.value().clone())
+            .collect()
+    }
+
+    /// The resumable sessions (with a connection or waiting for one).
+    pub(crate) fn resumable(&self) -> Vec<Arc<Session>> {
+        self.by_id
+            .iter()
+            .filter(|e| e.value().resume_epoch().is_some() && !e.value().is_closed())
             .map(|e| e.value().clone())
             .collect()
     }

@@ -183,6 +183,71 @@ impl Session {
     }
 }
 
+/// A resumable session's state as it leaves for another gate.
+#[derive(Debug, Default)]
+pub(crate) struct Exported {
+    /// Frames the client had received (its count at the resume).
+    pub(crate) received: u64,
+    /// The frames it has not received, oldest first: sent again, then
+    /// queued.
+    pub(crate) frames: Vec<Frame>,
+}
+
+impl Session {
+    /// Gives up the session's frames to a resume on another gate: those
+    /// after `received`, then the queued ones. The session keeps nothing;
+    /// its socket, if one is still attached, gets nothing more.
+    pub(crate) fn export(&self, received: u64) -> Result<Exported, Refused> {
+        let Ok(mut q) = self.queue.lock() else {
+            return Err(Refused::Unknown);
+        };
+        let q = &mut *q;
+        resume_locked(q, received)?;
+        q.sink = None;
+        q.unsent = BytesMut::new();
+        q.bytes = 0;
+        let frames: Vec<Frame> = std::mem::take(&mut q.frames)
+            .into_iter()
+            .filter(|f| !zinx_cluster_client::wire::is_control(f.msg_id))
+            .collect();
+        // Nothing more can be resumed here, nor queued: offers after this
+        // find the session closed (checked under this lock) and go to
+        // where it moved.
+        q.resume = None;
+        self.close_with(super::CloseReason::Moved);
+        Ok(Exported { received, frames })
+    }
+
+    /// Takes in the state of a session resumed from another gate: the
+    /// count goes on from `received`, `answer` (HELLO's) goes first, then
+    /// the frames. Returns the epoch of the session's token.
+    pub(crate) fn import(
+        &self,
+        limit: usize,
+        received: u64,
+        answer: impl FnOnce(u32) -> Frame,
+        frames: Vec<Frame>,
+    ) -> Option<u32> {
+        let mut q = self.queue.lock().ok()?;
+        let log = q
+            .resume
+            .get_or_insert_with(|| Box::new(ResumeLog::new(limit)));
+        log.sent = received;
+        log.acked = received;
+        let epoch = log.epoch;
+        let answer = answer(epoch);
+        q.bytes += answer.wire_len();
+        q.frames.push_back(answer);
+        for frame in frames {
+            q.bytes += frame.wire_len();
+            q.frames.push_back(frame);
+        }
+        drop(q);
+        self.ready.notify_one();
+        Some(epoch)
+    }
+}
+
 /// [`Session::resume`] under the queue lock.
 fn resume_locked(q: &mut Queue, received: u64) -> Result<Resumed, Refused> {
     let Some(log) = q.resume.as_mut() else {
