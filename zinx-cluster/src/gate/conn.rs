@@ -9,6 +9,7 @@
 //! are forwarded, the rest answered as errors; while the gate shuts down,
 //! frames are answered `node_stopping` instead.
 
+use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 
@@ -100,83 +101,97 @@ impl GateInbound<'_> {
 
 /// Serves a client whose handshakes are done (`input`: what it sent beyond
 /// them, above TLS) over `wire`, from its session's opening to its end.
-pub(super) async fn serve(
+/// `None` (and the client refused) when the gate is full.
+pub(super) fn serve(
     gate: Arc<Gate>,
     stream: TcpStream,
     addr: SocketAddr,
     wire: Wire,
     input: BytesMut,
     transport: Transport,
-) {
+) -> Option<impl Future<Output = ()> + Send> {
     let Some(session) = gate.open_session(addr, transport) else {
         gate.refuse(stream);
-        return;
+        return None;
     };
-    serve_session(gate, stream, addr, session, wire, input, transport).await;
+    Some(serve_session(
+        gate, stream, addr, session, wire, input, transport,
+    ))
 }
 
 /// Serves the connection of an open session to its end: the session ends
 /// with it, or (resumable, its socket lost) waits for a resume; a resume
 /// on this connection moves it to the resumed session.
-pub(super) async fn serve_session(
+#[allow(clippy::manual_async_fn)] // the async block is the point: see inside
+pub(super) fn serve_session(
     gate: Arc<Gate>,
     stream: TcpStream,
     addr: SocketAddr,
     session: Arc<Session>,
-    mut wire: Wire,
-    mut input: BytesMut,
+    wire: Wire,
+    input: BytesMut,
     transport: Transport,
-) {
+) -> impl Future<Output = ()> + Send {
+    // What can be done at once is done before the future exists, and the
+    // future is an async block using what it captured in place (an async
+    // fn's future keeps its arguments twice, as arguments and as the
+    // locals they move to): this future is what every idle session costs.
     debug!(session = %session.id, %addr, ?transport, "session opened");
     let stream = Arc::new(stream);
     let mut reading = Reading::new(gate.node().settings().max_frame_len);
-    let mut session = session;
-    loop {
-        let inbound = GateInbound {
-            gate: &gate,
-            session: &session,
-            switch: Mutex::new(None),
-        };
-        // A debug-level span: free when debug logging is off, so an idle
-        // session costs no span memory (a disabled span is not worth its
-        // 40 bytes in every session's task); events carry the session id.
-        let span = debug_span!("conn", session = %session.id, %addr);
-        let input = std::mem::take(&mut input);
-        let serving = conn::serve(&stream, &mut wire, input, &session, &inbound, &mut reading);
-        let ended = if span.is_disabled() {
-            serving.await
-        } else {
-            serving.instrument(span).await
-        };
-        match ended {
-            Ended::Switched => {
-                let target = inbound.switch.lock().ok().and_then(|mut s| s.take());
-                let Some(target) = target else {
-                    // Unreachable: a switch always names its session.
-                    break finish_conn(&gate, &session, stream, wire, reading, transport, ended)
-                        .await;
-                };
+    let (mut wire, mut session) = (wire, session);
+    let mut first = conn::first_input(&mut wire, input, &mut reading);
+    async move {
+        loop {
+            let inbound = GateInbound {
+                gate: &gate,
+                session: &session,
+                switch: Mutex::new(None),
+            };
+            let serving = conn::serve(
+                &stream,
+                &mut wire,
+                first.take(),
+                &session,
+                &inbound,
+                &mut reading,
+            );
+            // A debug-level span, only when debug logging is on: an idle
+            // session's task holds no span otherwise; events carry the
+            // session id (its address is in the "session opened" event).
+            let ended = if tracing::enabled!(tracing::Level::DEBUG) {
+                let span = debug_span!("conn", session = %session.id);
+                Box::pin(serving.instrument(span)).await
+            } else {
+                serving.await
+            };
+            let switched = match ended {
+                Ended::Switched => inbound.switch.lock().ok().and_then(|mut s| s.take()),
+                _ => None,
+            };
+            drop(inbound);
+            if let Some(target) = switched {
                 // The session opened for this connection served nothing:
                 // it goes without a trace.
-                drop(inbound);
                 discard(&gate, &session);
                 session = target;
+                continue;
             }
-            Ended::TakenOver => {
+            if ended == Ended::TakenOver {
                 // A resume took the session to another connection.
                 debug!(session = %session.id, "connection replaced by a resume");
                 close::drop_socket(stream, &session);
-                break;
-            }
-            _ if detaches(&gate, &session, ended) => {
-                drop(inbound);
+            } else if detaches(&gate, &session, ended) {
                 detach(&gate, &session, stream, ended);
-                break;
+            } else {
+                // Boxed: the closing's futures need not be part of every
+                // idle session's task.
+                Box::pin(finish_conn(
+                    &gate, &session, stream, wire, reading, transport, ended,
+                ))
+                .await;
             }
-            _ => {
-                drop(inbound);
-                break finish_conn(&gate, &session, stream, wire, reading, transport, ended).await;
-            }
+            return;
         }
     }
 }
@@ -191,9 +206,7 @@ async fn finish_conn(
     transport: Transport,
     ended: Ended,
 ) {
-    // Boxed: the closing's futures need not be part of every idle
-    // session's task.
-    Box::pin(async {
+    async {
         let reason = note_close(gate, session, transport, ended);
         if reason == CloseReason::Shutdown {
             // What the client sent before the close and the gate has not
@@ -212,7 +225,7 @@ async fn finish_conn(
         };
         close::finish(stream, &mut wire, session, &mut reading, ended).await;
         session_ended(gate, session).await;
-    })
+    }
     .await;
 }
 

@@ -580,7 +580,12 @@ mod tests {
         let next_run = Sessions::new(3);
         let c = next_run.open(bound(1));
         assert_eq!(c.id.gate(), 3);
-        assert!(c.id.seq() > b.id.seq() + table::SEQ_PER_MS, "{} vs {}", c.id, b.id);
+        assert!(
+            c.id.seq() > b.id.seq() + table::SEQ_PER_MS,
+            "{} vs {}",
+            c.id,
+            b.id
+        );
     }
 
     #[tokio::test]

@@ -123,117 +123,150 @@ impl Reading {
 
 /// What the client sent, taken apart: zinx bytes to decode, and what the
 /// wire answers by itself (a pong, a close reply, TLS records).
-struct Taken {
+pub(crate) struct Taken {
     /// Bytes for the socket (TLS records; on a plain wire, control frames).
     out: BytesMut,
     /// The connection ends after what came before.
     end: Option<Ended>,
 }
 
-/// Serves a connection of `session` on `stream` (shared with the session's
-/// queue for plain wires) until it must end; returns why. `input` is what
-/// was read beyond the handshakes (the bytes above TLS).
-pub(crate) async fn serve<I: Inbound>(
-    stream: &Arc<TcpStream>,
+/// What the client sent with the handshakes (the bytes above TLS), taken
+/// apart for the connection's first run: `None` when there is nothing.
+pub(crate) fn first_input(
     wire: &mut Wire,
-    input: BytesMut,
-    session: &Arc<Session>,
-    inbound: &I,
+    mut input: BytesMut,
     reading: &mut Reading,
-) -> Ended {
+) -> Option<Box<Taken>> {
+    (!input.is_empty()).then(|| Box::new(take_plain(wire, &mut input, reading)))
+}
+
+/// Serves a connection of `session` on `stream` (shared with the session's
+/// queue for plain wires) until it must end; returns why. `first` is what
+/// was read beyond the handshakes ([`first_input`]); what `reading` holds
+/// already (what followed a resume that switched the connection to this
+/// session) runs first too.
+///
+/// A function returning an async block, not an async fn: what it can do
+/// at once it does before the future exists, and the future (what every
+/// idle session costs) keeps only what its loop needs.
+pub(crate) fn serve<'a, I: Inbound>(
+    stream: &'a Arc<TcpStream>,
+    wire: &'a mut Wire,
+    first: Option<Box<Taken>>,
+    session: &'a Arc<Session>,
+    inbound: &'a I,
+    reading: &'a mut Reading,
+) -> impl Future<Output = Ended> + 'a {
     let shared = match wire {
         Wire::Tcp | Wire::Ws(_) => Some(stream.clone()),
         Wire::Tls(_) | Wire::Wss(_) => None,
     };
     let conn_number = session.attach_conn();
     session.attach(shared, wire.is_ws());
-    let mut stopping = false;
-    // What was read with the handshakes, or (after a resume switched the
-    // connection to this session) what followed the resume.
-    if !input.is_empty() || !reading.rbuf.is_empty() {
-        let mut input = input;
-        let taken = take_plain(wire, &mut input, reading);
-        if let Some(end) = run(wire, taken, session, inbound, reading, stopping).await {
-            return end;
+    let first = first.or_else(|| (!reading.rbuf.is_empty()).then(|| Box::new(Taken::none())));
+    async move {
+        let mut stopping = false;
+        if let Some(taken) = first {
+            // Boxed, like every wake-up's work: an idle session's future
+            // holds none of it.
+            if let Some(end) =
+                Box::pin(run(wire, *taken, session, inbound, reading, stopping)).await
+            {
+                return end;
+            }
+        }
+        loop {
+            // A close, and a change of the gate's phase, wake the task through
+            // `ready`, whatever it awaited.
+            if let Some(reason) = session.close_reason() {
+                return Ended::Session(reason);
+            }
+            // Another connection took the session over (a resume), or the gate
+            // wants this one gone while the session waits for a resume.
+            if session.conn_gen() != conn_number {
+                return Ended::TakenOver;
+            }
+            if let Some(reason) = session.take_dropped() {
+                return Ended::Session(reason);
+            }
+            match inbound.phase() {
+                GatePhase::Running => {}
+                // Shutting down: the session stays until in-flight answers
+                // have been delivered and the node closes; what the client
+                // sends meanwhile is answered `node_stopping` instead of run.
+                GatePhase::Stopping => stopping = true,
+                GatePhase::Closed => return Ended::Session(CloseReason::Shutdown),
+            }
+            // The result bound first: the match's scrutinee would otherwise
+            // live across the await below, in every session's future.
+            let wrote = write_pending(stream, wire, session, &mut reading.out);
+            match wrote.unwrap_or(Wrote::Failed) {
+                Wrote::Done => {}
+                Wrote::Blocked => {
+                    if !Box::pin(wait_writable(stream, session)).await {
+                        return Ended::Session(CloseReason::IoError);
+                    }
+                    // Writable, or frames queued or a close meanwhile: look
+                    // again.
+                    continue;
+                }
+                Wrote::Failed => return Ended::Session(CloseReason::IoError),
+            }
+            // Wait for frames for the client, a close or a change of phase
+            // (all through `ready`), or bytes from the client, without a read
+            // buffer. A poll_fn rather than select! on `readable()`: polling
+            // the socket's readiness keeps the waker in the socket's
+            // registration instead of a waiter inside this future.
+            let readable = {
+                let notified = session.ready.notified();
+                tokio::pin!(notified);
+                std::future::poll_fn(|cx| {
+                    if notified.as_mut().poll(cx).is_ready() {
+                        return Poll::Ready(None);
+                    }
+                    stream.poll_read_ready(cx).map(Some)
+                })
+                .await
+            };
+            let Some(ready) = readable else { continue };
+            if ready.is_err() {
+                return Ended::Session(CloseReason::IoError);
+            }
+            let mut raw = BytesMut::with_capacity(READ_CHUNK);
+            match read_some(stream, &mut raw) {
+                Ok(0) => return Ended::Session(CloseReason::ClientClosed),
+                Ok(_) => {}
+                // A false readiness (most freshly accepted sockets see one):
+                // nothing was kept for it.
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+                Err(_) => return Ended::Session(CloseReason::IoError),
+            }
+            let taken = match take_raw(wire, &mut raw, reading) {
+                Ok(t) => t,
+                Err(e) => {
+                    warn!(session = %session.id, error = %e, "TLS error: closing");
+                    return Ended::Protocol;
+                }
+            };
+            if let Some(end) = Box::pin(run(wire, taken, session, inbound, reading, stopping)).await
+            {
+                return end;
+            }
+            if reading.rbuf.is_empty() {
+                // Between reads the buffer holds a partial frame or nothing:
+                // an idle session keeps no read memory.
+                reading.rbuf = BytesMut::new();
+            }
         }
     }
-    loop {
-        // A close, and a change of the gate's phase, wake the task through
-        // `ready`, whatever it awaited.
-        if let Some(reason) = session.close_reason() {
-            return Ended::Session(reason);
-        }
-        // Another connection took the session over (a resume), or the gate
-        // wants this one gone while the session waits for a resume.
-        if session.conn_gen() != conn_number {
-            return Ended::TakenOver;
-        }
-        if let Some(reason) = session.take_dropped() {
-            return Ended::Session(reason);
-        }
-        match inbound.phase() {
-            GatePhase::Running => {}
-            // Shutting down: the session stays until in-flight answers
-            // have been delivered and the node closes; what the client
-            // sends meanwhile is answered `node_stopping` instead of run.
-            GatePhase::Stopping => stopping = true,
-            GatePhase::Closed => return Ended::Session(CloseReason::Shutdown),
-        }
-        match write_pending(stream, wire, session, &mut reading.out) {
-            Ok(Wrote::Done) => {}
-            Ok(Wrote::Blocked) => {
-                if !Box::pin(wait_writable(stream, session)).await {
-                    return Ended::Session(CloseReason::IoError);
-                }
-                // Writable, or frames queued or a close meanwhile: look
-                // again.
-                continue;
-            }
-            Ok(Wrote::Failed) | Err(_) => return Ended::Session(CloseReason::IoError),
-        }
-        // Wait for frames for the client, a close or a change of phase
-        // (all through `ready`), or bytes from the client, without a read
-        // buffer. A poll_fn rather than select! on `readable()`: polling
-        // the socket's readiness keeps the waker in the socket's
-        // registration instead of a waiter inside this future.
-        let readable = {
-            let notified = session.ready.notified();
-            tokio::pin!(notified);
-            std::future::poll_fn(|cx| {
-                if notified.as_mut().poll(cx).is_ready() {
-                    return Poll::Ready(None);
-                }
-                stream.poll_read_ready(cx).map(Some)
-            })
-            .await
-        };
-        let Some(ready) = readable else { continue };
-        if ready.is_err() {
-            return Ended::Session(CloseReason::IoError);
-        }
-        let mut raw = BytesMut::with_capacity(READ_CHUNK);
-        match read_some(stream, &mut raw) {
-            Ok(0) => return Ended::Session(CloseReason::ClientClosed),
-            Ok(_) => {}
-            // A false readiness (most freshly accepted sockets see one):
-            // nothing was kept for it.
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
-            Err(_) => return Ended::Session(CloseReason::IoError),
-        }
-        let taken = match take_raw(wire, &mut raw, reading) {
-            Ok(t) => t,
-            Err(e) => {
-                warn!(session = %session.id, error = %e, "TLS error: closing");
-                return Ended::Protocol;
-            }
-        };
-        if let Some(end) = Box::pin(run(wire, taken, session, inbound, reading, stopping)).await {
-            return end;
-        }
-        if reading.rbuf.is_empty() {
-            // Between reads the buffer holds a partial frame or nothing:
-            // an idle session keeps no read memory.
-            reading.rbuf = BytesMut::new();
+}
+
+impl Taken {
+    /// Nothing taken: what `Reading` holds runs.
+    fn none() -> Self {
+        Taken {
+            out: BytesMut::new(),
+            end: None,
         }
     }
 }

@@ -18,7 +18,7 @@ use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_util::codec::Decoder;
 
 use super::close::finish;
-use super::conn::{Flow, Inbound, Reading, WsIn, serve};
+use super::conn::{Flow, Inbound, Reading, WsIn, first_input, serve};
 use super::tls::{load_server_config, testing};
 use super::tls_wire::{TlsIo, handshake};
 use super::{Ended, conn::Wire, ws};
@@ -104,7 +104,8 @@ async fn serve_one(listener: TcpListener, kind: Kind, echo: Arc<Echo>) -> Ended 
     let stream = Arc::new(tcp);
     let mut reading = Reading::new(64 * 1024);
     let session = echo.session.clone();
-    let ended = serve(&stream, &mut wire, input, &session, &*echo, &mut reading).await;
+    let first = first_input(&mut wire, input, &mut reading);
+    let ended = serve(&stream, &mut wire, first, &session, &*echo, &mut reading).await;
     finish(stream, &mut wire, &session, &mut reading, ended).await;
     ended
 }
@@ -408,7 +409,8 @@ async fn a_big_frame_crosses_tls_whole() {
         let stream = Arc::new(tcp);
         let mut reading = Reading::new(256 * 1024);
         let session = echo.session.clone();
-        let ended = serve(&stream, &mut wire, plain, &session, &*echo, &mut reading).await;
+        let first = first_input(&mut wire, plain, &mut reading);
+        let ended = serve(&stream, &mut wire, first, &session, &*echo, &mut reading).await;
         finish(stream, &mut wire, &session, &mut reading, ended).await;
         ended
     });
