@@ -236,10 +236,10 @@ impl Proc {
         self.status.is_none() && matches!(self.child.try_wait(), Ok(None))
     }
 
-    /// The process's resident set size (`VmRSS`) in KiB, or 0 when it
-    /// cannot be read.
+    /// The process's resident set size (`VmRSS`) in KiB. Panics when it
+    /// cannot be read (a check of it would otherwise pass untested).
     pub fn rss_kib(&self) -> u64 {
-        crate::rss::rss_kib(self.pid()).unwrap_or(0)
+        crate::rss::rss_kib(self.pid())
     }
 
     /// The log lines that contain every one of `parts`, in order.
