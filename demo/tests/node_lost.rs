@@ -44,8 +44,10 @@ async fn three_processes(conf: &Conf) -> (Proc, Proc, Proc) {
     (gate, im1, im2)
 }
 
-/// Runs the load, applies `fault` to im-1 after a second (phase 1 from
-/// there), keeps the load 2.5 s more, and reports. Returns the report and
+/// Runs the load; once it flows (a window's worth of echoes per
+/// connection), applies `fault` to im-1 (phase 1 from there); once the
+/// gate has declared im-1's link down and the load flows again through
+/// im-2 (as many echoes more), stops and reports. Returns the report and
 /// the instant of the fault, with the gate and its configuration (which
 /// holds the logs).
 async fn load_across(fault: impl FnOnce(&mut Proc)) -> (Report, Instant, Proc, Conf) {
@@ -55,11 +57,17 @@ async fn load_across(fault: impl FnOnce(&mut Proc)) -> (Report, Instant, Proc, C
     let load = Pipeline::start(addr, demo::IM_ECHO, CONNS, WINDOW)
         .await
         .expect("the load connects");
-    tokio::time::sleep(Duration::from_secs(1)).await;
+    let flowing = (CONNS * WINDOW) as u64;
+    assert!(load.wait_echoes(flowing, T).await, "the load does not flow");
     load.set_phase(1);
     let at = Instant::now();
     fault(&mut im1);
-    tokio::time::sleep(Duration::from_millis(2500)).await;
+    gate.wait_log_n(&["{peer=im-1 ", "link down "], 1, HEARTBEAT_TIMEOUT + T)
+        .await;
+    assert!(
+        load.wait_echoes(flowing, T).await,
+        "the load does not flow through im-2"
+    );
     let report = load.finish(Duration::from_secs(5)).await;
     // Frozen processes are killed on drop, with the others.
     drop(im1);
