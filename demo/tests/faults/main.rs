@@ -39,10 +39,9 @@ use serde_json::{Value, json};
 use tokio::task::JoinHandle;
 use zinx_cluster_client::{Client, ClientError};
 use zinx_test_support::T;
-use zinx_test_support::chat::wait_ready;
 use zinx_test_support::conf::Conf;
 use zinx_test_support::logs::log_time;
-use zinx_test_support::process::Proc;
+use zinx_test_support::process::{Proc, three_demo_processes};
 
 /// The demo server built for this test run.
 const DEMO: &str = env!("CARGO_BIN_EXE_demo");
@@ -362,24 +361,13 @@ fn figures(test: &str, started: Instant, mut v: Value) {
 
 /// gate-1, im-1 and im-2 as three processes, the gate linked to both.
 async fn three_processes(conf: &Conf) -> (Proc, Proc, Proc) {
-    let im1 = Proc::demo(DEMO, "im-1", conf, &["--id", "2"]);
-    let im2 = Proc::demo(DEMO, "im-2", conf, &["--id", "3"]);
-    let gate = Proc::demo(DEMO, "gate-1", conf, &["--id", "1"]);
-    wait_ready(&conf.gate_addr()).await;
-    for im in ["im-1", "im-2"] {
-        link_event(&gate, im, "up", 1, T).await;
-    }
-    (gate, im1, im2)
+    three_demo_processes(DEMO, conf).await
 }
 
 /// Waits for the `n`th time `p` logged that its link to node `peer` went
 /// `up` or `down`; returns that log line.
 async fn link_event(p: &Proc, peer: &str, what: &str, n: usize, timeout: Duration) -> String {
-    // `peer{peer=im-1 id=2 group=im}: zinx_cluster::peer: link down reason=..`,
-    // not the dialer's `link down; retrying` before a link ever came up.
-    let span = format!("{{peer={peer} ");
-    let event = format!("link {what} ");
-    p.wait_log_n(&[&span, &event], n, timeout).await
+    p.link_event(peer, what, n, timeout).await
 }
 
 async fn sleep(d: Duration) {
