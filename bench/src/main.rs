@@ -3,7 +3,8 @@
 //! - `echo-server`: the baseline, a plain tokio server echoing every frame.
 //! - `load`: closed-loop request load with reply checking and latency
 //!   percentiles.
-//! - `idle`: RSS cost of idle sessions in a server process.
+//! - `idle`: RSS cost of idle sessions in a server process, over TCP,
+//!   WebSocket, TLS or WSS.
 //! - `broadcast`: fan-out latency of the demo's broadcast.
 //! - `rooms`: a big room against a broadcast, small rooms against pushes.
 //! - `suite`: all of the above against a baseline and the demo cluster,
@@ -12,18 +13,22 @@
 //!   backends are killed, frozen and restarted; fails if any request is
 //!   never answered.
 //! - `cert`: a self-signed certificate for a TLS gate and `load --tls`.
+//! - `slowloris`: `/healthz` latency of an admin endpoint while many
+//!   slowloris connections hold its port.
 //!
 //! Build it beside the demo (`cargo build --release -p demo -p bench`);
 //! `suite` starts `target/release/demo` as child processes (or `--demo
 //! PATH`). See `docs/bench.md` for examples.
 
 mod broadcast;
+mod cert;
 #[cfg(unix)]
 mod chaos;
 mod echo_server;
 mod idle;
 mod load;
 mod rooms;
+mod slowloris;
 mod suite;
 mod sys;
 
@@ -54,7 +59,8 @@ enum Cmd {
     /// Keep WINDOW requests in flight on each of CONNS connections and check
     /// every reply.
     Load(LoadArgs),
-    /// Open many idle sessions and report the server's RSS per session.
+    /// Open many sessions, one echo each, then idle; report the server's RSS
+    /// per session.
     Idle(IdleArgs),
     /// Broadcast (demo msg 4) to many logged-in sessions and time delivery.
     Broadcast(BroadcastArgs),
@@ -73,6 +79,49 @@ enum Cmd {
     /// (`gate.key`) for `localhost` and 127.0.0.1 into DIR: point a gate's
     /// `tls_cert` / `tls_key` at them and `bench load --tls` at `gate.pem`.
     Cert(CertArgs),
+    /// Hold CONNS slowloris connections on an admin endpoint (never a whole
+    /// request head; reconnecting when closed) and time PROBES requests
+    /// to `/healthz` meanwhile.
+    Slowloris(SlowlorisArgs),
+}
+
+#[derive(Args, Debug)]
+struct SlowlorisArgs {
+    /// The admin endpoint (host:port).
+    #[arg(long)]
+    addr: String,
+    /// Slowloris connections held open.
+    #[arg(long, default_value_t = 1000)]
+    conns: usize,
+    /// Probes, one after another, each on a new connection.
+    #[arg(long, default_value_t = 100)]
+    probes: usize,
+    /// Seconds between two probes.
+    #[arg(long, default_value_t = 0.05)]
+    interval: f64,
+    /// Seconds between two bytes of a dripping attacker (every other one
+    /// drips; the rest send nothing).
+    #[arg(long, default_value_t = 0.2)]
+    drip: f64,
+    /// Seconds to wait once every attacker connected, before probing.
+    #[arg(long, default_value_t = 3.0)]
+    settle: f64,
+    /// Seconds a probe may take before it counts as unanswered.
+    #[arg(long, default_value_t = 10.0)]
+    probe_timeout: f64,
+    /// The probed path.
+    #[arg(long, default_value = "/healthz")]
+    path: String,
+    /// Spread the attackers over this many loopback source addresses from
+    /// --source-base (1: the kernel's choice, the probes' own address).
+    #[arg(long, default_value_t = 1)]
+    sources: usize,
+    /// First attacker source address with --sources above 1.
+    #[arg(long, default_value = "127.0.0.2")]
+    source_base: Ipv4Addr,
+    /// Print one JSON line instead of text.
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(Args, Debug)]
@@ -170,7 +219,8 @@ struct IdleArgs {
     /// Server address (host:port).
     #[arg(long)]
     addr: String,
-    /// Sessions to open.
+    /// Sessions to open; each sends one echo and reads its answer, then
+    /// stays silent.
     #[arg(long, default_value_t = 10_000)]
     conns: usize,
     /// Server process whose RSS is measured.
@@ -182,16 +232,40 @@ struct IdleArgs {
     /// Sessions checked with an echo at the end.
     #[arg(long, default_value_t = 100)]
     sample: usize,
-    /// msg_id of the liveness echo (5: the demo gate's local echo).
+    /// msg_id of every session's first echo and of the liveness echo (5:
+    /// the demo gate's local echo).
     #[arg(long, default_value_t = 5)]
     echo_msg_id: u32,
     /// First loopback source address; sessions spread over it and the
     /// following addresses, 20,000 each, when the server is on loopback.
     #[arg(long, default_value = "127.0.0.2")]
     source_base: Ipv4Addr,
+    /// Speak WebSocket on this path of ADDR (a gate's WsPort and WsPath,
+    /// e.g. `--ws /`): each echo is one masked binary message.
+    #[arg(long)]
+    ws: Option<String>,
+    /// Speak TLS (WSS with --ws), trusting the certificates of this PEM
+    /// file (a CA, or the gate's own certificate; `bench cert` makes one).
+    #[arg(long, value_name = "PEM")]
+    tls: Option<PathBuf>,
+    /// The name the gate's certificate must carry, with --tls.
+    #[arg(long, default_value = "localhost", requires = "tls")]
+    server_name: String,
     /// Print one JSON line instead of text.
     #[arg(long)]
     json: bool,
+}
+
+/// The TLS settings of `--tls PEM --server-name NAME`: reads the PEM file.
+fn tls_plan(ca: Option<&PathBuf>, server_name: &str) -> Result<Option<load::TlsPlan>> {
+    let Some(ca) = ca else {
+        return Ok(None);
+    };
+    Ok(Some(load::TlsPlan {
+        trust: zinx_cluster_client::ClientTls::trusting_pem_file(ca)?,
+        ca: ca.clone(),
+        server_name: server_name.to_string(),
+    }))
 }
 
 #[derive(Args, Debug)]
@@ -325,21 +399,31 @@ fn main() -> ExitCode {
 async fn run(cmd: Cmd) -> Result<bool> {
     match cmd {
         Cmd::Cert(a) => {
-            let names = vec!["localhost".to_string(), "127.0.0.1".to_string()];
-            let certified = rcgen::generate_simple_self_signed(names)
-                .context("generating a self-signed certificate")?;
-            std::fs::create_dir_all(&a.dir)
-                .with_context(|| format!("creating {}", a.dir.display()))?;
-            for (name, pem) in [
-                ("gate.pem", certified.cert.pem()),
-                ("gate.key", certified.signing_key.serialize_pem()),
-            ] {
-                let path = a.dir.join(name);
-                std::fs::write(&path, pem)
-                    .with_context(|| format!("writing {}", path.display()))?;
-                println!("{}", path.display());
-            }
+            let files = cert::write_self_signed(&a.dir)?;
+            println!("{}", files.cert.display());
+            println!("{}", files.key.display());
             Ok(true)
+        }
+        Cmd::Slowloris(a) => {
+            let plan = slowloris::SlowlorisPlan {
+                addr: sys::resolve(&a.addr).await?,
+                conns: a.conns,
+                probes: a.probes,
+                interval: secs(a.interval, "--interval")?,
+                drip: secs(a.drip, "--drip")?,
+                settle: secs(a.settle, "--settle")?,
+                probe_timeout: secs(a.probe_timeout, "--probe-timeout")?,
+                path: a.path,
+                sources: a.sources.max(1),
+                source_base: a.source_base,
+            };
+            let report = slowloris::run(&plan).await?;
+            if a.json {
+                println!("{}", serde_json::to_string(&report)?);
+            } else {
+                println!("{}", report.human());
+            }
+            Ok(report.clean())
         }
         Cmd::EchoServer(a) => {
             echo_server::run(&a.addr, a.max_frame_len).await?;
@@ -362,14 +446,7 @@ async fn run(cmd: Cmd) -> Result<bool> {
                 reply_timeout: secs(a.reply_timeout, "--reply-timeout")?,
                 progress: !a.json,
                 ws: a.ws.clone(),
-                tls: match &a.tls {
-                    Some(ca) => Some(load::TlsPlan {
-                        trust: zinx_cluster_client::ClientTls::trusting_pem_file(ca)?,
-                        ca: ca.clone(),
-                        server_name: a.server_name.clone(),
-                    }),
-                    None => None,
-                },
+                tls: tls_plan(a.tls.as_ref(), &a.server_name)?,
             };
             let report = load::run(&plan).await?;
             if a.json {
@@ -391,6 +468,10 @@ async fn run(cmd: Cmd) -> Result<bool> {
                 sample: a.sample,
                 echo_msg_id: a.echo_msg_id,
                 source_base: a.source_base,
+                transport: idle::Transport {
+                    ws: a.ws.clone(),
+                    tls: tls_plan(a.tls.as_ref(), &a.server_name)?,
+                },
                 progress: !a.json,
             };
             let report = idle::run(&plan).await?;
@@ -398,6 +479,12 @@ async fn run(cmd: Cmd) -> Result<bool> {
                 println!("{}", serde_json::to_string(&report)?);
             } else {
                 println!("{}", report.human());
+            }
+            if !report.clean() {
+                eprintln!(
+                    "bench idle: FAILED (sessions that did not open, were closed, were sent \
+                     something while idle, or did not echo)"
+                );
             }
             Ok(report.clean())
         }
@@ -505,4 +592,56 @@ fn demo_binary(given: Option<PathBuf>) -> Result<PathBuf> {
         );
     }
     Ok(demo)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn idle_args(args: &[&str]) -> Result<IdleArgs, clap::Error> {
+        let argv = ["bench", "idle", "--addr", "127.0.0.1:9000"]
+            .iter()
+            .chain(args)
+            .copied();
+        match Cli::try_parse_from(argv)?.cmd {
+            Cmd::Idle(a) => Ok(a),
+            other => panic!("parsed as {other:?}"),
+        }
+    }
+
+    #[test]
+    fn idle_speaks_tcp_unless_told_otherwise() {
+        let a = idle_args(&[]).unwrap();
+        assert_eq!((a.ws, a.tls), (None, None));
+        assert_eq!(a.echo_msg_id, 5);
+        assert_eq!(a.conns, 10_000);
+    }
+
+    #[test]
+    fn idle_takes_the_transports_of_load() {
+        let a = idle_args(&["--ws", "/game", "--tls", "conf-tls/gate.pem"]).unwrap();
+        assert_eq!(a.ws.as_deref(), Some("/game"));
+        assert_eq!(a.tls, Some(PathBuf::from("conf-tls/gate.pem")));
+        assert_eq!(a.server_name, "localhost");
+        let a = idle_args(&["--tls", "ca.pem", "--server-name", "gate.example"]).unwrap();
+        assert_eq!(a.server_name, "gate.example");
+        // A server name means nothing without TLS.
+        let e = idle_args(&["--server-name", "gate.example"]).unwrap_err();
+        assert!(e.to_string().contains("--tls"), "{e}");
+    }
+
+    #[test]
+    fn tls_flags_read_the_trusted_certificate() {
+        assert!(tls_plan(None, "localhost").unwrap().is_none());
+        let dir = tempfile::tempdir().unwrap();
+        let files = cert::write_self_signed(dir.path()).unwrap();
+        let plan = tls_plan(Some(&files.cert), "localhost").unwrap().unwrap();
+        assert_eq!(plan.ca, files.cert);
+        assert_eq!(plan.server_name, "localhost");
+        let missing = dir.path().join("missing.pem");
+        let e = tls_plan(Some(&missing), "localhost").unwrap_err();
+        assert!(format!("{e:#}").contains("missing.pem"), "{e:#}");
+        // The key is not a certificate to trust.
+        assert!(tls_plan(Some(&files.key), "localhost").is_err());
+    }
 }

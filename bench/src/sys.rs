@@ -252,7 +252,13 @@ impl Connector {
 
     /// Opens connection number `index`, with `TCP_NODELAY`.
     pub(crate) async fn connect(&self, index: usize) -> io::Result<TcpStream> {
-        let stream = match self.source(index) {
+        self.connect_from(self.source(index)).await
+    }
+
+    /// Opens a connection from loopback source `src` when this connector
+    /// spreads (else the kernel chooses), with `TCP_NODELAY`.
+    pub(crate) async fn connect_from(&self, src: Option<Ipv4Addr>) -> io::Result<TcpStream> {
+        let stream = match src.filter(|_| self.base.is_some()) {
             Some(src) => {
                 let socket = TcpSocket::new_v4()?;
                 bind_address_no_port(&socket)?;

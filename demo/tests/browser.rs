@@ -50,6 +50,55 @@ fn frame(msg_id: u32, body: &Value) -> Vec<u8> {
     f
 }
 
+/// Session resume's HELLO (PROTOCOL.md); 99990 to 99999 are the SDK's
+/// control frames and the heartbeat.
+const HELLO: u32 = 99990;
+
+/// Serves `pages` over HTTP/1.1 on a free loopback port (one request per
+/// connection), as the demo's admin port does; returns the port.
+async fn serve_pages(pages: Vec<zinx_cluster::admin::Page>) -> u16 {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let pages = std::sync::Arc::new(pages);
+    tokio::spawn(async move {
+        while let Ok((mut tcp, _)) = listener.accept().await {
+            let pages = pages.clone();
+            tokio::spawn(async move {
+                let mut head = Vec::new();
+                let mut buf = [0u8; 1024];
+                while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match tcp.read(&mut buf).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => head.extend_from_slice(&buf[..n]),
+                    }
+                }
+                let head = String::from_utf8_lossy(&head);
+                let target = head.split(' ').nth(1).unwrap_or("/");
+                let path = target.split('?').next().unwrap_or("/");
+                let reply = match pages.iter().find(|p| p.path == path) {
+                    Some(p) => {
+                        let mut r = format!(
+                            "HTTP/1.1 200 OK\r\nContent-Type: {}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                            p.content_type,
+                            p.body.len()
+                        )
+                        .into_bytes();
+                        r.extend_from_slice(&p.body);
+                        r
+                    }
+                    None => {
+                        b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+                            .to_vec()
+                    }
+                };
+                let _ = tcp.write_all(&reply).await;
+            });
+        }
+    });
+    port
+}
+
 /// The page against a scripted WebSocket peer: the page's framing, not the
 /// cluster. The peer answers a login with two frames batched in one
 /// message, then sends one frame split over two messages; the page must
@@ -70,6 +119,16 @@ async fn chat_page_reads_frames_batched_and_split_across_messages() {
             let msg_id = u32::from_be_bytes([b[0], b[1], b[2], b[3]]);
             let len = u32::from_be_bytes([b[4], b[5], b[6], b[7]]) as usize;
             assert_eq!(b.len(), 8 + len, "one frame per message from the page");
+            // The SDK's own frames, not the chat's: HELLO (answered as a
+            // gate with session resume does), ACK, heartbeats.
+            if msg_id == HELLO {
+                let answer = frame(HELLO, &json!({"token": "t1", "window_ms": 30000}));
+                ws.send(Message::Binary(answer.into())).await.unwrap();
+                continue;
+            }
+            if msg_id >= HELLO {
+                continue;
+            }
             let body: Value = serde_json::from_slice(&b[8..]).unwrap();
             seen.push((msg_id, body.clone()));
             if msg_id == 1 {
@@ -92,8 +151,10 @@ async fn chat_page_reads_frames_batched_and_split_across_messages() {
         seen
     });
 
-    let page = Path::new(env!("CARGO_MANIFEST_DIR")).join("static/chat.html");
-    let url = format!("file://{}?ws=ws://127.0.0.1:{port}/", page.display());
+    // The page is an ES module: served over HTTP (browsers refuse module
+    // scripts from file://), as the demo serves it.
+    let http_port = serve_pages(demo::web::chat_pages(port, "/")).await;
+    let url = format!("http://127.0.0.1:{http_port}/chat/?ws=ws://127.0.0.1:{port}/");
     let seen = tokio::task::spawn_blocking(move || {
         let b = driver.session();
         b.goto(&url);

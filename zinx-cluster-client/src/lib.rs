@@ -11,11 +11,12 @@
 //!   exactly what a Go zinx client speaks: send frames, receive frames.
 //!
 //! ```rust,no_run
+//! use std::time::Duration;
 //! use zinx_cluster_client::Client;
 //!
 //! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
 //! let mut c = Client::connect("127.0.0.1:10000").await?;
-//! let answer = c.request(1, r#"{"name":"alice"}"#).await?;
+//! let answer = c.request(1, r#"{"name":"alice"}"#, Duration::from_secs(5)).await?;
 //! println!("{} {}", answer.msg_id, String::from_utf8_lossy(&answer.data));
 //! # Ok(()) }
 //! ```

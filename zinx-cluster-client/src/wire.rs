@@ -25,6 +25,78 @@ pub const DEFAULT_MAX_FRAME_LEN: usize = 64 * 1024;
 /// The msg_id zinx clients use for their heartbeat (`StartHeartBeat`).
 pub const ZINX_HEARTBEAT_MSG_ID: u32 = 99999;
 
+/// Session resume (see [`resume`]): client → gate, a new resumable
+/// session or a resume; gate → client, the answer.
+pub const HELLO_MSG_ID: u32 = 99990;
+/// Session resume: client → gate, how many frames the client has received.
+pub const ACK_MSG_ID: u32 = 99991;
+/// Session resume: gate → client, reconnect (to any gate) and resume.
+pub const MOVE_MSG_ID: u32 = 99992;
+/// Session resume: client → gate, end the session now (no resume window).
+pub const BYE_MSG_ID: u32 = 99993;
+/// The msg ids reserved for control frames (no route may use them), and
+/// the heartbeat.
+pub const RESERVED_MSG_IDS: std::ops::RangeInclusive<u32> = 99990..=99999;
+
+/// Whether a frame on `msg_id` is a control frame of session resume or the
+/// heartbeat: not counted among the frames a session received, never
+/// routed to a handler.
+pub fn is_control(msg_id: u32) -> bool {
+    RESERVED_MSG_IDS.contains(&msg_id)
+}
+
+/// The JSON payloads of the session-resume control frames (PROTOCOL.md,
+/// "Session resume"). A client that never sends HELLO never sees one.
+pub mod resume {
+    use serde::{Deserialize, Serialize};
+
+    /// HELLO, client → gate: `{}` for a new resumable session, or a token
+    /// and the count of frames received to resume one.
+    #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+    pub struct Hello {
+        /// The token of the session to resume.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub token: Option<String>,
+        /// Frames received on that session (all but control frames),
+        /// cumulative across resumes.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub received: Option<u64>,
+    }
+
+    /// HELLO's answer, gate → client.
+    #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+    pub struct HelloAnswer {
+        /// Present on a resume: whether the session was resumed.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub resumed: Option<bool>,
+        /// The session's token from now on (a resume gives a new one).
+        pub token: String,
+        /// How long the gate keeps the session after its socket is lost.
+        pub window_ms: u64,
+        /// On a resume: frames sent again (sent before, not received).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub replayed: Option<u64>,
+        /// On a refused resume: `expired`, `unknown`, `overflow` or
+        /// `disabled`; the session is a fresh one, not logged in.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub reason: Option<String>,
+    }
+
+    /// ACK, client → gate.
+    #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+    pub struct Ack {
+        /// Frames received on the session so far.
+        pub received: u64,
+    }
+
+    /// MOVE, gate → client.
+    #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+    pub struct Move {
+        /// Why (`draining`).
+        pub reason: String,
+    }
+}
+
 /// One zinx message: a numeric id and its payload.
 ///
 /// `data` is a [`Bytes`], so a frame can be forwarded, queued or broadcast

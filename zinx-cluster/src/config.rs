@@ -14,13 +14,21 @@
 //!   Optional keys (zinx's names): `WsPort` (a gate also serves zinx
 //!   frames over WebSocket on this port) with `WsPath` (the upgrade path,
 //!   default `/`), and `AdminPort` (any node: `/metrics`, `/healthz`,
-//!   `/readyz` over HTTP). They bind the node's `IP` like `Port`; no two
-//!   ports of the cluster may share an address.
+//!   `/readyz` over HTTP) with `AdminIP`. `WsPort` binds the node's `IP`
+//!   like `Port`; `AdminPort` binds `AdminIP`, which defaults to
+//!   `127.0.0.1` whatever the node's `IP` (so `"IP": "0.0.0.0"` does not
+//!   make the metrics public; write `"AdminIP": "0.0.0.0"` or an interface's
+//!   address to scrape it from elsewhere, with `admin_token` set). No two
+//!   ports of the cluster may share an address (a wildcard address such as
+//!   `0.0.0.0` shares it with every address of its family). Loopback and
+//!   wildcard addresses are per host: nodes with different `IP`s may each
+//!   use `127.0.0.1:9100`; nodes with the same `IP`, or on loopback or
+//!   wildcard `IP`s, share a host.
 //!
 //!   ```json
 //!   {
 //!     "gate": [{"ID": 1, "Name": "gate-1", "Type": 1, "IP": "127.0.0.1", "Port": 10000,
-//!               "WsPort": 9000, "WsPath": "/", "AdminPort": 9100}],
+//!               "WsPort": 9000, "WsPath": "/", "AdminPort": 9100, "AdminIP": "10.0.0.5"}],
 //!     "im": [{"ID": 2, "Name": "im-1", "Type": 2, "IP": "127.0.0.1", "Port": 20000}]
 //!   }
 //!   ```
@@ -39,7 +47,7 @@
 //!   ```
 //!
 //! - **`settings.json`** (optional): tuning knobs; see
-//!   [`Settings`](crate::Settings). Its keys are exact (snake_case) and an
+//!   [`Settings`]. Its keys are exact (snake_case) and an
 //!   unknown key is an error.
 //!
 //! The files are accepted exactly as the Go original wrote them: the keys of
@@ -107,6 +115,9 @@ pub struct NodeConfig {
     pub ws_path: String,
     /// `AdminPort`: the node's HTTP admin endpoint, if any.
     pub admin_port: Option<u16>,
+    /// `AdminIP`: the address the admin endpoint binds; default
+    /// `127.0.0.1` whatever `IP` is.
+    pub admin_ip: String,
 }
 
 impl NodeConfig {
@@ -120,18 +131,28 @@ impl NodeConfig {
         self.ws_port.map(|p| self.addr_on(p))
     }
 
-    /// `IP:AdminPort`, when the node has an admin endpoint.
+    /// `AdminIP:AdminPort`, when the node has an admin endpoint: where it
+    /// listens (`127.0.0.1:AdminPort` unless `AdminIP` says otherwise).
     pub fn admin_addr(&self) -> Option<String> {
-        self.admin_port.map(|p| self.addr_on(p))
+        self.admin_port.map(|p| host_port(&self.admin_ip, p))
     }
 
     /// `IP:port`, with IPv6 addresses bracketed.
     fn addr_on(&self, port: u16) -> String {
-        if self.ip.contains(':') {
-            format!("[{}]:{}", self.ip, port)
-        } else {
-            format!("{}:{}", self.ip, port)
-        }
+        host_port(&self.ip, port)
+    }
+}
+
+/// The `AdminIP` of a node that does not name one: loopback, so that the
+/// metrics and the admin actions are not public by default.
+pub(crate) const DEFAULT_ADMIN_IP: &str = "127.0.0.1";
+
+/// `ip:port`, with an IPv6 address bracketed.
+fn host_port(ip: &str, port: u16) -> String {
+    if ip.contains(':') {
+        format!("[{ip}]:{port}")
+    } else {
+        format!("{ip}:{port}")
     }
 }
 

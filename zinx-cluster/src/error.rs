@@ -335,8 +335,8 @@ impl SendError {
     }
 }
 
-/// Why a [`Ctx::call`](crate::Ctx::call) or [`Ctx::cast`](crate::Ctx::cast)
-/// failed.
+/// Why a [`call`](crate::ClusterHandle::call) or
+/// [`cast`](crate::ClusterHandle::cast) failed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum CallError {

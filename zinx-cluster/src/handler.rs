@@ -118,7 +118,7 @@ fn short_type_name<T>() -> &'static str {
 ///
 /// [`SendError::code`]: crate::SendError::code
 /// [`CallError::code`]: crate::CallError::code
-/// [`MessageError`]: crate::MessageError
+/// [`MessageError`]: crate::message::MessageError
 pub struct HandlerError {
     /// Machine-readable, e.g. `quota` or `not_online`: the error frame's
     /// `code`.

@@ -65,20 +65,39 @@ pub(crate) enum HttpError {
     /// The socket failed.
     #[error("i/o error: {0}")]
     Io(#[from] std::io::Error),
+    /// The server reset the connection to make room for a newer one (the
+    /// admin endpoint, at its connection cap).
+    #[error("reset to make room for a newer connection")]
+    Evicted,
 }
+
+/// Most headers a request may carry; more is a malformed request.
+const MAX_HEADERS: usize = 64;
 
 /// Reads one request head. Returns it with whatever the peer sent after it
 /// (for a WebSocket, the first frames may follow at once).
+///
+/// The head is parsed by `httparse` once its blank line has arrived: a peer
+/// that sends its head a byte at a time costs one scan of each new byte,
+/// not one parse per byte.
 pub(crate) async fn read_request<S: AsyncRead + Unpin>(
     stream: &mut S,
     timeout: Duration,
 ) -> Result<(Request, BytesMut), HttpError> {
     let mut buf = BytesMut::with_capacity(1024);
     let read = async {
+        // Where the search for the head's end goes on.
+        let mut scanned = 0;
         loop {
-            if let Some(end) = find_head_end(&buf) {
-                let head = buf.split_to(end);
-                return parse_head(&head).map(|r| (r, buf));
+            while let Some(end) = blank_line(&buf, &mut scanned) {
+                if end > MAX_HEAD {
+                    return Err(HttpError::TooLarge);
+                }
+                if let Some((request, len)) = parse_head(&buf[..end])? {
+                    let _ = buf.split_to(len);
+                    return Ok((request, buf));
+                }
+                // Empty lines before the request line: look further.
             }
             if buf.len() >= MAX_HEAD {
                 return Err(HttpError::TooLarge);
@@ -94,38 +113,80 @@ pub(crate) async fn read_request<S: AsyncRead + Unpin>(
         .map_err(|_| HttpError::Timeout(timeout))?
 }
 
-/// The length of the head including its blank line, once it is all there.
-fn find_head_end(buf: &[u8]) -> Option<usize> {
-    buf.windows(4).position(|w| w == b"\r\n\r\n").map(|i| i + 4)
+/// The end of the next empty line (`\n\n` or `\n\r\n`: the end of a head)
+/// from `*scanned` on. `*scanned` moves past what was searched, so a head
+/// sent a byte at a time costs one look at each byte.
+fn blank_line(buf: &[u8], scanned: &mut usize) -> Option<usize> {
+    for (i, _) in buf
+        .iter()
+        .enumerate()
+        .skip(*scanned)
+        .filter(|(_, b)| **b == b'\n')
+    {
+        match (buf.get(i + 1), buf.get(i + 2)) {
+            (Some(b'\n'), _) => {
+                *scanned = i + 1;
+                return Some(i + 2);
+            }
+            (Some(b'\r'), Some(b'\n')) => {
+                *scanned = i + 1;
+                return Some(i + 3);
+            }
+            // The line end may be completed by the next read: look again.
+            (None, _) | (Some(b'\r'), None) => {
+                *scanned = i;
+                return None;
+            }
+            _ => {}
+        }
+    }
+    *scanned = buf.len();
+    None
 }
 
-fn parse_head(head: &[u8]) -> Result<Request, HttpError> {
-    let text = std::str::from_utf8(head).map_err(|_| HttpError::Malformed("not UTF-8"))?;
-    let mut lines = text.split("\r\n");
-    let request_line = lines.next().ok_or(HttpError::Malformed("empty"))?;
-    let mut parts = request_line.split(' ');
-    let (Some(method), Some(target), Some(version), None) =
-        (parts.next(), parts.next(), parts.next(), parts.next())
-    else {
-        return Err(HttpError::Malformed("bad request line"));
+/// Parses a head with `httparse`: the request and the head's length, or
+/// `None` when more is needed (an empty line before the request line).
+fn parse_head(bytes: &[u8]) -> Result<Option<(Request, usize)>, HttpError> {
+    let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
+    let mut req = httparse::Request::new(&mut headers);
+    let len = match req.parse(bytes) {
+        Ok(httparse::Status::Complete(len)) => len,
+        Ok(httparse::Status::Partial) => return Ok(None),
+        Err(e) => return Err(HttpError::Malformed(malformed(e))),
     };
-    if !version.starts_with("HTTP/1.") {
-        return Err(HttpError::Malformed("not HTTP/1.x"));
-    }
+    let (Some(method), Some(target), Some(minor)) = (req.method, req.path, req.version) else {
+        return Ok(None);
+    };
     let path = target.split('?').next().unwrap_or(target);
-    let mut headers = Vec::new();
-    for line in lines.filter(|l| !l.is_empty()) {
-        let (name, value) = line
-            .split_once(':')
-            .ok_or(HttpError::Malformed("header without a colon"))?;
-        headers.push((name.trim().to_string(), value.trim().to_string()));
-    }
-    Ok(Request {
+    let headers = req
+        .headers
+        .iter()
+        .map(|h| {
+            let value = std::str::from_utf8(h.value)
+                .map_err(|_| HttpError::Malformed("header value not UTF-8"))?;
+            Ok((h.name.to_string(), value.trim().to_string()))
+        })
+        .collect::<Result<Vec<_>, HttpError>>()?;
+    let request = Request {
         method: method.to_string(),
         path: path.to_string(),
-        version: version.to_string(),
+        version: format!("HTTP/1.{minor}"),
         headers,
-    })
+    };
+    Ok(Some((request, len)))
+}
+
+/// What `httparse` found wrong, in words.
+fn malformed(e: httparse::Error) -> &'static str {
+    match e {
+        httparse::Error::HeaderName => "bad header name",
+        httparse::Error::HeaderValue => "bad header value",
+        httparse::Error::NewLine => "bad line ending",
+        httparse::Error::Status => "bad status",
+        httparse::Error::Token => "bad request line",
+        httparse::Error::TooManyHeaders => "too many headers",
+        httparse::Error::Version => "not HTTP/1.x",
+    }
 }
 
 /// Writes a whole response that closes the connection.
@@ -163,9 +224,12 @@ fn reason(status: u16) -> &'static str {
         101 => "Switching Protocols",
         200 => "OK",
         400 => "Bad Request",
+        401 => "Unauthorized",
         404 => "Not Found",
         405 => "Method Not Allowed",
         426 => "Upgrade Required",
+        500 => "Internal Server Error",
+        501 => "Not Implemented",
         503 => "Service Unavailable",
         _ => "",
     }
@@ -199,6 +263,39 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_head_a_byte_at_a_time_or_with_odd_line_ends() {
+        let head = b"GET /healthz HTTP/1.0\r\nHost: a\r\n\r\n";
+        let (mut a, mut b) = tokio::io::duplex(64);
+        let writer = tokio::spawn(async move {
+            for byte in head {
+                b.write_all(&[*byte]).await.unwrap();
+                tokio::task::yield_now().await;
+            }
+            b
+        });
+        let (req, rest) = read_request(&mut a, Duration::from_secs(1)).await.unwrap();
+        assert_eq!(
+            (req.method.as_str(), req.path.as_str()),
+            ("GET", "/healthz")
+        );
+        assert_eq!(req.version, "HTTP/1.0");
+        assert!(rest.is_empty());
+        drop(writer.await.unwrap());
+
+        // Bare line feeds, and empty lines before the request line, all in
+        // one read: the head is found without waiting for more.
+        for text in [
+            &b"GET /a HTTP/1.1\nHost: b\n\n"[..],
+            b"\r\n\r\nGET /a HTTP/1.1\r\nHost: b\r\n\r\n",
+        ] {
+            let (mut a, mut b) = tokio::io::duplex(1024);
+            b.write_all(text).await.unwrap();
+            let (req, _) = read_request(&mut a, Duration::from_secs(1)).await.unwrap();
+            assert_eq!((req.path.as_str(), req.header("host")), ("/a", Some("b")));
+        }
+    }
+
+    #[tokio::test]
     async fn refuses_bad_heads() {
         let (mut a, mut b) = tokio::io::duplex(16 * 1024);
         b.write_all(b"HELLO\r\n\r\n").await.unwrap();
@@ -216,6 +313,23 @@ mod tests {
         assert!(matches!(
             read_request(&mut a, Duration::from_millis(20)).await,
             Err(HttpError::Timeout(_))
+        ));
+        let many: String = (0..=MAX_HEADERS).map(|i| format!("X-{i}: y\r\n")).collect();
+        let (mut a, mut b) = tokio::io::duplex(16 * 1024);
+        b.write_all(format!("GET / HTTP/1.1\r\n{many}\r\n").as_bytes())
+            .await
+            .unwrap();
+        assert!(matches!(
+            read_request(&mut a, Duration::from_secs(1)).await,
+            Err(HttpError::Malformed("too many headers"))
+        ));
+        // A head whose end arrives past the limit, in one read.
+        let long = format!("GET / HTTP/1.1\r\nX: {}\r\n\r\n", "y".repeat(MAX_HEAD));
+        let (mut a, mut b) = tokio::io::duplex(32 * 1024);
+        b.write_all(long.as_bytes()).await.unwrap();
+        assert!(matches!(
+            read_request(&mut a, Duration::from_secs(1)).await,
+            Err(HttpError::TooLarge)
         ));
     }
 }

@@ -17,7 +17,7 @@ use crate::handler::{BoxFuture, HandlerFailure, IntoReply};
 use crate::message::Message;
 
 /// What every generated entry point returns (the return type of
-/// [`HandlerFn`](crate::HandlerFn)).
+/// [`HandlerFn`](crate::registry::HandlerFn)).
 pub type EntryFuture<'a> = BoxFuture<'a, Result<Option<Bytes>, HandlerFailure>>;
 
 /// A type a handler's first argument may have: the context, borrowed mutably

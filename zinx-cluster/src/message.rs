@@ -14,7 +14,7 @@
 //!
 //! Every derived message also registers a [`MessageType`] with `inventory`,
 //! so that the startup check sees every message type of the binary
-//! ([`registered_messages`], [`validate_messages`](crate::validate_messages)).
+//! ([`registered_messages`], `registry::validate_messages`).
 //!
 //! Several types may share a msg_id (a request and the push it causes, as
 //! zinx replies on the request's msg_id); they must then share a codec,
@@ -174,6 +174,7 @@ pub fn registered_messages() -> impl Iterator<Item = &'static MessageType> {
 /// calls them as `<Type as Codec>::..`, spanned to the user's type, so that
 /// a type the codec cannot carry gets one error, at the type, with our
 /// message.
+#[doc(hidden)]
 #[doc(hidden)]
 pub mod codec {
     use bytes::Bytes;

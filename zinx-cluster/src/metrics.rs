@@ -6,8 +6,8 @@
 //! the message itself. A snapshot sums the slots (relaxed: consistent enough
 //! for monitoring).
 //!
-//! Beside these plain counters, [`Labelled`] holds the per-msg_id, per-group
-//! and per-transport families, and [`render`] writes everything in the
+//! Beside these plain counters, `Labelled` holds the per-msg_id, per-group
+//! and per-transport families, and `render` writes everything in the
 //! Prometheus text format for the admin endpoint's `/metrics`.
 
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -169,6 +169,23 @@ counters! {
     bus_publish_failures,
     /// Uid bindings found on a dead or restarted gate and removed.
     stale_bindings,
+    /// Resumable sessions whose socket is lost, kept for their resume
+    /// window (a gauge).
+    sessions_detached,
+    /// Resumes that took their session back.
+    resumes_resumed,
+    /// Resumes refused: the session's window had ended.
+    resumes_expired,
+    /// Resumes refused: no such session (forged, foreign, used token, or a
+    /// gate that is gone).
+    resumes_unknown,
+    /// Resumes refused: the session kept more unacknowledged frames than
+    /// `resume_buffer_bytes`.
+    resumes_overflow,
+    /// HELLOs answered `disabled` (`resume_window_ms` is 0).
+    resumes_disabled,
+    /// Frames sent again (or first) to clients that resumed.
+    replayed_frames,
 }
 
 #[cfg(test)]

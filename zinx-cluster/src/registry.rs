@@ -216,7 +216,7 @@ pub fn validate_handlers(
     }
 
     for &handler in &routes {
-        if handler.msg_id == ZINX_HEARTBEAT_MSG_ID {
+        if zinx_cluster_client::wire::is_control(handler.msg_id) {
             errors.push(RegistryError::ReservedMsgId { handler });
             continue;
         }
@@ -329,6 +329,11 @@ pub fn validate_messages(
             errors.push(RegistryError::ReservedMessageId {
                 message,
                 why: "the zinx client heartbeat, which the gate answers itself",
+            });
+        } else if zinx_cluster_client::wire::is_control(message.id) {
+            errors.push(RegistryError::ReservedMessageId {
+                message,
+                why: "a control frame of session resume (99990-99998), which the gate handles itself",
             });
         } else if settings.error_reply == ErrorReply::Frame && message.id == settings.error_msg_id {
             errors.push(RegistryError::ReservedMessageId {
@@ -535,10 +540,15 @@ impl fmt::Display for RegistryError {
             ),
             RegistryError::ReservedMsgId { handler } => write!(
                 f,
-                "handler {}: msg_id {} is the zinx client heartbeat, which the gate answers \
-                 itself: no handler can serve it",
+                "handler {}: msg_id {} is {}, which the gate answers itself: no handler can \
+                 serve it",
                 handler.location(),
-                handler.msg_id
+                handler.msg_id,
+                if handler.msg_id == ZINX_HEARTBEAT_MSG_ID {
+                    "the zinx client heartbeat"
+                } else {
+                    "a control frame of session resume (99990-99998)"
+                }
             ),
         }
     }

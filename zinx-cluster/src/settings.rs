@@ -14,12 +14,15 @@
 //!   "redis_url": "redis://127.0.0.1:6379/0",
 //!   "tls_cert": "certs/gate.pem",
 //!   "tls_key": "certs/gate.key",
-//!   "otlp_endpoint": "http://127.0.0.1:4318/v1/traces"
+//!   "otlp_endpoint": "http://127.0.0.1:4318/v1/traces",
+//!   "admin_token_env": "ZINX_ADMIN_TOKEN"
 //! }
 //! ```
 //!
 //! Relative `tls_cert` / `tls_key` paths are relative to the configuration
-//! directory.
+//! directory. Secrets can stay out of the file: `ZINX_CLUSTER_SECRET`
+//! overrides `secret`, and `admin_token_env` names the environment
+//! variable that holds the admin token.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -151,6 +154,25 @@ pub struct Settings {
     /// false keeps every link on TCP, e.g. to measure the network path
     /// with all nodes in one process.
     pub local_links: bool,
+    /// How long a resumable session (its client said HELLO) outlives a
+    /// lost socket: uid bound, rooms kept, frames kept for the client,
+    /// backends told nothing, until it resumes on any gate or the window
+    /// ends. Default 30000; 0 turns session resume off (HELLO is answered
+    /// `disabled`).
+    pub resume_window_ms: u64,
+    /// Bytes of frames a resumable session keeps until its client
+    /// acknowledges them; past it the session can no longer be resumed
+    /// (`overflow`). Default 262144.
+    pub resume_buffer_bytes: usize,
+    /// Bearer token of the admin endpoints (`AdminPort`): when set, every
+    /// path but `/healthz` and `/readyz` needs `Authorization: Bearer
+    /// <token>` (visible ASCII, no spaces). Default none: open, as the
+    /// endpoint binds loopback unless `AdminIP` says otherwise.
+    pub admin_token: Option<String>,
+    /// The environment variable holding the admin token, instead of
+    /// [`Settings::admin_token`] (not both); it must be set when the
+    /// cluster starts.
+    pub admin_token_env: Option<String>,
 }
 
 impl std::fmt::Debug for Settings {
@@ -178,6 +200,10 @@ impl std::fmt::Debug for Settings {
             .field("directory_ttl_ms", &self.directory_ttl_ms)
             .field("directory_prefix", &self.directory_prefix)
             .field("local_links", &self.local_links)
+            .field("resume_window_ms", &self.resume_window_ms)
+            .field("resume_buffer_bytes", &self.resume_buffer_bytes)
+            .field("admin_token", &self.admin_token.as_ref().map(|_| "***"))
+            .field("admin_token_env", &self.admin_token_env)
             .finish_non_exhaustive()
     }
 }
@@ -212,6 +238,10 @@ impl Default for Settings {
             otlp_endpoint: None,
             trace_every: 1,
             local_links: true,
+            resume_window_ms: 30_000,
+            resume_buffer_bytes: 256 * 1024,
+            admin_token: None,
+            admin_token_env: None,
         }
     }
 }
@@ -244,6 +274,24 @@ impl Settings {
     pub fn tls_files(&self, dir: &Path) -> Option<(PathBuf, PathBuf)> {
         let (cert, key) = (self.tls_cert.as_ref()?, self.tls_key.as_ref()?);
         Some((dir.join(cert), dir.join(key)))
+    }
+
+    /// The admin token: the value of the variable `admin_token_env` names,
+    /// else `admin_token`; `None` when neither is set (the endpoint is
+    /// open). `Err` says why the named variable gives no token.
+    pub(crate) fn effective_admin_token(&self) -> Result<Option<String>, String> {
+        match &self.admin_token_env {
+            Some(name) => match std::env::var(name) {
+                Ok(token) if !token.is_empty() => Ok(Some(token)),
+                Ok(_) => Err(format!(
+                    "environment variable {name} (admin_token_env) is empty"
+                )),
+                Err(_) => Err(format!(
+                    "environment variable {name} (admin_token_env) is not set, or not UTF-8"
+                )),
+            },
+            None => Ok(self.admin_token.clone()),
+        }
     }
 
     /// The Redis URL: `ZINX_REDIS_URL`, else the setting.
@@ -291,6 +339,7 @@ mod tests {
     fn debug_hides_the_secret_and_the_redis_password() {
         let s = Settings {
             secret: Some("hunter2-cluster".into()),
+            admin_token: Some("hunter2-admin".into()),
             redis_url: Some("redis://:pa55word@redis.internal:6379/0".into()),
             ..Settings::default()
         };

@@ -29,7 +29,7 @@ use tokio::net::TcpStream;
 use crate::sys::Connector;
 
 mod conn;
-mod ws;
+pub(crate) mod ws;
 
 use conn::{Conn, ConnTotals, Wire};
 use ws::WsWire;
@@ -85,7 +85,8 @@ pub(crate) struct LoadPlan {
     pub(crate) tls: Option<TlsPlan>,
 }
 
-/// TLS for `bench load`: what to trust, and the name to check.
+/// TLS for `bench load` and `bench idle`: what to trust, and the name to
+/// check.
 #[derive(Debug, Clone)]
 pub(crate) struct TlsPlan {
     /// The PEM file trusted (for the command line).
@@ -263,8 +264,8 @@ pub(crate) fn latency_histogram() -> Histogram<u64> {
     Histogram::new_with_bounds(1, 3_600_000_000, 3).expect("constant histogram bounds are valid")
 }
 
-/// The TLS handshake of one load connection.
-async fn handshake(
+/// The TLS handshake of one load (or idle) connection.
+pub(crate) async fn handshake(
     tls: &TlsPlan,
     stream: TcpStream,
 ) -> Result<tokio_rustls::client::TlsStream<TcpStream>> {

@@ -27,7 +27,13 @@ pub(crate) struct WsWire<S> {
     closed: bool,
     /// Masking keys (xorshift64).
     seed: u64,
+    /// How much `inb` grows by when it runs short: 64 KiB under load, a
+    /// few hundred bytes for the idle tool's one-off echoes.
+    chunk: usize,
 }
+
+/// `inb` growth under load: one read takes whatever a window of replies is.
+const LOAD_CHUNK: usize = 64 * 1024;
 
 fn other(why: &str) -> std::io::Error {
     std::io::Error::other(why.to_string())
@@ -47,15 +53,30 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WsWire<S> {
 
     /// Wraps an upgraded stream; `seed` varies the masking keys.
     pub(crate) fn new(io: S, seed: u64) -> Self {
+        Self::with_chunk(io, seed, LOAD_CHUNK)
+    }
+
+    /// Wraps an upgraded stream for a short exchange (`bench idle`'s
+    /// echoes): its read buffer starts at `chunk` bytes and grows by as
+    /// much, so thousands of them in flight stay small.
+    pub(crate) fn with_chunk(io: S, seed: u64, chunk: usize) -> Self {
         WsWire {
             io,
-            inb: BytesMut::with_capacity(64 * 1024),
+            inb: BytesMut::with_capacity(chunk),
             out: BytesMut::new(),
             left: 0,
             data: false,
             closed: false,
             seed: seed | 1,
+            chunk: chunk.max(16),
         }
+    }
+
+    /// Nothing of the server's is buffered or half-read: dropping this
+    /// wrapper loses no byte of the stream, and the next message starts
+    /// on a frame boundary.
+    pub(crate) fn is_drained(&self) -> bool {
+        self.inb.is_empty() && self.left == 0 && !self.closed
     }
 
     fn next_mask(&mut self) -> [u8; 4] {
@@ -110,8 +131,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WsWire<S> {
             if self.closed {
                 return Ok(0);
             }
-            if self.inb.capacity() - self.inb.len() < 1024 {
-                self.inb.reserve(64 * 1024);
+            if self.inb.capacity() - self.inb.len() < (self.chunk / 64).max(16) {
+                self.inb.reserve(self.chunk);
             }
             if self.io.read_buf(&mut self.inb).await? == 0 {
                 return Ok(0);

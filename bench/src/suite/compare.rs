@@ -96,13 +96,16 @@ fn figures(before: &Value, after: &Value) -> Vec<(String, Option<f64>, Option<f6
             0,
         ));
     }
-    let idle = ["idle_gate", "bytes_per_session"];
-    rows.push((
-        "idle gate bytes/session".into(),
-        at(before, &idle),
-        at(after, &idle),
-        0,
-    ));
+    // TCP keeps its old name, so that it compares with older files.
+    for (key, name) in [
+        ("idle_gate", "idle gate bytes/session"),
+        ("idle_gate_ws", "idle gate WebSocket bytes/session"),
+        ("idle_gate_tls", "idle gate TLS bytes/session"),
+        ("idle_gate_wss", "idle gate WSS bytes/session"),
+    ] {
+        let path = [key, "bytes_per_session"];
+        rows.push((name.into(), at(before, &path), at(after, &path), 0));
+    }
     let bcast = ["broadcast", "all_delivered_p50_ms"];
     rows.push((
         "broadcast all-delivered p50 ms".into(),
@@ -177,6 +180,11 @@ mod tests {
         );
         assert!(
             md.contains("| idle gate bytes/session | 6300 | 2900 | 0.46 |"),
+            "{md}"
+        );
+        // Transports the earlier run did not measure are n/a.
+        assert!(
+            md.contains("| idle gate WSS bytes/session | n/a | n/a | n/a |"),
             "{md}"
         );
         // Figures neither run has are n/a, not zero.

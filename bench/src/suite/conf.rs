@@ -15,6 +15,11 @@ pub(super) const SETTINGS_JSON: &str =
 /// in one process, as nodes of separate processes do.
 pub(super) const SETTINGS_TCP_LINKS_JSON: &str = r#"{"idle_timeout_ms":0,"max_sessions":200000,"secret":"bench-suite-secret","local_links":false}"#;
 
+/// [`SETTINGS_JSON`] for a demo whose gate speaks TLS on its `Port` and
+/// WSS on its `WsPort`, with the certificate [`write_tls_conf`] writes
+/// beside it (relative paths: relative to the configuration directory).
+pub(super) const SETTINGS_TLS_JSON: &str = r#"{"idle_timeout_ms":0,"max_sessions":200000,"secret":"bench-suite-secret","tls_cert":"gate.pem","tls_key":"gate.key"}"#;
+
 /// Writes a demo configuration: gate-1 and im-1, im-2 on `ports`, gate-1
 /// also on WebSocket port `ws_port` (path `/`) if given, the demo's own
 /// `conf/route.json`, and [`SETTINGS_JSON`]. Returns the `dinx.json` text.
@@ -39,6 +44,20 @@ pub(super) fn write_conf_with(
     write_files(dir, &dinx, DEMO_ROUTES, settings)
         .with_context(|| format!("writing the configuration in {}", dir.display()))?;
     Ok(dinx)
+}
+
+/// [`write_conf`] for a TLS gate: [`SETTINGS_TLS_JSON`], and a self-signed
+/// certificate for `localhost` and `127.0.0.1` (as `bench cert` makes)
+/// written into `dir`. Returns the `dinx.json` text and the certificate
+/// files (`cert` is what clients trust).
+pub(super) fn write_tls_conf(
+    dir: &Path,
+    ports: &[u16],
+    ws_port: Option<u16>,
+) -> Result<(String, crate::cert::CertFiles)> {
+    let dinx = write_conf_with(dir, ports, ws_port, SETTINGS_TLS_JSON)?;
+    let files = crate::cert::write_self_signed(dir)?;
+    Ok((dinx, files))
 }
 
 /// `dinx` with its first gate node also on WebSocket port `ws_port`, path
@@ -83,6 +102,18 @@ mod tests {
         assert_eq!(settings["max_sessions"], 200000);
         assert!(dinx["gate"][0].get("WsPort").is_none());
         assert!(write_conf(dir.path(), &[1, 2], None).is_err());
+    }
+
+    #[test]
+    fn a_tls_conf_names_the_certificate_it_writes() {
+        let dir = tempfile::tempdir().unwrap();
+        let (text, files) = write_tls_conf(dir.path(), &[4001, 4002, 4003], Some(4004)).unwrap();
+        assert!(text.contains("4004"), "{text}");
+        let config = zinx_cluster::config::ClusterConfig::load(dir.path()).unwrap();
+        let named = config.settings.tls_files(dir.path()).unwrap();
+        assert_eq!(named, (files.cert.clone(), files.key.clone()));
+        assert!(files.cert.is_file() && files.key.is_file());
+        assert!(zinx_cluster::tls::load_server_config(&files.cert, &files.key).is_ok());
     }
 
     #[test]

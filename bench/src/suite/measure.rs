@@ -12,8 +12,8 @@ use serde::Serialize;
 use super::report::ms;
 use super::{
     BIG_ROOM_RATIO_MAX, BROADCAST_P50_MS_MAX, CODEC_NS_MAX, FORWARD_C10W1_RATIO_MIN,
-    FORWARD_RATIO_MIN, IDLE_BYTES_MAX, LOCAL_RATIO_MIN, P99_RATIO_MAX, SMALL_ROOMS_RATIO_MAX,
-    WS_RATIO_MIN,
+    FORWARD_RATIO_MIN, IDLE_BYTES_MAX, IDLE_TLS_BYTES_MAX, IDLE_WS_BYTES_MAX,
+    IDLE_WS_TCP_RATIO_MAX, LOCAL_RATIO_MIN, P99_RATIO_MAX, SMALL_ROOMS_RATIO_MAX, WS_RATIO_MIN,
 };
 use crate::broadcast::{BroadcastReport, median};
 use crate::idle::IdleReport;
@@ -99,7 +99,7 @@ pub(super) fn summary_rows(
     commands: &BTreeMap<&'static str, String>,
     broadcast: Option<&BroadcastReport>,
     rooms: Option<&RoomsReport>,
-    idle_gate: Option<&IdleReport>,
+    idle: &BTreeMap<&'static str, IdleReport>,
     idle_baseline: Option<&IdleReport>,
     codec: &[CodecFigure],
 ) -> Vec<Row> {
@@ -205,47 +205,7 @@ pub(super) fn summary_rows(
         });
     }
 
-    {
-        let (measured, pass) = match idle_gate {
-            Some(r) => match (r.bytes_per_session, r.rss_before_kib, r.rss_after_kib) {
-                (Some(b), Some(before), Some(after)) => (
-                    format!(
-                        "**{:.0} B/session** ({:.2} KiB): gate RSS {:.1} -> {:.1} MiB with {} sessions{}",
-                        b,
-                        b / 1024.0,
-                        before as f64 / 1024.0,
-                        after as f64 / 1024.0,
-                        r.connected,
-                        if r.clean() {
-                            ""
-                        } else {
-                            " (not clean: see details)"
-                        }
-                    ),
-                    Some(b <= IDLE_BYTES_MAX && r.clean()),
-                ),
-                _ => ("not measured".into(), None),
-            },
-            None => ("not measured (failed: see details)".into(), Some(false)),
-        };
-        rows.push(Row {
-            scenario: match idle_gate {
-                Some(r) if r.attempted < r.requested => format!(
-                    "Idle sessions on one gate (gate process alone), {} sessions \
-                     ({} asked: capped by RLIMIT_NOFILE, see notes)",
-                    r.attempted, r.requested
-                ),
-                r => format!(
-                    "Idle sessions on one gate (gate process alone), {} sessions",
-                    r.map_or(0, |r| r.attempted)
-                ),
-            },
-            measured,
-            target: "<= 3 KiB RSS per session".into(),
-            pass,
-            command: cmd(&["idle_gate"]),
-        });
-    }
+    idle_rows(idle, &cmd, &mut rows);
     if let Some(r) = idle_baseline {
         rows.push(Row {
             scenario: format!(
@@ -304,6 +264,89 @@ pub(super) fn summary_rows(
         });
     }
     rows
+}
+
+/// The idle transports of the suite: results key, name, most bytes per
+/// session, most bytes per session against TCP's in the same run.
+pub(super) const IDLE_TRANSPORTS: &[(&str, &str, f64, Option<f64>)] = &[
+    ("idle_gate", "TCP", IDLE_BYTES_MAX, None),
+    (
+        "idle_gate_ws",
+        "WebSocket",
+        IDLE_WS_BYTES_MAX,
+        Some(IDLE_WS_TCP_RATIO_MAX),
+    ),
+    ("idle_gate_tls", "TLS", IDLE_TLS_BYTES_MAX, None),
+    ("idle_gate_wss", "WSS", IDLE_TLS_BYTES_MAX, None),
+];
+
+/// One row per idle transport on the gate: RSS per session against its
+/// target (and WebSocket's against TCP's of the same run).
+fn idle_rows(
+    idle: &BTreeMap<&'static str, IdleReport>,
+    cmd: &dyn Fn(&[&str]) -> String,
+    rows: &mut Vec<Row>,
+) {
+    let tcp = idle.get("idle_gate").and_then(|r| r.bytes_per_session);
+    for &(key, name, max, vs_tcp) in IDLE_TRANSPORTS {
+        let r = idle.get(key);
+        let ratio = match (r.and_then(|r| r.bytes_per_session), tcp) {
+            (Some(b), Some(t)) if t > 0.0 => Some(b / t),
+            _ => None,
+        };
+        let (measured, pass) = match r {
+            Some(r) => match (r.bytes_per_session, r.rss_before_kib, r.rss_after_kib) {
+                (Some(b), Some(before), Some(after)) => {
+                    let against = match (vs_tcp, ratio) {
+                        (None, _) => String::new(),
+                        (Some(_), Some(x)) => format!(" = **{x:.2} x TCP**"),
+                        (Some(_), None) => " (TCP not measured: no ratio)".to_string(),
+                    };
+                    let ratio_ok = vs_tcp.is_none_or(|m| ratio.is_some_and(|x| x <= m));
+                    (
+                        format!(
+                            "**{b:.0} B/session** ({:.2} KiB){against}: gate RSS {:.1} -> {:.1} MiB with {} sessions{}",
+                            b / 1024.0,
+                            before as f64 / 1024.0,
+                            after as f64 / 1024.0,
+                            r.connected,
+                            if r.clean() {
+                                ""
+                            } else {
+                                " (not clean: see details)"
+                            }
+                        ),
+                        Some(b <= max && ratio_ok && r.clean()),
+                    )
+                }
+                _ => ("not measured".into(), None),
+            },
+            None => ("not measured (failed: see details)".into(), Some(false)),
+        };
+        let sessions = match r {
+            Some(r) if r.attempted < r.requested => format!(
+                "{} sessions ({} asked: capped by RLIMIT_NOFILE, see notes)",
+                r.attempted, r.requested
+            ),
+            r => format!("{} sessions", r.map_or(0, |r| r.attempted)),
+        };
+        let target = match vs_tcp {
+            Some(m) => format!(
+                "<= {:.0} KiB RSS per session and <= {m:.1} x TCP",
+                max / 1024.0
+            ),
+            None => format!("<= {:.0} KiB RSS per session", max / 1024.0),
+        };
+        rows.push(Row {
+            scenario: format!(
+                "Idle {name} sessions on one gate (gate process alone), one echo each, {sessions}"
+            ),
+            measured,
+            target,
+            pass,
+            command: cmd(&[key]),
+        });
+    }
 }
 
 /// The two rows of `bench rooms`: a big room against a broadcast, small

@@ -5,7 +5,7 @@ use std::time::SystemTime;
 
 use serde::Serialize;
 
-use super::measure::{CodecFigure, Row};
+use super::measure::{CodecFigure, IDLE_TRANSPORTS, Row};
 use super::scenario::SHAPES;
 use super::{FEW_CONNS, LOAD_CONNS, LOAD_SIZE, SuitePlan};
 use crate::broadcast::BroadcastReport;
@@ -36,7 +36,14 @@ pub(super) struct Results<'a> {
     pub(super) load: &'a BTreeMap<&'static str, Vec<LoadReport>>,
     pub(super) broadcast: Option<&'a BroadcastReport>,
     pub(super) rooms: Option<&'a crate::rooms::RoomsReport>,
+    /// Idle TCP sessions on the gate.
     pub(super) idle_gate: Option<&'a IdleReport>,
+    /// The same over WebSocket.
+    pub(super) idle_gate_ws: Option<&'a IdleReport>,
+    /// The same over TLS.
+    pub(super) idle_gate_tls: Option<&'a IdleReport>,
+    /// The same over WSS.
+    pub(super) idle_gate_wss: Option<&'a IdleReport>,
     pub(super) idle_baseline: Option<&'a IdleReport>,
     pub(super) codec: &'a [CodecFigure],
     pub(super) notes: &'a [String],
@@ -93,7 +100,8 @@ pub(super) struct MarkdownInput<'a> {
     pub(super) load: &'a BTreeMap<&'static str, Vec<LoadReport>>,
     pub(super) commands: &'a BTreeMap<&'static str, String>,
     pub(super) broadcast: Option<&'a BroadcastReport>,
-    pub(super) idle_gate: Option<&'a IdleReport>,
+    /// Idle sessions on the gate by results key (`idle_gate`, `idle_gate_ws`, ...).
+    pub(super) idle: &'a BTreeMap<&'static str, IdleReport>,
     pub(super) idle_baseline: Option<&'a IdleReport>,
     pub(super) codec: &'a [CodecFigure],
     pub(super) failures: &'a [String],
@@ -193,15 +201,24 @@ pub(super) fn markdown(m: &MarkdownInput<'_>) -> String {
     );
     let _ = writeln!(
         s,
-        "- Demo for the idle scenario (three processes, the gate's RSS measured): `{}`",
+        "- Demo for the idle scenario over TCP and WebSocket (three processes, the gate's RSS \
+         measured; started afresh for each transport): `{}`",
         m.servers.get("demo_idle").map_or("", String::as_str)
+    );
+    let _ = writeln!(
+        s,
+        "- The same for TLS and WSS (its settings name a self-signed certificate written \
+         beside them, as `bench cert` makes): `{}`",
+        m.servers.get("demo_idle_tls").map_or("", String::as_str)
     );
     let _ = writeln!(s, "- Generated configuration (free ports picked per run):");
     for k in [
         "demo_conf_dinx",
         "demo_idle_conf_dinx",
+        "demo_idle_tls_conf_dinx",
         "demo_conf_route",
         "demo_conf_settings",
+        "demo_idle_tls_conf_settings",
     ] {
         if let Some(v) = m.servers.get(k) {
             let _ = writeln!(s, "  - {k}: `{v}`");
@@ -316,20 +333,20 @@ pub(super) fn markdown(m: &MarkdownInput<'_>) -> String {
     }
 
     let _ = writeln!(s, "\n## Idle sessions\n");
-    for (title, key, r) in [
-        ("Gate alone (`demo --id 1`)", "idle_gate", m.idle_gate),
-        (
-            "Baseline echo-server (sanity figure)",
-            "idle_baseline",
-            m.idle_baseline,
-        ),
-    ] {
+    let _ = writeln!(
+        s,
+        "Each session sends one echo (msg 5, the gate's local echo) and reads its answer, then \
+         stays silent. Each transport runs on a freshly started gate (`demo --id 1`, im nodes \
+         in their own processes), so memory freed by an earlier run cannot hide this one's \
+         growth.\n"
+    );
+    for &(key, name, _, _) in IDLE_TRANSPORTS {
         let _ = writeln!(
             s,
-            "{title}: `{}`\n",
+            "Gate alone, {name}: `{}`\n",
             m.commands.get(key).map_or("", String::as_str)
         );
-        match r {
+        match m.idle.get(key) {
             Some(r) => {
                 let _ = writeln!(s, "```text\n{}\n```\n", r.human());
             }
@@ -340,8 +357,23 @@ pub(super) fn markdown(m: &MarkdownInput<'_>) -> String {
     }
     let _ = writeln!(
         s,
+        "Baseline echo-server (sanity figure): `{}`\n",
+        m.commands.get("idle_baseline").map_or("", String::as_str)
+    );
+    match m.idle_baseline {
+        Some(r) => {
+            let _ = writeln!(s, "```text\n{}\n```\n", r.human());
+        }
+        None => {
+            let _ = writeln!(s, "Not measured.\n");
+        }
+    }
+    let _ = writeln!(
+        s,
         "RSS is the process's VmRSS from /proc; kernel socket buffers are not part of it. \
-         Bytes per session = (RSS after - RSS before) / sessions, read after a 2 s settle."
+         Bytes per session = (RSS after - RSS before) / sessions, read after a 2 s settle. \
+         The client-side figure is this process's own growth: telling for a `bench idle` run \
+         of its own, not here, where earlier scenarios have already grown the suite's heap."
     );
 
     let _ = writeln!(s, "\n## Codec microbenchmarks\n");

@@ -1,25 +1,30 @@
 //! The suite's scenarios in order: the children started, the load shapes
-//! run interleaved for several rounds, then broadcast and idle sessions,
+//! run interleaved for several rounds, then broadcast, rooms and idle
+//! sessions (TCP, WebSocket, TLS, WSS, each on a freshly started gate),
 //! then the figures handed to the report.
 
 use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::Write as _;
 use std::net::{Ipv4Addr, SocketAddr};
-use std::time::Duration;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 
 use zinx_test_support::process::Server;
 
 use super::compare;
-use super::conf::{SETTINGS_JSON, SETTINGS_TCP_LINKS_JSON, write_conf, write_conf_with};
+use super::conf::{
+    SETTINGS_JSON, SETTINGS_TCP_LINKS_JSON, SETTINGS_TLS_JSON, write_conf, write_conf_with,
+    write_tls_conf,
+};
 use super::measure::{CodecFigure, criterion_figure, summary_rows};
 use super::report::{MarkdownInput, Results, markdown, pass_str, utc_now};
 use super::{FEW_CONNS, LOAD_CONNS, LOAD_SIZE, SuiteEnv, SuitePlan};
 use crate::broadcast::BroadcastPlan;
-use crate::idle::{IdlePlan, IdleReport};
-use crate::load::{LoadPlan, LoadReport, StopAt};
+use crate::idle::{IdlePlan, IdleReport, Transport};
+use crate::load::{LoadPlan, LoadReport, StopAt, TlsPlan};
 
 /// One load run of the interleaved sequence.
 pub(super) struct Shape {
@@ -167,7 +172,7 @@ pub(super) async fn run_in(plan: &SuitePlan, env: SuiteEnv) -> Result<bool> {
         before,
     } = env;
 
-    let ports = zinx_test_support::free_ports(12).context("finding free ports")?;
+    let ports = zinx_test_support::free_ports(17).context("finding free ports")?;
     let baseline_addr: SocketAddr = SocketAddr::from(([127, 0, 0, 1], ports[0]));
     let gate_addr: SocketAddr = SocketAddr::from(([127, 0, 0, 1], ports[1]));
     let idle_gate_addr: SocketAddr = SocketAddr::from(([127, 0, 0, 1], ports[4]));
@@ -176,7 +181,19 @@ pub(super) async fn run_in(plan: &SuitePlan, env: SuiteEnv) -> Result<bool> {
     let conf_all = tmp_path.join("conf");
     let conf_idle = tmp_path.join("conf-idle");
     let dinx_all = write_conf(&conf_all, &ports[1..4], Some(gate_ws_addr.port()))?;
-    let dinx_idle = write_conf(&conf_idle, &ports[4..7], None)?;
+    // The idle gates: one speaking TCP and WebSocket, one TLS and WSS.
+    let idle_ws_addr: SocketAddr = SocketAddr::from(([127, 0, 0, 1], ports[12]));
+    let dinx_idle = write_conf(&conf_idle, &ports[4..7], Some(idle_ws_addr.port()))?;
+    let idle_tls_addr: SocketAddr = SocketAddr::from(([127, 0, 0, 1], ports[13]));
+    let idle_wss_addr: SocketAddr = SocketAddr::from(([127, 0, 0, 1], ports[16]));
+    let conf_idle_tls = tmp_path.join("conf-idle-tls");
+    let (dinx_idle_tls, cert) =
+        write_tls_conf(&conf_idle_tls, &ports[13..16], Some(idle_wss_addr.port()))?;
+    let trust = TlsPlan {
+        trust: zinx_cluster_client::ClientTls::trusting_pem_file(&cert.cert)?,
+        ca: cert.cert.clone(),
+        server_name: "localhost".to_string(),
+    };
     let tcp_gate_addr: SocketAddr = SocketAddr::from(([127, 0, 0, 1], ports[9]));
     let conf_tcp = tmp_path.join("conf-tcp-links");
     write_conf_with(&conf_tcp, &ports[9..12], None, SETTINGS_TCP_LINKS_JSON)?;
@@ -220,6 +237,22 @@ pub(super) async fn run_in(plan: &SuitePlan, env: SuiteEnv) -> Result<bool> {
             .join(" & "),
     );
     servers.insert("demo_idle_conf_dinx", dinx_idle);
+    servers.insert(
+        "demo_idle_tls",
+        idle_ids
+            .iter()
+            .map(|id| {
+                format!(
+                    "{} --conf {} --id {id}",
+                    demo.display(),
+                    conf_idle_tls.display()
+                )
+            })
+            .collect::<Vec<_>>()
+            .join(" & "),
+    );
+    servers.insert("demo_idle_tls_conf_dinx", dinx_idle_tls);
+    servers.insert("demo_idle_tls_conf_settings", SETTINGS_TLS_JSON.to_string());
 
     let mut child_exits = Vec::new();
     let mut baseline = spawn_ready(
@@ -397,6 +430,7 @@ pub(super) async fn run_in(plan: &SuitePlan, env: SuiteEnv) -> Result<bool> {
         sample: 100,
         echo_msg_id: 5,
         source_base: Ipv4Addr::new(127, 0, 1, 2),
+        transport: Transport::tcp(),
         progress: true,
     };
     let idle_baseline = report_idle(
@@ -406,50 +440,69 @@ pub(super) async fn run_in(plan: &SuitePlan, env: SuiteEnv) -> Result<bool> {
     );
     child_exits.push(fresh_baseline.stop(Duration::from_secs(10)).await);
 
-    let mut idle_nodes = Vec::new();
-    for id in idle_ids {
-        let args = vec![
-            "--conf".to_string(),
-            conf_idle.display().to_string(),
-            "--id".to_string(),
-            id.to_string(),
-        ];
-        idle_nodes.push(Server::spawn(
-            &format!("demo --id {id}"),
-            &demo,
-            &args,
-            tmp_path.join(format!("demo-id{id}.log")),
-        )?);
-    }
-    let idle_gate = match idle_nodes.first_mut() {
-        Some(gate) => {
-            gate.wait_ready(idle_gate_addr, &[5, 6], Duration::from_secs(60))
-                .await?;
-            println!(
-                "idle: {idle_sessions} sessions on the gate alone (pid {})",
-                gate.pid()
-            );
-            let idle_plan = IdlePlan {
-                addr: idle_gate_addr,
-                pid: Some(gate.pid()),
-                source_base: Ipv4Addr::new(127, 0, 2, 2),
-                ..idle_baseline_plan.clone()
-            };
-            commands.insert("idle_gate", idle_plan.command());
-            report_idle(
-                crate::idle::run(&idle_plan).await,
-                "idle gate",
-                &mut failures,
-            )
+    // The gate alone in its own process (im nodes beside it in theirs),
+    // started afresh for each transport: what one run's sessions freed
+    // stays in the gate's allocator and would hide the next run's growth.
+    let idle_cases = [
+        IdleCase {
+            key: "idle_gate",
+            conf: conf_idle.clone(),
+            addr: idle_gate_addr,
+            transport: Transport::tcp(),
+            source_base: Ipv4Addr::new(127, 0, 2, 2),
+        },
+        IdleCase {
+            key: "idle_gate_ws",
+            conf: conf_idle.clone(),
+            addr: idle_ws_addr,
+            transport: Transport::ws("/"),
+            source_base: Ipv4Addr::new(127, 0, 5, 2),
+        },
+        IdleCase {
+            key: "idle_gate_tls",
+            conf: conf_idle_tls.clone(),
+            addr: idle_tls_addr,
+            transport: Transport {
+                ws: None,
+                tls: Some(trust.clone()),
+            },
+            source_base: Ipv4Addr::new(127, 0, 6, 2),
+        },
+        IdleCase {
+            key: "idle_gate_wss",
+            conf: conf_idle_tls.clone(),
+            addr: idle_wss_addr,
+            transport: Transport {
+                ws: Some("/".to_string()),
+                tls: Some(trust),
+            },
+            source_base: Ipv4Addr::new(127, 0, 7, 2),
+        },
+    ];
+    let mut idle: BTreeMap<&'static str, IdleReport> = BTreeMap::new();
+    for case in &idle_cases {
+        let template = IdlePlan {
+            addr: case.addr,
+            source_base: case.source_base,
+            transport: case.transport.clone(),
+            ..idle_baseline_plan.clone()
+        };
+        let outcome = idle_on_fresh_gate(&demo, &tmp_path, case, template, &mut child_exits).await;
+        let outcome = match outcome {
+            Ok((command, report)) => {
+                commands.insert(case.key, command);
+                report
+            }
+            Err(e) => Err(e),
+        };
+        let what = format!("idle gate {}", case.transport.name());
+        if let Some(r) = report_idle(outcome, &what, &mut failures) {
+            idle.insert(case.key, r);
         }
-        None => None,
-    };
+    }
     commands.insert("idle_baseline", idle_baseline_plan.command());
     commands.insert("broadcast", broadcast_plan.command());
     commands.insert("rooms", rooms_plan.command());
-    for node in &mut idle_nodes {
-        child_exits.push(node.stop(Duration::from_secs(10)).await);
-    }
     for e in &child_exits {
         println!("{e}");
     }
@@ -469,7 +522,7 @@ pub(super) async fn run_in(plan: &SuitePlan, env: SuiteEnv) -> Result<bool> {
         &commands,
         broadcast.as_ref(),
         rooms.as_ref(),
-        idle_gate.as_ref(),
+        &idle,
         idle_baseline.as_ref(),
         &codec,
     );
@@ -487,7 +540,10 @@ pub(super) async fn run_in(plan: &SuitePlan, env: SuiteEnv) -> Result<bool> {
         load: &load,
         broadcast: broadcast.as_ref(),
         rooms: rooms.as_ref(),
-        idle_gate: idle_gate.as_ref(),
+        idle_gate: idle.get("idle_gate"),
+        idle_gate_ws: idle.get("idle_gate_ws"),
+        idle_gate_tls: idle.get("idle_gate_tls"),
+        idle_gate_wss: idle.get("idle_gate_wss"),
         idle_baseline: idle_baseline.as_ref(),
         codec: &codec,
         notes: &notes,
@@ -517,7 +573,7 @@ pub(super) async fn run_in(plan: &SuitePlan, env: SuiteEnv) -> Result<bool> {
         load: &load,
         commands: &commands,
         broadcast: broadcast.as_ref(),
-        idle_gate: idle_gate.as_ref(),
+        idle: &idle,
         idle_baseline: idle_baseline.as_ref(),
         codec: &codec,
         failures: &failures,
@@ -555,6 +611,92 @@ pub(super) async fn run_in(plan: &SuitePlan, env: SuiteEnv) -> Result<bool> {
     }
     let missed = rows.iter().any(|r| r.pass == Some(false));
     Ok(!(plan.strict && missed))
+}
+
+/// One idle run on a gate: the transport, the gate's address, where its
+/// sessions come from.
+struct IdleCase {
+    /// Key in the results and commands.
+    key: &'static str,
+    /// The configuration of the three demo nodes (gate-1 is node 1).
+    conf: PathBuf,
+    /// The gate's port for `transport`.
+    addr: SocketAddr,
+    /// What the sessions speak.
+    transport: Transport,
+    /// First loopback source address, apart from the other runs' (their
+    /// sockets may linger in TIME_WAIT).
+    source_base: Ipv4Addr,
+}
+
+/// Starts the demo nodes of `case.conf` one per process, waits until the
+/// gate answers echo 5 and 6 over the case's transport, runs `plan` on the
+/// gate (its pid filled in), and stops the nodes (their exits appended to
+/// `exits`). Returns the idle command run and its outcome; an error when
+/// the nodes did not come up.
+async fn idle_on_fresh_gate(
+    demo: &Path,
+    logs: &Path,
+    case: &IdleCase,
+    mut plan: IdlePlan,
+    exits: &mut Vec<String>,
+) -> Result<(String, Result<IdleReport>)> {
+    let name = case.transport.name();
+    let mut nodes = Vec::new();
+    let outcome = async {
+        for id in ["1", "2", "3"] {
+            let args = vec![
+                "--conf".to_string(),
+                case.conf.display().to_string(),
+                "--id".to_string(),
+                id.to_string(),
+            ];
+            let log = logs.join(format!("demo-{}-id{id}.log", case.key));
+            let title = format!("demo --id {id} ({name} idle)");
+            nodes.push(Server::spawn(&title, demo, &args, log)?);
+        }
+        wait_ready_over(&mut nodes, case.addr, &case.transport).await?;
+        let gate = nodes.first().context("no gate node started")?;
+        plan.pid = Some(gate.pid());
+        println!(
+            "idle: {} {name} sessions on the gate alone (pid {})",
+            plan.conns,
+            gate.pid()
+        );
+        anyhow::Ok((plan.command(), crate::idle::run(&plan).await))
+    }
+    .await;
+    for node in &mut nodes {
+        exits.push(node.stop(Duration::from_secs(10)).await);
+    }
+    outcome
+}
+
+/// Waits until every node of `nodes` runs and the gate (the first) answers
+/// echo 5 (gate-local) and 6 (forwarded to an im node) on `addr` over
+/// `transport`: a TLS gate's port answers no plain TCP probe.
+async fn wait_ready_over(
+    nodes: &mut [Server],
+    addr: SocketAddr,
+    transport: &Transport,
+) -> Result<()> {
+    let within = Duration::from_secs(60);
+    let deadline = Instant::now() + within;
+    loop {
+        for node in nodes.iter_mut() {
+            node.check_running()?;
+        }
+        match crate::idle::probe(addr, transport, &[5, 6], Duration::from_secs(2)).await {
+            Ok(()) => return Ok(()),
+            Err(e) if Instant::now() >= deadline => {
+                return Err(e.context(format!(
+                    "the demo gate did not answer over {} on {addr} within {within:?}",
+                    transport.name()
+                )));
+            }
+            Err(_) => tokio::time::sleep(Duration::from_millis(200)).await,
+        }
+    }
 }
 
 fn report_idle(

@@ -188,7 +188,7 @@ impl Cluster {
 
     /// Gives handlers a value of type `S` — a database pool, a game world,
     /// counters — reached through a [`State<S>`](crate::State) argument,
-    /// [`Ctx::state`](crate::Ctx::state) or
+    /// [`Ctx`](crate::Ctx) (which dereferences to its handle) or
     /// [`ClusterHandle::state`]. Call it once per type (several types are
     /// fine; a second value of one type replaces the first). Every node of
     /// the process shares the value: wrap what must change in an `Arc` with
@@ -325,8 +325,17 @@ impl Cluster {
                 (NodeType::Gate, Some(addr)) => Some(bind(n, addr).await?),
                 _ => None,
             };
+            // The admin port binds with a deeper backlog (see admin::bind).
             let admin = match n.admin_addr() {
-                Some(addr) => Some(bind(n, addr).await?),
+                Some(addr) => {
+                    let bound = crate::admin::bind(&addr);
+                    Some(bound.map_err(|source| StartError::Bind {
+                        id: n.id,
+                        name: n.name.clone(),
+                        addr,
+                        source,
+                    })?)
+                }
                 None => None,
             };
             extra.push((ws, admin));
@@ -417,7 +426,14 @@ impl Cluster {
                 );
                 let pages: Arc<[Page]> =
                     self.pages.as_ref().map(|f| f(n)).unwrap_or_default().into();
-                tokio::spawn(crate::admin::serve(admin, role.admin(), pages, closed));
+                let access = crate::admin::Access::from_settings(&config.settings);
+                tokio::spawn(crate::admin::serve(
+                    admin,
+                    role.admin(),
+                    pages,
+                    access,
+                    closed,
+                ));
             }
             nodes.push(Running { role, addr });
         }

@@ -69,7 +69,7 @@ pub(super) struct Running {
     pub(super) addr: Option<SocketAddr>,
 }
 
-/// The nodes started by [`Cluster::start`].
+/// The nodes started by [`Cluster::start`](crate::Cluster::start).
 #[derive(Debug)]
 pub struct RunningCluster {
     /// The nodes, in the order they were started.

@@ -347,12 +347,52 @@ fn check_settings(
         ),
         _ => {}
     }
+    check_admin_token(s, &mut problem);
     if let Some(dinx) = dinx {
         for group in s.balance.keys() {
             if !dinx.has_group(group) {
                 problem("balance", format!("group {group:?} is not in {dinx_file}"));
             }
         }
+    }
+}
+
+/// `admin_token` / `admin_token_env`: one of them, a token an
+/// `Authorization` header can carry, and the variable set.
+fn check_admin_token(s: &Settings, problem: &mut impl FnMut(&str, String)) {
+    // Visible ASCII, no spaces: what a bearer token is sent as.
+    let bad_token = |t: &str| t.bytes().any(|b| !b.is_ascii_graphic());
+    match (&s.admin_token, &s.admin_token_env) {
+        (Some(_), Some(_)) => problem(
+            "admin_token",
+            "set either admin_token or admin_token_env, not both".to_string(),
+        ),
+        (Some(t), None) if t.is_empty() => problem(
+            "admin_token",
+            "empty: write a token, or remove the key to leave the admin endpoint open".to_string(),
+        ),
+        (Some(t), None) if bad_token(t) => problem(
+            "admin_token",
+            "a token of visible ASCII characters without spaces is needed (it is sent as \
+             `Authorization: Bearer <token>`)"
+                .to_string(),
+        ),
+        (None, Some(name)) if name.trim().is_empty() => problem(
+            "admin_token_env",
+            "empty: name the environment variable that holds the admin token".to_string(),
+        ),
+        (None, Some(name)) => match s.effective_admin_token() {
+            Err(why) => problem("admin_token_env", why),
+            Ok(Some(t)) if bad_token(&t) => problem(
+                "admin_token_env",
+                format!(
+                    "environment variable {name}: a token of visible ASCII characters without \
+                     spaces is needed (it is sent as `Authorization: Bearer <token>`)"
+                ),
+            ),
+            Ok(_) => {}
+        },
+        _ => {}
     }
 }
 

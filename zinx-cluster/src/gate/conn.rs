@@ -1,62 +1,265 @@
-//! One client connection of a gate: reading its frames, running or
-//! forwarding each message, and writing what is queued for it.
+//! One client connection of a gate, whatever its transport: open its
+//! session, run the connection loop (`transport::conn`) with this gate as
+//! what handles its frames, note why it ended, say the last words, and
+//! clean up after the session (directory, the nodes that served it,
+//! hooks).
 //!
-//! Each client has one task: it reads and dispatches frames (running the
-//! gate's own handlers in place, so one session's messages run in order)
-//! and writes what the session's bounded queue holds. What an idle session
-//! costs is that task's future, its `Session` and the socket's registration
-//! (about 1 KB of heap): no buffers (the read buffer holds only a partial
-//! frame, the write buffer exists during a write), no timer (one idle sweep
-//! per gate, see `gate::sweep`), no cancellation futures (closes and the
-//! gate's phase arrive through the session's `ready` Notify), and the work
-//! of a wake-up runs in boxed futures.
+//! What each frame becomes is decided here ([`handle_frame`]): the
+//! heartbeat is swallowed, the gate's own routes run in place, the others
+//! are forwarded, the rest answered as errors; while the gate shuts down,
+//! frames are answered `node_stopping` instead.
 
-use std::io;
-use std::sync::Arc;
-use std::task::Poll;
-use std::time::Duration;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
 
 use bytes::BytesMut;
-use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
-use tokio_util::codec::Decoder;
-use tracing::{Instrument, debug, info, info_span, warn};
+use tracing::{Instrument, debug, debug_span, info, info_span, warn};
 
 use super::Gate;
 use super::forward::forward;
+use super::resume;
 use crate::error::ErrorCode;
-use crate::frame::{Frame, FrameCodec, FrameError, ZINX_HEARTBEAT_MSG_ID};
+use crate::frame::{Frame, ZINX_HEARTBEAT_MSG_ID};
 use crate::metrics::{DirOp, Outcome, Transport};
 use crate::node::{ClientMessage, Dest};
-use crate::session::{CloseReason, GatePhase, Offer, Session, Wrote};
+use crate::session::{CloseReason, GatePhase, Offer, Session};
 use crate::trace::{ActiveSpan, AttrValue, SpanKind};
 use crate::transport::Ended;
+use crate::transport::close;
+use crate::transport::conn::{self, Flow, Inbound, Reading, Wire};
+use zinx_cluster_client::wire::resume::Ack;
+use zinx_cluster_client::wire::{ACK_MSG_ID, BYE_MSG_ID, HELLO_MSG_ID, is_control};
 
-/// Read buffer of an active session.
-const READ_CHUNK: usize = 4 * 1024;
-/// At shutdown, at most this much unread client data is read and answered.
-const UNREAD_MAX: usize = 256 * 1024;
-/// On close, queued frames get this long to reach the client.
-pub(super) const CLOSE_FLUSH: Duration = Duration::from_secs(1);
+pub(super) use crate::transport::close::CLOSE_FLUSH;
 
-pub(super) async fn serve_client(gate: Arc<Gate>, stream: TcpStream, session: Arc<Session>) {
-    client_loop(&gate, stream, &session).await;
-    // Boxed: the cleanup's futures (directory, links) need not be part of
-    // every idle session's task.
-    Box::pin(session_ended(&gate, &session)).await;
+/// A connection's frames, as the gate handles them.
+struct GateInbound<'a> {
+    gate: &'a Arc<Gate>,
+    session: &'a Arc<Session>,
+    /// The session a resume moved the connection to.
+    switch: Mutex<Option<Arc<Session>>>,
 }
 
-/// Ends a session of any transport but TCP (whose loop notes the close
-/// itself, before its closing flush): its close reason counted and logged,
-/// then the directory, the nodes that served it and the hooks told.
-pub(super) async fn finish(
+impl Inbound for GateInbound<'_> {
+    fn phase(&self) -> GatePhase {
+        self.gate.sessions().phase()
+    }
+
+    async fn frame(&self, frame: Frame, stopping: bool) -> Flow {
+        if is_control(frame.msg_id) && frame.msg_id != ZINX_HEARTBEAT_MSG_ID {
+            return self.control(frame);
+        }
+        if stopping {
+            refuse_frame(self.gate, self.session, frame);
+        } else {
+            handle_frame(self.gate, self.session, frame).await;
+        }
+        Flow::Continue
+    }
+}
+
+impl GateInbound<'_> {
+    /// A control frame of session resume (never routed).
+    fn control(&self, frame: Frame) -> Flow {
+        let m = self.gate.node().metrics();
+        m.frames_in.add(1);
+        match frame.msg_id {
+            HELLO_MSG_ID => match resume::hello(self.gate, self.session, &frame.data) {
+                resume::Hellod::Stay => Flow::Continue,
+                resume::Hellod::Switch(target) => {
+                    if let Ok(mut s) = self.switch.lock() {
+                        *s = Some(target);
+                    }
+                    Flow::Switch
+                }
+            },
+            ACK_MSG_ID => {
+                match serde_json::from_slice::<Ack>(&frame.data) {
+                    Ok(ack) => self.session.ack(ack.received),
+                    Err(e) => {
+                        debug!(session = %self.session.id, error = %e, "ACK that is not JSON ignored")
+                    }
+                }
+                Flow::Continue
+            }
+            BYE_MSG_ID => {
+                // The session ends now, no window.
+                self.session.close_with(CloseReason::ClientClosed);
+                Flow::Continue
+            }
+            other => {
+                debug!(session = %self.session.id, msg_id = other, "reserved control msg_id ignored");
+                Flow::Continue
+            }
+        }
+    }
+}
+
+/// Serves a client whose handshakes are done (`input`: what it sent beyond
+/// them, above TLS) over `wire`, from its session's opening to its end.
+pub(super) async fn serve(
+    gate: Arc<Gate>,
+    stream: TcpStream,
+    addr: SocketAddr,
+    wire: Wire,
+    input: BytesMut,
+    transport: Transport,
+) {
+    let Some(session) = gate.open_session(addr, transport) else {
+        gate.refuse(stream);
+        return;
+    };
+    serve_session(gate, stream, addr, session, wire, input, transport).await;
+}
+
+/// Serves the connection of an open session to its end: the session ends
+/// with it, or (resumable, its socket lost) waits for a resume; a resume
+/// on this connection moves it to the resumed session.
+pub(super) async fn serve_session(
+    gate: Arc<Gate>,
+    stream: TcpStream,
+    addr: SocketAddr,
+    session: Arc<Session>,
+    mut wire: Wire,
+    mut input: BytesMut,
+    transport: Transport,
+) {
+    debug!(session = %session.id, %addr, ?transport, "session opened");
+    let stream = Arc::new(stream);
+    let mut reading = Reading::new(gate.node().settings().max_frame_len);
+    let mut session = session;
+    loop {
+        let inbound = GateInbound {
+            gate: &gate,
+            session: &session,
+            switch: Mutex::new(None),
+        };
+        // A debug-level span: free when debug logging is off, so an idle
+        // session costs no span memory (a disabled span is not worth its
+        // 40 bytes in every session's task); events carry the session id.
+        let span = debug_span!("conn", session = %session.id, %addr);
+        let input = std::mem::take(&mut input);
+        let serving = conn::serve(&stream, &mut wire, input, &session, &inbound, &mut reading);
+        let ended = if span.is_disabled() {
+            serving.await
+        } else {
+            serving.instrument(span).await
+        };
+        match ended {
+            Ended::Switched => {
+                let target = inbound.switch.lock().ok().and_then(|mut s| s.take());
+                let Some(target) = target else {
+                    // Unreachable: a switch always names its session.
+                    break finish_conn(&gate, &session, stream, wire, reading, transport, ended)
+                        .await;
+                };
+                // The session opened for this connection served nothing:
+                // it goes without a trace.
+                drop(inbound);
+                discard(&gate, &session);
+                session = target;
+            }
+            Ended::TakenOver => {
+                // A resume took the session to another connection.
+                debug!(session = %session.id, "connection replaced by a resume");
+                close::drop_socket(stream, &session);
+                break;
+            }
+            _ if detaches(&gate, &session, ended) => {
+                drop(inbound);
+                detach(&gate, &session, stream, ended);
+                break;
+            }
+            _ => {
+                drop(inbound);
+                break finish_conn(&gate, &session, stream, wire, reading, transport, ended).await;
+            }
+        }
+    }
+}
+
+/// Ends a connection and its session.
+async fn finish_conn(
     gate: &Arc<Gate>,
     session: &Arc<Session>,
+    stream: Arc<TcpStream>,
+    mut wire: Wire,
+    mut reading: Reading,
     transport: Transport,
     ended: Ended,
 ) {
-    note_close(gate, session, transport, ended);
-    session_ended(gate, session).await;
+    // Boxed: the closing's futures need not be part of every idle
+    // session's task.
+    Box::pin(async {
+        let reason = note_close(gate, session, transport, ended);
+        if reason == CloseReason::Shutdown {
+            // What the client sent before the close and the gate has not
+            // read yet is answered `node_stopping`, not dropped unread.
+            let inbound = GateInbound {
+                gate,
+                session,
+                switch: Mutex::new(None),
+            };
+            conn::answer_unread(&stream, &mut wire, session, &inbound, &mut reading).await;
+        }
+        let ended = match ended {
+            // The session's own reason when it closed for one of them.
+            Ended::Session(_) => Ended::Session(reason),
+            other => other,
+        };
+        close::finish(stream, &mut wire, session, &mut reading, ended).await;
+        session_ended(gate, session).await;
+    })
+    .await;
+}
+
+/// Whether a connection that ended with `ended` leaves its session
+/// waiting for a resume: a resumable session whose socket was lost (the
+/// client did not say BYE, was not kicked), while the gate runs.
+fn detaches(gate: &Gate, session: &Session, ended: Ended) -> bool {
+    let lost = matches!(
+        ended,
+        Ended::Session(CloseReason::ClientClosed | CloseReason::IoError | CloseReason::Idle)
+    );
+    lost && !session.is_closed()
+        && gate.sessions().phase() == GatePhase::Running
+        && gate.resumes.enabled()
+        && session.is_resumable()
+}
+
+/// The session's socket is gone: it waits for a resume (uid, rooms and
+/// frames kept; backends told nothing) until the window ends.
+fn detach(gate: &Gate, session: &Session, stream: Arc<TcpStream>, ended: Ended) {
+    session.mark_detached();
+    gate.node().metrics().sessions_detached.add(1);
+    info!(session = %session.id, reason = ?ended.reason(), window = ?gate.resumes.window(), "session detached: waiting for a resume");
+    close::drop_socket(stream, session);
+}
+
+/// A session that waited for a resume in vain (its window ended, or the
+/// gate closes): it ends as any session does.
+pub(super) fn expire(gate: &Arc<Gate>, session: Arc<Session>) {
+    if session.detached_since().is_none() || session.is_closed() {
+        return;
+    }
+    gate.node().metrics().sessions_detached.sub(1);
+    session.close_with(CloseReason::ClientClosed);
+    gate.resumes.gone(session.id, resume::Reason::Expired);
+    let gate2 = gate.clone();
+    gate.session_tasks.spawn(async move {
+        debug!(session = %session.id, "resume window over: session ends");
+        session_ended(&gate2, &session).await;
+    });
+}
+
+/// Removes a session that served nothing (a connection's own, left for the
+/// session it resumed).
+fn discard(gate: &Gate, session: &Arc<Session>) {
+    session.close_with(CloseReason::ClientClosed);
+    if gate.sessions().remove(session.id).is_some() {
+        gate.node().metrics().sessions_open.sub(1);
+    }
 }
 
 /// Marks the session closed (the first reason given wins), counts and logs
@@ -87,276 +290,16 @@ fn note_close(gate: &Gate, session: &Session, transport: Transport, ended: Ended
     match ended {
         Ended::TextMessage => labelled.ws_closed(transport, true),
         Ended::Protocol => labelled.ws_closed(transport, false),
-        Ended::Session(_) => labelled.session_closed(transport, reason),
+        Ended::Session(_) | Ended::Switched | Ended::TakenOver => {
+            labelled.session_closed(transport, reason)
+        }
     }
     reason
 }
 
-/// The life of a client connection, in one task: read and dispatch frames,
-/// write what is queued for the client (replies of in-place handlers are
-/// written after the read that caused them, in one write, without waking
-/// anyone), until the session must close; returns why.
-///
-/// This future is what an idle session costs, so it holds only what must
-/// survive between wake-ups: the work of a wake-up (dispatching frames,
-/// a write that blocks, the closing flush) runs in boxed futures that exist
-/// while it runs, and the read buffer holds only a partial frame.
-async fn client_loop(gate: &Arc<Gate>, stream: TcpStream, session: &Arc<Session>) {
-    let sessions = gate.sessions();
-    // Shared with the session's queue: whoever queues frames for the
-    // client may write them (see `session::write`).
-    let stream = Arc::new(stream);
-    session.attach(stream.clone());
-    let mut codec = FrameCodec::new(gate.node().settings().max_frame_len);
-    let mut rbuf = BytesMut::new();
-    let mut stopping = false;
-    let reason = loop {
-        // A close, and a change of the gate's phase, wake the task through
-        // `ready`, whatever it awaited.
-        if let Some(reason) = session.close_reason() {
-            break reason;
-        }
-        match sessions.phase() {
-            GatePhase::Running => {}
-            // Shutting down: the session stays until in-flight answers
-            // have been delivered and the node closes; what the client
-            // sends meanwhile is answered `node_stopping` instead of run
-            // (dropping it unread would leave requests sent before the
-            // shutdown without any answer).
-            GatePhase::Stopping => stopping = true,
-            GatePhase::Closed => break CloseReason::Shutdown,
-        }
-        // Write everything queued for the client.
-        match session.write_queued() {
-            Wrote::Done => {}
-            Wrote::Failed => break CloseReason::IoError,
-            Wrote::Blocked => {
-                if !Box::pin(wait_writable(&stream, session)).await {
-                    break CloseReason::IoError;
-                }
-                // Writable, or frames queued or a close meanwhile (the
-                // wake-up it consumed is not there for the wait below):
-                // look again.
-                continue;
-            }
-        }
-        // Wait for frames for the client, a close or a change of phase
-        // (all through `ready`, checked above), or bytes from the client
-        // (without holding a read buffer). A poll_fn rather than select!
-        // on `readable()`: polling the socket's readiness keeps the waker in
-        // the socket's registration instead of a waiter inside this future,
-        // which every idle session carries.
-        let readable = {
-            let notified = session.ready.notified();
-            tokio::pin!(notified);
-            std::future::poll_fn(|cx| {
-                if notified.as_mut().poll(cx).is_ready() {
-                    return Poll::Ready(None);
-                }
-                stream.poll_read_ready(cx).map(Some)
-            })
-            .await
-        };
-        let Some(ready) = readable else { continue };
-        if ready.is_err() {
-            break CloseReason::IoError;
-        }
-        if rbuf.capacity() - rbuf.len() < 512 {
-            rbuf.reserve(READ_CHUNK);
-        }
-        match read_some(&stream, &mut rbuf) {
-            Ok(0) => break CloseReason::ClientClosed,
-            Ok(_) => {}
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                // A false readiness (the idle bench sees one on most
-                // freshly accepted sockets): keep no buffer for it,
-                // or every idle session holds READ_CHUNK (4 KiB of
-                // the 6.2 KB an idle session cost).
-                if rbuf.is_empty() {
-                    rbuf = BytesMut::new();
-                }
-                continue;
-            }
-            Err(_) => break CloseReason::IoError,
-        }
-        if let Some(reason) =
-            Box::pin(dispatch(gate, session, &mut codec, &mut rbuf, stopping)).await
-        {
-            break reason;
-        }
-        if rbuf.is_empty() {
-            // Between reads the buffer holds a partial frame or
-            // nothing: an idle session keeps no read memory.
-            rbuf = BytesMut::new();
-        }
-    };
-    // Only this task writes from here on; it owns the socket again.
-    session.detach();
-    let stream = match Arc::try_unwrap(stream) {
-        Ok(stream) => stream,
-        // Unreachable: the queue held the only other handle, and writers
-        // borrow it under the queue's lock.
-        Err(_) => {
-            warn!(session = %session.id, "client socket still shared at close: dropped without a flush");
-            note_close(gate, session, Transport::Tcp, Ended::Session(reason));
-            return;
-        }
-    };
-    let reason = note_close(gate, session, Transport::Tcp, Ended::Session(reason));
-    if matches!(reason, CloseReason::IoError | CloseReason::Oversize) {
-        // Nothing more to say to this client.
-        return;
-    }
-    // Shutting down: what the client sent before the close and the gate
-    // has not read yet is answered `node_stopping`, not dropped unread.
-    if reason == CloseReason::Shutdown {
-        answer_unread(gate, session, &stream, &mut codec, &mut rbuf);
-    }
-    // Closing. A kicked or shut-down client still gets what was queued for
-    // it (e.g. the message saying why); one that stopped reading does not:
-    // it is reset (SO_LINGER 0), so the kernel drops what is still in the
-    // socket's send buffer instead of trickling it out for minutes.
-    if reason == CloseReason::QueueFull {
-        if let Err(e) = stream.set_zero_linger() {
-            debug!(session = %session.id, error = %e, "abortive close not set");
-        }
-    } else {
-        Box::pin(close_flush(stream, session)).await;
-    }
-}
-
-/// Reads what the socket holds into `rbuf`'s spare room. A read that
-/// does not fill the room emptied the socket (epoll is edge-triggered), so
-/// its readiness is cleared right away: without that, every message costs
-/// a second `recv` that only says `EAGAIN` (tokio's own `poll_read` does
-/// the same after a short read).
-fn read_some(stream: &TcpStream, rbuf: &mut BytesMut) -> io::Result<usize> {
-    let room = rbuf.capacity() - rbuf.len();
-    let mut got = None;
-    let r = stream.try_io(tokio::io::Interest::READABLE, || {
-        let n = stream.try_read_buf(rbuf)?;
-        got = Some(n);
-        // Edge-triggered selectors only (epoll, kqueue), as in tokio.
-        let edge = cfg!(any(
-            target_os = "linux",
-            target_os = "android",
-            target_vendor = "apple",
-            target_os = "freebsd",
-            target_os = "netbsd",
-            target_os = "openbsd",
-            target_os = "dragonfly",
-        ));
-        if edge && n > 0 && n < room {
-            // Not an error: the way to tell tokio the socket is drained.
-            return Err(io::ErrorKind::WouldBlock.into());
-        }
-        Ok(n)
-    });
-    match got {
-        Some(n) => Ok(n),
-        None => r,
-    }
-}
-
-/// Waits until the client's socket takes bytes again, frames are queued
-/// or the session closes (a client that does not read must not hold its
-/// task); false when the socket failed.
-async fn wait_writable(stream: &TcpStream, session: &Session) -> bool {
-    tokio::select! {
-        r = stream.writable() => r.is_ok(),
-        _ = session.ready.notified() => true,
-    }
-}
-
-/// Runs or forwards every whole frame in `rbuf` (answers them
-/// `node_stopping` while the gate stops); a reason when the session must
-/// close.
-async fn dispatch(
-    gate: &Arc<Gate>,
-    session: &Arc<Session>,
-    codec: &mut FrameCodec,
-    rbuf: &mut BytesMut,
-    stopping: bool,
-) -> Option<CloseReason> {
-    let mut first = true;
-    loop {
-        let frame = match codec.decode(rbuf) {
-            Ok(Some(frame)) => frame,
-            Ok(None) => return None,
-            Err(FrameError::TooLarge { msg_id, len, max }) => {
-                warn!(session = %session.id, msg_id, len, max, "frame over the size limit: closing the connection");
-                return Some(CloseReason::Oversize);
-            }
-            Err(FrameError::Io(_)) => return Some(CloseReason::IoError),
-        };
-        // Idle means no complete frame: bytes that complete none (a
-        // trickle, half a header) do not keep the session alive. Once per
-        // read (a clock read per frame showed in pipelined profiles).
-        if first {
-            session.touch();
-            first = false;
-        }
-        if stopping {
-            refuse_frame(gate, session, frame);
-        } else {
-            handle_frame(gate, session, frame).await;
-        }
-    }
-}
-
-/// The last writes of a closing session: what is queued (bounded by
-/// [`CLOSE_FLUSH`]), then the shutdown of the socket's sending side, then a
-/// lingering read until the client closes too (bounded likewise): closing a
-/// socket with unread data sends a reset, and a reset can make the client
-/// drop answers it has received but not yet read.
-async fn close_flush(mut stream: TcpStream, session: &Session) {
-    use tokio::io::AsyncReadExt;
-    let mut wbuf = BytesMut::new();
-    session.drain_into(&mut wbuf, usize::MAX);
-    if !wbuf.is_empty() {
-        let _ = tokio::time::timeout(CLOSE_FLUSH, stream.write_all(&wbuf)).await;
-    }
-    if tokio::time::timeout(CLOSE_FLUSH, stream.shutdown())
-        .await
-        .is_ok_and(|r| r.is_ok())
-    {
-        let mut sink = [0u8; 1024];
-        let _ = tokio::time::timeout(CLOSE_FLUSH, async {
-            while let Ok(n) = stream.read(&mut sink).await {
-                if n == 0 {
-                    break;
-                }
-            }
-        })
-        .await;
-    }
-}
-
-/// Reads what the socket already holds (without waiting, at most
-/// [`UNREAD_MAX`] bytes) and answers each whole frame `node_stopping`.
-fn answer_unread(
-    gate: &Arc<Gate>,
-    session: &Arc<Session>,
-    stream: &TcpStream,
-    codec: &mut FrameCodec,
-    rbuf: &mut BytesMut,
-) {
-    let mut read = 0;
-    while read < UNREAD_MAX {
-        rbuf.reserve(READ_CHUNK);
-        match stream.try_read_buf(rbuf) {
-            Ok(0) | Err(_) => break,
-            Ok(n) => read += n,
-        }
-        while let Ok(Some(frame)) = codec.decode(rbuf) {
-            refuse_frame(gate, session, frame);
-        }
-    }
-}
-
 /// Answers a frame read while the gate shuts down with `node_stopping`: the
 /// client learns that it was not run.
-pub(super) fn refuse_frame(gate: &Arc<Gate>, session: &Arc<Session>, frame: Frame) {
+fn refuse_frame(gate: &Arc<Gate>, session: &Arc<Session>, frame: Frame) {
     let node = gate.node();
     let m = node.metrics();
     m.frames_in.add(1);
@@ -379,7 +322,7 @@ pub(super) fn refuse_frame(gate: &Arc<Gate>, session: &Arc<Session>, frame: Fram
 }
 
 /// Runs one client frame: in place, forwarded, or answered as an error.
-pub(super) async fn handle_frame(gate: &Arc<Gate>, session: &Arc<Session>, frame: Frame) {
+async fn handle_frame(gate: &Arc<Gate>, session: &Arc<Session>, frame: Frame) {
     let node = gate.node();
     let m = node.metrics();
     m.frames_in.add(1);
@@ -506,6 +449,9 @@ async fn route_frame(
 async fn session_ended(gate: &Arc<Gate>, session: &Arc<Session>) {
     if gate.sessions().remove(session.id).is_none() {
         return;
+    }
+    if session.resume_overflowed() {
+        gate.resumes.gone(session.id, resume::Reason::Overflow);
     }
     let node = gate.node();
     gate.rooms.leave_all(session.id);

@@ -15,6 +15,7 @@ mod directory;
 mod forward;
 mod inbound;
 mod ops;
+mod resume;
 mod transports;
 
 use std::sync::{Arc, Weak};
@@ -23,7 +24,7 @@ use std::time::Duration;
 use tokio::net::{TcpListener, TcpStream};
 use tokio_rustls::rustls::ServerConfig;
 use tokio_util::task::TaskTracker;
-use tracing::{Instrument, debug, debug_span, warn};
+use tracing::warn;
 
 use crate::error::ErrorCode;
 use crate::metrics::Transport;
@@ -55,6 +56,9 @@ pub(crate) struct Gate {
     /// Session-closed notices for backends whose link was down, sent when
     /// it is back.
     closes: PendingCloses,
+    /// Session resume: settings, token key, sessions that ended while
+    /// resumable.
+    resumes: resume::Resumes,
     /// One task per client session.
     session_tasks: TaskTracker,
     /// The accept loops and the directory loops.
@@ -78,12 +82,14 @@ impl Gate {
     /// A gate of `node`, not serving yet (see [`Gate::start`]).
     pub(crate) fn new(node: Node) -> Arc<Gate> {
         let id = node.id();
+        let resumes = resume::Resumes::new(node.settings(), node.links().key().clone());
         Arc::new_cyclic(|me| Gate {
             node,
             me: me.clone(),
             sessions: Sessions::new(id),
             rooms: Rooms::default(),
             closes: PendingCloses::default(),
+            resumes,
             session_tasks: TaskTracker::new(),
             background: TaskTracker::new(),
         })
@@ -122,7 +128,7 @@ impl Gate {
                             transports::serve_tls(acceptor.clone(), stream, addr, tls.clone());
                         acceptor.session_tasks.spawn(serve);
                     }
-                    None => acceptor.accept(stream, addr),
+                    None => transports::accept_tcp(&acceptor, stream, addr),
                 },
             )
             .await
@@ -188,7 +194,7 @@ impl Gate {
 
     /// Registers the session of a client whose handshakes are done; `None`
     /// when the gate is full (logged, counted).
-    fn open_session(
+    pub(super) fn open_session(
         &self,
         addr: std::net::SocketAddr,
         transport: Transport,
@@ -210,31 +216,9 @@ impl Gate {
         Some(session)
     }
 
-    /// Opens a session for an accepted TCP client, or refuses it when the
-    /// gate is full.
-    fn accept(self: &Arc<Self>, stream: TcpStream, addr: std::net::SocketAddr) {
-        let Some(session) = self.open_session(addr, Transport::Tcp) else {
-            self.refuse(stream);
-            return;
-        };
-        // A debug-level span: free when debug logging is off, so an idle
-        // session costs no span memory; events carry the session id.
-        let span = debug_span!("conn", session = %session.id, %addr);
-        debug!(parent: &span, "session opened");
-        // A disabled span (debug logging off) is not worth its 40 bytes in
-        // every session's task.
-        if span.is_disabled() {
-            self.session_tasks
-                .spawn(conn::serve_client(self.clone(), stream, session));
-        } else {
-            self.session_tasks
-                .spawn(conn::serve_client(self.clone(), stream, session).instrument(span));
-        }
-    }
-
     /// Tells a refused client why (when the error policy sends frames) and
     /// closes it at once: never leave it hanging like zinx at `MaxConn`.
-    fn refuse(&self, stream: TcpStream) {
+    pub(super) fn refuse(&self, stream: TcpStream) {
         if let Some(frame) = self.node.error_frame(
             0,
             &ErrorCode::ServerFull,
@@ -273,19 +257,38 @@ async fn resend_closes(gate: Arc<Gate>) {
 /// stopping (a session waiting for its in-flight answers is not idle).
 async fn sweep(gate: Arc<Gate>) {
     let idle_ms = gate.node.settings().idle_timeout_ms;
-    let mut tick = tokio::time::interval(Duration::from_millis((idle_ms / 8).clamp(10, 1000)));
+    // An eighth of the idle timeout (and of the resume window), 10 ms to 1 s.
+    let window_ms = gate.node.settings().resume_window_ms;
+    let every = [idle_ms, window_ms]
+        .into_iter()
+        .filter(|ms| *ms > 0)
+        .min()
+        .unwrap_or(8000);
+    let mut tick = tokio::time::interval(Duration::from_millis((every / 8).clamp(10, 1000)));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let stopping = gate.node.stopping().clone();
     let closed = gate.node.closed().clone();
+    let resume = gate.resumes.enabled();
     loop {
         tokio::select! {
             _ = stopping.cancelled() => break,
-            _ = tick.tick(), if idle_ms > 0 => {
-                gate.sessions.close_idle(idle_ms);
+            _ = tick.tick(), if idle_ms > 0 || resume => {
+                if idle_ms > 0 {
+                    gate.sessions.close_idle(idle_ms);
+                }
+                if resume {
+                    for s in gate.sessions.expired(gate.resumes.window().as_millis() as u64) {
+                        conn::expire(&gate, s);
+                    }
+                }
             }
         }
     }
     gate.sessions.set_phase(GatePhase::Stopping);
     closed.cancelled().await;
     gate.sessions.set_phase(GatePhase::Closed);
+    // Sessions waiting for a resume end with the gate.
+    for s in gate.sessions.detached() {
+        conn::expire(&gate, s);
+    }
 }

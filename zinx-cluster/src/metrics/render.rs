@@ -48,9 +48,27 @@ pub(crate) fn histogram(out: &mut String, name: &str, labels: &str, table: &Tabl
 /// that go down: `zinx_inflight`, `zinx_sessions_open`).
 pub(crate) fn snapshot(out: &mut String, node: &str, snap: &MetricsSnapshot) {
     let node = escape(node);
+    let mut resumes_header = false;
     for (name, help, value) in snap.named() {
+        // `resumes_<outcome>`: one family, `zinx_resumes_total{outcome}`.
+        if let Some(outcome) = name.strip_prefix("resumes_") {
+            if !resumes_header {
+                header(
+                    out,
+                    "zinx_resumes_total",
+                    "counter",
+                    "Session resumes by outcome (resumed, or why refused).",
+                );
+                resumes_header = true;
+            }
+            let _ = writeln!(
+                out,
+                "zinx_resumes_total{{node=\"{node}\",outcome=\"{outcome}\"}} {value}"
+            );
+            continue;
+        }
         let (family, kind) = match name {
-            "inflight" | "sessions_open" => (format!("zinx_{name}"), "gauge"),
+            "inflight" | "sessions_open" | "sessions_detached" => (format!("zinx_{name}"), "gauge"),
             _ => (format!("zinx_{name}_total"), "counter"),
         };
         header(out, &family, kind, help);

@@ -57,6 +57,12 @@ impl LinkKey {
         self.mac_of(label, parts).verify_slice(mac).is_ok()
     }
 
+    /// Whether `mac` is the first bytes (at least 16) of [`LinkKey::sign`]
+    /// of `label` and `parts` (compared in constant time).
+    pub(crate) fn verify_truncated(&self, label: &[u8], parts: &[&[u8]], mac: &[u8]) -> bool {
+        mac.len() >= 16 && self.mac_of(label, parts).verify_truncated_left(mac).is_ok()
+    }
+
     fn mac_of(&self, label: &[u8], parts: &[&[u8]]) -> HmacSha256 {
         let mut mac = self.0.clone();
         mac.update(label);

@@ -278,6 +278,12 @@ impl Links {
     }
 
     /// The peer with node id `id`, if this node links with it.
+    /// The cluster secret as a key (links prove it; gates sign resume
+    /// tokens with it).
+    pub(crate) fn key(&self) -> &LinkKey {
+        &self.key
+    }
+
     pub(crate) fn get(&self, id: u16) -> Option<&Arc<Peer>> {
         self.peers.get(&id)
     }

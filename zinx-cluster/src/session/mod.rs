@@ -2,7 +2,7 @@
 
 use std::collections::VecDeque;
 use std::fmt;
-use std::sync::atomic::{AtomicU8, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU8, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, Weak};
 use std::time::Instant;
 
@@ -14,9 +14,11 @@ use tokio::sync::Notify;
 use crate::frame::Frame;
 
 mod forwards;
+mod resume;
 mod write;
 
 use forwards::Forwards;
+pub(crate) use resume::{Refused, Resumed};
 pub(crate) use write::{DeferWakes, Wrote};
 
 /// A session id, unique across the cluster: the gate's node id in the high
@@ -106,13 +108,20 @@ struct Queue {
     frames: VecDeque<Frame>,
     /// Encoded bytes of `frames` (headers included).
     bytes: usize,
-    /// A TCP client's socket, while its session is open: frames are
-    /// written to it under this lock, by the session's task or by whoever
-    /// queued them (see `write`).
+    /// A TCP or WebSocket client's socket, while its session is open:
+    /// frames are written to it under this lock, by the session's task or
+    /// by whoever queued them (see `write`). `None` for TLS, whose task
+    /// encrypts and writes itself.
     sink: Option<Arc<TcpStream>>,
+    /// Frames travel as WebSocket binary messages (one per frame), not
+    /// bare.
+    ws: bool,
     /// Taken from `frames` and encoded, not yet accepted by the socket:
     /// written before anything else.
     unsent: BytesMut,
+    /// A resumable session's frames since the client's last
+    /// acknowledgement (`None` until HELLO).
+    resume: Option<Box<resume::ResumeLog>>,
 }
 
 /// One client connection on a gate.
@@ -148,6 +157,16 @@ pub(crate) struct Session {
     /// When the client last completed a frame, in [`clock_ms`] time: the
     /// gate's idle sweep reads it (no timer per session).
     last_read: AtomicU64,
+    /// Counts the connections that served this session: a connection
+    /// whose number is no longer the session's has been replaced (a resume
+    /// took the session over) and ends.
+    conn_gen: AtomicU32,
+    /// The gate asks the connection to end without ending the session (a
+    /// resumable session gone idle), as `1 + CloseReason as u8`; 0: no.
+    drop_conn: AtomicU8,
+    /// A resumable session without a connection since this [`clock_ms`]
+    /// time, plus 1 (0: it has one, or had none yet).
+    detached: AtomicU64,
 }
 
 /// What happened to a frame offered to a session.
@@ -177,6 +196,9 @@ impl Session {
             forwards: Mutex::new(Forwards::default()),
             closed: AtomicU8::new(0),
             last_read: AtomicU64::new(clock_ms()),
+            conn_gen: AtomicU32::new(0),
+            drop_conn: AtomicU8::new(0),
+            detached: AtomicU64::new(0),
         })
     }
 
@@ -206,8 +228,9 @@ impl Session {
         Offer::Queued
     }
 
-    /// Moves queued frames, encoded, into `out` until it holds `max` bytes;
-    /// true when frames remain. An emptied queue gives its memory back.
+    /// Moves queued frames, encoded as the wire carries them (see
+    /// [`Session::attach`]), into `out` until it holds `max` bytes; true
+    /// when frames remain. An emptied queue gives its memory back.
     pub(crate) fn drain_into(&self, out: &mut bytes::BytesMut, max: usize) -> bool {
         let Ok(mut q) = self.queue.lock() else {
             return false;
@@ -216,13 +239,16 @@ impl Session {
             out.extend_from_slice(&q.unsent);
             q.unsent = BytesMut::new();
         }
+        let ws = q.ws;
         while out.len() < max {
             let Some(frame) = q.frames.pop_front() else {
                 break;
             };
             q.bytes = q.bytes.saturating_sub(frame.wire_len());
-            // A frame over 4 GiB cannot exist here: sizes are bounded.
-            let _ = frame.encode_into(out);
+            crate::frame::encode_wrapped(&frame, ws, out);
+            if let Some(log) = q.resume.as_mut() {
+                log.wrote(frame);
+            }
         }
         if q.frames.is_empty() {
             q.bytes = 0;
@@ -246,6 +272,51 @@ impl Session {
             // A permit if the task is not waiting: it cannot miss this.
             self.ready.notify_one();
         }
+    }
+
+    /// A connection starts serving the session: its number (see
+    /// [`Session::conn_gen`]). An earlier connection still serving it is
+    /// woken to find itself replaced.
+    pub(crate) fn attach_conn(&self) -> u32 {
+        let number = self.conn_gen.fetch_add(1, Ordering::AcqRel).wrapping_add(1);
+        self.drop_conn.store(0, Ordering::Release);
+        self.detached.store(0, Ordering::Release);
+        self.touch();
+        if number > 1 {
+            self.ready.notify_waiters();
+        }
+        number
+    }
+
+    /// The number of the connection serving the session now.
+    pub(crate) fn conn_gen(&self) -> u32 {
+        self.conn_gen.load(Ordering::Acquire)
+    }
+
+    /// Asks the connection to end for `reason`, keeping the session (a
+    /// resumable session gone idle keeps its resume window).
+    pub(crate) fn drop_conn(&self, reason: CloseReason) {
+        self.drop_conn.store(reason as u8 + 1, Ordering::Release);
+        self.ready.notify_waiters();
+        self.ready.notify_one();
+    }
+
+    /// Why the gate asked the connection to end, once.
+    pub(crate) fn take_dropped(&self) -> Option<CloseReason> {
+        let code = self.drop_conn.swap(0, Ordering::AcqRel);
+        CloseReason::ALL
+            .get(usize::from(code).checked_sub(1)?)
+            .copied()
+    }
+
+    /// Notes that the session lost its connection and waits for a resume.
+    pub(crate) fn mark_detached(&self) {
+        self.detached.store(clock_ms() + 1, Ordering::Release);
+    }
+
+    /// Since when (in [`clock_ms`] time) the session waits for a resume.
+    pub(crate) fn detached_since(&self) -> Option<u64> {
+        self.detached.load(Ordering::Acquire).checked_sub(1)
     }
 
     /// Notes that the client completed a frame (it is not idle).
@@ -481,12 +552,42 @@ impl Sessions {
             let s = e.value();
             if now.saturating_sub(s.last_read.load(Ordering::Relaxed)) >= timeout_ms
                 && !s.is_closed()
+                && s.detached_since().is_none()
             {
-                s.close_with(CloseReason::Idle);
+                if s.is_resumable() {
+                    // Its socket goes; the session waits for a resume.
+                    s.drop_conn(CloseReason::Idle);
+                    s.touch();
+                } else {
+                    s.close_with(CloseReason::Idle);
+                }
                 n += 1;
             }
         }
         n
+    }
+
+    /// The sessions waiting for a resume for `window_ms` or longer.
+    pub(crate) fn expired(&self, window_ms: u64) -> Vec<Arc<Session>> {
+        let now = clock_ms();
+        self.by_id
+            .iter()
+            .filter(|e| {
+                e.value()
+                    .detached_since()
+                    .is_some_and(|t| now.saturating_sub(t) >= window_ms)
+            })
+            .map(|e| e.value().clone())
+            .collect()
+    }
+
+    /// The sessions waiting for a resume.
+    pub(crate) fn detached(&self) -> Vec<Arc<Session>> {
+        self.by_id
+            .iter()
+            .filter(|e| e.value().detached_since().is_some())
+            .map(|e| e.value().clone())
+            .collect()
     }
 
     /// Sessions with a forwarded message not finished yet (shutdown waits

@@ -1,4 +1,5 @@
-//! Writing a TCP client's frames: by whoever queued them, when it can.
+//! Writing a TCP or WebSocket client's frames: by whoever queued them,
+//! when it can.
 //!
 //! A session's frames are written under its queue lock, so bytes leave in
 //! queue order whoever writes them: the session's own task (after a read,
@@ -31,19 +32,24 @@ pub(crate) enum Wrote {
 }
 
 impl Session {
-    /// Lets frames be written to `sink` by whoever queues them (TCP
-    /// clients; other transports write from their own task).
-    pub(crate) fn attach(&self, sink: Arc<TcpStream>) {
+    /// Lets frames be written to `sink` by whoever queues them (TCP and
+    /// WebSocket clients; `None` for TLS, whose task writes), each wrapped
+    /// in a WebSocket binary message with `ws`.
+    pub(crate) fn attach(&self, sink: Option<Arc<TcpStream>>, ws: bool) {
         if let Ok(mut q) = self.queue.lock() {
-            q.sink = Some(sink);
+            q.sink = sink;
+            q.ws = ws;
         }
     }
 
-    /// Takes the socket back from the queue: from here on only the
-    /// session's task writes (its closing flush).
-    pub(crate) fn detach(&self) {
+    /// Takes the socket `sink` back from the queue, if it is still the one
+    /// attached (a resume may have attached another): from here on only
+    /// the connection's task writes to it (its closing flush).
+    pub(crate) fn detach(&self, sink: &Arc<TcpStream>) {
         if let Ok(mut q) = self.queue.lock() {
-            q.sink = None;
+            if q.sink.as_ref().is_some_and(|s| Arc::ptr_eq(s, sink)) {
+                q.sink = None;
+            }
         }
     }
 
@@ -52,6 +58,18 @@ impl Session {
     pub(crate) fn write_queued(&self) -> Wrote {
         match self.queue.lock() {
             Ok(mut q) => write_locked(&mut q),
+            Err(_) => Wrote::Failed,
+        }
+    }
+
+    /// Writes `bytes` (a WebSocket pong) in queue order: behind what is
+    /// encoded already, before the frames still queued.
+    pub(crate) fn write_control(&self, bytes: &[u8]) -> Wrote {
+        match self.queue.lock() {
+            Ok(mut q) => {
+                q.unsent.extend_from_slice(bytes);
+                write_locked(&mut q)
+            }
             Err(_) => Wrote::Failed,
         }
     }
@@ -79,7 +97,9 @@ fn write_locked(q: &mut Queue) -> Wrote {
         frames,
         bytes,
         sink,
+        ws,
         unsent,
+        resume,
     } = q;
     let Some(sink) = sink.as_deref() else {
         return Wrote::Done;
@@ -96,8 +116,10 @@ fn write_locked(q: &mut Queue) -> Wrote {
                     break;
                 };
                 *bytes = bytes.saturating_sub(frame.wire_len());
-                // A frame over 4 GiB cannot exist here: sizes are bounded.
-                let _ = frame.encode_into(unsent);
+                crate::frame::encode_wrapped(&frame, *ws, unsent);
+                if let Some(log) = resume.as_mut() {
+                    log.wrote(frame);
+                }
             }
         }
         match sink.try_write(unsent) {
@@ -219,7 +241,7 @@ mod tests {
     async fn a_deferred_batch_is_written_in_order_without_waking_the_task() {
         let s = session();
         let (ours, mut client) = pair().await;
-        s.attach(ours);
+        s.attach(Some(ours), false);
         {
             let _batch = DeferWakes::begin().expect("not nested");
             assert!(DeferWakes::begin().is_none(), "nested batches are refused");
@@ -274,7 +296,7 @@ mod tests {
     async fn a_full_socket_leaves_the_rest_to_the_task_in_order() {
         let s = session();
         let (ours, mut client) = pair().await;
-        s.attach(ours);
+        s.attach(Some(ours.clone()), false);
         // More than the socket buffers hold while the client reads nothing.
         let big = Bytes::from(vec![1u8; 8 << 20]);
         s.offer(Frame::new(1, big.clone()));
@@ -286,7 +308,8 @@ mod tests {
         assert!(!s.drain_into(&mut rest, usize::MAX));
         // Detaching drops the last handle of our socket: the client reads
         // what it accepted, then the end.
-        s.detach();
+        s.detach(&ours);
+        drop(ours);
         let mut got = Vec::new();
         client.read_to_end(&mut got).await.unwrap();
         let mut expected = BytesMut::new();

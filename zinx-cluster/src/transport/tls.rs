@@ -1,6 +1,6 @@
-//! TLS on a gate's client ports (rustls through tokio-rustls): TLS on the
-//! TCP port, WSS on the WebSocket port, with the certificate chain and key
-//! of `settings.json`'s `tls_cert` / `tls_key` (PEM files).
+//! TLS on a gate's client ports (rustls; the connections in `tls_wire`):
+//! TLS on the TCP port, WSS on the WebSocket port, with the certificate
+//! chain and key of `settings.json`'s `tls_cert` / `tls_key` (PEM files).
 //!
 //! The files are read once, at start; a missing, unreadable or malformed
 //! file is a start-time error that names the file ([`TlsConfigError`]).
@@ -10,8 +10,6 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::io::{AsyncRead, AsyncWrite};
-use tokio_rustls::TlsAcceptor;
 use tokio_rustls::rustls::pki_types::pem::PemObject;
 use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use tokio_rustls::rustls::{self, ServerConfig};
@@ -90,20 +88,6 @@ pub fn load_server_config(cert: &Path, key: &Path) -> Result<Arc<ServerConfig>, 
     Ok(Arc::new(config))
 }
 
-/// Runs the server side of a TLS handshake on `io`, bounded in time.
-pub(crate) async fn accept<S>(
-    config: &Arc<ServerConfig>,
-    io: S,
-) -> std::io::Result<tokio_rustls::server::TlsStream<S>>
-where
-    S: AsyncRead + AsyncWrite + Unpin,
-{
-    let acceptor = TlsAcceptor::from(config.clone());
-    tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(io))
-        .await
-        .map_err(|_| std::io::Error::new(std::io::ErrorKind::TimedOut, "TLS handshake timed out"))?
-}
-
 #[cfg(test)]
 pub(crate) mod testing {
     //! A certificate made at test time, and a client configuration trusting it.
@@ -135,20 +119,6 @@ pub(crate) mod testing {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::frame::{Frame, FrameCodec};
-    use crate::transport::testing::Echo;
-    use crate::transport::{Ended, Limits, stream, ws};
-    use futures::{SinkExt, StreamExt};
-    use tokio_rustls::TlsConnector;
-    use tokio_rustls::rustls::pki_types::ServerName;
-    use tokio_util::codec::Framed;
-
-    fn limits() -> Limits {
-        Limits {
-            max_frame_len: 1024,
-            idle: None,
-        }
-    }
 
     #[test]
     fn bad_files_are_named() {
@@ -171,109 +141,5 @@ mod tests {
             .to_string();
         assert!(e.contains("cert.pem"), "{e}");
         assert!(load_server_config(&cert, &key).is_ok());
-    }
-
-    #[tokio::test]
-    async fn tls_and_wss_carry_frames() {
-        let dir = tempfile::tempdir().unwrap();
-        let (cert, key, client_config) = testing::self_signed(dir.path());
-        let server_config = load_server_config(&cert, &key).unwrap();
-        let connector = TlsConnector::from(client_config);
-        let name = ServerName::try_from("localhost").unwrap();
-
-        // TLS on the TCP port.
-        let (a, b) = tokio::io::duplex(64 * 1024);
-        let sc = server_config.clone();
-        let server = tokio::spawn(async move {
-            let tls = accept(&sc, a).await.unwrap();
-            stream::serve(tls, &Echo::default(), limits()).await
-        });
-        let tls = connector.connect(name.clone(), b).await.unwrap();
-        let mut c = Framed::new(tls, FrameCodec::new(1024));
-        c.send(Frame::new(5, "over tls")).await.unwrap();
-        assert_eq!(c.next().await.unwrap().unwrap(), Frame::new(5, "over tls"));
-        drop(c);
-        assert_eq!(
-            server.await.unwrap().reason(),
-            crate::session::CloseReason::ClientClosed
-        );
-
-        // WSS on the WebSocket port.
-        let (a, b) = tokio::io::duplex(64 * 1024);
-        let server = tokio::spawn(async move {
-            let tls = accept(&server_config, a).await.unwrap();
-            let socket = ws::accept(tls, "/").await.unwrap();
-            ws::serve(socket, &Echo::default(), limits()).await
-        });
-        let tls = connector.connect(name, b).await.unwrap();
-        let (mut c, _) = tokio_tungstenite::client_async("wss://localhost/", tls)
-            .await
-            .unwrap();
-        let mut wire = bytes::BytesMut::new();
-        Frame::new(5, "over wss").encode_into(&mut wire).unwrap();
-        c.send(tokio_tungstenite::tungstenite::Message::Binary(
-            wire.freeze(),
-        ))
-        .await
-        .unwrap();
-        let got = c.next().await.unwrap().unwrap().into_data();
-        assert_eq!(&got[8..], b"over wss");
-        c.close(None).await.unwrap();
-        assert_eq!(
-            server.await.unwrap(),
-            Ended::Session(crate::session::CloseReason::ClientClosed)
-        );
-    }
-
-    /// The library's `Client` over real sockets: TLS, ws:// and wss://.
-    #[tokio::test]
-    async fn the_client_speaks_every_transport() {
-        use tokio::net::TcpListener;
-        use zinx_cluster_client::{Client, ClientTls};
-        let dir = tempfile::tempdir().unwrap();
-        let (cert, key, _) = testing::self_signed(dir.path());
-        let server_config = load_server_config(&cert, &key).unwrap();
-        let trust = ClientTls::trusting_pem_file(&cert).unwrap();
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        // Serves three connections: TLS, WS, WSS.
-        let server = tokio::spawn(async move {
-            let (tcp, _) = listener.accept().await.unwrap();
-            let tls = accept(&server_config, tcp).await.unwrap();
-            stream::serve(tls, &Echo::default(), limits()).await;
-            let (tcp, _) = listener.accept().await.unwrap();
-            let socket = ws::accept(tcp, "/zinx").await.unwrap();
-            ws::serve(socket, &Echo::default(), limits()).await;
-            let (tcp, _) = listener.accept().await.unwrap();
-            let tls = accept(&server_config, tcp).await.unwrap();
-            let socket = ws::accept(tls, "/zinx").await.unwrap();
-            ws::serve(socket, &Echo::default(), limits()).await
-        });
-        let t = std::time::Duration::from_secs(5);
-        let mut c = Client::connect_tls(addr, &trust, "localhost")
-            .await
-            .unwrap();
-        assert_eq!(c.request(5, "a", t).await.unwrap(), Frame::new(5, "a"));
-        drop(c);
-        let mut c = Client::connect_ws(&format!("ws://{addr}/zinx"), None)
-            .await
-            .unwrap();
-        // Two frames in one message, answered as two messages.
-        let mut two = bytes::BytesMut::new();
-        Frame::new(1, "x").encode_into(&mut two).unwrap();
-        Frame::new(2, "y").encode_into(&mut two).unwrap();
-        c.send_raw(two.freeze()).await.unwrap();
-        assert_eq!(c.recv_timeout(t).await.unwrap(), Frame::new(1, "x"));
-        assert_eq!(c.recv_timeout(t).await.unwrap(), Frame::new(2, "y"));
-        drop(c);
-        let url = format!("wss://localhost:{}/zinx", addr.port());
-        let mut c = Client::connect_ws(&url, Some(&trust)).await.unwrap();
-        c.send(9, vec![7u8; 1000]).await.unwrap();
-        assert_eq!(
-            c.recv_timeout(t).await.unwrap(),
-            Frame::new(9, vec![7u8; 1000])
-        );
-        drop(c);
-        server.await.unwrap();
     }
 }

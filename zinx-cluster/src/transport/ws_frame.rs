@@ -11,7 +11,7 @@
 //! known opcodes, control frames whole and at most 125 bytes, continuation
 //! frames only inside a fragmented message.
 
-use bytes::{Buf, BufMut, Bytes, BytesMut};
+use bytes::{Buf, Bytes, BytesMut};
 
 const OP_CONTINUATION: u8 = 0x0;
 const OP_TEXT: u8 = 0x1;
@@ -208,22 +208,13 @@ fn unmask(buf: &mut [u8], mask: &mut [u8; 4]) {
 
 /// Appends one unmasked server frame with `opcode` and `payload`.
 fn put_frame(out: &mut BytesMut, opcode: u8, payload: &[u8]) {
-    let len = payload.len();
-    out.reserve(10 + len);
-    out.put_u8(FIN | opcode);
-    if len < 126 {
-        out.put_u8(len as u8);
-    } else if let Ok(n) = u16::try_from(len) {
-        out.put_u8(126);
-        out.put_u16(n);
-    } else {
-        out.put_u8(127);
-        out.put_u64(len as u64);
-    }
+    crate::frame::put_ws_header(out, FIN | opcode, payload.len());
     out.extend_from_slice(payload);
 }
 
-/// Appends one binary message (a final binary frame) holding `payload`.
+/// Appends one binary message (a final binary frame) holding `payload`
+/// (the queue writes frames behind `frame::put_ws_header` directly).
+#[cfg(test)]
 pub(crate) fn put_binary(out: &mut BytesMut, payload: &[u8]) {
     put_frame(out, OP_BINARY, payload);
 }
@@ -247,6 +238,30 @@ pub(crate) fn put_close(out: &mut BytesMut, code: u16, reason: &str) {
 pub(crate) fn put_close_reply(out: &mut BytesMut, client_payload: &[u8]) {
     let payload = client_payload.get(..2).unwrap_or_default();
     put_frame(out, OP_CLOSE, payload);
+}
+
+/// Feeds `data` to a [`Reader`] in chunks of `chunk` bytes (what the fuzz
+/// target calls): whatever the bytes, it must end in data, a control
+/// frame or a named violation, never a panic, and buffer nothing beyond
+/// what it was given.
+#[cfg(feature = "internals")]
+pub(crate) fn fuzz(data: &[u8], chunk: usize) {
+    let mut reader = Reader::default();
+    let mut inb = BytesMut::new();
+    let mut out = BytesMut::new();
+    for piece in data.chunks(chunk.max(1)) {
+        inb.extend_from_slice(piece);
+        loop {
+            let before = inb.len() + out.len();
+            match reader.read(&mut inb, &mut out) {
+                Ok(None) => break,
+                Ok(Some(_)) => {}
+                Err(_) => return,
+            }
+            assert!(out.len() <= before + data.len(), "output bounded by input");
+        }
+        out.clear();
+    }
 }
 
 #[cfg(test)]

@@ -76,6 +76,7 @@ fn node(id: u16, name: &str, group: &str, node_type: NodeType, ip: &str, port: u
         ws_port: None,
         ws_path: "/".into(),
         admin_port: None,
+        admin_ip: "127.0.0.1".into(),
     }
 }
 

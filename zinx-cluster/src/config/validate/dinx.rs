@@ -1,7 +1,7 @@
 //! `dinx.json`: the nodes, by group.
 
 use std::collections::HashMap;
-use std::net::{IpAddr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
 use serde_json::{Map, Value};
 
@@ -9,7 +9,7 @@ use super::{
     describe, error, field, first_seen, int_field, name_suffix, parse_json, string_field, take,
     take_optional,
 };
-use crate::config::{ConfigError, NodeConfig, NodeId, NodeType};
+use crate::config::{ConfigError, DEFAULT_ADMIN_IP, NodeConfig, NodeId, NodeType};
 
 pub(super) struct RawNode {
     pub(super) group: String,
@@ -26,6 +26,9 @@ pub(super) struct RawNode {
     pub(super) ws_path: String,
     /// `AdminPort`.
     pub(super) admin_port: Option<u16>,
+    /// `AdminIP`: the default until the key says otherwise; `None` when the
+    /// key is there but unusable.
+    pub(super) admin_ip: Option<(String, IpAddr)>,
 }
 
 impl RawNode {
@@ -45,6 +48,7 @@ impl RawNode {
 
     pub(super) fn build(self) -> Option<NodeConfig> {
         let (ip, _) = self.ip?;
+        let (admin_ip, _) = self.admin_ip?;
         Some(NodeConfig {
             id: self.id?,
             name: self.name?,
@@ -55,18 +59,56 @@ impl RawNode {
             ws_port: self.ws_port,
             ws_path: self.ws_path,
             admin_port: self.admin_port,
+            admin_ip,
         })
     }
 
-    /// Every port this node binds, with its key, for the clash check.
-    fn bound_ports(&self) -> impl Iterator<Item = (&'static str, u16)> {
+    /// Every address this node binds, with its port's key, for the clash
+    /// check (those whose IP is known).
+    fn bound_addrs(&self) -> impl Iterator<Item = (&'static str, SocketAddr)> {
+        let ip = self.ip.as_ref().map(|(_, ip)| *ip);
+        let admin_ip = self.admin_ip.as_ref().map(|(_, ip)| *ip);
         [
-            ("Port", self.port),
-            ("WsPort", self.ws_port),
-            ("AdminPort", self.admin_port),
+            ("Port", ip, self.port),
+            ("WsPort", ip, self.ws_port),
+            ("AdminPort", admin_ip, self.admin_port),
         ]
         .into_iter()
-        .filter_map(|(key, port)| Some((key, port?)))
+        .filter_map(|(key, ip, port)| Some((key, SocketAddr::new(ip?, port?))))
+    }
+}
+
+/// Whether two listening addresses cannot both be bound on one host: the
+/// same port on the same address, or on a wildcard address that covers the
+/// other (`0.0.0.0` covers every IPv4 address; `::` every address, IPv4 too
+/// on a dual-stack system).
+fn overlaps(a: SocketAddr, b: SocketAddr) -> bool {
+    let covers = |w: IpAddr, x: IpAddr| w.is_unspecified() && (w.is_ipv6() || x.is_ipv4());
+    a.port() == b.port() && (a.ip() == b.ip() || covers(a.ip(), b.ip()) || covers(b.ip(), a.ip()))
+}
+
+/// An address every host has its own of: loopback, or a wildcard.
+fn host_local(ip: IpAddr) -> bool {
+    ip.is_loopback() || ip.is_unspecified()
+}
+
+/// Whether `a` (bound by a node whose `IP` is `a_node`) and `b` (likewise)
+/// cannot both be bound. A host-local address (the default `AdminIP`
+/// 127.0.0.1) clashes only with one of a node that may run on the same
+/// host: the same `IP`, or an `IP` only its own host can reach (loopback,
+/// wildcard). Nodes on different hosts share `AdminPort` 9100 freely.
+fn clashes(a: SocketAddr, a_node: Option<IpAddr>, b: SocketAddr, b_node: Option<IpAddr>) -> bool {
+    if !overlaps(a, b) {
+        return false;
+    }
+    if !host_local(a.ip()) && !host_local(b.ip()) {
+        // The same specific address: the same host.
+        return true;
+    }
+    match (a_node, b_node) {
+        (Some(x), Some(y)) => x == y || host_local(x) || host_local(y),
+        // An unusable IP is reported already.
+        _ => false,
     }
 }
 
@@ -106,8 +148,9 @@ pub(super) fn parse_dinx(file: &str, text: &str, errors: &mut Vec<ConfigError>) 
     };
     // Index into dinx.nodes of the first node with an ID / address.
     let mut by_id: HashMap<NodeId, usize> = HashMap::new();
-    // Every bound address (Port, WsPort, AdminPort) → (node index, key).
-    let mut by_addr: HashMap<SocketAddr, (usize, &'static str)> = HashMap::new();
+    // Every bound address (Port, WsPort, AdminPort) with its node index and
+    // key, in file order; wildcards make it a list, not a map.
+    let mut bound: Vec<(SocketAddr, usize, &'static str)> = Vec::new();
     // Whether some entry's Type could not be read: then "no gate" may be a
     // consequence of that mistake and is not reported.
     let mut type_unknown = false;
@@ -146,24 +189,37 @@ pub(super) fn parse_dinx(file: &str, text: &str, errors: &mut Vec<ConfigError>) 
                     errors.push(error(file, Some(node.label()), message));
                 }
             }
-            if let Some((_, ip)) = &node.ip {
-                for (key, port) in node.bound_ports() {
-                    let addr = SocketAddr::new(*ip, port);
-                    if let Some((first, first_key)) = first_seen(&mut by_addr, addr, (at, key)) {
-                        let also = if first == at {
-                            format!("its {first_key}")
-                        } else if first_key == "Port" {
-                            dinx.nodes[first].label()
-                        } else {
-                            format!("{} ({first_key})", dinx.nodes[first].label())
-                        };
-                        let message = match key {
-                            "Port" => format!("address {addr} is also used by {also}"),
-                            _ => format!("{key}: address {addr} is also used by {also}"),
-                        };
-                        errors.push(error(file, Some(node.label()), message));
-                    }
-                }
+            let node_ip = node.ip.as_ref().map(|(_, ip)| *ip);
+            for (key, addr) in node.bound_addrs() {
+                let clash = bound.iter().find(|(other, first, _)| {
+                    let first_ip = if *first == at {
+                        node_ip
+                    } else {
+                        dinx.nodes[*first].ip.as_ref().map(|(_, ip)| *ip)
+                    };
+                    clashes(*other, first_ip, addr, node_ip)
+                });
+                let Some(&(other, first, first_key)) = clash else {
+                    bound.push((addr, at, key));
+                    continue;
+                };
+                let also = if first == at {
+                    format!("its {first_key}")
+                } else if first_key == "Port" {
+                    dinx.nodes[first].label()
+                } else {
+                    format!("{} ({first_key})", dinx.nodes[first].label())
+                };
+                let on = if other == addr {
+                    String::new()
+                } else {
+                    format!(", on {other}")
+                };
+                let message = match key {
+                    "Port" => format!("address {addr} is also used by {also}{on}"),
+                    _ => format!("{key}: address {addr} is also used by {also}{on}"),
+                };
+                errors.push(error(file, Some(node.label()), message));
             }
             dinx.nodes.push(node);
         }
@@ -232,6 +288,10 @@ pub(super) fn parse_node(
         ws_port: None,
         ws_path: "/".to_string(),
         admin_port: None,
+        admin_ip: Some((
+            DEFAULT_ADMIN_IP.to_string(),
+            IpAddr::V4(Ipv4Addr::LOCALHOST),
+        )),
     };
     let Value::Object(obj) = value else {
         errors.push(error(
@@ -269,18 +329,7 @@ pub(super) fn parse_node(
         t => Err(format!("unknown Type {t} (1 = gate, 2 = backend)")),
     });
     take(node_type, &mut node.node_type, &mut problems);
-    let ip = string_field(obj, "IP").and_then(|text| {
-        if text.trim().is_empty() {
-            return Err("empty IP".to_string());
-        }
-        match text.parse::<IpAddr>() {
-            Ok(ip) => Ok((text, ip)),
-            Err(_) => Err(format!(
-                "IP {text:?} is not an IP address (hostnames are not supported; write an \
-                 address such as 127.0.0.1 or ::1)"
-            )),
-        }
-    });
+    let ip = string_field(obj, "IP").and_then(|text| ip_value("IP", text));
     take(ip, &mut node.ip, &mut problems);
     let port = int_field(obj, "Port").and_then(|port| match u16::try_from(port) {
         Ok(p) if p > 0 => Ok(p),
@@ -298,7 +347,22 @@ pub(super) fn parse_node(
     node
 }
 
-/// `WsPort`, `WsPath` and `AdminPort`: optional, zinx's names and defaults.
+/// `IP` or `AdminIP`: an IP address, not a hostname; with its text as written.
+fn ip_value(key: &str, text: String) -> Result<(String, IpAddr), String> {
+    if text.trim().is_empty() {
+        return Err(format!("empty {key}"));
+    }
+    match text.parse::<IpAddr>() {
+        Ok(ip) => Ok((text, ip)),
+        Err(_) => Err(format!(
+            "{key} {text:?} is not an IP address (hostnames are not supported; write an \
+             address such as 127.0.0.1 or ::1)"
+        )),
+    }
+}
+
+/// `WsPort`, `WsPath`, `AdminPort` and `AdminIP`: optional, zinx's names
+/// and defaults (`AdminIP` is ours: loopback unless said otherwise).
 fn parse_client_ports(obj: &Map<String, Value>, node: &mut RawNode, problems: &mut Vec<String>) {
     let optional_port = |key: &str| match field(obj, key) {
         Err(_) => Ok(None),
@@ -309,6 +373,18 @@ fn parse_client_ports(obj: &Map<String, Value>, node: &mut RawNode, problems: &m
     };
     take_optional(optional_port("WsPort"), &mut node.ws_port, problems);
     take_optional(optional_port("AdminPort"), &mut node.admin_port, problems);
+    if field(obj, "AdminIP").is_ok() {
+        match string_field(obj, "AdminIP").and_then(|text| ip_value("AdminIP", text)) {
+            Ok(ip) => node.admin_ip = Some(ip),
+            Err(message) => {
+                node.admin_ip = None;
+                problems.push(message);
+            }
+        }
+        if node.admin_port.is_none() && field(obj, "AdminPort").is_err() {
+            problems.push("AdminIP without AdminPort: add the admin port".to_string());
+        }
+    }
     if field(obj, "WsPath").is_ok() {
         let path = string_field(obj, "WsPath").and_then(|path| {
             if !path.starts_with('/') {

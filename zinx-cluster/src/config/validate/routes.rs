@@ -11,6 +11,7 @@ use super::{
 use crate::config::{ConfigError, RouteConfig};
 use crate::frame::ZINX_HEARTBEAT_MSG_ID;
 use crate::settings::{ErrorReply, Settings};
+use zinx_cluster_client::wire::is_control;
 
 use super::dinx::Dinx;
 
@@ -164,6 +165,11 @@ pub(super) fn parse_route(
         problems.push(format!(
             "MsgID {ZINX_HEARTBEAT_MSG_ID} is the zinx heartbeat: zinx clients send it to keep \
              their connection alive and gates never route it"
+        ));
+    } else if let Some(id) = route.msg_id.filter(|id| is_control(*id)) {
+        problems.push(format!(
+            "MsgID {id} is reserved for session resume's control frames (99990-99998): \
+             gates never route it"
         ));
     }
     if let (Some(msg_id), Some(settings)) = (route.msg_id, settings) {
