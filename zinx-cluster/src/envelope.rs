@@ -46,8 +46,9 @@ pub const FLAG_TRACED: u8 = 0x80;
 /// Version 2 added [`Kind::Done`] and the final flag of a
 /// [`Kind::ToSession`]; both carry the number the gate gave the forward
 /// (0: unnumbered, the node's oldest). Version 3 added rooms (kinds
-/// `Room`, `Join`, `Leave`).
-pub const LINK_PROTOCOL_VERSION: u16 = 3;
+/// `Room`, `Join`, `Leave`). Version 4 added session resume across gates
+/// (`Handover`, `HandoverDone` on the bus, `SessionMoved` to backends).
+pub const LINK_PROTOCOL_VERSION: u16 = 4;
 
 /// `flags` of a [`Kind::Heartbeat`] that announces a graceful shutdown:
 /// messages already on their way are still answered (with `node_stopping`),
@@ -115,6 +116,17 @@ pub enum Kind {
     /// Node → gate: session `session` leaves the room named in the body;
     /// answered with a [`Kind::Response`].
     Leave = 19,
+    /// Gate → gate (the bus): hand session `session` over for a resume on
+    /// gate `node`; the body holds the client's token, the payload the new
+    /// session's id and the count of frames the client received.
+    Handover = 20,
+    /// Gate → gate (the bus): the answer to the [`Kind::Handover`] numbered
+    /// `request`: `flags` 0 and the session's state in the payload, or why
+    /// not (1 expired, 2 unknown, 3 overflow).
+    HandoverDone = 21,
+    /// Gate → node: session `session` moved (a resume on another gate) and
+    /// is the session in the payload from now on; it did not close.
+    SessionMoved = 22,
 }
 
 impl Kind {
@@ -141,6 +153,9 @@ impl Kind {
             17 => Room,
             18 => Join,
             19 => Leave,
+            20 => Handover,
+            21 => HandoverDone,
+            22 => SessionMoved,
             _ => return None,
         })
     }
@@ -436,7 +451,7 @@ mod tests {
     }
 
     fn arb_kind() -> impl Strategy<Value = Kind> {
-        (1u8..=19).prop_map(|b| Kind::from_u8(b).expect("1..=19 are kinds"))
+        (1u8..=22).prop_map(|b| Kind::from_u8(b).expect("1..=22 are kinds"))
     }
 
     proptest! {
@@ -486,7 +501,7 @@ mod tests {
             let fits = usize::from(uid_len) <= data.len() - ENVELOPE_HEADER_LEN;
             match Envelope::decode(Frame::new(msg_id, data.clone())) {
                 Ok(env) => {
-                    prop_assert!((1..=19).contains(&kind) && fits);
+                    prop_assert!((1..=22).contains(&kind) && fits);
                     prop_assert_eq!(env.uid.len(), usize::from(uid_len));
                     let mut wire = BytesMut::new();
                     env.encode_into(&mut wire).unwrap();

@@ -79,13 +79,18 @@ impl Rooms {
         was
     }
 
-    /// Removes `session` from every room it is in (at close).
-    pub(crate) fn leave_all(&self, session: SessionId) {
-        if let Some((_, rooms)) = self.of_session.remove(&session) {
-            for room in rooms {
-                self.remove_member(&room, session);
-            }
+    /// Removes `session` from every room it is in (at close, or when it
+    /// moves to another gate); the rooms it was in.
+    pub(crate) fn leave_all(&self, session: SessionId) -> Vec<Arc<str>> {
+        let Some((_, rooms)) = self.of_session.remove(&session) else {
+            return Vec::new();
+        };
+        let mut left = Vec::with_capacity(rooms.len());
+        for room in rooms {
+            self.remove_member(&room, session);
+            left.push(room);
         }
+        left
     }
 
     fn remove_member(&self, room: &str, session: SessionId) {

@@ -32,6 +32,9 @@ struct SessionQueue {
     /// The uid the gate last sent with the session's messages (reused
     /// while it does not change, so a message costs no allocation).
     uid: Option<Arc<str>>,
+    /// The session moved to another gate: forgotten (no hooks) once its
+    /// queue runs out.
+    moved: bool,
 }
 
 /// One forwarded message waiting to run.
@@ -116,8 +119,36 @@ impl Queues {
         let job = q.jobs.pop_front();
         if job.is_none() {
             q.running = false;
+            if q.moved {
+                drop(q);
+                self.queues.remove(&session);
+            }
         }
         job
+    }
+
+    /// Session `from` is `to` from now on (it moved to another gate): its
+    /// uid goes with it; its queue here runs out under the old id (what it
+    /// holds was forwarded before the move, and answers through the old
+    /// gate, which relays), then is forgotten without hooks.
+    pub(super) fn moved(&self, from: SessionId, to: SessionId) {
+        let uid = match self.queues.get_mut(&from) {
+            Some(mut q) => {
+                q.moved = true;
+                let uid = q.uid.clone();
+                let idle = !q.running;
+                drop(q);
+                if idle {
+                    self.queues.remove(&from);
+                }
+                uid
+            }
+            None => return,
+        };
+        let mut q = self.queues.entry(to).or_default();
+        if q.uid.is_none() {
+            q.uid = uid;
+        }
     }
 
     /// Forgets a session (it closed); its uid when this node served it.

@@ -72,6 +72,7 @@ impl Backend {
             Kind::Forward => self.on_forward(env),
             Kind::Call | Kind::Cast => crate::node::on_call(self, from, env),
             Kind::SessionClosed => self.on_session_closed(&env),
+            Kind::SessionMoved => self.on_session_moved(&env),
             kind => warn!(from, ?kind, "envelope a backend does not take: ignored"),
         }
     }
@@ -82,6 +83,20 @@ impl Backend {
         if self.queues.close_session(session).is_some() {
             self.node.run_hooks(session, crate::node::uid_of(&env.uid));
         }
+    }
+
+    /// A gate says a session moved (a resume on another gate): it lives on
+    /// under its new id, its hooks do not run.
+    fn on_session_moved(&self, env: &Envelope) {
+        let Some(to) = env
+            .payload
+            .get(..8)
+            .and_then(|b| <[u8; 8]>::try_from(b).ok())
+        else {
+            return;
+        };
+        self.queues
+            .moved(SessionId(env.session), SessionId(u64::from_be_bytes(to)));
     }
 
     /// Whether nothing is in flight here.

@@ -160,6 +160,12 @@ impl RunningCluster {
     /// then close sessions (each flushes what is queued for it) and links
     /// (each flushes what is queued on it), and wait for both.
     pub async fn shutdown(self) {
+        // Gates first move their resumable clients to other gates.
+        for r in &self.nodes {
+            if let Role::Gate(gate) = &r.role {
+                gate.drain(self.grace).await;
+            }
+        }
         let deadline = Instant::now() + self.grace;
         self.root.cancel();
         for r in &self.nodes {

@@ -135,12 +135,17 @@ impl Subscription {
 /// takes from another gate.
 fn accept(mut env: Envelope) -> Option<Envelope> {
     match env.kind {
-        Kind::ToSession | Kind::ToUid | Kind::Broadcast | Kind::Room | Kind::Kick => {
+        Kind::ToUid | Kind::Broadcast | Kind::Room | Kind::Kick => {
             // Published messages are never requests: nothing answers them
             // over a link.
             env.request = 0;
             Some(env)
         }
+        // A frame for a session (maybe a forward's last answer, relayed
+        // for a session that moved here: `request` is the forward's
+        // number), a forward done, a session handed over between gates
+        // (`request` numbers the handover).
+        Kind::ToSession | Kind::Done | Kind::Handover | Kind::HandoverDone => Some(env),
         kind => {
             warn!(
                 ?kind,

@@ -48,7 +48,7 @@ impl Inbound for GateInbound<'_> {
 
     async fn frame(&self, frame: Frame, stopping: bool) -> Flow {
         if is_control(frame.msg_id) && frame.msg_id != ZINX_HEARTBEAT_MSG_ID {
-            return self.control(frame);
+            return self.control(frame).await;
         }
         if stopping {
             refuse_frame(self.gate, self.session, frame);
@@ -61,19 +61,21 @@ impl Inbound for GateInbound<'_> {
 
 impl GateInbound<'_> {
     /// A control frame of session resume (never routed).
-    fn control(&self, frame: Frame) -> Flow {
+    async fn control(&self, frame: Frame) -> Flow {
         let m = self.gate.node().metrics();
         m.frames_in.add(1);
         match frame.msg_id {
-            HELLO_MSG_ID => match resume::hello(self.gate, self.session, &frame.data) {
-                resume::Hellod::Stay => Flow::Continue,
-                resume::Hellod::Switch(target) => {
-                    if let Ok(mut s) = self.switch.lock() {
-                        *s = Some(target);
+            HELLO_MSG_ID => {
+                match Box::pin(resume::hello(self.gate, self.session, &frame.data)).await {
+                    resume::Hellod::Stay => Flow::Continue,
+                    resume::Hellod::Switch(target) => {
+                        if let Ok(mut s) = self.switch.lock() {
+                            *s = Some(target);
+                        }
+                        Flow::Switch
                     }
-                    Flow::Switch
                 }
-            },
+            }
             ACK_MSG_ID => {
                 match serde_json::from_slice::<Ack>(&frame.data) {
                     Ok(ack) => self.session.ack(ack.received),

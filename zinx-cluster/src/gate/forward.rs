@@ -46,7 +46,7 @@ pub(super) fn forward(
     let mut failed = None;
     let (code, why, outcome) = loop {
         let peer = node
-            .choose(group, session.id.0, failed)
+            .choose(group, session.route_key(), failed)
             .and_then(|target| node.links().get(target));
         let Some(peer) = peer else {
             m.no_live_node.add(1);

@@ -36,6 +36,8 @@ impl Gate {
             Kind::Bind | Kind::Unbind | Kind::Kick => self.on_session_op(from, env),
             Kind::Room => self.publish_local(&text(&env.uid), &Frame::new(env.msg_id, env.payload)),
             Kind::Join | Kind::Leave => self.on_room_op(from, env),
+            Kind::Handover => super::handover::give(self, from, env),
+            Kind::HandoverDone => super::handover::taken(self, env),
             kind => warn!(from, ?kind, "envelope a gate does not take: ignored"),
         }
     }
@@ -46,6 +48,9 @@ impl Gate {
         let id = SessionId(env.session);
         // One lookup for both the completion and the delivery.
         let session = self.sessions.get(id);
+        if session.as_ref().is_none_or(|s| s.is_closed()) && self.relay(&env) {
+            return;
+        }
         let frame = Frame::new(env.msg_id, env.payload);
         if env.flags & TO_SESSION_FINAL != 0 {
             return self.forward_finished(from, id, session.as_deref(), env.request, Some(frame));
@@ -66,6 +71,9 @@ impl Gate {
     fn on_done(&self, from: u16, env: &Envelope) {
         let id = SessionId(env.session);
         let session = self.sessions.get(id);
+        if session.as_ref().is_none_or(|s| s.is_closed()) && self.relay(env) {
+            return;
+        }
         self.forward_finished(from, id, session.as_deref(), env.request, None);
     }
 
@@ -114,9 +122,32 @@ impl Gate {
             Some(s) => self
                 .offer_to(&s, Frame::new(env.msg_id, env.payload))
                 .map(|()| Bytes::new()),
-            None => Err(SendError::NotOnline { uid }),
+            // Its session moved to another gate lately: relayed there.
+            None => match self.handovers.moved_uid(&uid) {
+                Some((gate, to)) => self
+                    .node
+                    .deliver_remote(to, Frame::new(env.msg_id, env.payload))
+                    .map(|()| Bytes::new())
+                    .map_err(|_| SendError::NotOnline { uid: uid.clone() })
+                    .inspect(|_| debug!(%uid, gate, "push relayed to where the session moved")),
+                None => Err(SendError::NotOnline { uid }),
+            },
         };
         self.node.respond_result(from, env.request, result);
+    }
+
+    /// Sends an envelope for a session that moved to another gate (a
+    /// resume there) on to it; false when the session did not move.
+    pub(super) fn relay(&self, env: &Envelope) -> bool {
+        let Some((gate, to)) = self.handovers.moved(SessionId(env.session)) else {
+            return false;
+        };
+        let mut env = env.clone();
+        env.session = to.0;
+        if let Err(e) = self.node.to_gate(gate, env) {
+            debug!(session = %to, gate, error = %e, "relay to a moved session failed");
+        }
+        true
     }
 
     /// Bind, unbind or kick asked of this gate by another node.

@@ -13,6 +13,7 @@ mod closes;
 mod conn;
 mod directory;
 mod forward;
+mod handover;
 mod inbound;
 mod ops;
 mod resume;
@@ -24,7 +25,7 @@ use std::time::Duration;
 use tokio::net::{TcpListener, TcpStream};
 use tokio_rustls::rustls::ServerConfig;
 use tokio_util::task::TaskTracker;
-use tracing::warn;
+use tracing::{info, warn};
 
 use crate::error::ErrorCode;
 use crate::metrics::Transport;
@@ -59,6 +60,12 @@ pub(crate) struct Gate {
     /// Session resume: settings, token key, sessions that ended while
     /// resumable.
     resumes: resume::Resumes,
+    /// Resumes across gates: those asked of other gates, sessions given
+    /// away (relayed for a window).
+    handovers: handover::Handovers,
+    /// Cancelled when the gate drains before a shutdown: it takes no new
+    /// connection.
+    draining: tokio_util::sync::CancellationToken,
     /// One task per client session.
     session_tasks: TaskTracker,
     /// The accept loops and the directory loops.
@@ -83,6 +90,7 @@ impl Gate {
     pub(crate) fn new(node: Node) -> Arc<Gate> {
         let id = node.id();
         let resumes = resume::Resumes::new(node.settings(), node.links().key().clone());
+        let node_stopping = node.stopping().clone();
         Arc::new_cyclic(|me| Gate {
             node,
             me: me.clone(),
@@ -90,6 +98,8 @@ impl Gate {
             rooms: Rooms::default(),
             closes: PendingCloses::default(),
             resumes,
+            handovers: handover::Handovers::default(),
+            draining: node_stopping.child_token(),
             session_tasks: TaskTracker::new(),
             background: TaskTracker::new(),
         })
@@ -116,7 +126,8 @@ impl Gate {
         let acceptor = self.clone();
         let tls = ports.tls.clone();
         self.background.spawn(async move {
-            let stop = acceptor.node.stopping().clone();
+            // Stops at a drain, or at the shutdown.
+            let stop = acceptor.draining.clone();
             crate::net::accept_loop(
                 listener,
                 &stop,
@@ -139,7 +150,7 @@ impl Gate {
             let path: Arc<str> = path.into();
             let tls = ports.tls;
             self.background.spawn(async move {
-                let stop = acceptor.node.stopping().clone();
+                let stop = acceptor.draining.clone();
                 crate::net::accept_loop(
                     ws,
                     &stop,
@@ -161,6 +172,54 @@ impl Gate {
         }
         directory::start(self, &self.background);
         self.background.spawn(resend_closes(self.clone()));
+    }
+
+    /// Drains the gate's resumable sessions before a shutdown: the gate
+    /// takes no new connection, tells each resumable client to move (MOVE:
+    /// reconnect to any gate and resume; the session moves there, over the
+    /// bus), and goes on serving them until they all left or `within`
+    /// passed. Only with other gates to move to (a shared directory) and
+    /// resume on; plain zinx clients are not asked (they end with the
+    /// shutdown, as they always did).
+    pub(crate) async fn drain(&self, within: Duration) {
+        let others = self.node.directory().redis().is_some();
+        if !others || !self.resumes.enabled() {
+            return;
+        }
+        self.draining.cancel();
+        let moving = self.sessions.resumable();
+        if moving.is_empty() {
+            return;
+        }
+        info!(
+            sessions = moving.len(),
+            "draining: resumable clients asked to move to another gate"
+        );
+        let body = serde_json::to_vec(&zinx_cluster_client::wire::resume::Move {
+            reason: "draining".to_string(),
+        })
+        .unwrap_or_default();
+        let frame = crate::frame::Frame::new(zinx_cluster_client::wire::MOVE_MSG_ID, body);
+        for s in &moving {
+            let _ = self.offer_to(s, frame.clone());
+        }
+        let deadline = tokio::time::Instant::now() + within;
+        let mut tick = tokio::time::interval(Duration::from_millis(20));
+        loop {
+            tick.tick().await;
+            let left = self.sessions.resumable().len();
+            if left == 0 {
+                info!("draining: every resumable session moved");
+                return;
+            }
+            if tokio::time::Instant::now() >= deadline {
+                warn!(
+                    left,
+                    "draining: sessions still here at the end of the drain"
+                );
+                return;
+            }
+        }
     }
 
     /// Whether nothing is in flight: the node's own work, and no forwarded
@@ -280,6 +339,7 @@ async fn sweep(gate: Arc<Gate>) {
                     for s in gate.sessions.expired(gate.resumes.window().as_millis() as u64) {
                         conn::expire(&gate, s);
                     }
+                    gate.handovers.forget_old();
                 }
             }
         }

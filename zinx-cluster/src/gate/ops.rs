@@ -37,12 +37,17 @@ impl Gate {
         }
     }
 
-    /// Queues a frame on a session of this gate.
+    /// Queues a frame on a session of this gate (or of the gate it moved
+    /// to lately, a resume there).
     pub(crate) fn deliver_local(&self, session: SessionId, frame: Frame) -> Result<(), SendError> {
-        let s = self.sessions.get(session).ok_or_else(|| {
+        let s = self.sessions.get(session).filter(|s| !s.is_closed());
+        let Some(s) = s else {
+            if let Some((_, to)) = self.handovers.moved(session) {
+                return self.node.deliver_remote(to, frame);
+            }
             self.node.metrics().to_gone_session.add(1);
-            SendError::SessionGone { session }
-        })?;
+            return Err(SendError::SessionGone { session });
+        };
         self.offer_to(&s, frame)
     }
 

@@ -113,7 +113,7 @@ impl Resumes {
 
     /// The token of `session` at `epoch`: hex of id (8 bytes), epoch (4)
     /// and the first 16 bytes of their HMAC.
-    fn token(&self, session: SessionId, epoch: u32) -> String {
+    pub(super) fn token(&self, session: SessionId, epoch: u32) -> String {
         let id = session.0.to_be_bytes();
         let ep = epoch.to_be_bytes();
         let mac = self.key.sign(TOKEN_LABEL, &[&id, &ep]);
@@ -125,7 +125,7 @@ impl Resumes {
     }
 
     /// The session and epoch a token names, if it is one of ours.
-    fn open(&self, token: &str) -> Option<(SessionId, u32)> {
+    pub(super) fn open(&self, token: &str) -> Option<(SessionId, u32)> {
         let raw = hex(token)?;
         if raw.len() != 8 + 4 + TOKEN_MAC {
             return None;
@@ -158,7 +158,7 @@ impl Resumes {
     }
 
     /// Why `session` (not here) cannot be resumed.
-    fn why_gone(&self, session: SessionId) -> Reason {
+    pub(super) fn why_gone(&self, session: SessionId) -> Reason {
         let now = clock_ms();
         self.gone
             .lock()
@@ -192,7 +192,7 @@ fn answer(a: &HelloAnswer) -> Frame {
 /// Handles a HELLO from `fresh`'s client: makes the session resumable, or
 /// resumes the session its token names (then the connection goes on with
 /// that one).
-pub(super) fn hello(gate: &Arc<Gate>, fresh: &Arc<Session>, payload: &[u8]) -> Hellod {
+pub(super) async fn hello(gate: &Arc<Gate>, fresh: &Arc<Session>, payload: &[u8]) -> Hellod {
     let resumes = &gate.resumes;
     let metrics = gate.node().metrics();
     let hello: Hello = match serde_json::from_slice(payload) {
@@ -220,6 +220,18 @@ pub(super) fn hello(gate: &Arc<Gate>, fresh: &Arc<Session>, payload: &[u8]) -> H
         return Hellod::Stay;
     };
     let received = hello.received.unwrap_or(0);
+    // A session of another gate moves here (the bus brings its state).
+    if let Some((id, _)) = resumes.open(&token) {
+        if id.gate() != gate.node().id() && pristine(fresh) {
+            return match super::handover::ask(gate, fresh, id.gate(), &token, received).await {
+                Ok(replayed) => {
+                    info!(session = %fresh.id, from = %id, replayed, "session resumed from another gate");
+                    Hellod::Stay
+                }
+                Err(reason) => refuse(gate, fresh, reason),
+            };
+        }
+    }
     match take_back(gate, fresh, &token, received) {
         Ok((target, resumed)) => {
             metrics.resumes_resumed.add(1);
@@ -227,22 +239,33 @@ pub(super) fn hello(gate: &Arc<Gate>, fresh: &Arc<Session>, payload: &[u8]) -> H
             info!(session = %target.id, received, replayed = resumed.replayed, "session resumed");
             Hellod::Switch(target)
         }
-        Err(reason) => {
-            match reason {
-                Reason::Expired => &metrics.resumes_expired,
-                Reason::Overflow => &metrics.resumes_overflow,
-                Reason::Unknown => &metrics.resumes_unknown,
-                Reason::Disabled => &metrics.resumes_disabled,
-            }
-            .add(1);
-            debug!(session = %fresh.id, reason = reason.as_str(), "resume refused");
-            let mut a = fresh_token(gate, fresh);
-            a.resumed = Some(false);
-            a.reason = Some(reason.as_str().to_string());
-            offer(gate, fresh, a);
-            Hellod::Stay
-        }
+        Err(reason) => refuse(gate, fresh, reason),
     }
+}
+
+/// A refused resume: counted, and the connection's own session made
+/// resumable (a fresh one, not logged in).
+fn refuse(gate: &Gate, fresh: &Session, reason: Reason) -> Hellod {
+    let metrics = gate.node().metrics();
+    match reason {
+        Reason::Expired => &metrics.resumes_expired,
+        Reason::Overflow => &metrics.resumes_overflow,
+        Reason::Unknown => &metrics.resumes_unknown,
+        Reason::Disabled => &metrics.resumes_disabled,
+    }
+    .add(1);
+    debug!(session = %fresh.id, reason = reason.as_str(), "resume refused");
+    let mut a = fresh_token(gate, fresh);
+    a.resumed = Some(false);
+    a.reason = Some(reason.as_str().to_string());
+    offer(gate, fresh, a);
+    Hellod::Stay
+}
+
+/// Whether the connection's session is untouched (no uid, not resumable):
+/// only such a session may become a resumed one.
+fn pristine(fresh: &Session) -> bool {
+    fresh.uid().is_none() && fresh.resume_epoch().is_none()
 }
 
 /// Makes `fresh` resumable: the answer giving its token.
@@ -287,7 +310,7 @@ fn take_back(
 ) -> Result<(Arc<Session>, Resumed), Reason> {
     let resumes = &gate.resumes;
     let (id, epoch) = resumes.open(token).ok_or(Reason::Unknown)?;
-    if fresh.uid().is_some() || fresh.resume_epoch().is_some() || id == fresh.id {
+    if !pristine(fresh) || id == fresh.id || id.gate() != gate.node().id() {
         return Err(Reason::Unknown);
     }
     let target = match gate.sessions().get(id) {

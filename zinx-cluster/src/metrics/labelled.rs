@@ -100,7 +100,7 @@ pub(crate) enum Transport {
 const TRANSPORTS: [&str; 4] = ["tcp", "tls", "ws", "wss"];
 
 /// `reason` label values of `zinx_session_closes_total`, in column order.
-const CLOSE_REASONS: [&str; 9] = [
+const CLOSE_REASONS: [&str; 10] = [
     "client_closed",
     "idle",
     "oversize",
@@ -108,6 +108,7 @@ const CLOSE_REASONS: [&str; 9] = [
     "kicked",
     "shutdown",
     "io_error",
+    "moved",
     "text_message",
     "protocol_error",
 ];
@@ -122,6 +123,7 @@ fn close_col(reason: CloseReason) -> usize {
         CloseReason::Kicked => 4,
         CloseReason::Shutdown => 5,
         CloseReason::IoError => 6,
+        CloseReason::Moved => 7,
     }
 }
 
@@ -309,7 +311,9 @@ impl Labelled {
     /// protocol error.
     pub(crate) fn ws_closed(&self, transport: Transport, text: bool) {
         self.sessions.sub(0, transport as usize, 1);
-        self.closes.add(0, if text { 7 } else { 8 }, 1);
+        // The two columns after the session's own reasons.
+        let col = CloseReason::ALL.len() + usize::from(!text);
+        self.closes.add(0, col, 1);
     }
 
     /// Counts a directory operation and whether it failed.

@@ -143,6 +143,37 @@ impl Session {
         }
     }
 
+    /// The unfinished forwards, as (node, number, msg_id), oldest first,
+    /// and the last number given: for a session moving to another gate.
+    pub(crate) fn export_forwards(&self) -> (Vec<(u16, u32, u32)>, u32) {
+        match self.forwards.lock() {
+            Ok(f) => (
+                f.open
+                    .iter()
+                    .map(|e| (e.node, e.number, e.msg_id))
+                    .collect(),
+                f.last,
+            ),
+            Err(_) => (Vec::new(), 0),
+        }
+    }
+
+    /// Takes over the unfinished forwards of a session that moved here:
+    /// their final answers, relayed by the old gate, finish them here.
+    pub(crate) fn import_forwards(&self, open: &[(u16, u32, u32)], last: u32) {
+        if let Ok(mut f) = self.forwards.lock() {
+            for &(node, number, msg_id) in open {
+                f.open.push_back(Open {
+                    node,
+                    number,
+                    msg_id,
+                    timed: None,
+                });
+            }
+            f.last = f.last.max(last);
+        }
+    }
+
     /// Whether a message forwarded from this session is unfinished.
     pub(crate) fn has_open_forwards(&self) -> bool {
         self.forwards.lock().is_ok_and(|f| !f.open.is_empty())

@@ -2,12 +2,12 @@
 
 use std::collections::VecDeque;
 use std::fmt;
-use std::sync::atomic::{AtomicU8, AtomicU32, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU8, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, Weak};
 use std::time::Instant;
 
 use bytes::{Bytes, BytesMut};
-use dashmap::DashMap;
+
 use tokio::net::TcpStream;
 use tokio::sync::Notify;
 
@@ -15,10 +15,12 @@ use crate::frame::Frame;
 
 mod forwards;
 mod resume;
+mod table;
 mod write;
 
 use forwards::Forwards;
-pub(crate) use resume::{Refused, Resumed};
+pub(crate) use resume::{Exported, Refused, Resumed};
+pub(crate) use table::{GatePhase, Sessions};
 pub(crate) use write::{DeferWakes, Wrote};
 
 /// A session id, unique across the cluster: the gate's node id in the high
@@ -74,11 +76,13 @@ pub(crate) enum CloseReason {
     Shutdown,
     /// The socket failed.
     IoError,
+    /// The session moved to another gate (a resume there).
+    Moved,
 }
 
 impl CloseReason {
     /// Every reason, in declaration order (`reason as usize` indexes it).
-    const ALL: [CloseReason; 7] = [
+    pub(crate) const ALL: [CloseReason; 8] = [
         CloseReason::ClientClosed,
         CloseReason::Idle,
         CloseReason::Oversize,
@@ -86,6 +90,7 @@ impl CloseReason {
         CloseReason::Kicked,
         CloseReason::Shutdown,
         CloseReason::IoError,
+        CloseReason::Moved,
     ];
 }
 
@@ -129,6 +134,10 @@ struct Queue {
 pub(crate) struct Session {
     /// Cluster-wide id.
     pub(crate) id: SessionId,
+    /// What balancing hashes for this session's messages: its id, or the
+    /// id it had on the gate it was resumed from (one session, one backend,
+    /// across a move).
+    route_key: AtomicU64,
     /// This session, for a wake-up deferred to the end of a batch (see
     /// [`DeferWakes`]).
     me: Weak<Session>,
@@ -184,6 +193,7 @@ impl Session {
     pub(crate) fn new(id: SessionId, limit: QueueBound) -> Arc<Session> {
         Arc::new_cyclic(|me| Session {
             id,
+            route_key: AtomicU64::new(id.0),
             me: me.clone(),
             queue: Mutex::new(Queue::default()),
             limit: QueueBound {
@@ -212,6 +222,11 @@ impl Session {
         let Ok(mut q) = self.queue.lock() else {
             return Offer::Closed;
         };
+        // Checked again under the lock: a session that moved to another
+        // gate (`export`) takes nothing after its state left.
+        if self.is_closed() {
+            return Offer::Closed;
+        }
         let size = frame.wire_len();
         let over_bytes = !q.frames.is_empty() && q.bytes + size > self.limit.bytes;
         if q.frames.len() >= self.limit.frames || over_bytes {
@@ -272,6 +287,16 @@ impl Session {
             // A permit if the task is not waiting: it cannot miss this.
             self.ready.notify_one();
         }
+    }
+
+    /// What balancing hashes for this session's messages.
+    pub(crate) fn route_key(&self) -> u64 {
+        self.route_key.load(Ordering::Relaxed)
+    }
+
+    /// Keeps the balancing of a session resumed from another gate.
+    pub(crate) fn set_route_key(&self, key: u64) {
+        self.route_key.store(key, Ordering::Relaxed);
     }
 
     /// A connection starts serving the session: its number (see
@@ -383,235 +408,140 @@ impl Session {
     }
 }
 
+// Session resume (see `resume`): the session's side.
+impl Session {
+    /// Makes the session resumable (HELLO): its frames are kept until
+    /// acknowledged, at most `limit` bytes of them. Returns the epoch of
+    /// its token; a session already resumable keeps its log.
+    pub(crate) fn make_resumable(&self, limit: usize) -> Option<u32> {
+        let mut q = self.queue.lock().ok()?;
+        let log = q
+            .resume
+            .get_or_insert_with(|| Box::new(resume::ResumeLog::new(limit)));
+        Some(log.epoch)
+    }
+
+    /// Whether the session said HELLO and can still be resumed.
+    pub(crate) fn is_resumable(&self) -> bool {
+        self.queue
+            .lock()
+            .is_ok_and(|q| q.resume.as_ref().is_some_and(|r| !r.overflowed))
+    }
+
+    /// The epoch of the session's token, when it is resumable.
+    pub(crate) fn resume_epoch(&self) -> Option<u32> {
+        let q = self.queue.lock().ok()?;
+        q.resume.as_ref().filter(|r| !r.overflowed).map(|r| r.epoch)
+    }
+
+    /// Whether the session's unacknowledged frames outgrew the bound.
+    pub(crate) fn resume_overflowed(&self) -> bool {
+        self.queue
+            .lock()
+            .is_ok_and(|q| q.resume.as_ref().is_some_and(|r| r.overflowed))
+    }
+
+    /// The client acknowledged `received` frames (ACK).
+    pub(crate) fn ack(&self, received: u64) {
+        if let Ok(mut q) = self.queue.lock() {
+            if let Some(log) = q.resume.as_mut() {
+                log.ack(received);
+            }
+        }
+    }
+
+    /// A resume by a client that received `received` frames: what it did
+    /// not receive is queued again, ahead of what waits, and `hello` (the
+    /// answer, from `make_answer` given the outcome) goes out first. The
+    /// session's token moves to a new epoch. Called with no socket
+    /// attached.
+    pub(crate) fn resume(
+        &self,
+        received: u64,
+        make_answer: impl FnOnce(Result<Resumed, Refused>) -> Option<Frame>,
+    ) -> Result<Resumed, Refused> {
+        let Ok(mut q) = self.queue.lock() else {
+            return Err(Refused::Unknown);
+        };
+        let q = &mut *q;
+        let outcome = resume::resume_locked(q, received);
+        if outcome.is_ok() {
+            // Nobody writes until the resuming connection attaches its
+            // socket: an old socket still attached (a client that moved
+            // networks without closing it) gets nothing more.
+            q.sink = None;
+        }
+        if let Some(answer) = make_answer(outcome) {
+            // What was encoded for the old socket is in the log (frames
+            // are kept as they are taken): the answer comes first now.
+            q.unsent = BytesMut::new();
+            let _ = answer.encode_into(&mut q.unsent);
+        }
+        outcome
+    }
+}
+
+impl Session {
+    /// Gives up the session's frames to a resume on another gate: those
+    /// after `received`, then the queued ones. The session keeps nothing;
+    /// its socket, if one is still attached, gets nothing more.
+    pub(crate) fn export(&self, received: u64) -> Result<Exported, Refused> {
+        let Ok(mut q) = self.queue.lock() else {
+            return Err(Refused::Unknown);
+        };
+        let q = &mut *q;
+        resume::resume_locked(q, received)?;
+        q.sink = None;
+        q.unsent = BytesMut::new();
+        q.bytes = 0;
+        let frames: Vec<Frame> = std::mem::take(&mut q.frames)
+            .into_iter()
+            .filter(|f| !zinx_cluster_client::wire::is_control(f.msg_id))
+            .collect();
+        // Nothing more can be resumed here, nor queued: offers after this
+        // find the session closed (checked under this lock) and go to
+        // where it moved.
+        q.resume = None;
+        self.close_with(CloseReason::Moved);
+        Ok(Exported { received, frames })
+    }
+
+    /// Takes in the state of a session resumed from another gate: the
+    /// count goes on from `received`, `answer` (HELLO's) goes first, then
+    /// the frames. Returns the epoch of the session's token.
+    pub(crate) fn import(
+        &self,
+        limit: usize,
+        received: u64,
+        answer: impl FnOnce(u32) -> Frame,
+        frames: Vec<Frame>,
+    ) -> Option<u32> {
+        let mut q = self.queue.lock().ok()?;
+        let log = q
+            .resume
+            .get_or_insert_with(|| Box::new(resume::ResumeLog::new(limit)));
+        log.sent = received;
+        log.acked = received;
+        let epoch = log.epoch;
+        let answer = answer(epoch);
+        q.bytes += answer.wire_len();
+        q.frames.push_back(answer);
+        for frame in frames {
+            q.bytes += frame.wire_len();
+            q.frames.push_back(frame);
+        }
+        drop(q);
+        self.ready.notify_one();
+        Some(epoch)
+    }
+}
+
 /// Milliseconds since the first call, on the monotonic clock: the time of
 /// [`Session::touch`] and [`Sessions::close_idle`].
 pub(crate) fn clock_ms() -> u64 {
     static START: OnceLock<Instant> = OnceLock::new();
     let start = *START.get_or_init(Instant::now);
     u64::try_from(start.elapsed().as_millis()).unwrap_or(u64::MAX)
-}
-
-/// 2025-01-01T00:00:00Z in Unix milliseconds.
-const SEQ_EPOCH_MS: u64 = 1_735_689_600_000;
-
-/// Session numbers a gate process may hand out per millisecond of its
-/// uptime, on average, before its ids could meet those of its next run.
-const SEQ_PER_MS: u64 = 64;
-
-/// The first sequence number of a gate process: 64 per millisecond since
-/// 2025 (48 bits last about 139 years). A gate that crashes and restarts at
-/// once must not give a new client the id of a session of its previous
-/// run: a directory binding that run left (alive until its TTL) or an id an
-/// application stored would then reach, or kick, the wrong client.
-fn first_seq() -> u64 {
-    let now_ms = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
-    (now_ms
-        .saturating_sub(SEQ_EPOCH_MS)
-        .saturating_mul(SEQ_PER_MS)
-        & 0xFFFF_FFFF_FFFF)
-        .max(1)
-}
-
-/// The sessions of one gate, by id and by uid.
-#[derive(Debug)]
-pub(crate) struct Sessions {
-    /// This gate's node id (high bits of every session id).
-    gate: u16,
-    /// Next sequence number (starting at [`first_seq`]).
-    next: AtomicU64,
-    /// Open sessions.
-    by_id: DashMap<SessionId, Arc<Session>>,
-    /// uid → session, for sessions of this gate.
-    by_uid: DashMap<Arc<str>, SessionId>,
-    /// `by_id.len()` without walking the shards.
-    count: AtomicUsize,
-    /// [`GatePhase`] as a byte: read by every session task at each wake-up
-    /// instead of each task waiting on the node's tokens (two futures of
-    /// 72 bytes in every idle task).
-    phase: AtomicU8,
-}
-
-/// Where the gate is in its life, as its sessions see it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum GatePhase {
-    /// Serving.
-    Running = 0,
-    /// Stopping: frames are answered `node_stopping`, not run.
-    Stopping = 1,
-    /// Closed: sessions end.
-    Closed = 2,
-}
-
-impl Sessions {
-    pub(crate) fn new(gate: u16) -> Self {
-        Sessions {
-            gate,
-            next: AtomicU64::new(first_seq()),
-            by_id: DashMap::new(),
-            by_uid: DashMap::new(),
-            count: AtomicUsize::new(0),
-            phase: AtomicU8::new(GatePhase::Running as u8),
-        }
-    }
-
-    pub(crate) fn phase(&self) -> GatePhase {
-        match self.phase.load(Ordering::Acquire) {
-            0 => GatePhase::Running,
-            1 => GatePhase::Stopping,
-            _ => GatePhase::Closed,
-        }
-    }
-
-    /// Moves the gate to `phase` and wakes every session to see it (a
-    /// stored permit for a task not waiting: none misses it). A session
-    /// opened later reads the phase before it first waits.
-    pub(crate) fn set_phase(&self, phase: GatePhase) {
-        self.phase.fetch_max(phase as u8, Ordering::AcqRel);
-        for e in self.by_id.iter() {
-            e.value().ready.notify_one();
-        }
-    }
-
-    pub(crate) fn len(&self) -> usize {
-        self.count.load(Ordering::Relaxed)
-    }
-
-    /// Registers a new session (at connect, before its first message).
-    pub(crate) fn open(&self, queue: QueueBound) -> Arc<Session> {
-        let seq = self.next.fetch_add(1, Ordering::Relaxed);
-        let s = Session::new(SessionId::new(self.gate, seq), queue);
-        self.by_id.insert(s.id, s.clone());
-        self.count.fetch_add(1, Ordering::Relaxed);
-        s
-    }
-
-    /// Removes a closed session and its uid binding (if still its own).
-    pub(crate) fn remove(&self, id: SessionId) -> Option<Arc<Session>> {
-        let (_, s) = self.by_id.remove(&id)?;
-        self.count.fetch_sub(1, Ordering::Relaxed);
-        if let Some(uid) = s.uid() {
-            self.by_uid.remove_if(&uid, |_, sid| *sid == id);
-        }
-        Some(s)
-    }
-
-    pub(crate) fn get(&self, id: SessionId) -> Option<Arc<Session>> {
-        self.by_id.get(&id).map(|s| s.clone())
-    }
-
-    /// The open session bound to `uid`. A session that is closing (its
-    /// last flush may linger a second) holds no uid any more: a push to
-    /// the uid is "not online", not a write to a closed session.
-    pub(crate) fn by_uid(&self, uid: &str) -> Option<Arc<Session>> {
-        let id = *self.by_uid.get(uid)?;
-        self.get(id).filter(|s| !s.is_closed())
-    }
-
-    /// Binds `uid` to `id` here; returns the session of this gate that held
-    /// it before (to be kicked), if any other.
-    pub(crate) fn bind_local(&self, uid: Arc<str>, id: SessionId) -> Option<SessionId> {
-        self.by_uid.insert(uid, id).filter(|prev| *prev != id)
-    }
-
-    /// Binds `uid` to `id` unless someone holds it (undoing a failed bind).
-    pub(crate) fn bind_local_if_free(&self, uid: Arc<str>, id: SessionId) {
-        if self.by_id.contains_key(&id) {
-            self.by_uid.entry(uid).or_insert(id);
-        }
-    }
-
-    /// Removes the local binding of `uid` if it still names `id`.
-    pub(crate) fn unbind_local(&self, uid: &str, id: SessionId) {
-        self.by_uid.remove_if(uid, |_, sid| *sid == id);
-    }
-
-    /// Offers the same frame (its payload shared, not copied) to every
-    /// session (with `users_only`, every session bound to a uid); returns
-    /// how many queued it.
-    pub(crate) fn offer_all(&self, frame: &Frame, users_only: bool) -> usize {
-        let mut n = 0;
-        for e in self.by_id.iter() {
-            if users_only && !e.value().has_uid() {
-                continue;
-            }
-            if e.value().offer(frame.clone()) == Offer::Queued {
-                n += 1;
-            }
-        }
-        n
-    }
-
-    /// Closes every session whose client sent nothing for `timeout_ms`;
-    /// returns how many.
-    pub(crate) fn close_idle(&self, timeout_ms: u64) -> usize {
-        let now = clock_ms();
-        let mut n = 0;
-        for e in self.by_id.iter() {
-            let s = e.value();
-            if now.saturating_sub(s.last_read.load(Ordering::Relaxed)) >= timeout_ms
-                && !s.is_closed()
-                && s.detached_since().is_none()
-            {
-                if s.is_resumable() {
-                    // Its socket goes; the session waits for a resume.
-                    s.drop_conn(CloseReason::Idle);
-                    s.touch();
-                } else {
-                    s.close_with(CloseReason::Idle);
-                }
-                n += 1;
-            }
-        }
-        n
-    }
-
-    /// The sessions waiting for a resume for `window_ms` or longer.
-    pub(crate) fn expired(&self, window_ms: u64) -> Vec<Arc<Session>> {
-        let now = clock_ms();
-        self.by_id
-            .iter()
-            .filter(|e| {
-                e.value()
-                    .detached_since()
-                    .is_some_and(|t| now.saturating_sub(t) >= window_ms)
-            })
-            .map(|e| e.value().clone())
-            .collect()
-    }
-
-    /// The sessions waiting for a resume.
-    pub(crate) fn detached(&self) -> Vec<Arc<Session>> {
-        self.by_id
-            .iter()
-            .filter(|e| e.value().detached_since().is_some())
-            .map(|e| e.value().clone())
-            .collect()
-    }
-
-    /// Sessions with a forwarded message not finished yet (shutdown waits
-    /// for none; a walk over the sessions, never on a message's path).
-    pub(crate) fn forwards_open(&self) -> usize {
-        self.by_id
-            .iter()
-            .filter(|e| e.value().has_open_forwards())
-            .count()
-    }
-
-    /// Every open session (a snapshot: no map guard is held afterwards).
-    pub(crate) fn all(&self) -> Vec<Arc<Session>> {
-        self.by_id.iter().map(|e| e.value().clone()).collect()
-    }
-
-    /// The uids bound on this gate with their sessions (for directory
-    /// refresh).
-    pub(crate) fn bindings(&self) -> Vec<(Arc<str>, SessionId)> {
-        self.by_uid
-            .iter()
-            .map(|e| (e.key().clone(), *e.value()))
-            .collect()
-    }
 }
 
 #[cfg(test)]
@@ -650,7 +580,7 @@ mod tests {
         let next_run = Sessions::new(3);
         let c = next_run.open(bound(1));
         assert_eq!(c.id.gate(), 3);
-        assert!(c.id.seq() > b.id.seq() + SEQ_PER_MS, "{} vs {}", c.id, b.id);
+        assert!(c.id.seq() > b.id.seq() + table::SEQ_PER_MS, "{} vs {}", c.id, b.id);
     }
 
     #[tokio::test]

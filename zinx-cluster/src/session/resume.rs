@@ -12,18 +12,18 @@
 
 use std::collections::VecDeque;
 
-use bytes::BytesMut;
-
-use super::{Queue, Session};
+use super::Queue;
+#[cfg(test)]
+use super::Session;
 use crate::frame::Frame;
 
 /// A resumable session's sending history.
 #[derive(Debug)]
 pub(crate) struct ResumeLog {
     /// Frames written on this logical session (counted across resumes).
-    sent: u64,
+    pub(super) sent: u64,
     /// The client's last acknowledgement (≤ `sent`).
-    acked: u64,
+    pub(super) acked: u64,
     /// Frames `acked + 1 ..= sent`, oldest first.
     kept: VecDeque<Frame>,
     /// Their size on the wire.
@@ -32,10 +32,10 @@ pub(crate) struct ResumeLog {
     limit: usize,
     /// The kept frames outgrew `limit` and were dropped: this session can
     /// no longer be resumed.
-    overflowed: bool,
+    pub(super) overflowed: bool,
     /// Counts the session's resumes: a token names one epoch, so an older
     /// token (a resume used it) is no longer valid.
-    epoch: u32,
+    pub(super) epoch: u32,
 }
 
 /// Why a resume was refused (the reason of HELLO's answer).
@@ -48,7 +48,7 @@ pub(crate) enum Refused {
 }
 
 impl ResumeLog {
-    fn new(limit: usize) -> Self {
+    pub(super) fn new(limit: usize) -> Self {
         ResumeLog {
             sent: 0,
             acked: 0,
@@ -82,7 +82,7 @@ impl ResumeLog {
     }
 
     /// The client has received `received` frames: those are forgotten.
-    fn ack(&mut self, received: u64) {
+    pub(super) fn ack(&mut self, received: u64) {
         if received <= self.acked || received > self.sent {
             return;
         }
@@ -111,80 +111,18 @@ pub(crate) struct Resumed {
     pub(crate) epoch: u32,
 }
 
-impl Session {
-    /// Makes the session resumable (HELLO): its frames are kept until
-    /// acknowledged, at most `limit` bytes of them. Returns the epoch of
-    /// its token; a session already resumable keeps its log.
-    pub(crate) fn make_resumable(&self, limit: usize) -> Option<u32> {
-        let mut q = self.queue.lock().ok()?;
-        let log = q
-            .resume
-            .get_or_insert_with(|| Box::new(ResumeLog::new(limit)));
-        Some(log.epoch)
-    }
-
-    /// Whether the session said HELLO and can still be resumed.
-    pub(crate) fn is_resumable(&self) -> bool {
-        self.queue
-            .lock()
-            .is_ok_and(|q| q.resume.as_ref().is_some_and(|r| !r.overflowed))
-    }
-
-    /// The epoch of the session's token, when it is resumable.
-    pub(crate) fn resume_epoch(&self) -> Option<u32> {
-        let q = self.queue.lock().ok()?;
-        q.resume.as_ref().filter(|r| !r.overflowed).map(|r| r.epoch)
-    }
-
-    /// Whether the session's unacknowledged frames outgrew the bound.
-    pub(crate) fn resume_overflowed(&self) -> bool {
-        self.queue
-            .lock()
-            .is_ok_and(|q| q.resume.as_ref().is_some_and(|r| r.overflowed))
-    }
-
-    /// The client acknowledged `received` frames (ACK).
-    pub(crate) fn ack(&self, received: u64) {
-        if let Ok(mut q) = self.queue.lock() {
-            if let Some(log) = q.resume.as_mut() {
-                log.ack(received);
-            }
-        }
-    }
-
-    /// A resume by a client that received `received` frames: what it did
-    /// not receive is queued again, ahead of what waits, and `hello` (the
-    /// answer, from `make_answer` given the outcome) goes out first. The
-    /// session's token moves to a new epoch. Called with no socket
-    /// attached.
-    pub(crate) fn resume(
-        &self,
-        received: u64,
-        make_answer: impl FnOnce(Result<Resumed, Refused>) -> Option<Frame>,
-    ) -> Result<Resumed, Refused> {
-        let Ok(mut q) = self.queue.lock() else {
-            return Err(Refused::Unknown);
-        };
-        let q = &mut *q;
-        let outcome = resume_locked(q, received);
-        if outcome.is_ok() {
-            // Nobody writes until the resuming connection attaches its
-            // socket: an old socket still attached (a client that moved
-            // networks without closing it) gets nothing more.
-            q.sink = None;
-        }
-        if let Some(answer) = make_answer(outcome) {
-            // What was encoded for the old socket is in the log (frames
-            // are kept as they are taken): the answer comes first now.
-            q.unsent = BytesMut::new();
-            let _ = answer.encode_into(&mut q.unsent);
-        }
-        outcome
-    }
+/// A resumable session's state as it leaves for another gate.
+#[derive(Debug, Default)]
+pub(crate) struct Exported {
+    /// Frames the client had received (its count at the resume).
+    pub(crate) received: u64,
+    /// The frames it has not received, oldest first: sent again, then
+    /// queued.
+    pub(crate) frames: Vec<Frame>,
 }
 
 /// [`Session::resume`] under the queue lock.
-fn resume_locked(q: &mut Queue, received: u64) -> Result<Resumed, Refused> {
+pub(super) fn resume_locked(q: &mut Queue, received: u64) -> Result<Resumed, Refused> {
     let Some(log) = q.resume.as_mut() else {
         return Err(Refused::Unknown);
     };
@@ -218,6 +156,7 @@ fn resume_locked(q: &mut Queue, received: u64) -> Result<Resumed, Refused> {
 mod tests {
     use super::*;
     use crate::session::{QueueBound, SessionId};
+    use bytes::BytesMut;
 
     fn session() -> std::sync::Arc<Session> {
         Session::new(

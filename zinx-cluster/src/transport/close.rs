@@ -30,6 +30,7 @@ fn close_frame(ended: Ended) -> Option<(u16, &'static str)> {
         Ended::Session(CloseReason::Idle) => (1000, "idle timeout"),
         Ended::Session(CloseReason::Kicked) => (1000, "kicked"),
         Ended::Session(CloseReason::QueueFull) => (1008, "client does not read"),
+        Ended::Session(CloseReason::Moved) => (1001, "session moved to another gate"),
         Ended::Session(CloseReason::Shutdown) => (1001, "server shutting down"),
         Ended::Session(CloseReason::ClientClosed | CloseReason::IoError)
         | Ended::Switched
