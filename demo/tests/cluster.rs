@@ -7,12 +7,22 @@ use serde_json::json;
 use zinx_cluster::Frame;
 use zinx_cluster_client::Client;
 use zinx_test_support::T;
-use zinx_test_support::chat::{body, check_chat, check_echo, login, quiet, wait_ready};
+use zinx_test_support::chat::{body, check_chat, check_echo, login, wait_ready};
 use zinx_test_support::conf::Conf;
 use zinx_test_support::process::Proc;
 
 /// The demo server built for this test run.
 const DEMO: &str = env!("CARGO_BIN_EXE_demo");
+
+/// What a machine running ten jobs on two cores may add to a bound.
+const MARGIN: Duration = Duration::from_secs(2);
+
+/// The im node serving `c`'s session (stats, 21, asks it).
+async fn im_node_of(c: &mut Client) -> String {
+    let f = c.request(21, "", T).await.expect("stats");
+    assert_eq!(f.msg_id, 21, "{:?}", String::from_utf8_lossy(&f.data));
+    body(&f)["node"].as_str().unwrap_or_default().to_string()
+}
 
 /// Why a round after the failover must be tried again: the gate answered
 /// with its error frame (e.g. `no_live_node` while it still counted the
@@ -92,8 +102,18 @@ async fn round(
         .await
         .expect("bob's copy of the broadcast");
     assert_eq!((f.msg_id, body(&f)), (4, line));
-    quiet(alice, "alice").await;
-    quiet(bob, "bob").await;
+    // Once each: a second broadcast the same way comes next, not a second
+    // copy of the first.
+    let marker = format!("{token}, once");
+    alice
+        .send(4, json!({ "text": marker }).to_string())
+        .await
+        .unwrap();
+    let line = json!({"from": "alice", "text": marker});
+    let f = answer(alice, 4).await?;
+    assert_eq!(body(&f), line, "alice's next frame");
+    let f = bob.recv_timeout(T).await.expect("bob's copy of the marker");
+    assert_eq!((f.msg_id, body(&f)), (4, line), "bob's next frame");
     Ok(())
 }
 
@@ -115,18 +135,28 @@ async fn three_processes_chat_survive_a_crashed_im_node_and_stop_cleanly() {
     // im-1 crashes. Within the heartbeat bound the gate sends everything
     // to im-2; until then an answer is right or an error frame, never
     // wrong.
-    // Sessions are spread over the live im nodes by a hash of their id;
-    // with ten of them, some are certainly on im-1.
+    // Sessions are spread over the live im nodes by a hash of their id:
+    // more of them until some are on im-1 (a session's calls go where its
+    // messages go, so stats, 21, names its im node).
     let mut alice = login(&addr, "alice").await;
     let mut bob = login(&addr, "bob").await;
     let mut others = Vec::new();
-    for _ in 0..8 {
+    let mut on_im1 = 0;
+    for c in [&mut alice, &mut bob] {
+        on_im1 += usize::from(im_node_of(c).await == "im-1");
+    }
+    while others.len() < 8 || on_im1 == 0 {
+        assert!(others.len() < 64, "no session of 66 on im-1");
         let mut c = Client::connect(&addr).await.unwrap();
         assert_eq!(c.request(6, "x", T).await.unwrap().msg_id, 6);
+        on_im1 += usize::from(im_node_of(&mut c).await == "im-1");
         others.push(c);
     }
+    eprintln!("{on_im1} of {} sessions on im-1", others.len() + 2);
     im1.kill();
-    let deadline = Instant::now() + Duration::from_secs(3);
+    // The gate knows at once (the socket closes); the design's bound for
+    // knowing a node is dead is 3 s, plus a loaded machine's margin.
+    let deadline = Instant::now() + Duration::from_secs(3) + MARGIN;
     let mut n = 0;
     loop {
         n += 1;
@@ -136,7 +166,7 @@ async fn three_processes_chat_survive_a_crashed_im_node_and_stop_cleanly() {
                 eprintln!("round {n} after the crash: {why}");
                 assert!(
                     Instant::now() < deadline,
-                    "still failing 3 s after the crash: {why}"
+                    "still failing 5 s after the crash: {why}"
                 );
             }
         }

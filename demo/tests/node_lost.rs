@@ -13,10 +13,9 @@
 use std::time::{Duration, Instant};
 
 use zinx_test_support::T;
-use zinx_test_support::chat::wait_ready;
 use zinx_test_support::conf::Conf;
 use zinx_test_support::pipeline::{Pipeline, Report};
-use zinx_test_support::process::Proc;
+use zinx_test_support::process::{Proc, three_demo_processes};
 
 /// The demo server built for this test run.
 const DEMO: &str = env!("CARGO_BIN_EXE_demo");
@@ -31,35 +30,30 @@ const SLACK: Duration = Duration::from_secs(2);
 const CONNS: usize = 32;
 const WINDOW: usize = 16;
 
-/// gate-1, im-1 and im-2 as three processes, the gate linked to both.
-async fn three_processes(conf: &Conf) -> (Proc, Proc, Proc) {
-    let im1 = Proc::demo(DEMO, "im-1", conf, &["--id", "2"]);
-    let im2 = Proc::demo(DEMO, "im-2", conf, &["--id", "3"]);
-    let gate = Proc::demo(DEMO, "gate-1", conf, &["--id", "1"]);
-    wait_ready(&conf.gate_addr()).await;
-    for im in ["im-1", "im-2"] {
-        gate.wait_log_n(&[&format!("{{peer={im} "), "link up"], 1, T)
-            .await;
-    }
-    (gate, im1, im2)
-}
-
-/// Runs the load, applies `fault` to im-1 after a second (phase 1 from
-/// there), keeps the load 2.5 s more, and reports. Returns the report and
+/// Runs the load; once it flows (a window's worth of echoes per
+/// connection), applies `fault` to im-1 (phase 1 from there); once the
+/// gate has declared im-1's link down and the load flows again through
+/// im-2 (as many echoes more), stops and reports. Returns the report and
 /// the instant of the fault, with the gate and its configuration (which
 /// holds the logs).
 async fn load_across(fault: impl FnOnce(&mut Proc)) -> (Report, Instant, Proc, Conf) {
     let conf = Conf::new();
-    let (gate, mut im1, _im2) = three_processes(&conf).await;
+    let (gate, mut im1, _im2) = three_demo_processes(DEMO, &conf).await;
     let addr = conf.gate_addr().parse().unwrap();
     let load = Pipeline::start(addr, demo::IM_ECHO, CONNS, WINDOW)
         .await
         .expect("the load connects");
-    tokio::time::sleep(Duration::from_secs(1)).await;
+    let flowing = (CONNS * WINDOW) as u64;
+    assert!(load.wait_echoes(flowing, T).await, "the load does not flow");
     load.set_phase(1);
     let at = Instant::now();
     fault(&mut im1);
-    tokio::time::sleep(Duration::from_millis(2500)).await;
+    gate.link_event("im-1", "down", 1, HEARTBEAT_TIMEOUT + T)
+        .await;
+    assert!(
+        load.wait_echoes(flowing, T).await,
+        "the load does not flow through im-2"
+    );
     let report = load.finish(Duration::from_secs(5)).await;
     // Frozen processes are killed on drop, with the others.
     drop(im1);

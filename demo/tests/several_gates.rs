@@ -12,7 +12,7 @@ use serde_json::json;
 use zinx_cluster_client::Client;
 use zinx_test_support::T;
 use zinx_test_support::chat::{
-    ask, body, check_echo, expect, login, quiet, send_both_ways, wait_ready,
+    ask, body, check_echo, expect, login, once_each, send_both_ways, wait_ready,
 };
 use zinx_test_support::conf::{DEMO_ROUTES, SETTINGS, write_conf};
 use zinx_test_support::free_ports;
@@ -118,8 +118,7 @@ async fn two_gate_processes_share_users_through_redis() {
     for c in [&mut alice, &mut bob] {
         expect(c, 4, json!({"from": "bob", "text": "all"})).await;
     }
-    quiet(&mut alice, "alice").await;
-    quiet(&mut bob, "bob").await;
+    once_each(&mut bob, "bob", &mut [&mut alice]).await;
 
     // alice logs in again on gate-2: the gate-1 session is told and closed.
     let mut alice2 = login(&g2, "alice").await;
@@ -146,8 +145,11 @@ async fn two_gate_processes_share_users_through_redis() {
     let killed = Instant::now();
     let heartbeat_timeout =
         Duration::from_millis(settings["heartbeat_timeout_ms"].as_u64().unwrap());
-    let not_online_deadline = killed + heartbeat_timeout + Duration::from_millis(1500);
-    let deadline = killed + Duration::from_secs(3) + Duration::from_millis(1500);
+    // A gate's run key lives heartbeat_timeout_ms, a binding
+    // directory_ttl_ms (3 s); plus what a loaded machine adds.
+    let margin = Duration::from_secs(2);
+    let not_online_deadline = killed + heartbeat_timeout + margin;
+    let deadline = killed + Duration::from_secs(3) + margin;
     loop {
         carol
             .send(3, json!({"to": "bob", "text": "there?"}).to_string())

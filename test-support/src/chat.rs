@@ -52,14 +52,27 @@ pub async fn ask(c: &mut Client, msg_id: u32, req: Value, want: Value) {
     expect(c, msg_id, want).await;
 }
 
-/// Nothing more arrives for a while.
+/// Nothing more arrived: the answer to an im echo (6) sent now is the
+/// very next frame. It crosses the gate and an im node, so anything they
+/// had sent this client before (a second copy of a broadcast, a line for
+/// someone else) would come first; no quiet period is timed.
 pub async fn quiet(c: &mut Client, who: &str) {
-    if let Ok(f) = c.recv_timeout(Duration::from_millis(200)).await {
-        panic!(
-            "{who}: unexpected msg {}: {:?}",
-            f.msg_id,
-            String::from_utf8_lossy(&f.data)
-        );
+    crate::cluster::nothing_before_echo(c, who, 6).await;
+}
+
+/// Each logged-in user got the broadcast `from` just sent once: `from`
+/// (logged in as `name`) broadcasts a marker the same way, and the next
+/// frame of `from` and of each of `others` is that marker (a second copy
+/// would have come first).
+pub async fn once_each(from: &mut Client, name: &str, others: &mut [&mut Client]) {
+    let marker = format!("marker after the broadcasts of {name}");
+    from.send(4, json!({ "text": marker }).to_string())
+        .await
+        .unwrap();
+    let want = json!({"from": name, "text": marker});
+    expect(from, 4, want.clone()).await;
+    for c in others.iter_mut() {
+        expect(c, 4, want.clone()).await;
     }
 }
 
@@ -138,8 +151,7 @@ pub async fn check_chat(addr: &str) {
     for c in [&mut alice, &mut bob] {
         expect(c, 4, json!({"from": "alice", "text": "hello"})).await;
     }
-    quiet(&mut alice, "alice").await;
-    quiet(&mut bob, "bob").await;
+    once_each(&mut alice, "alice", &mut [&mut bob]).await;
     quiet(&mut lurker, "an anonymous connection").await;
 
     // echo by the gate and by an im node: the very bytes.

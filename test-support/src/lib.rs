@@ -6,12 +6,14 @@
 //! | [`conf`] | configuration folders (`dinx.json`, `route.json`, `settings.json`) |
 //! | [`process`] | child processes (the demo, its chat client) killed on drop, signals |
 //! | [`chat`] | a client speaking the demo's chat protocol, and its whole check |
-//! | [`cluster`] | nodes of one configuration running in this process |
+//! | [`cluster`] | nodes of one configuration running in this process; waits on their counters and session closes; error answers, closes, probes |
+//! | [`child`] | one node of a test's cluster in a child process (to kill, freeze, or give its own environment) |
 //! | [`wire`] | raw zinx request/echo over a `TcpStream` (probes, samples) |
 //! | [`pipeline`] | pipelined echo load accounting for every request, per fault phase |
 //! | [`rss`] | the resident memory of a process (Linux `/proc`) |
 //! | [`redis`] | a throwaway `redis-server`, or a loud SKIPPED when none |
-//! | [`logs`] | the timestamp of a tracing log line |
+//! | [`skip`] | a loud skip when a tool is missing, a failure under `ZINX_REQUIRE_*` |
+//! | [`logs`] | the timestamp of a tracing log line; a capture of a test's own log lines to wait on |
 //!
 //! It does not know where the demo binaries are: tests in `demo/tests` pass
 //! `env!("CARGO_BIN_EXE_demo")`, the bench tool the binary it found.
@@ -24,6 +26,7 @@
 #![warn(missing_docs)]
 
 pub mod chat;
+pub mod child;
 pub mod cluster;
 pub mod conf;
 pub mod logs;
@@ -32,6 +35,7 @@ pub mod ports;
 pub mod process;
 pub mod redis;
 pub mod rss;
+pub mod skip;
 pub mod webdriver;
 pub mod wire;
 

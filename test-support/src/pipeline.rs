@@ -21,7 +21,7 @@ use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use bytes::{Buf, BufMut, BytesMut};
@@ -109,6 +109,8 @@ pub struct Pipeline {
     tasks: Vec<JoinHandle<Conn>>,
     started: Instant,
     drain: Arc<std::sync::Mutex<Duration>>,
+    /// Echoes received so far, all connections.
+    echoed: Arc<AtomicU64>,
 }
 
 impl Pipeline {
@@ -124,13 +126,19 @@ impl Pipeline {
         let stop = Arc::new(AtomicBool::new(false));
         let phase = Arc::new(AtomicUsize::new(0));
         let drain = Arc::new(std::sync::Mutex::new(Duration::from_secs(5)));
+        let echoed = Arc::new(AtomicU64::new(0));
         let mut tasks = Vec::new();
         for id in 0..conns {
             let stream = TcpStream::connect(addr)
                 .await
                 .map_err(|e| io::Error::new(e.kind(), format!("connecting to {addr}: {e}")))?;
             let _ = stream.set_nodelay(true);
-            let conn = Conn::new(u32::try_from(id).unwrap_or(u32::MAX), msg_id, window);
+            let conn = Conn::new(
+                u32::try_from(id).unwrap_or(u32::MAX),
+                msg_id,
+                window,
+                echoed.clone(),
+            );
             tasks.push(tokio::spawn(conn.run(
                 stream,
                 stop.clone(),
@@ -144,7 +152,28 @@ impl Pipeline {
             tasks,
             started: Instant::now(),
             drain,
+            echoed,
         })
+    }
+
+    /// Echoes received so far, all connections and phases.
+    pub fn echoed(&self) -> u64 {
+        self.echoed.load(Ordering::Relaxed)
+    }
+
+    /// Waits (at most `within`) until `more` echoes arrived after the call:
+    /// the load is flowing (a fault applied now finds requests in flight;
+    /// after a fault, the cluster serves again). False when they did not.
+    pub async fn wait_echoes(&self, more: u64, within: Duration) -> bool {
+        let target = self.echoed() + more;
+        let deadline = Instant::now() + within;
+        while self.echoed() < target {
+            if Instant::now() >= deadline {
+                return false;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        true
     }
 
     /// Requests written from now on belong to phase `phase`.
@@ -203,10 +232,12 @@ struct Conn {
     errored: HashMap<u64, (usize, String)>,
     tally: BTreeMap<usize, PhaseTally>,
     closed: bool,
+    /// The load's echo count, shared by its connections.
+    echoed: Arc<AtomicU64>,
 }
 
 impl Conn {
-    fn new(id: u32, msg_id: u32, window: usize) -> Conn {
+    fn new(id: u32, msg_id: u32, window: usize, echoed: Arc<AtomicU64>) -> Conn {
         Conn {
             id,
             msg_id,
@@ -216,6 +247,7 @@ impl Conn {
             errored: HashMap::new(),
             tally: BTreeMap::new(),
             closed: false,
+            echoed,
         }
     }
 
@@ -292,10 +324,12 @@ impl Conn {
         if let Some(i) = self.open.iter().position(|o| o.seq == seq) {
             self.open.remove(i);
             self.tally.entry(p).or_default().echoed += 1;
+            self.echoed.fetch_add(1, Ordering::Relaxed);
         } else if let Some((counted, code)) = self.errored.remove(&seq) {
             // The error answer belonged to a younger request: move it.
             self.tally.entry(counted).or_default().error(&code, now, -1);
             self.tally.entry(p).or_default().echoed += 1;
+            self.echoed.fetch_add(1, Ordering::Relaxed);
             self.error(code, p, now);
         }
     }
@@ -316,7 +350,7 @@ mod tests {
 
     #[test]
     fn an_error_charged_to_the_wrong_request_moves_to_the_next() {
-        let mut c = Conn::new(7, 6, 4);
+        let mut c = Conn::new(7, 6, 4, Arc::default());
         let now = Instant::now();
         for (seq, phase) in [(0, 0), (1, 1), (2, 1)] {
             c.open.push_back(Open { seq, phase });

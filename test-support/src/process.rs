@@ -236,10 +236,10 @@ impl Proc {
         self.status.is_none() && matches!(self.child.try_wait(), Ok(None))
     }
 
-    /// The process's resident set size (`VmRSS`) in KiB, or 0 when it
-    /// cannot be read.
+    /// The process's resident set size (`VmRSS`) in KiB. Panics when it
+    /// cannot be read (a check of it would otherwise pass untested).
     pub fn rss_kib(&self) -> u64 {
-        crate::rss::rss_kib(self.pid()).unwrap_or(0)
+        crate::rss::rss_kib(self.pid())
     }
 
     /// The log lines that contain every one of `parts`, in order.
@@ -268,6 +268,17 @@ impl Proc {
             );
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
+    }
+
+    /// Waits (async, at most `timeout`) for the `n`th time this node
+    /// logged that its link to node `peer` went `what` (`up` or `down`);
+    /// returns that log line.
+    pub async fn link_event(&self, peer: &str, what: &str, n: usize, timeout: Duration) -> String {
+        // `peer{peer=im-1 id=2 group=im}: zinx_cluster::peer: link down reason=..`,
+        // not the dialer's `link down; retrying` before a link ever came up.
+        let span = format!("{{peer={peer} ");
+        let event = format!("link {what} ");
+        self.wait_log_n(&[&span, &event], n, timeout).await
     }
 
     /// Waits (async, bounded) for the process to exit.
@@ -331,6 +342,20 @@ impl Drop for Proc {
             eprintln!("----- {} wrote -----\n{}", self.name, self.log());
         }
     }
+}
+
+/// The demo's three nodes of `conf` as processes of `demo`: gate-1, im-1
+/// and im-2 (in the order returned), once the gate answers a forwarded
+/// echo and has logged its links to both im nodes up.
+pub async fn three_demo_processes(demo: &str, conf: &Conf) -> (Proc, Proc, Proc) {
+    let im1 = Proc::demo(demo, "im-1", conf, &["--id", "2"]);
+    let im2 = Proc::demo(demo, "im-2", conf, &["--id", "3"]);
+    let gate = Proc::demo(demo, "gate-1", conf, &["--id", "1"]);
+    crate::chat::wait_ready(&conf.gate_addr()).await;
+    for im in ["im-1", "im-2"] {
+        gate.link_event(im, "up", 1, crate::T).await;
+    }
+    (gate, im1, im2)
 }
 
 /// A server child process for tools (the bench suite's baseline and demo):

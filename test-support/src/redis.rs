@@ -5,7 +5,6 @@
 //! SKIPPED notice and returns `None` (the test passes without running);
 //! with `ZINX_REQUIRE_REDIS=1` (as in CI) a missing server is a failure.
 
-use std::io::Write as _;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -41,18 +40,11 @@ impl RedisServer {
     /// 1. Panics when it is 1 and there is none.
     pub async fn start(what: &str) -> Option<RedisServer> {
         if !installed() {
-            if std::env::var(REQUIRE_ENV).is_ok_and(|v| v == "1") {
-                panic!("{REQUIRE_ENV}=1 but redis-server is not on PATH ({what})");
-            }
-            // Straight to stderr: `eprintln!` would be captured by the test
-            // harness and never shown for a passing test.
-            let _ = writeln!(
-                std::io::stderr(),
-                "\n=====================================================================\n\
-                 SKIPPED: redis-server is not installed, so {what}\n\
-                 did not run. Install it (e.g. apt-get install redis-server) or set\n\
-                 {REQUIRE_ENV}=1 to make this a failure.\n\
-                 ====================================================================="
+            crate::skip::skip(
+                REQUIRE_ENV,
+                "redis-server",
+                what,
+                "e.g. apt-get install redis-server",
             );
             return None;
         }

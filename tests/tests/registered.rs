@@ -123,3 +123,82 @@ fn table_from_explicit_routes() {
     assert_eq!(table.len(), 2);
     assert_eq!(table.get(2).map(|r| r.name), Some("logout"));
 }
+
+/// A cluster of a gate and an im node whose route.json is `routes`.
+fn config_with(routes: &str) -> Result<zinx_cluster::config::ClusterConfig, String> {
+    let dinx = r#"{
+        "gate": [{"ID": 1, "Name": "gate-1", "Type": 1, "IP": "127.0.0.1", "Port": 10000}],
+        "im": [{"ID": 2, "Name": "im-1", "Type": 2, "IP": "127.0.0.1", "Port": 20000}],
+        "rank": [{"ID": 3, "Name": "rank-1", "Type": 2, "IP": "127.0.0.1", "Port": 30000}]
+    }"#;
+    zinx_cluster::config::ClusterConfig::from_strs("conf", dinx, routes, None)
+        .map_err(|e| e.to_string())
+}
+
+/// `check_handlers`, the check the docs tell users to call from a test of
+/// their own: this crate's handlers against a route.json, every group
+/// served, every problem at once.
+#[test]
+fn check_handlers_passes_a_matching_route_json_and_lists_every_mismatch() {
+    let matching = config_with(
+        r#"{"gate": [{"MsgID": 1, "Name": "login"}, {"MsgID": 2, "Name": "logout"}],
+            "im": [{"MsgID": 3, "Name": "send"}, {"MsgID": 4, "Name": "echo"},
+                   {"MsgID": 5, "Name": "nothing"}]}"#,
+    )
+    .unwrap();
+    zinx_cluster::check_handlers(&matching).unwrap();
+
+    // echo (4) is not routed, 6 has no handler, 5 is routed to the gate
+    // group, and "rank" has routes but no handler at all.
+    let wrong = config_with(
+        r#"{"gate": [{"MsgID": 1, "Name": "login"}, {"MsgID": 2, "Name": "logout"},
+                     {"MsgID": 5, "Name": "nothing"}],
+            "im": [{"MsgID": 3, "Name": "send"}, {"MsgID": 6, "Name": "kick"}],
+            "rank": [{"MsgID": 20, "Name": "top"}]}"#,
+    )
+    .unwrap();
+    let errors = zinx_cluster::check_handlers(&wrong).unwrap_err();
+    let mut kinds: Vec<String> = errors
+        .0
+        .iter()
+        .map(|e| match e {
+            RegistryError::UnknownMsgId { handler } => format!("unknown {}", handler.msg_id),
+            RegistryError::MissingHandler { route } => format!("missing {}", route.msg_id),
+            RegistryError::WrongGroup { handler, route } => {
+                format!(
+                    "group {} {}->{}",
+                    handler.msg_id, handler.group, route.group
+                )
+            }
+            RegistryError::GroupNotLinked { group, .. } => format!("not linked {group}"),
+            other => format!("other {other}"),
+        })
+        .collect();
+    kinds.sort();
+    assert_eq!(
+        kinds,
+        [
+            "group 5 im->gate",
+            "missing 6",
+            "not linked rank",
+            "unknown 4"
+        ],
+        "{errors}"
+    );
+    // Displayed under a heading, one per line, each naming the handler or
+    // the route and what to do.
+    let text = errors.to_string();
+    assert!(
+        text.starts_with("handlers do not match route.json (4 problem(s)):"),
+        "{text}"
+    );
+    assert_eq!(
+        text.lines().filter(|l| l.starts_with("  - ")).count(),
+        4,
+        "{text}"
+    );
+    assert!(
+        text.contains("handler registered::echo (tests/tests/registered.rs:"),
+        "{text}"
+    );
+}

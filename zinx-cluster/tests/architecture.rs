@@ -1,6 +1,7 @@
 //! The shape of the runtime, checked: the top-level modules of `src/` form
 //! no import cycle bigger than a pair, and no file has more than 600 lines
-//! of non-test code. (See the crate docs for the module map.)
+//! of non-test code. (See the crate docs for the module map.) And the
+//! shape of the tests: no test file of the workspace over 800 lines.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -178,5 +179,59 @@ fn no_file_has_more_than_600_lines_of_non_test_code() {
     assert!(
         long.is_empty(),
         "files over 600 lines of non-test code: {long:?}"
+    );
+}
+
+/// The `tests/` folders of the workspace's crates (the SDKs under
+/// `clients/` excepted: their tests follow their own languages' layouts).
+fn test_folders() -> Vec<PathBuf> {
+    let workspace = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("the crate is in the workspace");
+    let mut folders = Vec::new();
+    for entry in std::fs::read_dir(workspace).expect("the workspace is readable") {
+        let dir = entry.expect("dir entry").path();
+        let name = dir.file_name().map(|n| n.to_string_lossy().into_owned());
+        if matches!(name.as_deref(), Some("clients" | "target")) || !dir.is_dir() {
+            continue;
+        }
+        if dir.join("Cargo.toml").is_file() && dir.join("tests").is_dir() {
+            folders.push(dir.join("tests"));
+        }
+    }
+    folders.sort();
+    folders
+}
+
+#[test]
+fn no_test_file_has_more_than_800_lines() {
+    let folders = test_folders();
+    for crate_dir in ["zinx-cluster", "demo", "tests"] {
+        assert!(
+            folders
+                .iter()
+                .any(|f| f.ends_with(format!("{crate_dir}/tests"))),
+            "{crate_dir}/tests not found among {folders:?}"
+        );
+    }
+    let mut files = Vec::new();
+    for folder in &folders {
+        rust_files(folder, &mut files);
+    }
+    assert!(files.len() > 20, "found the test files: {files:?}");
+    let long: Vec<(String, usize)> = files
+        .iter()
+        .map(|f| {
+            let lines = std::fs::read_to_string(f)
+                .expect("a readable test file")
+                .lines()
+                .count();
+            (f.display().to_string(), lines)
+        })
+        .filter(|(_, n)| *n > 800)
+        .collect();
+    assert!(
+        long.is_empty(),
+        "test files over 800 lines (group them by surface: tests/<name>/main.rs and modules): {long:?}"
     );
 }

@@ -13,10 +13,10 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio_tungstenite::tungstenite::Message;
 use zinx_cluster::Frame;
 use zinx_cluster::prelude::*;
-use zinx_cluster_client::{Client, ClientTls};
+use zinx_cluster_client::{Client, ClientError, ClientTls};
 
 use zinx_test_support::T;
-use zinx_test_support::cluster::{TestCluster, expect, req, s};
+use zinx_test_support::cluster::{Hold, TestCluster, assert_closed, expect, req, s};
 use zinx_test_support::ports::free_ports;
 
 #[handler(msg_id = 1, group = "gate")]
@@ -35,13 +35,15 @@ async fn im_echo(_ctx: &mut Ctx, data: Bytes) -> Bytes {
     data
 }
 
-/// 7: answers after 600 ms (a request still in flight when a test stops
-/// the gate).
+/// 7: answers once the test releases [`IM_HOLD`] (a request still in
+/// flight when a test stops the gate).
 #[handler(msg_id = 7, group = "im")]
 async fn im_slow(_ctx: &mut Ctx, data: Bytes) -> Bytes {
-    tokio::time::sleep(Duration::from_millis(600)).await;
+    IM_HOLD.hold().await;
     data
 }
+
+static IM_HOLD: Hold = Hold::new();
 
 /// 3 "to text": pushes `text` on 3 to user `to`, answers "sent".
 #[handler(msg_id = 3, group = "im")]
@@ -267,18 +269,8 @@ async fn expect_echo(c: &mut Client) {
 #[tokio::test]
 async fn tls_and_wss_with_a_generated_certificate() {
     let dir = tempfile::tempdir().unwrap();
-    let cert = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
-    let cert_path = dir.path().join("gate.pem");
-    let key_path = dir.path().join("gate.key");
-    std::fs::write(&cert_path, cert.cert.pem()).unwrap();
-    std::fs::write(&key_path, cert.signing_key.serialize_pem()).unwrap();
-    let settings = format!(
-        r#", "tls_cert": {:?}, "tls_key": {:?}"#,
-        cert_path.display().to_string(),
-        key_path.display().to_string()
-    );
+    let (settings, trust) = self_signed(dir.path());
     let (tc, p) = launch("/", &settings).await;
-    let trust = ClientTls::trusting_pem(cert.cert.pem().as_bytes()).unwrap();
     let mut tls = Client::connect_tls(("127.0.0.1", p.gate), &trust, "localhost")
         .await
         .unwrap();
@@ -288,14 +280,13 @@ async fn tls_and_wss_with_a_generated_certificate() {
         .unwrap();
     converse(&mut wss).await;
     // A plain client on the TLS port gets nothing it could mistake for an
-    // answer.
+    // answer: its connection ends without a frame.
     let mut plain = tc.client_of(1).await;
     plain.send(5, "hi").await.unwrap();
+    let got = plain.recv_timeout(T).await;
     assert!(
-        plain
-            .recv_timeout(Duration::from_millis(500))
-            .await
-            .is_err()
+        matches!(got, Err(ClientError::Closed | ClientError::Frame(_))),
+        "a plain client on the TLS port: {got:?}"
     );
     let (_, metrics) = http_get(p.admin, "/metrics").await;
     assert!(
@@ -307,6 +298,84 @@ async fn tls_and_wss_with_a_generated_certificate() {
         "{metrics}"
     );
     tc.shutdown().await;
+}
+
+/// A self-signed certificate for `localhost` written to `dir`: the
+/// settings (a JSON fragment) that serve it, and the client's trust.
+fn self_signed(dir: &std::path::Path) -> (String, ClientTls) {
+    let cert = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
+    let cert_path = dir.join("gate.pem");
+    let key_path = dir.join("gate.key");
+    std::fs::write(&cert_path, cert.cert.pem()).unwrap();
+    std::fs::write(&key_path, cert.signing_key.serialize_pem()).unwrap();
+    let settings = format!(
+        r#", "tls_cert": {:?}, "tls_key": {:?}"#,
+        cert_path.display().to_string(),
+        key_path.display().to_string()
+    );
+    let trust = ClientTls::trusting_pem(cert.cert.pem().as_bytes()).unwrap();
+    (settings, trust)
+}
+
+/// `idle_timeout_ms` of the idle test.
+const IDLE_MS: u64 = 600;
+
+/// Sends a zinx heartbeat every 150 ms through four idle timeouts, then
+/// checks the client is still served.
+async fn talk_through_idle_timeouts(c: &mut Client, who: &str) {
+    let rounds = 4 * IDLE_MS / 150;
+    for _ in 0..rounds {
+        c.send(99999, "")
+            .await
+            .unwrap_or_else(|e| panic!("{who}: {e}"));
+        tokio::time::sleep(Duration::from_millis(150)).await;
+    }
+    let f = c.request(5, who.to_string(), T).await;
+    assert!(
+        matches!(&f, Ok(f) if f.msg_id == 5 && f.data == who.as_bytes()),
+        "{who}, which sent a frame every 150 ms, was closed as idle: {f:?}"
+    );
+}
+
+/// Reading a frame from a WebSocket or TLS client counts for the idle
+/// sweep as on plain TCP: clients sending a heartbeat every 150 ms stay
+/// open through four `idle_timeout_ms` of 600, while silent clients of the
+/// same transports are closed. (Only TCP sessions used to refresh the
+/// sweep's clock: an active WebSocket client was closed as idle.)
+#[tokio::test]
+async fn websocket_and_tls_clients_that_talk_are_not_idle() {
+    let idle = format!(r#", "idle_timeout_ms": {IDLE_MS}"#);
+    let dir = tempfile::tempdir().unwrap();
+    let (tls, trust) = self_signed(dir.path());
+    let (plain, p) = launch("/", &idle).await;
+    let (secure, q) = launch("/", &format!("{idle}{tls}")).await;
+    let ws_url = format!("ws://127.0.0.1:{}/", p.ws);
+    let wss_url = format!("wss://localhost:{}/", q.ws);
+    let tls_addr = ("127.0.0.1", q.gate);
+    let mut ws = Client::connect_ws(&ws_url, None).await.unwrap();
+    let mut wss = Client::connect_ws(&wss_url, Some(&trust)).await.unwrap();
+    let mut tls_talker = Client::connect_tls(tls_addr, &trust, "localhost")
+        .await
+        .unwrap();
+    let mut tcp = plain.client_of(1).await;
+    let mut silent_ws = Client::connect_ws(&ws_url, None).await.unwrap();
+    let mut silent_tls = Client::connect_tls(tls_addr, &trust, "localhost")
+        .await
+        .unwrap();
+    tokio::join!(
+        talk_through_idle_timeouts(&mut ws, "ws"),
+        talk_through_idle_timeouts(&mut wss, "wss"),
+        talk_through_idle_timeouts(&mut tls_talker, "tls"),
+        talk_through_idle_timeouts(&mut tcp, "tcp"),
+        assert_closed(&mut silent_ws, "a silent WebSocket client"),
+        assert_closed(&mut silent_tls, "a silent TLS client"),
+    );
+    for (tc, who) in [(&plain, "ws and tcp"), (&secure, "wss and tls")] {
+        let m = tc.running(1).metrics(1).unwrap();
+        assert_eq!(m.idle_closes, 1, "{who}: only the silent client is idle");
+    }
+    plain.shutdown().await;
+    secure.shutdown().await;
 }
 
 #[tokio::test]
@@ -418,11 +487,12 @@ async fn readyz_follows_the_last_node_of_a_forwarded_group() {
         .unwrap();
     expect_echo(&mut c).await;
     c.send(7, "slow").await.unwrap();
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    IM_HOLD.wait_held().await;
     let gate = tc.take(1);
     let stopping = tokio::spawn(gate.shutdown());
     let body = ready_becomes(p.admin, 503).await;
     assert!(body.contains("shutting down"), "{body}");
+    IM_HOLD.release();
     expect(&mut c, 7, "slow").await;
     stopping.await.unwrap();
     tc.shutdown().await;

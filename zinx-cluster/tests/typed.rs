@@ -9,11 +9,10 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
-use zinx_cluster::Frame;
 use zinx_cluster::prelude::*;
 use zinx_cluster_client::Client;
 use zinx_test_support::T;
-use zinx_test_support::cluster::{TestCluster, req, s};
+use zinx_test_support::cluster::{TestCluster, error_of, req, s};
 use zinx_test_support::free_ports;
 
 // ----------------------------------------------------------------------
@@ -309,12 +308,6 @@ async fn logged_in(tc: &TestCluster, name: &str) -> Client {
     let f = req(&mut c, 1, &format!(r#"{{"name":"{name}"}}"#)).await;
     assert_eq!(s(&f), format!("ok {name}"));
     c
-}
-
-/// The error frame's JSON (msg_id 0).
-fn error_of(f: &Frame) -> serde_json::Value {
-    assert_eq!(f.msg_id, 0, "an error frame: {}", s(f));
-    serde_json::from_slice(&f.data).expect("error frames are JSON")
 }
 
 /// The code of the error answer to `msg_id` with `data`.

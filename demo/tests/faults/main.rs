@@ -12,11 +12,22 @@
 //! without doubt. The gate's own log says when it knew a node was gone (its
 //! `link down` line); lost requests must all have been sent before then.
 //!
-//! The tests of this file run one after another (each runs three processes
-//! and load on what may be a 2-core machine; in parallel they would measure
-//! each other). Each prints its figures on one `FIGURES` line on stderr
-//! (`cargo test -p demo --test faults -- --nocapture`); RELIABILITY.md
-//! reports them.
+//! The tests of this binary run one after another (each runs three
+//! processes and load on what may be a 2-core machine; in parallel they
+//! would measure each other). Each prints its figures on one `FIGURES` line
+//! on stderr (`cargo test -p demo --test faults -- --nocapture`);
+//! RELIABILITY.md reports them.
+//!
+//! A phase of a test lasts until the event it needs: the load has been
+//! answered on every connection, the gate logged a link going down or up,
+//! a process exited; never a fixed sleep.
+//!
+//! | file | what |
+//! |---|---|
+//! | `main.rs` | the load and its accounting; an im node killed, frozen, stopped |
+//! | `gate.rs` | the gate killed or stopped; clients that never read, against a gate process |
+
+mod gate;
 
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
@@ -25,14 +36,12 @@ use std::time::{Duration, Instant, SystemTime};
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 use serde_json::{Value, json};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::task::JoinHandle;
 use zinx_cluster_client::{Client, ClientError};
 use zinx_test_support::T;
-use zinx_test_support::chat::{check_chat, login, wait_ready};
-use zinx_test_support::conf::{Conf, SETTINGS};
+use zinx_test_support::conf::Conf;
 use zinx_test_support::logs::log_time;
-use zinx_test_support::process::Proc;
+use zinx_test_support::process::{Proc, three_demo_processes};
 
 /// The demo server built for this test run.
 const DEMO: &str = env!("CARGO_BIN_EXE_demo");
@@ -112,6 +121,8 @@ struct Load {
     stop: Arc<AtomicBool>,
     tasks: Vec<JoinHandle<ConnLog>>,
     started: Instant,
+    /// Replies so far, per connection.
+    replies: Arc<Vec<AtomicU64>>,
 }
 
 impl Load {
@@ -119,6 +130,8 @@ impl Load {
     /// injected right after finds them all open.
     async fn start(addr: &str, msg_id: u32, conns: usize, window: usize) -> Load {
         let stop = Arc::new(AtomicBool::new(false));
+        let replies: Arc<Vec<AtomicU64>> =
+            Arc::new((0..conns).map(|_| AtomicU64::new(0)).collect());
         let mut tasks = Vec::new();
         for id in 0..conns {
             let client = Client::connect(addr).await.expect("load connects");
@@ -129,12 +142,40 @@ impl Load {
                 msg_id,
                 window,
                 stop,
+                replies.clone(),
             )));
         }
         Load {
             stop,
             tasks,
             started: Instant::now(),
+            replies,
+        }
+    }
+
+    /// Waits until every connection has had `n` more replies than now:
+    /// the load flows (before a fault), or flows again on every
+    /// connection (after one: the requests a fault cost have timed out,
+    /// at most [`REPLY_TIMEOUT`] later, and the next ones are answered).
+    async fn each_replied(&self, n: u64, what: &str) {
+        let counts = || -> Vec<u64> {
+            self.replies
+                .iter()
+                .map(|r| r.load(Ordering::Relaxed))
+                .collect()
+        };
+        let from = counts();
+        let deadline = Instant::now() + REPLY_TIMEOUT + T;
+        loop {
+            let now = counts();
+            if now.iter().zip(&from).all(|(a, b)| *a >= b + n) {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{what}: not every connection had {n} more replies: {from:?} -> {now:?}"
+            );
+            sleep(Duration::from_millis(10)).await;
         }
     }
 
@@ -168,6 +209,7 @@ async fn run_conn(
     msg_id: u32,
     window: usize,
     stop: Arc<AtomicBool>,
+    replies: Arc<Vec<AtomicU64>>,
 ) -> ConnLog {
     let mut log = ConnLog::default();
     // Open requests, oldest first: (index in `log.reqs`, give-up time).
@@ -221,6 +263,7 @@ async fn run_conn(
                         r.outcome = Outcome::Reply;
                         r.done = Some(now());
                         open.retain(|(i, _)| *i != seq);
+                        replies[id as usize].fetch_add(1, Ordering::Relaxed);
                     }
                     Outcome::Lost => r.late = true,
                     other => panic!("request {seq} answered twice (was {other:?})"),
@@ -318,24 +361,13 @@ fn figures(test: &str, started: Instant, mut v: Value) {
 
 /// gate-1, im-1 and im-2 as three processes, the gate linked to both.
 async fn three_processes(conf: &Conf) -> (Proc, Proc, Proc) {
-    let im1 = Proc::demo(DEMO, "im-1", conf, &["--id", "2"]);
-    let im2 = Proc::demo(DEMO, "im-2", conf, &["--id", "3"]);
-    let gate = Proc::demo(DEMO, "gate-1", conf, &["--id", "1"]);
-    wait_ready(&conf.gate_addr()).await;
-    for im in ["im-1", "im-2"] {
-        link_event(&gate, im, "up", 1, T).await;
-    }
-    (gate, im1, im2)
+    three_demo_processes(DEMO, conf).await
 }
 
 /// Waits for the `n`th time `p` logged that its link to node `peer` went
 /// `up` or `down`; returns that log line.
 async fn link_event(p: &Proc, peer: &str, what: &str, n: usize, timeout: Duration) -> String {
-    // `peer{peer=im-1 id=2 group=im}: zinx_cluster::peer: link down reason=..`,
-    // not the dialer's `link down; retrying` before a link ever came up.
-    let span = format!("{{peer={peer} ");
-    let event = format!("link {what} ");
-    p.wait_log_n(&[&span, &event], n, timeout).await
+    p.link_event(peer, what, n, timeout).await
 }
 
 async fn sleep(d: Duration) {
@@ -358,27 +390,27 @@ async fn kill_9_of_an_im_node_under_load() {
     let addr = conf.gate_addr();
     let (mut gate, mut im1, mut im2) = three_processes(&conf).await;
     let load = Load::start(&addr, IM_ECHO, CONNS, 1).await;
-    sleep(Duration::from_millis(700)).await;
+    load.each_replied(3, "before the kill").await;
 
     let killed1 = SystemTime::now();
     im1.kill();
     let down1 = link_event(&gate, "im-1", "down", 1, DEAD_BOUND).await;
     let knew1 = log_time(&down1);
-    // Long enough for requests lost at the kill to time out, and for their
-    // connections to be served again.
-    sleep(REPLY_TIMEOUT + Duration::from_millis(500)).await;
+    // Until requests lost at the kill have timed out and every connection
+    // is served again.
+    load.each_replied(2, "after the first kill").await;
 
     let restarted = SystemTime::now();
     let _im1b = Proc::demo(DEMO, "im-1-restarted", &conf, &["--id", "2"]);
     let up_again = link_event(&gate, "im-1", "up", 2, T).await;
     let relinked = log_time(&up_again);
-    sleep(Duration::from_millis(700)).await;
+    load.each_replied(3, "after the restart").await;
 
     let killed2 = SystemTime::now();
     im2.kill();
     let down2 = link_event(&gate, "im-2", "down", 1, DEAD_BOUND).await;
     let knew2 = log_time(&down2);
-    sleep(REPLY_TIMEOUT + Duration::from_millis(500)).await;
+    load.each_replied(2, "after the second kill").await;
     let (logs, ran) = load.finish().await;
 
     assert!(gate.running(), "the gate died:\n{}", gate.log());
@@ -462,20 +494,20 @@ async fn sigstop_of_an_im_node_is_found_by_the_heartbeat() {
     // during the silent window sees.
     let fresh_stop = Arc::new(AtomicBool::new(false));
     let fresh = tokio::spawn(fresh_sessions(addr.clone(), fresh_stop.clone()));
-    sleep(Duration::from_millis(700)).await;
+    load.each_replied(3, "before SIGSTOP").await;
 
     let stopped = SystemTime::now();
     im1.signal(libc::SIGSTOP);
     let down = link_event(&gate, "im-1", "down", 1, HEARTBEAT_TIMEOUT + DEAD_BOUND).await;
     let knew = log_time(&down);
     assert!(down.contains("silent for"), "{down}");
-    sleep(REPLY_TIMEOUT + Duration::from_millis(300)).await;
+    load.each_replied(2, "after the link went down").await;
 
     let continued = SystemTime::now();
     im1.signal(libc::SIGCONT);
     let up_again = link_event(&gate, "im-1", "up", 2, T).await;
     let relinked = log_time(&up_again);
-    sleep(Duration::from_millis(700)).await;
+    load.each_replied(3, "after SIGCONT").await;
     fresh_stop.store(true, Ordering::Relaxed);
     let (logs, ran) = load.finish().await;
     let fresh = fresh.await.unwrap();
@@ -581,7 +613,7 @@ async fn sigterm_of_an_im_node_under_load() {
     let addr = conf.gate_addr();
     let (gate, mut im1, _im2) = three_processes(&conf).await;
     let load = Load::start(&addr, IM_ECHO, CONNS, 1).await;
-    sleep(Duration::from_millis(700)).await;
+    load.each_replied(3, "before SIGTERM").await;
 
     let termed = SystemTime::now();
     im1.signal(libc::SIGTERM);
@@ -594,7 +626,7 @@ async fn sigterm_of_an_im_node_under_load() {
         .await;
     let knew = log_time(&notice);
     let down = log_time(&link_event(&gate, "im-1", "down", 1, T).await);
-    sleep(Duration::from_millis(1000)).await;
+    load.each_replied(3, "after im-1 exited").await;
     let (logs, ran) = load.finish().await;
 
     for l in &logs {
@@ -624,302 +656,4 @@ async fn sigterm_of_an_im_node_under_load() {
     // A graceful stop loses nothing: every request got its echo or the
     // node_stopping answer.
     assert_eq!(total.lost, 0, "{total:?}");
-}
-
-// ----------------------------------------------------------------------
-// The gate dies
-// ----------------------------------------------------------------------
-
-/// kill -9 of the gate under load: its clients lose their connections
-/// (and the requests in flight), the im nodes stay up and drop the link,
-/// and a restarted gate serves new clients through the same im nodes.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn kill_9_of_the_gate_under_load() {
-    let _serial = SERIAL.lock().await;
-    let test_started = Instant::now();
-    let conf = Conf::new();
-    let addr = conf.gate_addr();
-    let (mut gate, mut im1, mut im2) = three_processes(&conf).await;
-    // Two users whose messages the im nodes serve.
-    let mut users = Vec::new();
-    for name in ["alice", "bob"] {
-        let mut c = login(&addr, name).await;
-        let f = c.request(IM_ECHO, "hi", T).await.unwrap();
-        assert_eq!(f.msg_id, IM_ECHO);
-        users.push(c);
-    }
-    let load = Load::start(&addr, IM_ECHO, CONNS, 1).await;
-    sleep(Duration::from_millis(700)).await;
-
-    let killed = SystemTime::now();
-    gate.kill();
-    let (logs, _) = load.finish().await;
-    for l in &logs {
-        assert!(l.closed.is_some(), "a client did not see its gate die");
-    }
-    let mut noticed = Vec::new();
-    for im in [&im1, &im2] {
-        let down = link_event(im, "gate-1", "down", 1, T).await;
-        noticed.push(ms(killed, log_time(&down)));
-    }
-    sleep(Duration::from_millis(300)).await;
-    assert!(im1.running(), "im-1 died with the gate:\n{}", im1.log());
-    assert!(im2.running(), "im-2 died with the gate:\n{}", im2.log());
-    // Each im node dropped the sessions it served once no link came back
-    // from the same gate process within the heartbeat timeout: the
-    // session-closed hook ran there once for each user, on whichever node
-    // served them.
-    for uid in ["uid=alice", "uid=bob"] {
-        let ended = || -> usize {
-            [&im1, &im2]
-                .iter()
-                .map(|im| im.log_lines(&["session ended", uid]).len())
-                .sum()
-        };
-        let deadline = Instant::now() + T;
-        while ended() == 0 && Instant::now() < deadline {
-            sleep(Duration::from_millis(50)).await;
-        }
-        assert_eq!(ended(), 1, "{uid}:\n{}\n{}", im1.log(), im2.log());
-    }
-
-    let restarted = SystemTime::now();
-    let gate2 = Proc::demo(DEMO, "gate-1-restarted", &conf, &["--id", "1"]);
-    wait_ready(&addr).await;
-    let serving = SystemTime::now();
-    for im in ["im-1", "im-2"] {
-        link_event(&gate2, im, "up", 1, T).await;
-    }
-    for im in [&im1, &im2] {
-        link_event(im, "gate-1", "up", 2, T).await;
-    }
-    // Both im nodes serve the new gate's sessions: the whole protocol, and
-    // a short load with nothing lost.
-    check_chat(&addr).await;
-    let load2 = Load::start(&addr, IM_ECHO, CONNS, 1).await;
-    sleep(Duration::from_millis(700)).await;
-    let (logs2, ran2) = load2.finish().await;
-    let after = Tally::of(all(&logs2));
-    assert!(after.sent > 0);
-    assert_eq!(after.replies, after.sent, "{after:?}");
-    figures(
-        "kill_9_of_the_gate_under_load",
-        test_started,
-        json!({
-            "conns": CONNS, "window": 1,
-            "before_kill": Tally::of(all(&logs)).json(),
-            "connections_closed": logs.iter().filter(|l| l.closed.is_some()).count(),
-            "im_nodes_noticed_ms": noticed,
-            "restart_to_serving_ms": ms(restarted, serving),
-            "after_restart": after.json(), "after_restart_seconds": ran2.as_secs_f64(),
-        }),
-    );
-    for im in [&mut im1, &mut im2] {
-        im.interrupt();
-        assert_eq!(im.exited(T).await.code(), Some(0));
-    }
-}
-
-/// SIGTERM of the gate under load (gate-local and forwarded echoes, four
-/// in flight per connection): every request written before the signal is
-/// answered (its echo, or an error answer), then the connection closes,
-/// and the gate exits 0 within the grace period.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn sigterm_of_the_gate_under_load() {
-    let _serial = SERIAL.lock().await;
-    let test_started = Instant::now();
-    let conf = Conf::new();
-    let addr = conf.gate_addr();
-    let (mut gate, _im1, _im2) = three_processes(&conf).await;
-    let local = Load::start(&addr, GATE_ECHO, CONNS / 2, 4).await;
-    let forwarded = Load::start(&addr, IM_ECHO, CONNS / 2, 4).await;
-    sleep(Duration::from_millis(700)).await;
-
-    let termed = SystemTime::now();
-    gate.signal(libc::SIGTERM);
-    let status = gate.exited(GRACE + T).await;
-    let exited = SystemTime::now();
-    assert_eq!(status.code(), Some(0), "{}", gate.log());
-    let (mut logs, ran) = local.finish().await;
-    logs.extend(forwarded.finish().await.0);
-
-    let mut closed_after = Vec::new();
-    for l in &logs {
-        let closed = l.closed.expect("the gate closed the connection");
-        closed_after.push(ms(termed, closed));
-    }
-    let before = Tally::of(all(&logs).filter(|r| r.sent < termed));
-    let after = Tally::of(all(&logs).filter(|r| r.sent >= termed));
-    figures(
-        "sigterm_of_the_gate_under_load",
-        test_started,
-        json!({
-            "conns": CONNS, "window": 4, "seconds": ran.as_secs_f64(),
-            "sent_before_sigterm": before.json(),
-            "sent_before_sigterm_gate_echo": Tally::of(all(&logs).filter(|r| r.sent < termed && r.msg_id == GATE_ECHO)).json(),
-            "sent_after_sigterm": after.json(),
-            "in_flight_at_sigterm": Tally::of(in_flight_at(&logs, termed)).json(),
-            "sigterm_to_exit_ms": ms(termed, exited),
-            "connections_closed_ms_after_sigterm": [closed_after.iter().min(), closed_after.iter().max()],
-        }),
-    );
-    assert_eq!(before.lost, 0, "{before:?}");
-    for code in before.codes.keys().chain(after.codes.keys()) {
-        assert_eq!(code, "node_stopping", "{before:?} {after:?}");
-    }
-    assert!(
-        closed_after
-            .iter()
-            .all(|c| *c < (GRACE + T).as_millis() as i64),
-        "{closed_after:?}"
-    );
-}
-
-// ----------------------------------------------------------------------
-// A client that never reads, against a gate process
-// ----------------------------------------------------------------------
-
-/// Clients that never read while broadcasts are pushed to them are closed
-/// at their queue bound (`session_queue` 64 here); the gate's RSS stays
-/// within that bound, far below what the pushes add up to; a client that
-/// reads is served throughout.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn clients_that_never_read_are_closed_and_the_gate_stays_small() {
-    let _serial = SERIAL.lock().await;
-    let test_started = Instant::now();
-    const LAZY: usize = 8;
-    const PUSHES: usize = 1000;
-    const SIZE: usize = 32 * 1024;
-    let mut settings: Value = serde_json::from_str(SETTINGS).unwrap();
-    settings["session_queue"] = json!(64);
-    let conf = Conf::with_settings(&settings.to_string());
-    let addr = conf.gate_addr();
-    let (gate, _im1, _im2) = three_processes(&conf).await;
-    let mut pusher = login(&addr, "pusher").await;
-    let mut reader = login(&addr, "reader").await;
-    sleep(Duration::from_millis(300)).await;
-    let rss_before = gate.rss_kib();
-
-    // Clients that log in (the demo broadcasts to logged-in users) and then
-    // never read anything, not even the login answer.
-    let mut lazy = Vec::new();
-    for i in 0..LAZY {
-        let mut s = tokio::net::TcpStream::connect(&addr).await.unwrap();
-        let login = zinx_cluster::Frame::new(1, json!({"name": format!("lazy-{i}")}).to_string());
-        s.write_all(&login.to_bytes().unwrap()).await.unwrap();
-        lazy.push(s);
-    }
-    // The gate's RSS, sampled while the broadcasts flow.
-    let peak = Arc::new(AtomicU64::new(rss_before));
-    let sampling = Arc::new(AtomicBool::new(true));
-    let gate_pid_rss = {
-        let peak = peak.clone();
-        let sampling = sampling.clone();
-        let status = format!("/proc/{}/status", gate.pid());
-        tokio::spawn(async move {
-            while sampling.load(Ordering::Relaxed) {
-                let rss = std::fs::read_to_string(&status)
-                    .ok()
-                    .and_then(|s| {
-                        s.lines()
-                            .find(|l| l.starts_with("VmRSS:"))
-                            .and_then(|l| l.split_whitespace().nth(1))
-                            .and_then(|v| v.parse::<u64>().ok())
-                    })
-                    .unwrap_or(0);
-                peak.fetch_max(rss, Ordering::Relaxed);
-                sleep(Duration::from_millis(10)).await;
-            }
-        })
-    };
-    // A reading client keeps asking for echoes meanwhile (and reads the
-    // broadcasts it gets too).
-    let stop = Arc::new(AtomicBool::new(false));
-    let served = {
-        let stop = stop.clone();
-        tokio::spawn(async move {
-            let mut served = 0u64;
-            let mut worst = Duration::ZERO;
-            while !stop.load(Ordering::Relaxed) {
-                let t = Instant::now();
-                let want = tag(7, served);
-                reader.send(IM_ECHO, want.clone()).await.unwrap();
-                loop {
-                    let f = reader.recv_timeout(T).await.expect("the reader is served");
-                    if f.msg_id == IM_ECHO {
-                        assert_eq!(f.data, want);
-                        break;
-                    }
-                }
-                worst = worst.max(t.elapsed());
-                served += 1;
-            }
-            (served, worst)
-        })
-    };
-    let text = "x".repeat(SIZE);
-    let started = Instant::now();
-    for _ in 0..PUSHES {
-        pusher
-            .send(demo::BROADCAST, json!({ "text": text }).to_string())
-            .await
-            .unwrap();
-        // Its own copy: one broadcast in flight at a time.
-        loop {
-            let f = pusher.recv_timeout(T).await.expect("the pusher's copy");
-            if f.msg_id == demo::BROADCAST {
-                break;
-            }
-        }
-    }
-    let pushed_in = started.elapsed();
-    stop.store(true, Ordering::Relaxed);
-    let (served, worst) = served.await.unwrap();
-    sampling.store(false, Ordering::Relaxed);
-    gate_pid_rss.await.unwrap();
-    let peak = peak.load(Ordering::Relaxed);
-
-    // Each lazy client finds its connection closed once it reads what the
-    // kernel buffered.
-    let mut received = Vec::new();
-    for mut s in lazy {
-        let mut n = 0usize;
-        let mut buf = vec![0u8; 64 * 1024];
-        let closed = tokio::time::timeout(T, async {
-            loop {
-                match s.read(&mut buf).await {
-                    Ok(0) | Err(_) => return,
-                    Ok(k) => n += k,
-                }
-            }
-        })
-        .await;
-        assert!(closed.is_ok(), "a client that never read is still open");
-        received.push(n);
-        let _ = s.shutdown().await;
-    }
-    let closes = gate
-        .log_lines(&["session closed", "reason=QueueFull"])
-        .len();
-    let pushed_bytes = PUSHES * (SIZE + 40);
-    figures(
-        "clients_that_never_read_are_closed_and_the_gate_stays_small",
-        test_started,
-        json!({
-            "lazy_clients": LAZY, "broadcasts": PUSHES, "broadcast_bytes": SIZE,
-            "session_queue": 64,
-            "pushes_seconds": pushed_in.as_secs_f64(),
-            "bytes_pushed_per_client_unbounded": pushed_bytes,
-            "lazy_bytes_received_before_close": [received.iter().min(), received.iter().max()],
-            "queue_full_closes": closes,
-            "gate_rss_kib": {"before": rss_before, "peak": peak, "growth": peak.saturating_sub(rss_before)},
-            "reader": {"echoes": served, "worst_ms": worst.as_millis() as u64},
-        }),
-    );
-    assert_eq!(closes, LAZY, "{}", gate.log());
-    assert!(served > 0);
-    // Unbounded, the gate would hold LAZY x 32 MiB = 256 MiB of pushes; the
-    // queue bound is LAZY x 64 x 32 KiB = 16 MiB.
-    let growth_mib = peak.saturating_sub(rss_before) / 1024;
-    assert!(growth_mib < 96, "gate RSS grew by {growth_mib} MiB");
 }
